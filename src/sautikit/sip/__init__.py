@@ -1,0 +1,1 @@
+"""Sautikit's SIP stack: messages, transports, transactions, dialogs, digest auth, SDP."""
