@@ -5,6 +5,18 @@ import contextlib
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sautikit.media.rtcp import (
+    Bye,
+    ReceiverReport,
+    ReportBlock,
+    RtcpPacket,
+    RtcpParseError,
+    SdesChunk,
+    SenderReport,
+    SourceDescription,
+    encode_compound,
+    parse_compound,
+)
 from sautikit.media.rtp import RtpExtension, RtpPacket, RtpParseError
 
 u16 = st.integers(0, 0xFFFF)
@@ -52,3 +64,66 @@ def test_truncated_rtp_never_escapes_another_exception(packet: RtpPacket, cut: i
     wire = packet.encode()
     with contextlib.suppress(RtpParseError):
         RtpPacket.parse(wire[: min(cut, len(wire))])
+
+
+report_blocks = st.builds(
+    ReportBlock,
+    ssrc=u32,
+    fraction_lost=st.integers(0, 255),
+    cumulative_lost=st.integers(-(1 << 23), (1 << 23) - 1),
+    highest_sequence=u32,
+    jitter=u32,
+    last_sr=u32,
+    delay_since_last_sr=u32,
+)
+blocks = st.lists(report_blocks, max_size=4).map(tuple)
+rtcp_packets = st.one_of(
+    st.builds(
+        SenderReport,
+        ssrc=u32,
+        ntp_timestamp=st.integers(0, (1 << 64) - 1),
+        rtp_timestamp=u32,
+        packet_count=u32,
+        octet_count=u32,
+        reports=blocks,
+    ),
+    st.builds(ReceiverReport, ssrc=u32, reports=blocks),
+    st.builds(
+        SourceDescription,
+        chunks=st.lists(
+            st.builds(
+                SdesChunk,
+                ssrc=u32,
+                items=st.lists(
+                    st.tuples(st.integers(1, 8), st.binary(max_size=40)), max_size=3
+                ).map(tuple),
+            ),
+            max_size=3,
+        ).map(tuple),
+    ),
+    st.builds(
+        Bye,
+        ssrcs=st.lists(u32, max_size=4).map(tuple),
+        reason=st.none() | st.text(max_size=30).filter(lambda t: len(t.encode()) < 256),
+    ),
+)
+
+
+@given(st.lists(rtcp_packets, min_size=1, max_size=4))
+def test_rtcp_compound_round_trip(packets: list[RtcpPacket]) -> None:
+    assert parse_compound(encode_compound(packets)) == packets
+
+
+@given(st.binary(max_size=200))
+def test_rtcp_parse_of_arbitrary_bytes_raises_only_rtcp_parse_error(data: bytes) -> None:
+    with contextlib.suppress(RtcpParseError):
+        parse_compound(data)
+
+
+@given(st.lists(rtcp_packets, min_size=1, max_size=3), st.integers(0, 400), st.binary(max_size=8))
+def test_mangled_rtcp_never_escapes_another_exception(
+    packets: list[RtcpPacket], cut: int, tail: bytes
+) -> None:
+    wire = encode_compound(packets)
+    with contextlib.suppress(RtcpParseError):
+        parse_compound(wire[:cut] + tail)
