@@ -30,6 +30,8 @@ from typing import BinaryIO, Final
 import numpy as np
 import numpy.typing as npt
 
+from sautikit.media.g711 import alaw_decode, ulaw_decode
+
 __all__ = [
     "FRAME_DURATION",
     "FRAME_SAMPLES",
@@ -146,28 +148,6 @@ def resample(
     return _to_int16(_resample_float(array.astype(np.float64) / 32768.0, from_rate, to_rate))
 
 
-# --- G.711 expansion (only for µ-law / A-law WAV files) ------------------------------------
-
-
-def _ulaw_table() -> FloatArray:
-    codes = ~np.arange(256, dtype=np.int32) & 0xFF
-    exponent = (codes >> 4) & 0x07
-    magnitude = (((codes & 0x0F) << 3) + 0x84) << exponent
-    linear = np.where(codes & 0x80, 0x84 - magnitude, magnitude - 0x84)
-    return linear.astype(np.float64) / 32768.0
-
-
-def _alaw_table() -> FloatArray:
-    codes = np.arange(256, dtype=np.int32) ^ 0x55
-    exponent = (codes >> 4) & 0x07
-    mantissa = codes & 0x0F
-    magnitude = np.where(
-        exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0)
-    )
-    linear = np.where(codes & 0x80, magnitude, -magnitude)
-    return linear.astype(np.float64) / 32768.0
-
-
 # --- WAV reading --------------------------------------------------------------------------
 
 _WAVE_FORMAT_PCM: Final = 0x0001
@@ -258,8 +238,8 @@ def _decode_samples(raw: bytes, format_tag: int, bits: int) -> FloatArray:
     if format_tag in (_WAVE_FORMAT_MULAW, _WAVE_FORMAT_ALAW):
         if bits != 8:
             raise AudioFormatError(f"G.711 WAV must use 8-bit samples, not {bits}")
-        table = _ulaw_table() if format_tag == _WAVE_FORMAT_MULAW else _alaw_table()
-        return table[np.frombuffer(raw, dtype=np.uint8)]
+        decode = ulaw_decode if format_tag == _WAVE_FORMAT_MULAW else alaw_decode
+        return decode(raw).astype(np.float64) / 32768.0
     raise AudioFormatError(f"unsupported WAV encoding (format tag 0x{format_tag:04x})")
 
 
