@@ -5,6 +5,7 @@ import contextlib
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sautikit.media.dtmf import DtmfParseError, DtmfReceiver, TelephoneEvent
 from sautikit.media.rtcp import (
     Bye,
     ReceiverReport,
@@ -127,3 +128,17 @@ def test_mangled_rtcp_never_escapes_another_exception(
     wire = encode_compound(packets)
     with contextlib.suppress(RtcpParseError):
         parse_compound(wire[:cut] + tail)
+
+
+@given(st.lists(st.tuples(st.binary(max_size=8), u32, st.booleans()), max_size=30))
+def test_dtmf_receiver_on_arbitrary_packets_raises_only_dtmf_parse_error(
+    packets: list[tuple[bytes, int, bool]],
+) -> None:
+    receiver = DtmfReceiver()
+    for payload, timestamp, marker in packets:
+        try:
+            digit = receiver.feed(payload, timestamp, marker)
+        except DtmfParseError:
+            assert len(payload) < 4
+        else:
+            assert digit is None or digit == TelephoneEvent.parse(payload).digit

@@ -300,9 +300,7 @@ def _parse_blocks(body: bytes, offset: int, count: int) -> tuple[ReportBlock, ..
     # Anything after the blocks is a profile-specific extension (§6.4.1): skipped.
     if offset + count * _REPORT_BLOCK.size > len(body):
         raise RtcpParseError(f"{count} report blocks do not fit in {len(body)} bytes")
-    return tuple(
-        ReportBlock._parse(body, offset + i * _REPORT_BLOCK.size) for i in range(count)
-    )
+    return tuple(ReportBlock._parse(body, offset + i * _REPORT_BLOCK.size) for i in range(count))
 
 
 def _parse_chunks(body: bytes, count: int) -> tuple[SdesChunk, ...]:
