@@ -1,0 +1,59 @@
+"""Build the FastAPI application from the settings and the database."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+import sautikit
+from sautikit.api.deps import ApiContext
+from sautikit.api.errors import ErrorEnvelope, install_error_handlers
+from sautikit.api.middleware import HttpMetrics, RequestContextMiddleware
+from sautikit.api.ratelimit import RateLimiter
+from sautikit.api.routers import health, pricing, webhooks, workspace
+from sautikit.config import Settings
+from sautikit.db import Database
+
+__all__ = ["create_api"]
+
+_ERROR_RESPONSES = {
+    status: {"model": ErrorEnvelope, "description": description}
+    for status, description in {
+        400: "Invalid request: `validation.invalid_field` names the field",
+        401: "Missing, invalid or revoked API key",
+        403: "The key lacks a scope",
+        404: "Not found in this workspace",
+        409: "Idempotency conflict",
+        429: "Rate limited; see Retry-After",
+    }.items()
+}
+
+
+def create_api(settings: Settings, database: Database) -> FastAPI:
+    app = FastAPI(
+        title="Sautikit",
+        version=sautikit.__version__,
+        description=(
+            "Programmable voice: numbers, calls steered by JSON voice actions, recordings, "
+            "transcripts and a prepaid KES wallet. Authenticate with `Authorization: Bearer "
+            'sk_live_…`. Errors share one envelope: `{"error": {"code", "message", '
+            '"request_id"}}`.'
+        ),
+        responses=_ERROR_RESPONSES,
+    )
+    registry = CollectorRegistry()
+    app.state.registry = registry
+    app.state.context = ApiContext(
+        settings=settings,
+        database=database,
+        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+    )
+    install_error_handlers(app)
+    for module in (health, pricing, workspace, webhooks):
+        app.include_router(module.router)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        metrics=HttpMetrics(registry),
+    )
+    return app

@@ -1,0 +1,128 @@
+"""The error envelope of SPEC §1, and the handlers that put every failure into it.
+
+Every error a client sees looks like
+``{"error": {"code": "area.reason", "message": "…", "request_id": "req_…"}}`` (plus
+``field`` for validation errors). Nothing else — no stack trace, no framework default page.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sautikit.logs import request_id_var
+
+__all__ = ["ApiError", "ErrorEnvelope", "error_response", "install_error_handlers"]
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """Raise anywhere below a router to answer with the error envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    request_id: str | None = None
+    field: str | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorDetail
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    detail: dict[str, Any] = {"code": code, "message": message, "request_id": request_id_var.get()}
+    if field is not None:
+        detail["field"] = field
+    return JSONResponse({"error": detail}, status_code=status, headers=headers)
+
+
+_STATUS_CODES = {
+    401: "auth.missing_key",
+    403: "auth.forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "request.not_acceptable",
+    413: "request.too_large",
+    415: "request.unsupported_media_type",
+}
+
+
+def _field_name(location: tuple[Any, ...]) -> str:
+    # ("body", "events", 0) -> "events[0]"; ("query", "limit") -> "limit".
+    parts = list(
+        location[1:]
+        if location and location[0] in {"body", "query", "path", "header"}
+        else location
+    )
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+async def _on_api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, field=exc.field, headers=exc.headers)
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
+    if first.get("type") == "json_invalid":
+        return error_response(400, "request.malformed_json", "the body is not valid JSON")
+    field = _field_name(tuple(first.get("loc", ())))
+    if first.get("type") == "extra_forbidden":
+        message = f"{field}: unknown field"
+    elif first.get("type") == "missing":
+        message = f"{field}: required"
+    else:
+        message = f"{field}: {first.get('msg', 'invalid value')}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return error_response(400, "validation.invalid_field", message, field=field)
+
+
+async def _on_http_exception(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _STATUS_CODES.get(exc.status_code, "request.invalid")
+    message = exc.detail if isinstance(exc.detail, str) else "request refused"
+    return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)

@@ -1,0 +1,98 @@
+"""The composition root: builds every service from the settings, starts and stops them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import uvicorn
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from sautikit.api import create_api
+from sautikit.config import ConfigError, Settings
+from sautikit.db import Database, upgrade_database
+from sautikit.db.migrate import alembic_config
+
+__all__ = ["open_database", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def open_database(
+    settings: Settings, *, migrate: bool | None = None
+) -> AsyncIterator[Database]:
+    """Open the database and make sure its schema is current.
+
+    The embedded SQLite default migrates itself; a shared PostgreSQL is migrated by the
+    operator (``sautikit db upgrade``) so that several processes never race to do it, and
+    start-up stops with a clear message while it is behind.
+    """
+    database = Database(settings.effective_database_url)
+    try:
+        if migrate if migrate is not None else database.is_sqlite:
+            await upgrade_database(database)
+        else:
+            await _require_current_schema(database)
+        yield database
+    finally:
+        await database.close()
+
+
+async def _require_current_schema(database: Database) -> None:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    async with database.engine.connect() as connection:
+        current = await connection.run_sync(
+            lambda sync: MigrationContext.configure(sync).get_current_revision()
+        )
+    if current != head:
+        raise ConfigError(
+            f"the database schema is at {current or 'nothing'}, this Sautikit needs {head}: "
+            "run `sautikit db upgrade`"
+        )
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: Sautikit's shutdown decides the order."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = None) -> None:
+    """Run the API (and, as they arrive, the PBX and workers) until SIGINT or SIGTERM.
+
+    ``on_ready`` receives the API's base URL once it listens (useful with port 0).
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    async with open_database(settings) as database:
+        api = create_api(settings, database)
+        server = _ApiServer(
+            uvicorn.Config(
+                api,
+                host=settings.http_host,
+                port=settings.http_port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+        )
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
+        serving = asyncio.create_task(server.serve())
+        # uvicorn offers no start-up event to await; its flag flips within milliseconds.
+        while not server.started and not serving.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        if server.started:
+            host, port = server.servers[0].sockets[0].getsockname()[:2]
+            base_url = f"http://{host}:{port}"
+            log.info("Sautikit API listening on %s", base_url)
+            if on_ready is not None:
+                on_ready(base_url)
+        await serving

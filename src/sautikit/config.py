@@ -1,0 +1,176 @@
+"""Settings: one object, read once at start from ``SAUTIKIT_*`` variables and a TOML file.
+
+Precedence, highest first: explicit arguments, environment variables, the TOML file named
+by ``SAUTIKIT_CONFIG_FILE`` (default ``sautikit.toml`` in the working directory, if present),
+then the defaults below, which are the embedded single-machine setup of SPEC §10.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message names it so the operator can fix it."""
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("SAUTIKIT_CONFIG_FILE", "sautikit.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SAUTIKIT_", extra="forbid", validate_default=True, frozen=True
+    )
+
+    data_dir: Path = Path("var")
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; empty means SQLite under data_dir."
+    )
+    storage_url: str = Field(default="", description="Empty means a directory under data_dir.")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str = Field(
+        default="", description="How apps reach this API; default http://HOST:PORT."
+    )
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    sip_host: str = "127.0.0.1"
+    sip_port: int = Field(default=5080, ge=0, le=65535)
+    rtp_ports: str = "20000-29999"
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+
+    rate_limit_per_second: float = Field(default=20.0, gt=0)
+    rate_limit_burst: int = Field(default=40, ge=1)
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+
+    secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Signs URLs, encrypts stored credentials; made under data_dir if empty.",
+    )
+    operator_token: SecretStr = Field(
+        default=SecretStr(""), description="Guards /v1/operator; the operator API is off if empty."
+    )
+
+    # Defaults of SPEC §6 while the rate deck is empty.
+    default_outbound_rate_minor: int = Field(default=300, ge=0)
+    default_inbound_rate_minor: int = Field(default=0, ge=0)
+    default_number_rental_minor: int = Field(default=10_000, ge=0)
+    default_transcription_rate_minor: int = Field(default=100, ge=0)
+
+    @field_validator("rtp_ports")
+    @classmethod
+    def _check_rtp_ports(cls, value: str) -> str:
+        low, sep, high = value.partition("-")
+        if not sep or not low.isdigit() or not high.isdigit():
+            raise ValueError("expected a range like 20000-29999")
+        if not 1024 <= int(low) < int(high) <= 65535:
+            raise ValueError("the range must lie within 1024-65535, low before high")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            if value.startswith(("postgresql://", "postgres://")):
+                return "postgresql+asyncpg://" + value.split("://", 1)[1]
+            raise ValueError("use sqlite+aiosqlite://… or postgresql://… (asyncpg)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_ports_differ(self) -> Settings:
+        if self.http_port and self.http_port == self.sip_port and self.http_host == self.sip_host:
+            raise ValueError("http_port and sip_port must differ")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, toml)
+
+    # -- derived values -------------------------------------------------------------
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'sautikit.db').resolve()}"
+
+    @property
+    def effective_public_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.http_host}:{self.http_port}"
+
+    @property
+    def rtp_port_range(self) -> tuple[int, int]:
+        low, _, high = self.rtp_ports.partition("-")
+        return int(low), int(high)
+
+    def signing_key(self) -> bytes:
+        """The operator's secret, or one generated once and kept under ``data_dir``."""
+        if self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings for display, secrets replaced by ``********``."""
+        shown: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                value = "********" if value.get_secret_value() else ""
+            elif isinstance(value, Path):
+                value = str(value)
+            shown[name] = value
+        shown["database_url"] = _mask_url_password(self.effective_database_url)
+        shown["storage_url"] = _mask_url_password(self.storage_url)
+        return shown
+
+
+def _mask_url_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, at, host = rest.rpartition("@")
+    user, colon, _ = creds.partition(":")
+    return f"{scheme}://{user}{':********' if colon else ''}{at}{host}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning pydantic's error into one that names each bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            setting = f"SAUTIKIT_{name.upper()}" if error["loc"] else name
+            problems.append(f"{setting}: {error['msg']}")
+        raise ConfigError("invalid setting — " + "; ".join(problems)) from None
