@@ -1,0 +1,394 @@
+"""SIP over UDP and TCP on asyncio (RFC 3261 §18, RFC 3581).
+
+:class:`SipTransportLayer` listens on one host and port for both UDP and TCP and hands each
+parsed message, with the :class:`Peer` it came from, to one handler (normally the
+transaction layer). It follows:
+
+* §18.2.1 / RFC 3581 §4 — on every received request the top Via gets ``received`` when the
+  source IP differs from sent-by, and a valueless ``rport`` is filled with the source port
+  (which also forces ``received``).
+* §18.2.2 / RFC 3581 §4 — :meth:`SipTransportLayer.send_response` answers on the TCP
+  connection the request came in on while it lives; otherwise to ``maddr``, or to
+  ``received`` (or the sent-by host) at ``rport`` (or the sent-by port, or 5060).
+* §18.3 — TCP is framed by Content-Length out of a per-connection stream buffer; CRLF
+  keep-alives between messages (RFC 5626 §3.5.1) are skipped; a connection, whichever side
+  opened it, is reused for later messages to the same address.
+* Bad input never stops a listener: unparseable datagrams and frames are logged at debug
+  level and dropped, except that a request that still shows its Via, From, To, Call-ID and
+  CSeq is answered 400 (§21.4.1). A TCP stream whose framing is broken or oversized is
+  closed, since it cannot be resynchronised.
+
+Only uvloop-compatible asyncio APIs are used (protocols and ``create_*`` calls, no threads).
+Names are resolved with ``loop.getaddrinfo``; RFC 3263 (NAPTR/SRV) is not done here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+import socket
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal, NamedTuple, cast
+
+from sautikit.sip.errors import SipParseError
+from sautikit.sip.message import (
+    MAX_MESSAGE_SIZE,
+    Request,
+    Response,
+    best_effort_bad_request_response,
+    parse_message,
+)
+from sautikit.sip.uri import Via
+
+__all__ = [
+    "DEFAULT_SIP_PORT",
+    "MAX_TCP_CONNECTIONS",
+    "MessageHandler",
+    "Peer",
+    "SipTransportError",
+    "SipTransportLayer",
+    "TransportName",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SIP_PORT = 5060
+#: Connections accepted beyond this are closed at once, against descriptor exhaustion.
+MAX_TCP_CONNECTIONS = 1024
+
+TransportName = Literal["udp", "tcp"]
+
+_STREAM_CONTENT_LENGTH = re.compile(
+    rb"^(?:content-length|l)[ \t]*:[ \t]*([0-9]+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE
+)
+
+
+class Peer(NamedTuple):
+    """Where a message came from (or goes to): transport name, IP address, port."""
+
+    transport: TransportName
+    host: str
+    port: int
+
+
+MessageHandler = Callable[[Request | Response, Peer], None]
+
+
+class SipTransportError(OSError):
+    """A message could not be sent (not started, connection refused, unresolvable, too big)."""
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _same_ip(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return a.lower() == b.lower()
+
+
+def _stamp_received(message: Request | Response, source: Peer) -> None:
+    """Add ``received`` / fill ``rport`` on the top Via as §18.2.1 and RFC 3581 §4 ask.
+
+    Also applied to the Via copied into a 400 built before the request was accepted.
+    """
+    via = message.top_via
+    if via.rport_requested:
+        via.params["rport"] = str(source.port)
+        via.params["received"] = source.host
+    elif not _same_ip(via.host, source.host):
+        via.params["received"] = source.host
+    else:
+        return
+    message.headers.remove_first("Via")
+    message.headers.prepend("Via", str(via))
+
+
+class _DatagramProtocol(asyncio.DatagramProtocol):
+    def __init__(self, layer: SipTransportLayer) -> None:
+        self._layer = layer
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self._layer._receive(data, Peer("udp", addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        logger.debug("UDP socket error: %s", exc)
+
+
+class _StreamConnection(asyncio.Protocol):
+    """One TCP connection: a stream buffer cut into messages by Content-Length (§18.3)."""
+
+    def __init__(self, layer: SipTransportLayer) -> None:
+        self._layer = layer
+        self._buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.peer: Peer | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport, hence a cast, not a check.
+        self.transport = cast(asyncio.Transport, transport)
+        address = transport.get_extra_info("peername")
+        self.peer = Peer("tcp", address[0], address[1])
+        if not self._layer._register_connection(self):
+            logger.warning("refusing TCP connection from %s: too many connections", self.peer)
+            transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._layer._forget_connection(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        try:
+            while (frame := self._next_frame()) is not None:
+                assert self.peer is not None
+                self._layer._receive(frame, self.peer)
+        except SipParseError as error:
+            logger.debug("closing TCP connection from %s: %s", self.peer, error)
+            self.close()
+
+    def _next_frame(self) -> bytes | None:
+        buffer = self._buffer
+        keepalive = len(buffer) - len(buffer.lstrip(b"\r\n"))
+        del buffer[:keepalive]
+        head_end = buffer.find(b"\r\n\r\n")
+        if head_end < 0:
+            if len(buffer) > MAX_MESSAGE_SIZE:
+                raise SipParseError("no end of headers within the message size limit")
+            return None
+        match = _STREAM_CONTENT_LENGTH.search(bytes(buffer[:head_end]))
+        # §18.3 makes Content-Length mandatory on streams; without it the body is empty.
+        length = int(match.group(1)) if match else 0
+        total = head_end + 4 + length
+        if total > MAX_MESSAGE_SIZE:
+            raise SipParseError(f"framed message of {total} bytes exceeds {MAX_MESSAGE_SIZE}")
+        if len(buffer) < total:
+            return None
+        frame = bytes(buffer[:total])
+        del buffer[:total]
+        return frame
+
+    @property
+    def is_open(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+    def write(self, data: bytes) -> None:
+        if not self.is_open:
+            raise SipTransportError(f"TCP connection to {self.peer} is closed")
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class SipTransportLayer:
+    """UDP and TCP SIP transports sharing one local address; see the module docstring.
+
+    ``handler`` receives every parsed message with its source :class:`Peer`; it runs
+    synchronously in the event loop and an exception it raises is logged, never propagated
+    into the listener.
+    """
+
+    def __init__(self, handler: MessageHandler | None = None) -> None:
+        self.handler = handler
+        self.host = ""
+        self.port = 0
+        self.advertised_host = ""
+        self._udp: asyncio.DatagramTransport | None = None
+        self._server: asyncio.Server | None = None
+        self._connections: dict[tuple[str, int], _StreamConnection] = {}
+        self._connecting: dict[tuple[str, int], asyncio.Future[_StreamConnection]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(
+        self,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_SIP_PORT,
+        *,
+        udp: bool = True,
+        tcp: bool = True,
+        advertised_host: str | None = None,
+    ) -> None:
+        """Listen on ``host:port``; port 0 picks one free port shared by UDP and TCP.
+
+        ``advertised_host`` is what goes into Via sent-by and Contact (default ``host``).
+        """
+        if not udp and not tcp:
+            raise ValueError("start at least one of UDP and TCP")
+        loop = asyncio.get_running_loop()
+        attempts = 5 if port == 0 and udp and tcp else 1
+        for attempt in range(attempts):
+            bound_port = port
+            if udp:
+                self._udp, _ = await loop.create_datagram_endpoint(
+                    lambda: _DatagramProtocol(self), local_addr=(host, port)
+                )
+                bound_port = self._udp.get_extra_info("sockname")[1]
+            if tcp:
+                try:
+                    self._server = await loop.create_server(
+                        lambda: _StreamConnection(self), host, bound_port, reuse_address=True
+                    )
+                except OSError:
+                    # The ephemeral UDP port may be taken for TCP: try another pair.
+                    if self._udp is not None:
+                        self._udp.close()
+                        self._udp = None
+                    if attempt + 1 == attempts:
+                        raise
+                    continue
+                bound_port = self._server.sockets[0].getsockname()[1]
+            self.host, self.port = host, bound_port
+            self.advertised_host = advertised_host or host
+            return
+
+    def make_via(self, transport: TransportName, branch: str) -> Via:
+        """A Via for a request we send: our sent-by, ``branch`` and a request for rport."""
+        return Via(
+            transport.upper(), self.advertised_host, self.port, {"branch": branch, "rport": None}
+        )
+
+    async def send(
+        self,
+        message: Request | Response,
+        address: tuple[str, int],
+        transport: TransportName = "udp",
+    ) -> None:
+        """Send ``message`` to ``address`` as is (Via and routing are the caller's job).
+
+        Over TCP an open connection to ``address`` is reused, else one is opened.
+
+        :raises SipTransportError: when the message cannot be sent.
+        """
+        data = message.encode()
+        if len(data) > MAX_MESSAGE_SIZE:
+            raise SipTransportError(f"message of {len(data)} bytes is too large to send")
+        host, port = address
+        if transport == "udp":
+            if self._udp is None or self._udp.is_closing():
+                raise SipTransportError("UDP transport is not running")
+            self._udp.sendto(data, (await self._resolve(host, port, socket.SOCK_DGRAM), port))
+        elif transport == "tcp":
+            connection = await self._tcp_connection((host, port))
+            connection.write(data)
+        else:
+            raise SipTransportError(f"unknown transport {transport!r}")
+
+    async def send_response(self, response: Response, source: Peer) -> None:
+        """Send ``response`` to a request that came from ``source`` (§18.2.2, RFC 3581)."""
+        via = response.top_via
+        if source.transport == "tcp":
+            connection = self._connections.get((source.host, source.port))
+            if connection is not None and connection.is_open:
+                connection.write(response.encode())
+                return
+            address = (via.received or via.host, via.port or DEFAULT_SIP_PORT)
+        elif via.maddr:
+            address = (via.maddr, via.port or DEFAULT_SIP_PORT)
+        else:
+            address = (via.received or via.host, via.rport or via.port or DEFAULT_SIP_PORT)
+        await self.send(response, address, source.transport)
+
+    async def close(self) -> None:
+        """Stop listening, close every connection and drop pending sends."""
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+        for connection in list(self._connections.values()):
+            connection.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        self._connections.clear()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None], what: str) -> None:
+        """Run a send in the background, logging (never raising) its failure as ``what``."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+
+        def finished(done: asyncio.Task[None]) -> None:
+            self._tasks.discard(done)
+            if not done.cancelled() and done.exception() is not None:
+                logger.info("could not send %s: %s", what, done.exception())
+
+        task.add_done_callback(finished)
+
+    async def _resolve(self, host: str, port: int, kind: socket.SocketKind) -> str:
+        if _is_ip(host):
+            return host
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=kind)
+        except OSError as error:
+            raise SipTransportError(f"cannot resolve {host}: {error}") from error
+        return str(infos[0][4][0])
+
+    async def _tcp_connection(self, address: tuple[str, int]) -> _StreamConnection:
+        host = await self._resolve(address[0], address[1], socket.SOCK_STREAM)
+        key = (host, address[1])
+        existing = self._connections.get(key)
+        if existing is not None and existing.is_open:
+            return existing
+        pending = self._connecting.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_StreamConnection] = loop.create_future()
+        self._connecting[key] = future
+        try:
+            _, connection = await loop.create_connection(lambda: _StreamConnection(self), *key)
+        except OSError as error:
+            failure = SipTransportError(f"cannot connect to {key[0]}:{key[1]}: {error}")
+            future.set_exception(failure)
+            future.exception()  # mark it retrieved: there may be no other waiter
+            raise failure from error
+        finally:
+            self._connecting.pop(key, None)
+        future.set_result(connection)
+        return connection
+
+    def _register_connection(self, connection: _StreamConnection) -> bool:
+        if len(self._connections) >= MAX_TCP_CONNECTIONS:
+            return False
+        assert connection.peer is not None
+        self._connections[(connection.peer.host, connection.peer.port)] = connection
+        return True
+
+    def _forget_connection(self, connection: _StreamConnection) -> None:
+        if connection.peer is None:
+            return
+        key = (connection.peer.host, connection.peer.port)
+        if self._connections.get(key) is connection:
+            del self._connections[key]
+
+    def _receive(self, data: bytes, source: Peer) -> None:
+        if not data.strip(b"\r\n"):
+            return  # keep-alive
+        try:
+            message = parse_message(data)
+        except SipParseError as error:
+            logger.debug("dropping bad SIP message from %s:%s: %s", source.host, source.port, error)
+            bad_request = best_effort_bad_request_response(data, str(error))
+            if bad_request is not None:
+                _stamp_received(bad_request, source)
+                self.spawn(self.send_response(bad_request, source), "a 400 response")
+            return
+        if isinstance(message, Request):
+            _stamp_received(message, source)
+        if self.handler is None:
+            return
+        try:
+            self.handler(message, source)
+        except Exception:
+            logger.exception("SIP message handler failed on a message from %s", source)
