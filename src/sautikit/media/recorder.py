@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sautikit.media.audio import FRAME_SAMPLES, WavSpoolWriter
+from sautikit.media.mixer import interleave_stereo
 
 __all__ = ["Recorder", "RecorderState"]
 
@@ -33,12 +34,8 @@ class RecorderState(enum.Enum):
     STOPPED = "stopped"
 
 
-def _as_frame(frame: Int16Array | None, length: int) -> Int16Array:
-    """``frame`` (or silence for None) padded with silence to ``length`` samples."""
-    out = np.zeros(length, dtype=np.int16)
-    if frame is not None:
-        out[: len(frame)] = frame
-    return out
+_NOTHING = np.zeros(0, dtype=np.int16)
+_SILENT_FRAME = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 
 
 class Recorder:
@@ -75,12 +72,14 @@ class Recorder:
         if self.channels == 1:
             if other is not None:
                 raise ValueError("a mono recording takes one frame per tick; mix parties first")
-            length = FRAME_SAMPLES if frame is None else len(frame)
-            self.writer.write(_as_frame(frame, length))
-            return
-        lengths = [len(part) for part in (frame, other) if part is not None]
-        length = max(lengths) if lengths else FRAME_SAMPLES
-        self.writer.write(np.stack([_as_frame(frame, length), _as_frame(other, length)], axis=1))
+            self.writer.write(_SILENT_FRAME if frame is None else frame)
+        elif frame is None and other is None:
+            self.writer.write(interleave_stereo(_SILENT_FRAME, _SILENT_FRAME))
+        else:
+            # A missing side is padded with silence to the other side's length.
+            left = _NOTHING if frame is None else frame
+            right = _NOTHING if other is None else other
+            self.writer.write(interleave_stereo(left, right))
 
     def pause(self) -> None:
         """Stop writing until :meth:`resume`; the audio meanwhile is not recorded."""
