@@ -17,7 +17,7 @@ from sautikit.config import ConfigError, Settings
 from sautikit.db import Database, upgrade_database
 from sautikit.db.migrate import alembic_config
 
-__all__ = ["open_database", "serve"]
+__all__ = ["open_database", "require_current_schema", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +37,13 @@ async def open_database(
         if migrate if migrate is not None else database.is_sqlite:
             await upgrade_database(database)
         else:
-            await _require_current_schema(database)
+            await require_current_schema(database)
         yield database
     finally:
         await database.close()
 
 
-async def _require_current_schema(database: Database) -> None:
+async def require_current_schema(database: Database) -> None:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     async with database.engine.connect() as connection:
         current = await connection.run_sync(

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sautikit import accounts, runtime
 from sautikit.app import open_database, serve
 from sautikit.config import ConfigError, Settings, load_settings
-from sautikit.db.models import Workspace
+from sautikit.db.models import ApiKey, Workspace
 from sautikit.logs import configure_logging
 
 __all__ = ["app", "main"]
@@ -109,17 +109,32 @@ def workspaces_create(name: str) -> None:
     console.print(_in_transaction(work))
 
 
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON lines for scripts.")]
+
+
+def _print_rows(rows: list[dict[str, str]], as_json: bool) -> None:
+    if as_json:
+        for row in rows:
+            print(json.dumps(row))
+        return
+    table = Table(*(rows[0] if rows else ()))
+    for row in rows:
+        table.add_row(*row.values())
+    console.print(table)
+
+
 @workspaces_app.command("list")
-def workspaces_list() -> None:
+def workspaces_list(as_json: JsonOption = False) -> None:
     """List workspaces, oldest first."""
 
     async def work(session: AsyncSession) -> list[Workspace]:
         return list((await session.scalars(select(Workspace).order_by(Workspace.id))).all())
 
-    table = Table("id", "name", "created_at")
-    for workspace in _in_transaction(work):
-        table.add_row(workspace.id, workspace.name, workspace.created_at.isoformat())
-    console.print(table)
+    rows = [
+        {"id": ws.id, "name": ws.name, "created_at": ws.created_at.isoformat()}
+        for ws in _in_transaction(work)
+    ]
+    _print_rows(rows, as_json)
 
 
 def _parse_scopes(value: str) -> list[str]:
@@ -149,23 +164,25 @@ def keys_list(
     workspace: Annotated[
         str | None, typer.Option("--workspace", help="Only this workspace.")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """List API keys (never the keys themselves)."""
 
-    async def work(session: AsyncSession) -> list:
+    async def work(session: AsyncSession) -> list[ApiKey]:
         return await accounts.list_api_keys(session, workspace)
 
-    table = Table("id", "workspace", "prefix", "name", "scopes", "revoked")
-    for key in _in_transaction(work):
-        table.add_row(
-            key.id,
-            key.workspace_id,
-            key.prefix + "…",
-            key.name,
-            ",".join(key.scopes),
-            key.revoked_at.isoformat() if key.revoked_at else "",
-        )
-    console.print(table)
+    rows = [
+        {
+            "id": key.id,
+            "workspace": key.workspace_id,
+            "prefix": key.prefix + "…",
+            "name": key.name,
+            "scopes": ",".join(key.scopes),
+            "revoked_at": key.revoked_at.isoformat() if key.revoked_at else "",
+        }
+        for key in _in_transaction(work)
+    ]
+    _print_rows(rows, as_json)
 
 
 @keys_app.command("revoke")

@@ -1,0 +1,91 @@
+"""Bad input answers a 4xx in the error envelope, with its request id; never a bare 500."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from tests.support import KeyFactory
+
+
+def _assert_envelope(answer: httpx.Response, status: int, code: str) -> dict:
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert error["request_id"] == answer.headers["X-Request-Id"]
+    assert error["request_id"].startswith("req_")
+    return error
+
+
+@pytest.fixture
+async def headers(make_key: KeyFactory) -> dict[str, str]:
+    return (await make_key(["webhooks.manage"]))[1]
+
+
+async def test_malformed_json(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    answer = await client.post(
+        "/v1/webhooks",
+        content=b'{"url": "https://a.example", ',
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    _assert_envelope(answer, 400, "request.malformed_json")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"url": "https://a.example", "events": "call.completed"}, "events"),
+        ({"url": "not a url", "events": ["*"]}, "url"),
+        ({"events": ["*"]}, "url"),
+        ({"url": "https://a.example", "events": ["*"], "colour": "blue"}, "colour"),
+        ({"url": "https://a.example", "events": ["call.exploded"]}, "events"),
+        ({"url": "https://a.example", "events": [7]}, "events[0]"),
+    ],
+)
+async def test_invalid_fields_are_named(
+    client: httpx.AsyncClient, headers: dict[str, str], body: dict, field: str
+) -> None:
+    error = _assert_envelope(
+        await client.post("/v1/webhooks", json=body, headers=headers),
+        400,
+        "validation.invalid_field",
+    )
+    assert error["field"] == field
+    assert field.split("[")[0] in error["message"]
+
+
+async def test_body_that_is_not_an_object(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    answer = await client.post("/v1/webhooks", json=["a", "list"], headers=headers)
+    _assert_envelope(answer, 400, "validation.invalid_field")
+
+
+async def test_oversized_body(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    body = {"url": "https://a.example/" + "x" * (1024 * 1024), "events": ["*"]}
+    answer = await client.post("/v1/webhooks", json=body, headers=headers)
+    _assert_envelope(answer, 413, "request.too_large")
+
+
+async def test_unknown_path_and_method(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    _assert_envelope(await client.get("/v1/nothing-here", headers=headers), 404, "not_found")
+    _assert_envelope(await client.put("/v1/webhooks", headers=headers), 405, "method_not_allowed")
+
+
+async def test_unexpected_failure_leaks_nothing(
+    api_app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    @api_app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals at /srv/sautikit")
+
+    answer = await client.get("/boom")
+    error = _assert_envelope(answer, 500, "internal_error")
+    assert "secret" not in answer.text and "Traceback" not in answer.text
+    assert error["message"] == "an internal error occurred"
+
+
+async def test_every_answer_carries_a_request_id(client: httpx.AsyncClient) -> None:
+    ids = {(await client.get("/healthz")).headers["X-Request-Id"] for _ in range(3)}
+    assert len(ids) == 3

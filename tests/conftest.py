@@ -1,0 +1,92 @@
+"""Fixtures shared by the whole suite: databases on both engines, and an API client."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from tests.support import KeyFactory
+
+from sautikit import accounts
+from sautikit.api import create_api
+from sautikit.config import Settings
+from sautikit.db import Database, upgrade_database
+
+POSTGRES_URL = os.environ.get(
+    "SAUTIKIT_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+# Every database test runs on both engines. PostgreSQL is never skipped: where it is
+# missing the suite fails, so CI cannot pass without having tested it.
+ENGINES = ["sqlite", "postgresql"]
+
+
+async def _asyncpg_connect() -> asyncpg.Connection:
+    return await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://"))
+
+
+@pytest.fixture(params=ENGINES)
+async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A database with no tables: a new SQLite file, or a new PostgreSQL schema."""
+    if request.param == "sqlite":
+        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
+        yield database
+        await database.close()
+        return
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = await _asyncpg_connect()
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        database = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
+        yield database
+        await database.close()
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await admin.close()
+
+
+@pytest.fixture
+async def database(empty_database: Database) -> Database:
+    await upgrade_database(empty_database)
+    return empty_database
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "var", secret_key="test-secret")
+
+
+@pytest.fixture
+def api_app(settings: Settings, database: Database) -> FastAPI:
+    return create_api(settings, database)
+
+
+@pytest.fixture
+async def client(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=api_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sautikit.test") as http:
+        yield http
+
+
+@pytest.fixture
+def make_key(database: Database) -> KeyFactory:
+    """Make a workspace (or reuse one) and a key; answer (workspace id, auth headers)."""
+
+    async def make(
+        scopes: list[str] | None = None, workspace_id: str | None = None
+    ) -> tuple[str, dict[str, str]]:
+        async with database.transaction() as session:
+            if workspace_id is None:
+                workspace_id = (await accounts.create_workspace(session, "test")).id
+            created = await accounts.create_api_key(
+                session, workspace_id, sorted(accounts.SCOPES) if scopes is None else scopes
+            )
+        return workspace_id, {"Authorization": f"Bearer {created.secret}"}
+
+    return make
