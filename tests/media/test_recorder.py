@@ -49,11 +49,12 @@ def test_dual_recording_puts_each_party_on_its_own_channel(tmp_path: Path) -> No
     recorder.write(frame(101), None)  # callee silent this tick
     recorder.write(None, frame(-201))  # caller's packet lost this tick
     recorder.write(frame(7, 80), frame(8))  # a short frame is padded to stay aligned
+    recorder.write(None)  # neither party sent anything
     recorder.stop()
     channels, samples = read_wav(path)
     assert channels == 2
-    left = np.concatenate([frame(100), frame(101), frame(0), frame(7, 80), frame(0, 80)])
-    right = np.concatenate([frame(-200), frame(0), frame(-201), frame(8)])
+    left = np.concatenate([frame(100), frame(101), frame(0), frame(7, 80), frame(0, 240)])
+    right = np.concatenate([frame(-200), frame(0), frame(-201), frame(8), frame(0)])
     np.testing.assert_array_equal(samples[:, 0], left)
     np.testing.assert_array_equal(samples[:, 1], right)
 
