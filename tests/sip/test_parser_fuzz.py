@@ -10,7 +10,7 @@ import contextlib
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_message import FIXTURES
+from tests.sip.test_message import FIXTURES
 
 from sautikit.sip.message import (
     Request,
