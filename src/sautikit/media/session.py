@@ -1,0 +1,460 @@
+"""One call leg's RTP/RTCP session on UDP sockets (RFC 3550, RFC 3551, RFC 4733).
+
+:class:`RtpSession` glues the pure codecs of this package onto asyncio datagram endpoints:
+
+* Receive: every datagram is parsed (:mod:`~sautikit.media.rtp`); garbage, unknown payload
+  types and packets from a stranger are dropped and counted, never raised. Telephone-events
+  go to a :class:`~sautikit.media.dtmf.DtmfReceiver` and come out as digits; audio goes into
+  a :class:`~sautikit.media.jitter.JitterBuffer`; every packet of the remote source feeds its
+  :class:`~sautikit.media.rtcp.ReceptionStatistics`.
+* The media clock drives the rest, once per 20 ms tick: :meth:`RtpSession.read_frame`
+  takes one decoded frame out (concealed when lost) and :meth:`RtpSession.send_frame`
+  encodes and sends one. The session keeps no audio timers of its own; RTCP is sent from
+  those same calls when its interval (about 5 s, randomised per RFC 3550 §6.2) has passed.
+* Symmetric RTP (RFC 4961, and the comedia practice for NAT): the remote address is latched
+  onto the source of the first valid packet, and follows a new source only after it has
+  sent a few valid packets in a row, so one stray datagram cannot steal the stream.
+* RTCP runs on its own socket, by default the RTP port + 1 (RFC 3550 §11): an SR when we
+  sent media since the last report, otherwise an RR, always with an SDES CNAME (§6.1), and
+  a BYE on :meth:`RtpSession.close`.
+
+Port allocation is not done here: pass a host and port (the RTP port allocator in
+:mod:`sautikit.media.ports` finds a free pair), or already-bound sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sautikit.media.dtmf import DtmfPacket, DtmfParseError, DtmfReceiver, DtmfSender
+from sautikit.media.g711 import PCMU, G711Codec, codec_by_name
+from sautikit.media.jitter import FRAME_SAMPLES, JitterBuffer, conceal
+from sautikit.media.rtcp import (
+    Bye,
+    ReceiverReport,
+    ReceptionStatistics,
+    ReportBlock,
+    RtcpPacket,
+    RtcpParseError,
+    SenderReport,
+    SourceDescription,
+    encode_compound,
+    ntp_timestamp,
+    parse_compound,
+)
+from sautikit.media.rtp import RtpPacket, RtpParseError
+
+__all__ = ["RtpSession", "SessionStats"]
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+
+@dataclass(slots=True)
+class SessionStats:
+    """What the session saw and did; the jitter buffer and RTCP keep their own figures."""
+
+    packets_sent: int = 0
+    octets_sent: int = 0
+    packets_received: int = 0
+    garbage: int = 0
+    unknown_payload_type: int = 0
+    foreign: int = 0
+    latches: int = 0
+    dtmf_digits: int = 0
+    rtcp_sent: int = 0
+    rtcp_received: int = 0
+    rtcp_garbage: int = 0
+    socket_errors: int = 0
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    """Forwards datagrams to the session; one for RTP, one for RTCP."""
+
+    def __init__(self, session: RtpSession, rtcp: bool) -> None:
+        self.session = session
+        self.rtcp = rtcp
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self.rtcp:
+            self.session._on_rtcp(data, addr)
+        else:
+            self.session._on_rtp(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and the like: the peer is gone or not up yet. Not fatal.
+        self.session.stats.socket_errors += 1
+
+
+class RtpSession:
+    """An RTP session for one audio stream plus telephone-events. Build it with :meth:`open`.
+
+    ``codec`` is the negotiated audio codec (a :class:`G711Codec` or its SDP name) and
+    ``payload_type`` its number if not the static one; ``dtmf_payload_type`` is the
+    negotiated telephone-event number (None if DTMF was not negotiated). ``remote`` and
+    ``remote_rtcp`` come from the peer's SDP; with ``symmetric`` the session also latches
+    onto where the peer really sends from (``latch_after`` valid packets in a row from a new
+    address move the latch).
+    """
+
+    def __init__(
+        self,
+        *,
+        codec: G711Codec | str = PCMU,
+        payload_type: int | None = None,
+        dtmf_payload_type: int | None = 101,
+        remote: Address | None = None,
+        remote_rtcp: Address | None = None,
+        symmetric: bool = True,
+        latch_after: int = 2,
+        cname: str | None = None,
+        ssrc: int | None = None,
+        rtcp_interval: float = 5.0,
+        jitter_buffer: JitterBuffer | None = None,
+        dtmf_volume: int = 10,
+    ) -> None:
+        self.codec = codec_by_name(codec) if isinstance(codec, str) else codec
+        self.payload_type = self.codec.payload_type if payload_type is None else payload_type
+        self.dtmf_payload_type = dtmf_payload_type
+        self.symmetric = symmetric
+        self.latch_after = latch_after
+        self.ssrc = secrets.randbits(32) if ssrc is None else ssrc
+        self.cname = cname or f"sautikit-{self.ssrc:08x}@{socket.gethostname()}"
+        self.rtcp_interval = rtcp_interval
+        self.jitter = jitter_buffer or JitterBuffer()
+        self.stats = SessionStats()
+        self.digits: asyncio.Queue[str] = asyncio.Queue()
+        #: The remote source's reception statistics (None until it sends).
+        self.reception: ReceptionStatistics | None = None
+        #: The peer's latest report block about our stream, from its SR or RR.
+        self.remote_report: ReportBlock | None = None
+        self.bye_received = False
+        self.remote: Address | None = None
+        self.remote_rtcp: Address | None = None
+        self._remote_rtcp_explicit = False
+        self.set_remote(remote, remote_rtcp)
+        self._latched = False
+        self._candidate: Address | None = None
+        self._candidate_count = 0
+        self._sequence = secrets.randbits(16)
+        self._timestamp = secrets.randbits(32)
+        self._first_packet = True
+        self._sent_since_report = False
+        self._dtmf_receiver = DtmfReceiver()
+        self._dtmf_sender = DtmfSender(volume=dtmf_volume, clock_rate=self.codec.clock_rate)
+        self._dtmf_queue: deque[DtmfPacket] = deque()
+        self._dtmf_timestamp = 0
+        self._last_frame: npt.NDArray[np.int16] | None = None
+        self._losses = 0
+        self._rtp_transport: asyncio.DatagramTransport | None = None
+        self._rtcp_transport: asyncio.DatagramTransport | None = None
+        self._next_rtcp = time.monotonic() + self._rtcp_delay()
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        sock: socket.socket | None = None,
+        rtcp_port: int | None = None,
+        rtcp_sock: socket.socket | None = None,
+        rtcp: bool = True,
+        **options: Any,
+    ) -> RtpSession:
+        """Bind the session's sockets and return it, ready to receive.
+
+        RTP binds ``(host, port)`` unless ``sock`` is given already bound. RTCP binds
+        ``rtcp_sock``, else ``(host, rtcp_port)``, else the RTP port + 1; ``rtcp=False``
+        runs without RTCP. ``options`` are the constructor's keyword arguments.
+        """
+        session = cls(**options)
+        loop = asyncio.get_running_loop()
+        if sock is not None:
+            rtp_transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Endpoint(session, rtcp=False), sock=sock
+            )
+        else:
+            rtp_transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Endpoint(session, rtcp=False), local_addr=(host, port)
+            )
+        session._rtp_transport = rtp_transport
+        if rtcp:
+            try:
+                if rtcp_sock is not None:
+                    rtcp_transport, _ = await loop.create_datagram_endpoint(
+                        lambda: _Endpoint(session, rtcp=True), sock=rtcp_sock
+                    )
+                else:
+                    local_host, local_port = session.local_address
+                    port_for_rtcp = local_port + 1 if rtcp_port is None else rtcp_port
+                    rtcp_transport, _ = await loop.create_datagram_endpoint(
+                        lambda: _Endpoint(session, rtcp=True),
+                        local_addr=(local_host, port_for_rtcp),
+                    )
+            except BaseException:
+                rtp_transport.close()
+                raise
+            session._rtcp_transport = rtcp_transport
+        return session
+
+    # -- addresses -------------------------------------------------------------------------
+
+    @property
+    def local_address(self) -> Address:
+        """The (host, port) the RTP socket is bound to."""
+        assert self._rtp_transport is not None, "session is not open"
+        host, port = self._rtp_transport.get_extra_info("sockname")[:2]
+        return host, port
+
+    @property
+    def rtcp_local_address(self) -> Address | None:
+        """The (host, port) the RTCP socket is bound to, None without RTCP."""
+        if self._rtcp_transport is None:
+            return None
+        host, port = self._rtcp_transport.get_extra_info("sockname")[:2]
+        return host, port
+
+    def set_remote(self, remote: Address | None, remote_rtcp: Address | None = None) -> None:
+        """Where to send, as the peer's SDP says (RTCP defaults to the RTP port + 1)."""
+        self.remote = remote
+        self._remote_rtcp_explicit = remote_rtcp is not None
+        if remote_rtcp is not None:
+            self.remote_rtcp = remote_rtcp
+        elif remote is not None:
+            self.remote_rtcp = (remote[0], remote[1] + 1)
+        else:
+            self.remote_rtcp = None
+        self._latched = False
+
+    def _accept_source(self, addr: Address) -> bool:
+        """Symmetric RTP: latch on the first source, move only for a persistent new one."""
+        if not self.symmetric or (self._latched and addr == self.remote):
+            self._candidate = None
+            return True
+        if not self._latched:
+            self._latch(addr)
+            return True
+        if addr != self._candidate:
+            self._candidate = addr
+            self._candidate_count = 0
+        self._candidate_count += 1
+        if self._candidate_count >= self.latch_after:
+            self._latch(addr)
+            return True
+        self.stats.foreign += 1
+        return False
+
+    def _latch(self, addr: Address) -> None:
+        if addr != self.remote:
+            log.debug("RTP session %08x latched onto %s:%s", self.ssrc, *addr)
+        self.remote = addr
+        if not self._remote_rtcp_explicit:
+            self.remote_rtcp = (addr[0], addr[1] + 1)
+        self._latched = True
+        self._candidate = None
+        self.stats.latches += 1
+
+    # -- receive ---------------------------------------------------------------------------
+
+    def _on_rtp(self, data: bytes, addr: Address) -> None:
+        try:
+            packet = RtpPacket.parse(data)
+        except RtpParseError:
+            self.stats.garbage += 1
+            return
+        is_dtmf = packet.payload_type == self.dtmf_payload_type
+        if packet.payload_type != self.payload_type and not is_dtmf:
+            self.stats.unknown_payload_type += 1
+            return
+        if not self._accept_source(addr[:2]):
+            return
+        self.stats.packets_received += 1
+        reception = self.reception
+        if reception is None or reception.ssrc != packet.ssrc:
+            # A new source (or the first): fresh statistics, and its events are new events.
+            self._dtmf_receiver.reset()
+            reception = self.reception = ReceptionStatistics(packet.ssrc, self.codec.clock_rate)
+        reception.update(packet.sequence, packet.timestamp, time.monotonic())
+        if not is_dtmf:
+            self.jitter.push(packet.sequence, packet.ssrc, packet.payload)
+            return
+        try:
+            digit = self._dtmf_receiver.feed(packet.payload, packet.timestamp, packet.marker)
+        except DtmfParseError:
+            self.stats.garbage += 1
+            return
+        if digit is not None:
+            self.stats.dtmf_digits += 1
+            self.digits.put_nowait(digit)
+
+    def read_frame(self) -> npt.NDArray[np.int16]:
+        """The next 20 ms of received audio: 160 int16 samples, concealed when missing.
+
+        Meant for the media clock, once per tick.
+        """
+        self._maybe_send_rtcp()
+        payload = self.jitter.pop()
+        if payload is None:
+            self._losses += 1
+            return conceal(self._last_frame, self._losses)
+        samples = self.codec.decode(payload)
+        if len(samples) != FRAME_SAMPLES:
+            # A peer ignoring ptime 20: fit its frame to ours (cut or pad) rather than drift.
+            fitted = np.zeros(FRAME_SAMPLES, np.int16)
+            fitted[: min(len(samples), FRAME_SAMPLES)] = samples[:FRAME_SAMPLES]
+            samples = fitted
+        self._last_frame = samples
+        self._losses = 0
+        return samples
+
+    async def next_digit(self) -> str:
+        """Wait for the next DTMF digit received."""
+        return await self.digits.get()
+
+    # -- send ------------------------------------------------------------------------------
+
+    def send_frame(self, samples: npt.NDArray[np.int16]) -> bool:
+        """Encode and send one frame (or, while a DTMF event is on, its next packet instead).
+
+        The RTP timestamp advances by the frame's length whether or not anything could be
+        sent; returns True if a packet went out.
+        """
+        self._maybe_send_rtcp()
+        sent = False
+        if self._dtmf_queue:
+            dtmf = self._dtmf_queue.popleft()
+            if dtmf.marker:
+                self._dtmf_timestamp = self._timestamp
+            assert self.dtmf_payload_type is not None
+            sent = self._send(
+                self.dtmf_payload_type, self._dtmf_timestamp, dtmf.payload, dtmf.marker
+            )
+        else:
+            payload = self.codec.encode(samples)
+            sent = self._send(self.payload_type, self._timestamp, payload, self._first_packet)
+            if sent:
+                self._first_packet = False
+        self._timestamp = (self._timestamp + len(samples)) & 0xFFFF_FFFF
+        return sent
+
+    def send_dtmf(self, digit: str, duration_ms: int = 100) -> None:
+        """Queue one digit as RFC 4733 events; they replace audio on the following ticks.
+
+        Raises ValueError for a bad digit or duration, or when DTMF was not negotiated.
+        """
+        if self.dtmf_payload_type is None:
+            raise ValueError("telephone-event was not negotiated for this session")
+        self._dtmf_queue.extend(self._dtmf_sender.packets(digit, duration_ms))
+
+    def _send(self, payload_type: int, timestamp: int, payload: bytes, marker: bool) -> bool:
+        if self.remote is None or self._rtp_transport is None or self._closed:
+            return False
+        packet = RtpPacket(payload_type, self._sequence, timestamp, self.ssrc, payload, marker)
+        self._rtp_transport.sendto(packet.encode(), self.remote)
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        self.stats.packets_sent += 1
+        self.stats.octets_sent += len(payload)
+        self._sent_since_report = True
+        return True
+
+    # -- RTCP ------------------------------------------------------------------------------
+
+    def _rtcp_delay(self) -> float:
+        # §6.2: randomise the interval (0.5 to 1.5 times) so that sessions do not synchronise.
+        return self.rtcp_interval * random.uniform(0.5, 1.5)
+
+    def _maybe_send_rtcp(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_rtcp:
+            self._next_rtcp = now + self._rtcp_delay()
+            self.send_rtcp_report()
+
+    def _report_packets(self) -> list[RtcpPacket]:
+        blocks: tuple[ReportBlock, ...] = ()
+        if self.reception is not None and self.reception.received:
+            blocks = (self.reception.report_block(time.monotonic()),)
+        report: RtcpPacket
+        if self._sent_since_report:
+            report = SenderReport(
+                self.ssrc,
+                ntp_timestamp(time.time()),
+                self._timestamp,
+                self.stats.packets_sent & 0xFFFF_FFFF,
+                self.stats.octets_sent & 0xFFFF_FFFF,
+                blocks,
+            )
+        else:
+            report = ReceiverReport(self.ssrc, blocks)
+        self._sent_since_report = False
+        return [report, SourceDescription.with_cname(self.ssrc, self.cname)]
+
+    def send_rtcp_report(self) -> bool:
+        """Send an SR or RR with SDES now; True if it went out."""
+        return self._send_rtcp(self._report_packets())
+
+    def _send_rtcp(self, packets: list[RtcpPacket]) -> bool:
+        if self._rtcp_transport is None or self.remote_rtcp is None or self._closed:
+            return False
+        self._rtcp_transport.sendto(encode_compound(packets), self.remote_rtcp)
+        self.stats.rtcp_sent += 1
+        return True
+
+    def _on_rtcp(self, data: bytes, addr: Address) -> None:
+        try:
+            packets = parse_compound(data)
+        except RtcpParseError:
+            self.stats.rtcp_garbage += 1
+            return
+        self.stats.rtcp_received += 1
+        first = packets[0]
+        from_our_peer = self.reception is None or (
+            isinstance(first, SenderReport | ReceiverReport) and first.ssrc == self.reception.ssrc
+        )
+        if self.symmetric and not self._remote_rtcp_explicit and from_our_peer:
+            self.remote_rtcp = addr[:2]
+        now = time.monotonic()
+        for packet in packets:
+            if isinstance(packet, SenderReport | ReceiverReport):
+                if (
+                    isinstance(packet, SenderReport)
+                    and self.reception is not None
+                    and packet.ssrc == self.reception.ssrc
+                ):
+                    self.reception.on_sender_report(packet, now)
+                for block in packet.reports:
+                    if block.ssrc == self.ssrc:
+                        self.remote_report = block
+            elif isinstance(packet, Bye) and (
+                self.reception is None or self.reception.ssrc in packet.ssrcs
+            ):
+                self.bye_received = True
+
+    # -- life ------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Send an RTCP BYE and close both sockets; safe to call twice."""
+        if self._closed:
+            return
+        self._send_rtcp([*self._report_packets(), Bye((self.ssrc,))])
+        self._closed = True
+        for transport in (self._rtp_transport, self._rtcp_transport):
+            if transport is not None:
+                transport.close()

@@ -1,0 +1,332 @@
+"""Two RTP sessions talking over loopback, plus a raw UDP socket playing a misbehaving peer."""
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+
+import numpy as np
+import pytest
+
+from sautikit.media.g711 import PCMA, PCMU, ulaw_decode, ulaw_encode
+from sautikit.media.rtcp import SenderReport, SourceDescription, parse_compound
+from sautikit.media.rtp import RtpPacket
+from sautikit.media.session import RtpSession
+
+HOST = "127.0.0.1"
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait (bounded) for loopback datagrams to land; fail rather than hang."""
+    for _ in range(400):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    pytest.fail(f"never happened: {what}")
+
+
+def tone(frames: int, amplitude: int = 8000, hz: int = 440) -> list[np.ndarray]:
+    t = np.arange(frames * 160) / 8000
+    signal = (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+    return [signal[i * 160 : (i + 1) * 160] for i in range(frames)]
+
+
+async def open_session(**options: object) -> RtpSession:
+    return await RtpSession.open(HOST, 0, rtcp_port=0, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[RtpSession, RtpSession]]:
+    alice = await open_session()
+    bob = await open_session()
+    alice.set_remote(bob.local_address, bob.rtcp_local_address)
+    bob.set_remote(alice.local_address, alice.rtcp_local_address)
+    yield alice, bob
+    alice.close()
+    bob.close()
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[socket.socket]:
+    """A plain UDP socket standing in for a remote device we do not control."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((HOST, 0))
+    sock.setblocking(False)
+    yield sock
+    sock.close()
+
+
+def rtp(
+    sequence: int, payload: bytes, ssrc: int = 0xCAFE, pt: int = 0, marker: bool = False
+) -> bytes:
+    return RtpPacket(pt, sequence, sequence * 160, ssrc, payload, marker).encode()
+
+
+async def test_audio_arrives_decoded(pair: tuple[RtpSession, RtpSession]) -> None:
+    alice, bob = pair
+    frames = tone(5)
+    for frame in frames:
+        assert alice.send_frame(frame)
+    await until(lambda: len(bob.jitter) == 5, "five frames buffered")
+    heard = [bob.read_frame() for _ in frames]
+    for sent, got in zip(frames, heard, strict=True):
+        assert got.dtype == np.int16
+        assert got.shape == (160,)
+        assert np.array_equal(got, ulaw_decode(ulaw_encode(sent)))
+    assert alice.stats.packets_sent == 5
+    assert bob.stats.packets_received == 5
+
+
+async def test_pcma_session_and_dynamic_payload_type() -> None:
+    alice = await open_session(codec="PCMA")
+    bob = await open_session(codec=PCMA)
+    try:
+        alice.set_remote(bob.local_address)
+        assert alice.payload_type == 8
+        frames = tone(3, amplitude=12000)
+        for frame in frames:
+            alice.send_frame(frame)
+        await until(lambda: len(bob.jitter) == 3, "three frames buffered")
+        heard = np.concatenate([bob.read_frame() for _ in frames])
+        assert np.abs(heard.astype(np.int32) - np.concatenate(frames)).max() < 800
+    finally:
+        alice.close()
+        bob.close()
+
+
+async def test_lost_audio_is_concealed_then_silent(pair: tuple[RtpSession, RtpSession]) -> None:
+    alice, bob = pair
+    for frame in tone(3):
+        alice.send_frame(frame)
+    await until(lambda: len(bob.jitter) == 3, "three frames buffered")
+    heard = [bob.read_frame() for _ in range(10)]
+    assert all(frame.shape == (160,) for frame in heard)
+    loudness = [int(np.abs(frame.astype(np.int32)).max()) for frame in heard]
+    # Three real frames, a fading repeat of the last, then silence.
+    assert loudness[3] < loudness[2]
+    assert loudness[-1] == 0
+
+
+async def test_dtmf_digits_arrive_once(pair: tuple[RtpSession, RtpSession]) -> None:
+    alice, bob = pair
+    alice.send_dtmf("1", 100)
+    alice.send_dtmf("#", 60)
+    alice.send_dtmf("1", 40)
+    silence = np.zeros(160, np.int16)
+    for _ in range(20):
+        alice.send_frame(silence)
+    digits = [await asyncio.wait_for(bob.next_digit(), 2) for _ in range(3)]
+    assert digits == ["1", "#", "1"]
+    # Every packet is in, and the repeated end packets added no digit.
+    await until(lambda: bob.stats.packets_received == 20, "every packet")
+    assert bob.digits.empty()
+    assert bob.stats.dtmf_digits == 3
+
+
+async def test_send_dtmf_needs_negotiated_telephone_event() -> None:
+    session = await open_session(dtmf_payload_type=None)
+    try:
+        with pytest.raises(ValueError, match="telephone-event"):
+            session.send_dtmf("5")
+        with pytest.raises(ValueError):
+            RtpSession().send_dtmf("x")
+    finally:
+        session.close()
+
+
+async def test_reordered_stream_comes_out_in_order(peer: socket.socket) -> None:
+    bob = await open_session()
+    try:
+        # Each frame is one constant µ-law code, so its decoded value names it.
+        codes = {sequence: 0x80 + sequence for sequence in range(1, 6)}
+        for sequence in [3, 1, 2, 5, 4]:
+            peer.sendto(rtp(sequence, bytes([codes[sequence]]) * 160), bob.local_address)
+        await until(lambda: len(bob.jitter) == 5, "five frames buffered")
+        heard = [int(bob.read_frame()[0]) for _ in range(5)]
+        expected = [int(ulaw_decode(bytes([codes[s]]))[0]) for s in range(1, 6)]
+        assert heard == expected
+    finally:
+        bob.close()
+
+
+async def test_garbage_datagrams_are_counted_and_ignored(peer: socket.socket) -> None:
+    bob = await open_session()
+    try:
+        garbage = [
+            b"",
+            b"\x00" * 5,
+            b"\x80\x00\x00",
+            b"GET / HTTP/1.1\r\n\r\n",
+            bytes(range(256)),
+            b"\x8f\x00" + b"\x00" * 20,  # claims 15 CSRCs
+            rtp(1, b"\x01\x0a", pt=101),  # telephone-event too short to parse
+        ]
+        for datagram in garbage:
+            peer.sendto(datagram, bob.local_address)
+        peer.sendto(rtp(2, b"\xff" * 160, pt=96), bob.local_address)
+        for datagram in [b"", b"\x81\xc9\x00\x07junk", bytes(range(64))]:
+            peer.sendto(datagram, bob.rtcp_local_address)
+        peer.sendto(rtp(3, b"\x80" * 160), bob.local_address)
+        peer.sendto(rtp(4, b"\x80" * 160), bob.local_address)
+        await until(lambda: len(bob.jitter) == 2, "the valid packets after the garbage")
+        await until(lambda: bob.stats.rtcp_garbage == 3, "RTCP garbage counted")
+        assert bob.stats.garbage == len(garbage)
+        assert bob.stats.unknown_payload_type == 1
+        assert int(bob.read_frame()[0]) == 32124
+    finally:
+        bob.close()
+
+
+async def test_latching_follows_a_changed_source_port(peer: socket.socket) -> None:
+    # The SDP named an address nobody listens on; the device is behind a NAT.
+    bob = await open_session(remote=(HOST, 9))
+    moved = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    moved.bind((HOST, 0))
+    moved.setblocking(False)
+    try:
+        peer.sendto(rtp(1, b"\xff" * 160), bob.local_address)
+        await until(lambda: bob.remote == peer.getsockname(), "latched onto the peer")
+        assert bob.send_frame(np.zeros(160, np.int16))
+        await until(lambda: _readable(peer), "our packet reaches the peer")
+        assert RtpPacket.parse(peer.recv(2048)).ssrc == bob.ssrc
+
+        # One stray datagram from elsewhere does not steal the stream...
+        moved.sendto(rtp(2, b"\xff" * 160), bob.local_address)
+        await until(lambda: bob.stats.foreign == 1, "stray counted")
+        assert bob.remote == peer.getsockname()
+        # ...but the same source sending on from a new port (NAT rebinding) does.
+        moved.sendto(rtp(3, b"\xff" * 160), bob.local_address)
+        await until(lambda: bob.remote == moved.getsockname(), "latch moved")
+        assert bob.send_frame(np.zeros(160, np.int16))
+        await until(lambda: _readable(moved), "our packet reaches the new port")
+        assert RtpPacket.parse(moved.recv(2048)).payload_type == 0
+    finally:
+        moved.close()
+        bob.close()
+
+
+async def test_without_symmetric_rtp_the_sdp_address_stands(peer: socket.socket) -> None:
+    bob = await open_session(remote=(HOST, 9), symmetric=False)
+    try:
+        peer.sendto(rtp(1, b"\xff" * 160), bob.local_address)
+        await until(lambda: bob.stats.packets_received == 1, "packet received")
+        assert bob.remote == (HOST, 9)
+    finally:
+        bob.close()
+
+
+def _readable(sock: socket.socket) -> bool:
+    try:
+        sock.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return False
+    return True
+
+
+async def test_a_new_ssrc_from_the_peer_is_followed(peer: socket.socket) -> None:
+    bob = await open_session()
+    try:
+        for sequence in (100, 101):
+            peer.sendto(rtp(sequence, b"\x80" * 160, ssrc=1), bob.local_address)
+        await until(lambda: len(bob.jitter) == 2, "first source buffered")
+        assert int(bob.read_frame()[0]) == 32124
+        for sequence in (7, 8, 9):
+            peer.sendto(rtp(sequence, b"\x00" * 160, ssrc=2), bob.local_address)
+        await until(lambda: len(bob.jitter) == 3, "second source buffered")
+        assert int(bob.read_frame()[0]) == -32124
+        assert bob.jitter.stats.resyncs == 1
+        assert bob.reception is not None
+        assert bob.reception.ssrc == 2
+    finally:
+        bob.close()
+
+
+async def test_rtcp_sender_and_receiver_reports(pair: tuple[RtpSession, RtpSession]) -> None:
+    alice, bob = pair
+    for frame in tone(10):
+        alice.send_frame(frame)
+    await until(lambda: bob.stats.packets_received == 10, "audio received")
+    assert alice.send_rtcp_report()
+    await until(lambda: bob.stats.rtcp_received == 1, "SR received")
+    assert bob.send_rtcp_report()
+    await until(lambda: alice.remote_report is not None, "RR received")
+    report = alice.remote_report
+    assert report is not None
+    assert report.ssrc == alice.ssrc
+    # Bob's statistics skip the first packet (probation) and saw no loss.
+    assert report.cumulative_lost == 0
+    assert report.fraction_lost == 0
+    assert report.last_sr != 0
+    assert report.highest_sequence & 0xFFFF == (alice._sequence - 1) & 0xFFFF
+
+
+async def test_reports_carry_cname_and_close_sends_bye(peer: socket.socket) -> None:
+    alice = await open_session(cname="alice@sautikit")
+    try:
+        alice.set_remote(peer.getsockname(), peer.getsockname())
+        alice.send_frame(np.zeros(160, np.int16))
+        assert alice.send_rtcp_report()
+        await until(lambda: _readable(peer), "report sent")
+        # The RTP packet arrives first on the shared test socket; skip it.
+        datagrams = [peer.recv(2048)]
+        await until(lambda: _readable(peer), "report sent")
+        datagrams.append(peer.recv(2048))
+        sender_report, sdes = parse_compound(datagrams[1])
+        assert isinstance(sender_report, SenderReport)
+        assert sender_report.packet_count == 1
+        assert isinstance(sdes, SourceDescription)
+        assert sdes.chunks[0].cname == "alice@sautikit"
+        alice.close()
+        await until(lambda: _readable(peer), "BYE sent")
+        assert [type(p).__name__ for p in parse_compound(peer.recv(2048))] == [
+            "ReceiverReport",
+            "SourceDescription",
+            "Bye",
+        ]
+        assert alice.closed
+        alice.close()
+        assert not alice.send_frame(np.zeros(160, np.int16))
+    finally:
+        alice.close()
+
+
+async def test_bye_from_the_peer_is_noticed(pair: tuple[RtpSession, RtpSession]) -> None:
+    alice, bob = pair
+    alice.send_frame(np.zeros(160, np.int16))
+    await until(lambda: bob.stats.packets_received == 1, "audio received")
+    alice.close()
+    await until(lambda: bob.bye_received, "BYE received")
+
+
+async def test_rtcp_goes_out_on_its_own_from_the_tick_calls() -> None:
+    alice = await open_session(rtcp_interval=0.0)
+    bob = await open_session()
+    try:
+        alice.set_remote(bob.local_address, bob.rtcp_local_address)
+        alice.send_frame(np.zeros(160, np.int16))
+        alice.read_frame()
+        await until(lambda: bob.stats.rtcp_received >= 1, "scheduled report")
+    finally:
+        alice.close()
+        bob.close()
+
+
+async def test_already_bound_sockets_are_accepted() -> None:
+    rtp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp_sock.bind((HOST, 0))
+    rtcp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtcp_sock.bind((HOST, 0))
+    session = await RtpSession.open(sock=rtp_sock, rtcp_sock=rtcp_sock, codec=PCMU)
+    try:
+        assert session.local_address == rtp_sock.getsockname()
+        assert session.rtcp_local_address == rtcp_sock.getsockname()
+    finally:
+        session.close()
+
+
+async def test_without_rtcp() -> None:
+    session = await RtpSession.open(HOST, 0, rtcp=False)
+    try:
+        assert session.rtcp_local_address is None
+        assert not session.send_rtcp_report()
+    finally:
+        session.close()
