@@ -44,6 +44,8 @@ INTERESTING = [
     b"\x00",
     b"\xff",
     b"\xc3\xa9",
+    "²".encode(),
+    "١".encode(),
     b"z9hG4bK",
     b"SIP/2.0",
     b"Content-Length: 99999\r\n",

@@ -233,3 +233,28 @@ async def test_sending_to_a_closed_tcp_port_raises_transport_error() -> None:
             )
     finally:
         await transport.close()
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        b"INVITE sip:a@b SIP/2.0\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n",
+        b"\x00\xff" * 40000,
+        b"\r\n" * 1000 + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"OPTIONS sip:a@b SIP/2.0\r\nl: 3\r\n\r\nabc" * 3,
+    ],
+)
+async def test_hostile_tcp_streams_leave_the_listener_working(
+    layer: tuple[SipTransportLayer, Received], stream: bytes
+) -> None:
+    transport, received = layer
+    _, writer = await asyncio.open_connection("127.0.0.1", transport.port)
+    writer.write(stream)
+    await writer.drain()
+    _, healthy = await asyncio.open_connection("127.0.0.1", transport.port)
+    healthy.write(options("SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKok", "healthy"))
+    await healthy.drain()
+    request, _ = await next_item(received)
+    assert request.call_id == "healthy"
+    writer.close()
+    healthy.close()

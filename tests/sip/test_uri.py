@@ -51,6 +51,7 @@ def test_tel_uri_keeps_number_in_user() -> None:
         "sip:alice@",
         "sip:alice@host:99999",
         "sip:alice@host:abc",
+        "sip:alice@host:1²",
         "sip:alice@[2001:db8::1",
         "sip:alice@[not-v6]",
         "sip:alice@ho st",

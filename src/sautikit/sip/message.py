@@ -87,7 +87,7 @@ _SPECIAL_SPELLINGS = {
 _MULTI_VALUE_HEADERS = frozenset({"via", "route", "record-route", "contact"})
 _MANDATORY_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
 _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
-_CSEQ = re.compile(r"\s*(\d{1,10})\s+([A-Za-z0-9\-.!%*_+`'~]+)\s*\Z")
+_CSEQ = re.compile(r"\s*([0-9]{1,10})\s+([A-Za-z0-9\-.!%*_+`'~]+)\s*\Z")
 
 REASON_PHRASES: dict[int, str] = {
     100: "Trying",
@@ -312,7 +312,7 @@ class _Message:
         value = self.headers.get("Content-Length")
         if value is None:
             return len(self.body)
-        if not value.isdigit() or len(value) > 10:
+        if not (value.isascii() and value.isdigit()) or len(value) > 10:
             raise SipParseError(f"bad Content-Length {value!r:.20}")
         return int(value)
 
@@ -464,7 +464,7 @@ def _parse_start_line(line: str) -> Request | Response:
         status_text, _, reason = rest.partition(" ")
         if version != "SIP/2.0":
             raise SipParseError(f"unsupported SIP version {version!r:.20}")
-        if len(status_text) != 3 or not status_text.isdigit() or status_text[0] not in "123456":
+        if not re.fullmatch(r"[1-6][0-9][0-9]", status_text):
             raise SipParseError(f"bad status code {status_text!r:.20}")
         return Response(status=int(status_text), reason=reason.strip())
     parts = line.split(" ")

@@ -165,7 +165,10 @@ class _StreamConnection(asyncio.Protocol):
             return None
         match = _STREAM_CONTENT_LENGTH.search(bytes(buffer[:head_end]))
         # §18.3 makes Content-Length mandatory on streams; without it the body is empty.
-        length = int(match.group(1)) if match else 0
+        digits = match.group(1) if match else b"0"
+        if len(digits) > 10:
+            raise SipParseError("absurd Content-Length on a stream")
+        length = int(digits)
         total = head_end + 4 + length
         if total > MAX_MESSAGE_SIZE:
             raise SipParseError(f"framed message of {total} bytes exceeds {MAX_MESSAGE_SIZE}")

@@ -113,7 +113,8 @@ def format_params(params: Params) -> str:
 
 
 def _parse_port(text: str) -> int:
-    if not text.isdigit() or len(text) > 5 or not 0 <= int(text) <= 65535:
+    # isascii(): str.isdigit() also accepts characters such as "²" that int() rejects.
+    if not (text.isascii() and text.isdigit()) or len(text) > 5 or int(text) > 65535:
         raise SipParseError(f"bad port {text!r:.20}")
     return int(text)
 
@@ -346,7 +347,9 @@ class Via:
     @property
     def ttl(self) -> int | None:
         value = self.params.get("ttl")
-        return int(value) if value is not None and value.isdigit() else None
+        if value is None or not (value.isascii() and value.isdigit()) or len(value) > 3:
+            return None
+        return int(value)
 
     @property
     def rport_requested(self) -> bool:
