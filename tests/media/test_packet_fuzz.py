@@ -2,6 +2,7 @@
 
 import contextlib
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from sautikit.media.rtcp import (
     parse_compound,
 )
 from sautikit.media.rtp import RtpExtension, RtpPacket, RtpParseError
+from sautikit.media.session import RtpSession
 
 u16 = st.integers(0, 0xFFFF)
 u32 = st.integers(0, 0xFFFFFFFF)
@@ -142,3 +144,27 @@ def test_dtmf_receiver_on_arbitrary_packets_raises_only_dtmf_parse_error(
             assert len(payload) < 4
         else:
             assert digit is None or digit == TelephoneEvent.parse(payload).digit
+
+
+datagrams = st.one_of(
+    st.binary(max_size=64),
+    st.builds(
+        lambda pt, seq, ssrc, payload: RtpPacket(pt, seq, seq * 160, ssrc, payload).encode(),
+        st.sampled_from([0, 8, 101, 13]),
+        u16,
+        st.sampled_from([1, 2]),
+        st.binary(max_size=200),
+    ),
+)
+
+
+@given(st.lists(st.tuples(datagrams, st.sampled_from([5000, 5002])), max_size=40))
+def test_session_receive_path_survives_any_datagrams(arrivals: list[tuple[bytes, int]]) -> None:
+    # Straight into the receive handlers, as the datagram endpoints call them, no sockets.
+    session = RtpSession()
+    for data, port in arrivals:
+        session._on_rtp(data, ("127.0.0.1", port))
+        session._on_rtcp(data, ("127.0.0.1", port + 1))
+        frame = session.read_frame()
+        assert frame.shape == (160,)
+        assert frame.dtype == np.int16
