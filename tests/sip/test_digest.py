@@ -227,6 +227,7 @@ def test_challenge_and_credentials_encode_and_parse_back() -> None:
         ('Digest realm=, nonce="n"', "'realm' has a bad unquoted value"),
         ('Digest ="x"', "expected a parameter name at column 1"),
         ('Digest realm="a\rb", nonce="n"', "control character"),
+        ('Digest realm="\ud800", nonce="n"', "header value is not text (character 15)"),
     ],
 )
 def test_bad_challenges_raise_digest_parse_error(value: str, message: str) -> None:
@@ -417,7 +418,7 @@ def test_replay_cache_is_bounded_and_eviction_never_reopens_a_replay() -> None:
     assert auth.verify(answer(auth.challenge()[0]), "REGISTER", lookup).ok
 
 
-HEADER_SAFE = st.characters(exclude_characters="\r\n\x00")
+HEADER_SAFE = st.characters(exclude_characters="\r\n\x00", exclude_categories=["Cs"])
 
 
 @settings(max_examples=100, deadline=None)
@@ -450,3 +451,17 @@ def test_values_that_would_inject_headers_are_refused() -> None:
             username="u\r\nVia: evil",
             password="p",
         )
+
+
+def test_header_bytes_decoded_with_surrogateescape_verify() -> None:
+    auth = authenticator(FakeClock())
+    username = b"caf\xe9".decode("utf-8", "surrogateescape")
+    header = build_authorization(
+        parse_challenge(auth.challenge()[0]),
+        method="REGISTER",
+        uri="sip:r",
+        username=username,
+        password="pw",
+    )
+    ha1 = hashlib.sha256(b"caf\xe9:" + REALM.encode() + b":pw").hexdigest()
+    assert auth.verify(header, "REGISTER", lambda u, r, a: ha1).ok

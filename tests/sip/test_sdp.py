@@ -216,9 +216,10 @@ def test_encode_puts_lines_in_rfc_order() -> None:
         (b"v=0\r\nv=0\r\n", "line 2: a second v= line"),
         (b"v=0\r\no=- 1 1 IN IP4 h\r\nr=1d\r\n", "line 3: r= line before any t= line"),
         (b"v=0\r\no=- 1 1 IN IP4 h\r\ns=\xff\r\n", "SDP is not UTF-8 text"),
+        ("v=0\r\no=- 1 1 IN IP4 h\r\ns=\udcff\r\n", "SDP is not UTF-8 text (character 25)"),
     ],
 )
-def test_bad_bodies_raise_sdp_parse_error_naming_the_line(body: bytes, message: str) -> None:
+def test_bad_bodies_raise_sdp_parse_error_naming_the_line(body: bytes | str, message: str) -> None:
     with pytest.raises(SdpParseError, match=re.escape(message)):
         parse_sdp(body)
 

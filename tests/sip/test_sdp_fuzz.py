@@ -66,7 +66,7 @@ def test_random_bytes(body: bytes) -> None:
 
 
 @FUZZ
-@given(st.text(max_size=400))
+@given(st.text(st.characters(codec=None, categories=None), max_size=400))
 def test_random_text(body: str) -> None:
     parse_or_reject(body)
 

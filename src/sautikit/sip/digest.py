@@ -87,7 +87,8 @@ def _base_algorithm(algorithm: str) -> str:
 
 def _hash(algorithm: str, data: str | bytes) -> str:
     if isinstance(data, str):
-        data = data.encode("utf-8")
+        # surrogateescape gives back the exact bytes of a header decoded that way.
+        data = data.encode("utf-8", "surrogateescape")
     return _HASHES[_base_algorithm(algorithm)](data).hexdigest()
 
 
@@ -168,6 +169,10 @@ def _read_quoted(text: str, i: int) -> tuple[str, int]:
 
 
 def _split_scheme(value: str) -> dict[str, str]:
+    try:
+        value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as error:
+        raise DigestParseError(f"header value is not text (character {error.start + 1})") from None
     value = value.strip(" \t")
     scheme, _, rest = value.partition(" ")
     if scheme.lower() != "digest":

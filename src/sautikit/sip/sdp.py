@@ -75,9 +75,8 @@ _DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 # RFC 3551 §6 static audio payload types Sautikit may meet without an rtpmap line.
 _STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int]] = {0: ("PCMU", 8000), 8: ("PCMA", 8000)}
 
-# Line types a media section may carry (RFC 4566 §5); the session-only ones are refused there.
-_MEDIA_LINE_TYPES = frozenset("icbka")
-_SESSION_ONLY_LINE_TYPES = frozenset("vosuepetrz")
+# Line types RFC 4566 §5 allows only at session level: refused inside a media section.
+_SESSION_ONLY_LINE_TYPES = frozenset("vosueptrz")
 
 _DEFAULT_PTIME = 20
 
@@ -159,10 +158,6 @@ class Codec:
     payload_type: int
     fmtp: str | None = None
     channels: int = 1
-
-    @property
-    def is_static(self) -> bool:
-        return self.payload_type < 96
 
     def matches(self, rtpmap: RtpMap) -> bool:
         """Same format: encoding names compare case-insensitively (RFC 4566 §6)."""
@@ -341,6 +336,11 @@ def parse_sdp(text: str | bytes) -> SessionDescription:
             text = text.decode("utf-8")
         except UnicodeDecodeError as error:
             raise SdpParseError(f"SDP is not UTF-8 text (byte {error.start})") from None
+    else:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise SdpParseError(f"SDP is not UTF-8 text (character {error.start})") from None
     numbered = [
         (number, line.removesuffix("\r"))
         for number, line in enumerate(text.split("\n"), start=1)
