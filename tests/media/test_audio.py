@@ -293,6 +293,7 @@ def test_odd_rates_are_converted_cleanly(rate: int) -> None:
 
 
 def test_mp3_prompt_decodes_to_8khz() -> None:
+    pytest.importorskip("miniaudio")
     data = (FIXTURES / "tone-440hz-22050-stereo.mp3").read_bytes()
     decoded = load_audio(data, "audio/mpeg")
     assert decoded.dtype == np.int16
@@ -366,6 +367,8 @@ def test_spool_rejects_wrong_shapes_and_closed_writes(tmp_path: Path) -> None:
         writer.write(np.zeros((4, 2), dtype=np.int16))
     with pytest.raises(ValueError, match="mono or two-channel"):
         WavSpoolWriter(tmp_path / "y.wav", channels=3)
+    with pytest.raises(FileExistsError):  # an existing recording is never overwritten
+        WavSpoolWriter(tmp_path / "x.wav")
 
 
 def test_recording_left_by_a_killed_process_is_recovered(tmp_path: Path) -> None:

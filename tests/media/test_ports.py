@@ -102,3 +102,9 @@ def test_odd_range_start_is_rounded_up_to_even() -> None:
 def test_ranges_without_a_pair_are_refused(start: int, end: int) -> None:
     with pytest.raises(ValueError, match="no even/odd"):
         RtpPortAllocator(start, end)
+
+
+def test_host_names_are_refused_without_a_dns_lookup(allocator: RtpPortAllocator) -> None:
+    with pytest.raises(OSError):
+        allocator.allocate("localhost")
+    assert allocator.in_use == 0

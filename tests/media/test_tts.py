@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sautikit.media import tts as tts_module
 from sautikit.media.audio import SAMPLE_RATE
 from sautikit.media.tts import (
     EspeakCommand,
@@ -18,6 +19,7 @@ from sautikit.media.tts import (
     PiperEngine,
     TextToSpeech,
     TtsError,
+    default_engine,
     espeak_voice,
     piper_engine,
 )
@@ -144,6 +146,18 @@ async def test_uncached_directory_failure_still_returns_speech(
 async def test_program_fallback_speaks_swahili(tmp_path: Path) -> None:
     tts = TextToSpeech(tmp_path, engine=EspeakCommand())
     assert_plausible_speech(await tts.synthesize("Habari za asubuhi", language="sw-KE"), 0.5, 5.0)
+
+
+def test_default_engine_falls_back_to_the_program(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unloadable() -> None:
+        raise TtsError("cannot load libespeak-ng: simulated")
+
+    monkeypatch.setattr(tts_module, "EspeakLibrary", unloadable)
+    if shutil.which("espeak-ng") is None:
+        with pytest.raises(TtsError, match="simulated"):
+            default_engine()
+    else:
+        assert isinstance(default_engine(), EspeakCommand)
 
 
 def test_missing_program_is_a_tts_error() -> None:

@@ -351,7 +351,8 @@ class WavSpoolWriter:
     """Appends 16-bit PCM to a WAV file that stays readable if the process dies.
 
     The header is rewritten with the true sizes on every :meth:`flush`, which also fsyncs;
-    a flush happens automatically after every ``sync_interval`` seconds of audio. Audio
+    a flush happens automatically after every ``sync_interval`` seconds of audio. The file
+    must not exist yet (FileExistsError otherwise). Audio
     written after the last flush is on disk but not yet counted by the header:
     :func:`recover_wav` counts it from the file length.
     """
@@ -372,7 +373,8 @@ class WavSpoolWriter:
         self._sync_every = max(1, round(sync_interval * sample_rate))
         self._frames = 0
         self._frames_at_sync = 0
-        self._file: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - owned until close()
+        # "x": never overwrite a recording that may still await recovery.
+        self._file: BinaryIO = open(self.path, "xb")  # noqa: SIM115 - owned until close()
         self._file.write(_pcm16_header(channels, sample_rate, 0))
         self.flush()
 

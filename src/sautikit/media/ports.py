@@ -74,9 +74,13 @@ class RtpPortAllocator:
     def allocate(self, host: str) -> RtpPortPair:
         """Bind the next free pair on ``host``; raises PortsExhausted when none is free.
 
-        Other socket errors (an address this machine does not have) are raised as OSError.
+        ``host`` is an IPv4 or IPv6 address literal (never a name: no DNS lookup may block
+        the event loop). Other socket errors, such as an address this machine does not
+        have, are raised as OSError.
         """
-        family = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)[0][0]
+        family = socket.getaddrinfo(
+            host, None, type=socket.SOCK_DGRAM, flags=socket.AI_NUMERICHOST
+        )[0][0]
         count = len(self._rtp_ports)
         for step in range(count):
             index = (self._next_index + step) % count
