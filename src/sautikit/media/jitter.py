@@ -30,10 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CONCEAL_FRAMES", "FRAME_SAMPLES", "JitterBuffer", "JitterStats", "conceal"]
+from sautikit.media.audio import FRAME_SAMPLES
 
-#: Samples in one 20 ms frame at 8 kHz.
-FRAME_SAMPLES = 160
+__all__ = ["CONCEAL_FRAMES", "JitterBuffer", "JitterStats", "conceal"]
+
 #: Lost frames covered by a fading repeat before concealment falls silent.
 CONCEAL_FRAMES = 4
 

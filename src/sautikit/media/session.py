@@ -37,9 +37,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from sautikit.media.audio import FRAME_SAMPLES
 from sautikit.media.dtmf import DtmfPacket, DtmfParseError, DtmfReceiver, DtmfSender
 from sautikit.media.g711 import PCMU, G711Codec, codec_by_name
-from sautikit.media.jitter import FRAME_SAMPLES, JitterBuffer, conceal
+from sautikit.media.jitter import JitterBuffer, conceal
 from sautikit.media.rtcp import (
     Bye,
     ReceiverReport,

@@ -17,9 +17,10 @@ import enum
 import numpy as np
 import numpy.typing as npt
 
+from sautikit.media.audio import FRAME_SAMPLES
+
 __all__ = ["SilenceDetector", "VoiceActivity", "frame_dbfs", "trim_silence"]
 
-FRAME_SAMPLES = 160
 _FULL_SCALE = 32768.0
 
 
