@@ -448,3 +448,25 @@ async def test_sipp_uac_completes_a_call_against_a_transaction_layer_responder(
     )
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, stderr.decode(errors="replace")
+
+
+async def test_a_crashing_tu_answers_500_instead_of_leaving_the_caller_hanging(
+    make_layer: MakeLayer, phone: UdpPhone
+) -> None:
+    def crash(transaction: ServerTransaction) -> None:
+        raise RuntimeError("application bug")
+
+    bob = await make_layer(RecordingUser(crash))
+    phone.send(phone_request(phone, "INVITE", bob.transport.port), bob.transport.port)
+    assert (await next_item(phone.received)).status == 500
+
+
+async def test_closing_the_layer_cancels_pending_waits(
+    make_layer: MakeLayer, phone: UdpPhone
+) -> None:
+    alice = await make_layer(RecordingUser())
+    transaction = alice.send_request(new_request("INVITE", phone.peer.port), phone.peer)
+    alice.close()
+    with pytest.raises(asyncio.CancelledError):
+        await transaction.final_response
+    assert alice.active_transactions == 0

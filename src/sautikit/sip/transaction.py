@@ -207,7 +207,9 @@ class ClientTransaction(_Transaction):
         on_response: ResponseCallback | None,
         state: TransactionState,
     ) -> None:
-        branch = request.top_via.branch or ""
+        branch = request.top_via.branch
+        if not branch:
+            raise ValueError("the top Via of a request we send needs a branch")
         super().__init__(layer, _client_key(branch, request.method), destination, state)
         self.request = request
         self.final_response: asyncio.Future[Response] = layer.loop.create_future()
@@ -567,9 +569,12 @@ class TransactionLayer:
             )
 
     def close(self) -> None:
-        """Stop every transaction's timers (on shutdown); nothing is reported to the TU."""
+        """Stop every transaction (on shutdown). Nothing is reported to the TU; a pending
+        :attr:`ClientTransaction.final_response` is cancelled so no one waits forever."""
         for transaction in [*self._client.values(), *self._server.values()]:
             transaction._terminate()
+            if isinstance(transaction, ClientTransaction):
+                transaction.final_response.cancel()
 
     def _on_message(self, message: Request | Response, source: Peer) -> None:
         if isinstance(message, Response):
@@ -607,7 +612,12 @@ class TransactionLayer:
                 if isinstance(invite, InviteServerTransaction):
                     transaction.matched_invite = invite
         self._server[key] = transaction
-        self._call_user(self.user.on_request, transaction)
+        if not self._call_user(self.user.on_request, transaction) and transaction.state in (
+            TransactionState.TRYING,
+            TransactionState.PROCEEDING,
+        ):
+            # A TU that crashed will never answer: say so rather than leave the peer hanging.
+            transaction.respond(request.create_response(500))
         transaction._start()
 
     def _ack_to_user(self, ack: Request, source: Peer) -> None:
@@ -632,8 +642,11 @@ class TransactionLayer:
         if table.get(transaction.key) is transaction:
             del table[transaction.key]
 
-    def _call_user(self, callback: Callable[..., None], *args: object) -> None:
+    def _call_user(self, callback: Callable[..., None], *args: object) -> bool:
+        """Run a TU callback; its exception is logged, never raised into the transport."""
         try:
             callback(*args)
         except Exception:
             logger.exception("transaction user callback %s failed", callback)
+            return False
+        return True

@@ -206,6 +206,8 @@ class SipTransportLayer:
         self.host = ""
         self.port = 0
         self.advertised_host = ""
+        # The address family of our sockets: names resolve to addresses we can reach.
+        self._family = socket.AF_UNSPEC
         self._udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
         self._connections: dict[tuple[str, int], _StreamConnection] = {}
@@ -235,7 +237,8 @@ class SipTransportLayer:
                 self._udp, _ = await loop.create_datagram_endpoint(
                     lambda: _DatagramProtocol(self), local_addr=(host, port)
                 )
-                bound_port = self._udp.get_extra_info("sockname")[1]
+                udp_socket = self._udp.get_extra_info("socket")
+                bound_port, self._family = udp_socket.getsockname()[1], udp_socket.family
             if tcp:
                 try:
                     self._server = await loop.create_server(
@@ -249,7 +252,8 @@ class SipTransportLayer:
                     if attempt + 1 == attempts:
                         raise
                     continue
-                bound_port = self._server.sockets[0].getsockname()[1]
+                tcp_socket = self._server.sockets[0]
+                bound_port, self._family = tcp_socket.getsockname()[1], tcp_socket.family
             self.host, self.port = host, bound_port
             self.advertised_host = advertised_host or host
             return
@@ -276,15 +280,20 @@ class SipTransportLayer:
         if len(data) > MAX_MESSAGE_SIZE:
             raise SipTransportError(f"message of {len(data)} bytes is too large to send")
         host, port = address
-        if transport == "udp":
-            if self._udp is None or self._udp.is_closing():
-                raise SipTransportError("UDP transport is not running")
-            self._udp.sendto(data, (await self._resolve(host, port, socket.SOCK_DGRAM), port))
-        elif transport == "tcp":
-            connection = await self._tcp_connection((host, port))
-            connection.write(data)
-        else:
-            raise SipTransportError(f"unknown transport {transport!r}")
+        try:
+            if transport == "udp":
+                if self._udp is None or self._udp.is_closing():
+                    raise SipTransportError("UDP transport is not running")
+                self._udp.sendto(data, (await self._resolve(host, port, socket.SOCK_DGRAM), port))
+            elif transport == "tcp":
+                connection = await self._tcp_connection((host, port))
+                connection.write(data)
+            else:
+                raise SipTransportError(f"unknown transport {transport!r}")
+        except SipTransportError:
+            raise
+        except OSError as error:  # e.g. an IPv6 destination on an IPv4 socket
+            raise SipTransportError(f"cannot send to {host}:{port}: {error}") from error
 
     async def send_response(self, response: Response, source: Peer) -> None:
         """Send ``response`` to a request that came from ``source`` (§18.2.2, RFC 3581)."""
@@ -332,7 +341,9 @@ class SipTransportLayer:
         if _is_ip(host):
             return host
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=kind)
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, family=self._family, type=kind
+            )
         except OSError as error:
             raise SipTransportError(f"cannot resolve {host}: {error}") from error
         return str(infos[0][4][0])
