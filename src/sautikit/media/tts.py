@@ -23,7 +23,9 @@ Languages: English (``en``, ``en-US`` and other ``en-*`` → American English, `
 British) and Swahili (``sw``, ``sw-KE``, ``sw-TZ``), plus French, Portuguese, Arabic,
 Amharic, Oromo and Afrikaans. An unsupported language raises :class:`TtsError`: it never
 silently falls back to English, because reading Yoruba text with English rules helps nobody.
-Voices: ``man``/``male`` (the default) or ``woman``/``female``; other names are ignored.
+Voices: ``man``/``male`` or ``woman``/``female`` ask for espeak-ng; any other name (or none)
+gets the default voice: the Piper voice for its language when one is configured, else
+espeak-ng's male voice.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ import numpy.typing as npt
 from sautikit.media.audio import SAMPLE_RATE, AudioFormatError, encode_wav, load_wav, resample
 
 __all__ = [
+    "MAX_TEXT_LENGTH",
     "EspeakCommand",
     "EspeakLibrary",
     "PiperEngine",
@@ -244,6 +247,10 @@ class EspeakCommand:
             raise TtsError(f"espeak-ng wrote unreadable audio: {exc}") from exc
 
 
+# Piper phonemises with its own copy of espeak-ng, shared by every voice in the process.
+_PIPER_LOCK: Final = threading.Lock()
+
+
 class PiperEngine:
     """A Piper neural voice (``piper-tts`` on ONNX Runtime); one speaker, one language.
 
@@ -267,15 +274,13 @@ class PiperEngine:
             raise TtsError(f"cannot load Piper voice {os.fspath(model_path)!r}: {exc}") from exc
         self.name = f"piper:{Path(model_path).stem}"
         self.language: str = self._voice.config.espeak_voice
-        # One ONNX session and phonemiser per voice: synthesise one text at a time.
-        self._lock = threading.Lock()
 
     def speaks(self, language: str) -> bool:
         """Whether this voice's language is the primary language of the BCP-47 tag."""
         return _primary_language(language) == _primary_language(self.language)
 
     def synthesize(self, text: str, voice: str) -> Int16Array:
-        with self._lock:
+        with _PIPER_LOCK:
             chunks = list(self._voice.synthesize(text))
         if not chunks:
             return np.zeros(0, dtype=np.int16)
