@@ -204,6 +204,24 @@ async def test_latching_follows_a_changed_source_port(peer: socket.socket) -> No
         bob.close()
 
 
+async def test_a_burst_from_another_stream_does_not_steal_the_latch(peer: socket.socket) -> None:
+    bob = await open_session()
+    intruder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    intruder.bind((HOST, 0))
+    try:
+        peer.sendto(rtp(1, b"\xff" * 160), bob.local_address)
+        await until(lambda: bob.remote == peer.getsockname(), "latched onto the peer")
+        for sequence in range(10):
+            intruder.sendto(rtp(sequence, b"\x00" * 160, ssrc=0xBAD), bob.local_address)
+        await until(lambda: bob.stats.foreign == 10, "intruder's packets counted")
+        assert bob.remote == peer.getsockname()
+        # The intruder's audio never reached the jitter buffer.
+        assert len(bob.jitter) == 1
+    finally:
+        intruder.close()
+        bob.close()
+
+
 async def test_without_symmetric_rtp_the_sdp_address_stands(peer: socket.socket) -> None:
     bob = await open_session(remote=(HOST, 9), symmetric=False)
     try:

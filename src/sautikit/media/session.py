@@ -12,8 +12,9 @@
   encodes and sends one. The session keeps no audio timers of its own; RTCP is sent from
   those same calls when its interval (about 5 s, randomised per RFC 3550 §6.2) has passed.
 * Symmetric RTP (RFC 4961, and the comedia practice for NAT): the remote address is latched
-  onto the source of the first valid packet, and follows a new source only after it has
-  sent a few valid packets in a row, so one stray datagram cannot steal the stream.
+  onto the source of the first valid packet, and follows the same stream (SSRC) to a new
+  address after a few valid packets in a row; a different SSRC from elsewhere must persist
+  much longer, so stray or hostile datagrams cannot steal the stream.
 * RTCP runs on its own socket, by default the RTP port + 1 (RFC 3550 §11): an SR when we
   sent media since the last report, otherwise an RR, always with an SDES CNAME (§6.1), and
   a BYE on :meth:`RtpSession.close`.
@@ -62,6 +63,10 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 
+# How many times ``latch_after`` a stranger with a different SSRC must send, uninterrupted by
+# the current source, before the latch moves to it (25 × 2 packets: about a second).
+_NEW_SOURCE_LATCH_FACTOR = 25
+
 
 @dataclass(slots=True)
 class SessionStats:
@@ -106,8 +111,8 @@ class RtpSession:
     ``payload_type`` its number if not the static one; ``dtmf_payload_type`` is the
     negotiated telephone-event number (None if DTMF was not negotiated). ``remote`` and
     ``remote_rtcp`` come from the peer's SDP; with ``symmetric`` the session also latches
-    onto where the peer really sends from (``latch_after`` valid packets in a row from a new
-    address move the latch).
+    onto where the peer really sends from (``latch_after`` valid packets in a row of the same
+    stream from a new address move the latch).
     """
 
     def __init__(
@@ -145,10 +150,10 @@ class RtpSession:
         self.remote: Address | None = None
         self.remote_rtcp: Address | None = None
         self._remote_rtcp_explicit = False
-        self.set_remote(remote, remote_rtcp)
         self._latched = False
         self._candidate: Address | None = None
         self._candidate_count = 0
+        self.set_remote(remote, remote_rtcp)
         self._sequence = secrets.randbits(16)
         self._timestamp = secrets.randbits(32)
         self._first_packet = True
@@ -240,9 +245,16 @@ class RtpSession:
         else:
             self.remote_rtcp = None
         self._latched = False
+        self._candidate = None
 
-    def _accept_source(self, addr: Address) -> bool:
-        """Symmetric RTP: latch on the first source, move only for a persistent new one."""
+    def _accept_source(self, addr: Address, ssrc: int) -> bool:
+        """Symmetric RTP: latch on the first source, move only for a persistent new one.
+
+        The peer's own stream (same SSRC) seen from a new address is a NAT rebinding and
+        moves the latch after ``latch_after`` packets in a row; a different SSRC must keep
+        it up far longer, with the current source silent meanwhile, so another sender
+        cannot steal the stream with a quick burst.
+        """
         if not self.symmetric or (self._latched and addr == self.remote):
             self._candidate = None
             return True
@@ -253,7 +265,9 @@ class RtpSession:
             self._candidate = addr
             self._candidate_count = 0
         self._candidate_count += 1
-        if self._candidate_count >= self.latch_after:
+        same_source = self.reception is not None and ssrc == self.reception.ssrc
+        needed = self.latch_after * (1 if same_source else _NEW_SOURCE_LATCH_FACTOR)
+        if self._candidate_count >= needed:
             self._latch(addr)
             return True
         self.stats.foreign += 1
@@ -281,7 +295,7 @@ class RtpSession:
         if packet.payload_type != self.payload_type and not is_dtmf:
             self.stats.unknown_payload_type += 1
             return
-        if not self._accept_source(addr[:2]):
+        if not self._accept_source(addr[:2], packet.ssrc):
             return
         self.stats.packets_received += 1
         reception = self.reception
