@@ -241,6 +241,15 @@ def test_headers_are_case_insensitive_ordered_and_multi_valued() -> None:
     assert [name for name, _ in headers] == ["Via", "Via", "X-Custom"]
 
 
+def test_headers_refuse_values_that_would_inject_lines() -> None:
+    headers = Headers()
+    with pytest.raises(SipParseError, match="line break"):
+        headers.add("From", '"Eve\r\nVia: SIP/2.0/UDP evil" <sip:eve@x>')
+    with pytest.raises(SipParseError, match="header name"):
+        headers.set("Bad Name", "1")
+    assert len(headers) == 0
+
+
 def test_create_response_follows_8_2_6() -> None:
     data = OK_WITH_RECORD_ROUTE.replace(b"SIP/2.0 200 OK", b"BYE sip:b@c SIP/2.0")
     data = data.replace(b"1 INVITE", b"2 BYE").replace(b";tag=8321234356", b"")

@@ -20,6 +20,7 @@ A pure codec (RFC 3261 §7, §20, §25) with no I/O, used by the transports:
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -153,6 +154,19 @@ def canonical_header_name(name: str) -> str:
     return "-".join(word.capitalize() for word in lower.split("-"))
 
 
+def _checked_name(name: str) -> str:
+    if not _TOKEN.match(name):
+        raise SipParseError(f"bad header name {name!r:.40}")
+    return canonical_header_name(name)
+
+
+def _checked_value(value: str) -> str:
+    """Strip a value and refuse line breaks, which would inject headers on encode."""
+    if any(char in value for char in "\r\n\x00"):
+        raise SipParseError(f"line break or NUL in header value {value!r:.40}")
+    return value.strip()
+
+
 class Headers:
     """An ordered, case-insensitive, multi-valued header list.
 
@@ -170,7 +184,8 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         """Append a value; multi-value headers given comma-separated become several."""
-        canonical = canonical_header_name(name)
+        canonical = _checked_name(name)
+        value = _checked_value(value)
         if canonical.lower() in _MULTI_VALUE_HEADERS and value.strip() != "*":
             for part in split_outside_quotes(value, ","):
                 part = part.strip()
@@ -178,11 +193,11 @@ class Headers:
                     raise SipParseError(f"empty value in {canonical} list")
                 self._entries.append((canonical, part))
         else:
-            self._entries.append((canonical, value.strip()))
+            self._entries.append((canonical, value))
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a value in front of every other entry (a new top Via, §8.1.1.7)."""
-        self._entries.insert(0, (canonical_header_name(name), value.strip()))
+        self._entries.insert(0, (_checked_name(name), _checked_value(value)))
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``, or ``default``."""
@@ -198,10 +213,11 @@ class Headers:
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of ``name`` by one value, keeping the first one's position."""
-        canonical = canonical_header_name(name)
+        canonical = _checked_name(name)
+        value = _checked_value(value)
         for index, (entry_name, _) in enumerate(self._entries):
             if entry_name == canonical:
-                self._entries[index] = (canonical, value.strip())
+                self._entries[index] = (canonical, value)
                 self._entries[index + 1 :] = [
                     entry for entry in self._entries[index + 1 :] if entry[0] != canonical
                 ]
@@ -527,11 +543,9 @@ def best_effort_bad_request_response(data: bytes, reason: str = "Bad Request") -
         headers = Headers()
         for line in header_lines:
             name, colon, value = line.partition(":")
-            if colon and _TOKEN.match(name.strip()):
-                try:
+            if colon:
+                with contextlib.suppress(SipParseError):
                     headers.add(name.strip(), value)
-                except SipParseError:
-                    continue
         request = Request(method=method, headers=headers)
         for name in _MANDATORY_HEADERS:
             if name not in headers:
