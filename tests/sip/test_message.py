@@ -248,6 +248,9 @@ def test_headers_refuse_values_that_would_inject_lines() -> None:
     with pytest.raises(SipParseError, match="header name"):
         headers.set("Bad Name", "1")
     assert len(headers) == 0
+    response = Response(status=200, reason="OK\r\nX-Evil: 1")
+    with pytest.raises(SipParseError, match="start line"):
+        response.encode()
 
 
 def test_create_response_follows_8_2_6() -> None:

@@ -337,6 +337,8 @@ class _Message:
         return self.headers.get("Content-Type")
 
     def _encode_with(self, start_line: str) -> bytes:
+        if any(char in start_line for char in "\r\n\x00"):
+            raise SipParseError(f"line break or NUL in start line {start_line!r:.60}")
         lines = [start_line]
         wrote_length = False
         for name, value in self.headers:
