@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 import numpy as np
 import pytest
 
+from sautikit.media.dtmf import DtmfSender
 from sautikit.media.g711 import PCMA, PCMU, ulaw_decode, ulaw_encode
 from sautikit.media.rtcp import SenderReport, SourceDescription, parse_compound
 from sautikit.media.rtp import RtpPacket
@@ -252,8 +253,25 @@ async def test_a_new_ssrc_from_the_peer_is_followed(peer: socket.socket) -> None
         await until(lambda: len(bob.jitter) == 3, "second source buffered")
         assert int(bob.read_frame()[0]) == -32124
         assert bob.jitter.stats.resyncs == 1
-        assert bob.reception is not None
-        assert bob.reception.ssrc == 2
+        assert list(bob.sources) == [1, 2]
+    finally:
+        bob.close()
+
+
+async def test_dtmf_interleaved_with_audio_from_another_ssrc(peer: socket.socket) -> None:
+    # SIPp replays its audio and DTMF captures side by side, each with its own SSRC.
+    bob = await open_session()
+    try:
+        events = DtmfSender().packets("4", 120)
+        for index, event in enumerate(events):
+            peer.sendto(rtp(100 + index, b"\x80" * 160, ssrc=1), bob.local_address)
+            dtmf = RtpPacket(101, 7000 + index, 48000, 2, event.payload, event.marker)
+            peer.sendto(dtmf.encode(), bob.local_address)
+        await until(lambda: bob.stats.packets_received == 2 * len(events), "every packet")
+        assert bob.digits.qsize() == 1
+        assert bob.digits.get_nowait() == "4"
+        assert bob.jitter.stats.resyncs == 0
+        assert len(bob.jitter) == len(events)
     finally:
         bob.close()
 

@@ -107,10 +107,6 @@ class DtmfReceiver:
             self._events[key] = True
         return None
 
-    def reset(self) -> None:
-        """Forget past events, e.g. after the remote source changed (new SSRC)."""
-        self._events.clear()
-
 
 @dataclass(frozen=True, slots=True)
 class DtmfPacket:

@@ -31,7 +31,7 @@ import random
 import secrets
 import socket
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,8 @@ Address = tuple[str, int]
 # How many times ``latch_after`` a stranger with a different SSRC must send, uninterrupted by
 # the current source, before the latch moves to it (25 × 2 packets: about a second).
 _NEW_SOURCE_LATCH_FACTOR = 25
+# Remote SSRCs whose statistics are kept (and reported on) at once.
+_MAX_SOURCES = 4
 
 
 @dataclass(slots=True)
@@ -142,8 +144,10 @@ class RtpSession:
         self.jitter = jitter_buffer or JitterBuffer()
         self.stats = SessionStats()
         self.digits: asyncio.Queue[str] = asyncio.Queue()
-        #: The remote source's reception statistics (None until it sends).
-        self.reception: ReceptionStatistics | None = None
+        #: Reception statistics per remote SSRC, most recently heard last. A peer may send
+        #: from several at once (SIPp replays its audio and DTMF captures with different
+        #: SSRCs), so each keeps its own.
+        self.sources: OrderedDict[int, ReceptionStatistics] = OrderedDict()
         #: The peer's latest report block about our stream, from its SR or RR.
         self.remote_report: ReportBlock | None = None
         self.bye_received = False
@@ -265,7 +269,7 @@ class RtpSession:
             self._candidate = addr
             self._candidate_count = 0
         self._candidate_count += 1
-        same_source = self.reception is not None and ssrc == self.reception.ssrc
+        same_source = ssrc in self.sources
         needed = self.latch_after * (1 if same_source else _NEW_SOURCE_LATCH_FACTOR)
         if self._candidate_count >= needed:
             self._latch(addr)
@@ -298,12 +302,7 @@ class RtpSession:
         if not self._accept_source(addr[:2], packet.ssrc):
             return
         self.stats.packets_received += 1
-        reception = self.reception
-        if reception is None or reception.ssrc != packet.ssrc:
-            # A new source (or the first): fresh statistics, and its events are new events.
-            self._dtmf_receiver.reset()
-            reception = self.reception = ReceptionStatistics(packet.ssrc, self.codec.clock_rate)
-        reception.update(packet.sequence, packet.timestamp, time.monotonic())
+        self._source(packet.ssrc).update(packet.sequence, packet.timestamp, time.monotonic())
         if not is_dtmf:
             self.jitter.push(packet.sequence, packet.ssrc, packet.payload)
             return
@@ -315,6 +314,16 @@ class RtpSession:
         if digit is not None:
             self.stats.dtmf_digits += 1
             self.digits.put_nowait(digit)
+
+    def _source(self, ssrc: int) -> ReceptionStatistics:
+        source = self.sources.get(ssrc)
+        if source is None:
+            source = self.sources[ssrc] = ReceptionStatistics(ssrc, self.codec.clock_rate)
+            if len(self.sources) > _MAX_SOURCES:
+                self.sources.popitem(last=False)
+        else:
+            self.sources.move_to_end(ssrc)
+        return source
 
     def read_frame(self) -> npt.NDArray[np.int16]:
         """The next 20 ms of received audio: 160 int16 samples, concealed when missing.
@@ -400,8 +409,10 @@ class RtpSession:
 
     def _report_packets(self) -> list[RtcpPacket]:
         blocks: tuple[ReportBlock, ...] = ()
-        if self.reception is not None and self.reception.received:
-            blocks = (self.reception.report_block(time.monotonic()),)
+        now = time.monotonic()
+        blocks = tuple(
+            source.report_block(now) for source in self.sources.values() if source.received
+        )
         report: RtcpPacket
         if self._sent_since_report:
             report = SenderReport(
@@ -436,25 +447,22 @@ class RtpSession:
             return
         self.stats.rtcp_received += 1
         first = packets[0]
-        from_our_peer = self.reception is None or (
-            isinstance(first, SenderReport | ReceiverReport) and first.ssrc == self.reception.ssrc
+        from_our_peer = not self.sources or (
+            isinstance(first, SenderReport | ReceiverReport) and first.ssrc in self.sources
         )
         if self.symmetric and not self._remote_rtcp_explicit and from_our_peer:
             self.remote_rtcp = addr[:2]
         now = time.monotonic()
         for packet in packets:
             if isinstance(packet, SenderReport | ReceiverReport):
-                if (
-                    isinstance(packet, SenderReport)
-                    and self.reception is not None
-                    and packet.ssrc == self.reception.ssrc
-                ):
-                    self.reception.on_sender_report(packet, now)
+                source = self.sources.get(packet.ssrc)
+                if isinstance(packet, SenderReport) and source is not None:
+                    source.on_sender_report(packet, now)
                 for block in packet.reports:
                     if block.ssrc == self.ssrc:
                         self.remote_report = block
             elif isinstance(packet, Bye) and (
-                self.reception is None or self.reception.ssrc in packet.ssrcs
+                not self.sources or any(ssrc in self.sources for ssrc in packet.ssrcs)
             ):
                 self.bye_received = True
 
