@@ -244,9 +244,13 @@ async def test_responses_matching_no_transaction_go_to_the_tu(
 ) -> None:
     user = RecordingUser()
     alice = await make_layer(user)
-    stray = phone_request(phone, "INVITE", alice.transport.port).create_response(200, to_tag="x")
+    ours = str(alice.transport.make_via("udp", "z9hG4bKnotours"))
+    stray = new_request("INVITE", phone.peer.port, via=ours).create_response(200, to_tag="x")
+    foreign = phone_request(phone, "INVITE", alice.transport.port).create_response(180)
+    phone.send(foreign, alice.transport.port)  # a Via we never wrote: dropped (§18.1.2)
     phone.send(stray, alice.transport.port)
     assert (await next_item(user.stray)).status == 200
+    assert user.stray.empty()
 
 
 async def test_server_sends_100_trying_and_answers_a_repeated_invite_once(

@@ -7,6 +7,7 @@ transaction layer). It follows:
 * §18.2.1 / RFC 3581 §4 — on every received request the top Via gets ``received`` when the
   source IP differs from sent-by, and a valueless ``rport`` is filled with the source port
   (which also forces ``received``).
+* §18.1.2 — a response whose top Via sent-by is not ours is dropped silently.
 * §18.2.2 / RFC 3581 §4 — :meth:`SipTransportLayer.send_response` answers on the TCP
   connection the request came in on while it lives; otherwise to ``maddr``, or to
   ``received`` (or the sent-by host) at ``rport`` (or the sent-by port, or 5060).
@@ -372,6 +373,12 @@ class SipTransportLayer:
         future.set_result(connection)
         return connection
 
+    def _is_our_sent_by(self, via: Via) -> bool:
+        """§18.1.2: a response whose top Via we did not write is not for us."""
+        return (via.port or DEFAULT_SIP_PORT) == self.port and _same_ip(
+            via.host, self.advertised_host
+        )
+
     def _register_connection(self, connection: _StreamConnection) -> bool:
         if len(self._connections) >= MAX_TCP_CONNECTIONS:
             return False
@@ -400,6 +407,9 @@ class SipTransportLayer:
             return
         if isinstance(message, Request):
             _stamp_received(message, source)
+        elif not self._is_our_sent_by(message.top_via):
+            logger.debug("dropping a response for sent-by %s", message.top_via.sent_by)
+            return
         if self.handler is None:
             return
         try:
