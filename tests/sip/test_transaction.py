@@ -421,8 +421,9 @@ async def test_transport_failure_gives_the_tu_a_503(make_layer: MakeLayer) -> No
 
 @pytest.mark.sipp
 @pytest.mark.skipif(shutil.which("sipp") is None, reason="SIPp is not installed")
+@pytest.mark.parametrize("sipp_transport", ["u1", "t1"])
 async def test_sipp_uac_completes_a_call_against_a_transaction_layer_responder(
-    make_layer: MakeLayer, tmp_path: Any
+    make_layer: MakeLayer, tmp_path: Any, sipp_transport: str
 ) -> None:
     def answer(transaction: ServerTransaction) -> None:
         response = transaction.request.create_response(200, to_tag="sautikit")
@@ -430,12 +431,14 @@ async def test_sipp_uac_completes_a_call_against_a_transaction_layer_responder(
             response.headers.add("Contact", f"<sip:responder@127.0.0.1:{responder.transport.port}>")
         transaction.respond(response)
 
-    responder = await make_layer(RecordingUser(answer), TimerConfig())
+    responder = await make_layer(RecordingUser(answer), TimerConfig(), tcp=True)
     process = await asyncio.create_subprocess_exec(
         "sipp",
         "-sn",
         "uac",
         f"127.0.0.1:{responder.transport.port}",
+        "-t",
+        sipp_transport,
         "-i",
         "127.0.0.1",
         "-p",
