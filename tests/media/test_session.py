@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 import pytest
+from tests.media.test_dtmf import SIPP_PCAPS, read_pcap_rtp
 
 from sautikit.media.dtmf import DtmfSender
-from sautikit.media.g711 import PCMA, PCMU, ulaw_decode, ulaw_encode
+from sautikit.media.g711 import PCMA, PCMU, alaw_decode, ulaw_decode, ulaw_encode
 from sautikit.media.rtcp import SenderReport, SourceDescription, parse_compound
 from sautikit.media.rtp import RtpPacket
 from sautikit.media.session import RtpSession
@@ -18,10 +19,10 @@ HOST = "127.0.0.1"
 
 async def until(condition: Callable[[], bool], what: str) -> None:
     """Wait (bounded) for loopback datagrams to land; fail rather than hang."""
-    for _ in range(400):
+    for _ in range(2000):
         if condition():
             return
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.001)
     pytest.fail(f"never happened: {what}")
 
 
@@ -91,6 +92,34 @@ async def test_pcma_session_and_dynamic_payload_type() -> None:
         assert np.abs(heard.astype(np.int32) - np.concatenate(frames)).max() < 800
     finally:
         alice.close()
+        bob.close()
+
+
+async def test_sipp_speech_capture_in_30_ms_packets_is_heard_whole(peer: socket.socket) -> None:
+    capture = SIPP_PCAPS / "g711a.pcap"
+    if not capture.exists():
+        pytest.skip("SIPp's sample pcaps (Debian sip-tester) are not installed")
+    packets = read_pcap_rtp(capture)
+    assert {len(p.payload) for p in packets} == {240}
+    bob = await open_session(codec="PCMA")
+    try:
+        heard = []
+        sent = 0
+        # Replay at the capture's pace (one 30 ms packet per 240 timestamp units) against
+        # our 20 ms ticks, reading one frame per tick, then drain.
+        for tick in range(len(packets) * 3 // 2 + 10):
+            while sent < len(packets) and (sent * 240) <= tick * 160:
+                peer.sendto(packets[sent].encode(), bob.local_address)
+                sent += 1
+            await until(lambda n=sent: bob.stats.packets_received == n, "packets of this tick")
+            heard.append(bob.read_frame())
+        audio = np.concatenate(heard)
+        original = alaw_decode(b"".join(p.payload for p in packets))
+        assert bob.jitter.stats.lost == 0
+        # After the start-up wait, every captured sample is played, in order, none lost.
+        start = int(np.flatnonzero(audio)[0])
+        assert np.array_equal(audio[start : start + len(original)], original)
+    finally:
         bob.close()
 
 

@@ -167,6 +167,8 @@ class RtpSession:
         self._dtmf_queue: deque[DtmfPacket] = deque()
         self._dtmf_timestamp = 0
         self._last_frame: npt.NDArray[np.int16] | None = None
+        # Decoded samples of a packet longer than a frame, not yet played.
+        self._pending: npt.NDArray[np.int16] = np.zeros(0, np.int16)
         self._losses = 0
         self._rtp_transport: asyncio.DatagramTransport | None = None
         self._rtcp_transport: asyncio.DatagramTransport | None = None
@@ -328,22 +330,36 @@ class RtpSession:
     def read_frame(self) -> npt.NDArray[np.int16]:
         """The next 20 ms of received audio: 160 int16 samples, concealed when missing.
 
-        Meant for the media clock, once per tick.
+        Meant for the media clock, once per tick. Packets of other lengths (SIPp's sample
+        capture is 30 ms a packet) are cut into 20 ms frames, so their audio is neither
+        lost nor stretched.
         """
         self._maybe_send_rtcp()
-        payload = self.jitter.pop()
-        if payload is None:
-            self._losses += 1
-            return conceal(self._last_frame, self._losses)
-        samples = self.codec.decode(payload)
-        if len(samples) != FRAME_SAMPLES:
-            # A peer ignoring ptime 20: fit its frame to ours (cut or pad) rather than drift.
-            fitted = np.zeros(FRAME_SAMPLES, np.int16)
-            fitted[: min(len(samples), FRAME_SAMPLES)] = samples[:FRAME_SAMPLES]
-            samples = fitted
-        self._last_frame = samples
+        if not len(self._pending):
+            payload = self.jitter.pop()
+            if payload is None:
+                self._losses += 1
+                return conceal(self._last_frame, self._losses)
+            samples = self.codec.decode(payload)
+            if len(samples) == FRAME_SAMPLES:
+                return self._heard(samples)
+            self._pending = samples
+        while len(self._pending) < FRAME_SAMPLES:
+            payload = self.jitter.pop()
+            if payload is None:
+                # Short of a whole frame: play the part there is, then silence.
+                frame = np.zeros(FRAME_SAMPLES, np.int16)
+                frame[: len(self._pending)] = self._pending
+                self._pending = self._pending[:0]
+                return self._heard(frame)
+            self._pending = np.concatenate((self._pending, self.codec.decode(payload)))
+        frame, self._pending = self._pending[:FRAME_SAMPLES], self._pending[FRAME_SAMPLES:]
+        return self._heard(frame)
+
+    def _heard(self, frame: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
+        self._last_frame = frame
         self._losses = 0
-        return samples
+        return frame
 
     async def next_digit(self) -> str:
         """Wait for the next DTMF digit received."""
