@@ -27,7 +27,7 @@ def crlf(*lines: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
-# SIPp 3.6.1 `-sn uac`: PCMU only, rtpmap present.
+# The SDP of SIPp 3.6.1's `-sn uac` INVITE, as captured on loopback: PCMU only.
 SIPP_UAC = crlf(
     "v=0",
     "o=user1 53655765 2353687637 IN IP4 127.0.0.1",
@@ -38,43 +38,78 @@ SIPP_UAC = crlf(
     "a=rtpmap:0 PCMU/8000",
 )
 
-# SIPp 3.6.1 `-sn uac_pcap`: PCMA and telephone-event 101.
+# SIPp 3.6.1 `-sn uac_pcap`, as captured: PCMA and telephone-event 101.
 SIPP_UAC_PCAP = crlf(
     "v=0",
     "o=user1 53655765 2353687637 IN IP4 127.0.0.1",
     "s=-",
     "c=IN IP4 127.0.0.1",
     "t=0 0",
-    "m=audio 6002 RTP/AVP 8 101",
+    "m=audio 6000 RTP/AVP 8 101",
     "a=rtpmap:8 PCMA/8000",
     "a=rtpmap:101 telephone-event/8000",
     "a=fmtp:101 0-11,16",
 )
 
-# A baresip-like offer: wideband codecs first, a video stream, session attributes.
+# baresip 1.0.0 with g711, g722, opus, gsm and l16 loaded, as captured on loopback. Its
+# telephone-event is 105, and 101 is L16: payload numbers, not habits, decide.
 BARESIP_OFFER = crlf(
     "v=0",
-    "o=- 1183279431 2887493017 IN IP4 192.0.2.10",
+    "o=- 1772696002 455023686 IN IP4 127.0.0.1",
     "s=-",
-    "c=IN IP4 192.0.2.10",
+    "c=IN IP4 127.0.0.1",
     "t=0 0",
     "a=tool:baresip 1.0.0",
-    "m=audio 10000 RTP/AVP 96 9 0 8 101",
-    "b=AS:64",
+    "m=audio 14676 RTP/AVP 0 8 9 96 3 97 10 98 99 100 101 11 102 103 104 105",
+    "a=rtpmap:0 PCMU/8000",
+    "a=rtpmap:8 PCMA/8000",
+    "a=rtpmap:9 G722/8000",
     "a=rtpmap:96 opus/48000/2",
     "a=fmtp:96 stereo=1;sprop-stereo=1",
+    "a=rtpmap:3 GSM/8000",
+    "a=rtpmap:97 L16/48000/2",
+    "a=rtpmap:10 L16/44100/2",
+    "a=rtpmap:98 L16/32000/2",
+    "a=rtpmap:99 L16/16000/2",
+    "a=rtpmap:100 L16/8000/2",
+    "a=rtpmap:101 L16/48000",
+    "a=rtpmap:11 L16/44100",
+    "a=rtpmap:102 L16/32000",
+    "a=rtpmap:103 L16/16000",
+    "a=rtpmap:104 L16/8000",
+    "a=rtpmap:105 telephone-event/8000",
+    "a=fmtp:105 0-15",
+    "a=sendrecv",
+    "a=label:1",
+    "a=rtcp-rsize",
+    "a=ssrc:2867393690 cname:sip:a@127.0.0.1:5191",
+    "a=minptime:4",
+    "a=ptime:20",
+)
+
+# baresip 1.0.0 with g722 and opus loaded before g711, as captured: wideband first.
+BARESIP_WIDEBAND_FIRST = crlf(
+    "v=0",
+    "o=- 2099348606 1842408297 IN IP4 127.0.0.1",
+    "s=-",
+    "c=IN IP4 127.0.0.1",
+    "t=0 0",
+    "a=tool:baresip 1.0.0",
+    "m=audio 16018 RTP/AVP 9 96 3 0 8 101",
     "a=rtpmap:9 G722/8000",
+    "a=rtpmap:96 opus/48000/2",
+    "a=fmtp:96 stereo=1;sprop-stereo=1",
+    "a=rtpmap:3 GSM/8000",
     "a=rtpmap:0 PCMU/8000",
     "a=rtpmap:8 PCMA/8000",
     "a=rtpmap:101 telephone-event/8000",
     "a=fmtp:101 0-15",
-    "a=rtcp-rsize",
-    "a=ptime:20",
     "a=sendrecv",
     "a=label:1",
-    "m=video 10002 RTP/AVP 100",
-    "a=rtpmap:100 H264/90000",
-    "a=sendrecv",
+    "a=rtcp-rsize",
+    "a=ssrc:1079631577 cname:sip:a@127.0.0.1:5191",
+    "a=minptime:20",
+    "a=ptime:20",
 )
 
 # Modern hold (RFC 3264 §8.4): the holder sends only.
@@ -101,7 +136,14 @@ HOLD_ZERO_ADDRESS = crlf(
     "m=audio 6000 RTP/AVP 0",
 )
 
-FIXTURES = [SIPP_UAC, SIPP_UAC_PCAP, BARESIP_OFFER, HOLD_SENDONLY, HOLD_ZERO_ADDRESS]
+FIXTURES = [
+    SIPP_UAC,
+    SIPP_UAC_PCAP,
+    BARESIP_OFFER,
+    BARESIP_WIDEBAND_FIRST,
+    HOLD_SENDONLY,
+    HOLD_ZERO_ADDRESS,
+]
 
 
 def offer_with(*media_lines: str, connection: str = "c=IN IP4 203.0.113.5") -> bytes:
@@ -295,14 +337,36 @@ def test_static_types_without_rtpmap_and_any_case_are_understood() -> None:
     assert lower.media[0].attribute("rtpmap") == "0 PCMU/8000"
 
 
-def test_baresip_offer_takes_first_supported_codec_and_rejects_video() -> None:
+def test_baresip_offer_with_many_codecs() -> None:
     answer, media = negotiate_answer(parse_sdp(BARESIP_OFFER), "192.0.2.50", 20000)
+    assert (media.codec, media.payload_type, media.telephone_event_payload_type) == (
+        "PCMU",
+        0,
+        105,
+    )
+    assert (media.remote_address, media.remote_port) == ("127.0.0.1", 14676)
+    [audio] = answer.media
+    assert audio.formats == ["0", "105"]
+    assert audio.attribute_values("rtpmap") == ["0 PCMU/8000", "105 telephone-event/8000"]
+
+
+def test_baresip_wideband_first_takes_the_first_codec_we_speak() -> None:
+    answer, media = negotiate_answer(parse_sdp(BARESIP_WIDEBAND_FIRST), "192.0.2.50", 20000)
     assert (media.codec, media.payload_type, media.telephone_event_payload_type) == (
         "PCMU",
         0,
         101,
     )
-    assert (media.remote_address, media.remote_port) == ("192.0.2.10", 10000)
+    assert answer.media[0].formats == ["0", "101"]
+
+
+def test_unsupported_streams_are_rejected_with_port_zero_keeping_the_count() -> None:
+    offer = parse_sdp(
+        BARESIP_WIDEBAND_FIRST
+        + crlf("m=video 16020 RTP/AVP 100", "a=rtpmap:100 H264/90000", "a=sendrecv")
+    )
+    answer, media = negotiate_answer(offer, "192.0.2.50", 20000)
+    assert media.remote_port == 16018
     assert len(answer.media) == 2
     audio, video = answer.media
     assert (audio.port, audio.formats) == (20000, ["0", "101"])
@@ -440,7 +504,7 @@ def test_uac_reads_a_sipp_style_answer() -> None:
         8,
         101,
     )
-    assert (media.remote_address, media.remote_port) == ("127.0.0.1", 6002)
+    assert (media.remote_address, media.remote_port) == ("127.0.0.1", 6000)
     assert media.direction == "sendrecv" and not media.on_hold
 
 
