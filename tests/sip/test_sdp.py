@@ -207,6 +207,22 @@ def test_unknown_lines_and_attributes_survive_a_round_trip() -> None:
     assert description.media[0].attribute("missing") is None
 
 
+def test_extra_spaces_and_fractional_ptime_from_sloppy_peers_are_accepted() -> None:
+    offer = parse_sdp(
+        crlf(
+            "v=0",
+            "o=-  1 1 IN IP4 192.0.2.1 ",
+            "c=IN  IP4 192.0.2.1",
+            "t=0 0",
+            "m=audio 5004 RTP/AVP 8 0 ",
+            "a=ptime:20.0",
+        )
+    )
+    assert offer.media[0].formats == ["8", "0"]
+    assert offer.origin.address == "192.0.2.1"
+    assert offer.media[0].ptime == 20
+
+
 def test_encode_puts_lines_in_rfc_order() -> None:
     body = crlf(
         "v=0", "o=- 1 1 IN IP4 192.0.2.1", "t=0 0", "c=IN IP4 192.0.2.1", "m=audio 5 RTP/AVP 0"
@@ -251,6 +267,7 @@ def test_encode_puts_lines_in_rfc_order() -> None:
             "line 3: rtpmap payload type must be a number",
         ),
         (b"v=0\r\no=- 1 1 IN IP4 h\r\na=ptime:twenty\r\n", "line 3: ptime must be a number"),
+        (b"v=0\r\no=- 1 1 IN IP4 h\r\na=ptime:2.x\r\n", "line 3: ptime fraction must be"),
         (
             b"v=0\r\no=- 1 1 IN IP4 h\r\nm=audio 1 RTP/AVP 0\r\no=x\r\n",
             "line 4: 'o=' is not allowed inside a media description",

@@ -238,7 +238,7 @@ class MediaDescription:
     @property
     def ptime(self) -> int | None:
         value = self.attribute("ptime")
-        return None if value is None else int(value)
+        return None if value is None else int(value.partition(".")[0])
 
     def encode_lines(self) -> list[str]:
         port = self.port if self.port_count is None else f"{self.port}/{self.port_count}"
@@ -438,9 +438,14 @@ class _Parser:
             media.extra_lines.append((kind, value))
 
 
+def _split_fields(value: str) -> list[str]:
+    # RFC 4566 says one space; some peers pad with more or end lines with one.
+    return [part for part in value.split(" ") if part]
+
+
 def _parse_fields(value: str, count: int, what: str) -> list[str]:
-    fields = value.split(" ")
-    if len(fields) != count or not all(fields):
+    fields = _split_fields(value)
+    if len(fields) != count:
         raise SdpParseError(f"{what} needs {count} space-separated fields, got {value!r:.60}")
     return fields
 
@@ -472,8 +477,8 @@ def _parse_connection(value: str) -> Connection:
 
 
 def _parse_media_line(value: str) -> MediaDescription:
-    fields = value.split(" ")
-    if len(fields) < 3 or not all(fields):
+    fields = _split_fields(value)
+    if len(fields) < 3:
         raise SdpParseError(f"m= needs '<media> <port> <proto> <fmt> ...', got {value!r:.60}")
     media, port_text, proto, *formats = fields
     port_text, slash, count_text = port_text.partition("/")
@@ -493,7 +498,11 @@ def _parse_attribute(value: str) -> Attribute:
         _parse_int(pt_text, "rtpmap payload type", 127)
         _parse_rtpmap_value(mapping)
     elif name == "ptime":
-        _parse_int(attribute_value, "ptime")
+        # Integer milliseconds (RFC 4566 §6); a few peers write "20.0".
+        whole, dot, fraction = attribute_value.partition(".")
+        _parse_int(whole, "ptime")
+        if dot:
+            _parse_int(fraction, "ptime fraction")
     return Attribute(name, attribute_value if colon else None)
 
 
