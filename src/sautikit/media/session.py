@@ -374,7 +374,6 @@ class RtpSession:
         sent; returns True if a packet went out.
         """
         self._maybe_send_rtcp()
-        sent = False
         if self._dtmf_queue:
             dtmf = self._dtmf_queue.popleft()
             if dtmf.marker:
@@ -424,7 +423,6 @@ class RtpSession:
             self.send_rtcp_report()
 
     def _report_packets(self) -> list[RtcpPacket]:
-        blocks: tuple[ReportBlock, ...] = ()
         now = time.monotonic()
         blocks = tuple(
             source.report_block(now) for source in self.sources.values() if source.received
