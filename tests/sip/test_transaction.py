@@ -17,6 +17,7 @@ from sautikit.sip.transaction import (
     TimerConfig,
     TransactionLayer,
     TransactionState,
+    TransactionStateError,
 )
 from sautikit.sip.transport import Peer, SipTransportLayer
 from sautikit.sip.uri import SipUri
@@ -297,6 +298,8 @@ async def test_server_retransmits_its_final_response_until_the_ack(
     assert phone.received.empty()
     assert user.acks.empty()  # the ACK for a failure belongs to the transaction
     assert user.transactions.empty()
+    with pytest.raises(TransactionStateError):
+        transaction.respond(transaction.request.create_response(200, to_tag="b"))
 
 
 async def test_non_invite_server_answers_repeats_with_its_final_response(

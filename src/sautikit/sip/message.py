@@ -236,11 +236,6 @@ class Headers:
                 del self._entries[index]
                 return
 
-    def copy(self) -> Headers:
-        headers = Headers()
-        headers._entries = list(self._entries)
-        return headers
-
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
 

@@ -49,6 +49,7 @@ __all__ = [
     "NonInviteClientTransaction",
     "NonInviteServerTransaction",
     "ResponseCallback",
+    "ServerFailureCallback",
     "ServerTransaction",
     "TimerConfig",
     "TransactionLayer",
@@ -358,7 +359,7 @@ class NonInviteClientTransaction(ClientTransaction):
 class ServerTransaction(_Transaction):
     """A request we received and the responses we give it (§17.2).
 
-    The TU answers with :meth:`respond`. ``on_failure`` (optional, set by the TU) hears of a
+    ``peer`` is where the request came from. The TU answers with :meth:`respond`. ``on_failure`` (optional, set by the TU) hears of a
     transport error or of an ACK that never came (timer H), per §17.2.4 / §17.2.1.
     """
 
@@ -376,10 +377,6 @@ class ServerTransaction(_Transaction):
         self.on_failure: ServerFailureCallback | None = None
         #: For a CANCEL: the INVITE server transaction it matches, if any (§9.2).
         self.matched_invite: InviteServerTransaction | None = None
-
-    @property
-    def source(self) -> Peer:
-        return self.peer
 
     @abc.abstractmethod
     def respond(self, response: Response) -> None:
