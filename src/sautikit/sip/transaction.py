@@ -359,8 +359,9 @@ class NonInviteClientTransaction(ClientTransaction):
 class ServerTransaction(_Transaction):
     """A request we received and the responses we give it (§17.2).
 
-    ``peer`` is where the request came from. The TU answers with :meth:`respond`. ``on_failure`` (optional, set by the TU) hears of a
-    transport error or of an ACK that never came (timer H), per §17.2.4 / §17.2.1.
+    ``peer`` is where the request came from. The TU answers with :meth:`respond`.
+    ``on_failure`` (optional, set by the TU) hears of a transport error or of an ACK that
+    never came (timer H), per §17.2.4 / §17.2.1.
     """
 
     def __init__(
