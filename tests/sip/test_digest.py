@@ -181,7 +181,7 @@ def test_uac_refuses_what_it_cannot_do() -> None:
 
 def test_parses_quoted_escapes_commas_and_case() -> None:
     challenge = parse_challenge(
-        'digest  REALM = "a \\"quoted\\", realm" ,, nonce="x,y" , algorithm=sha-256,'
+        'digest\t REALM = "a \\"quoted\\", realm" ,, nonce="x,y" , algorithm=sha-256,'
         'qop="Auth",stale=TRUE, domain="sip:a sip:b", opaque=\'raw\''
     )
     assert challenge.realm == 'a "quoted", realm'
@@ -191,6 +191,7 @@ def test_parses_quoted_escapes_commas_and_case() -> None:
     assert challenge.stale is True
     assert challenge.domain == "sip:a sip:b"
     assert challenge.opaque == "'raw'"
+    assert parse_challenge('Digest realm="a\tb", nonce="n"').realm == "a\tb"
 
 
 def test_challenge_and_credentials_encode_and_parse_back() -> None:

@@ -174,7 +174,8 @@ def _split_scheme(value: str) -> dict[str, str]:
     except UnicodeEncodeError as error:
         raise DigestParseError(f"header value is not text (character {error.start + 1})") from None
     value = value.strip(" \t")
-    scheme, _, rest = value.partition(" ")
+    split_at = next((i for i, char in enumerate(value) if char in " \t"), len(value))
+    scheme, rest = value[:split_at], value[split_at:]
     if scheme.lower() != "digest":
         raise DigestParseError(f"not a Digest header value (scheme {scheme!r:.20})")
     return _parse_auth_params(rest)
