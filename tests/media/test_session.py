@@ -10,6 +10,7 @@ from tests.media.test_dtmf import SIPP_PCAPS, read_pcap_rtp
 
 from sautikit.media.dtmf import DtmfSender
 from sautikit.media.g711 import PCMA, PCMU, alaw_decode, ulaw_decode, ulaw_encode
+from sautikit.media.jitter import JitterBuffer
 from sautikit.media.rtcp import SenderReport, SourceDescription, parse_compound
 from sautikit.media.rtp import RtpPacket
 from sautikit.media.session import RtpSession
@@ -386,6 +387,20 @@ async def test_already_bound_sockets_are_accepted() -> None:
         assert session.rtcp_local_address == rtcp_sock.getsockname()
     finally:
         session.close()
+
+
+async def test_a_jitter_buffer_of_ones_own_is_used(peer: socket.socket) -> None:
+    deep = JitterBuffer(min_depth=4, max_depth=10)
+    bob = await open_session(jitter_buffer=deep)
+    try:
+        assert bob.jitter is deep
+        for sequence in range(1, 4):
+            peer.sendto(rtp(sequence, b"\x80" * 160), bob.local_address)
+        await until(lambda: len(deep) == 3, "three frames buffered")
+        # Four frames are wanted before playout starts: still silence.
+        assert not bob.read_frame().any()
+    finally:
+        bob.close()
 
 
 async def test_without_rtcp() -> None:

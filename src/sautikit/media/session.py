@@ -141,7 +141,7 @@ class RtpSession:
         self.ssrc = secrets.randbits(32) if ssrc is None else ssrc
         self.cname = cname or f"sautikit-{self.ssrc:08x}@{socket.gethostname()}"
         self.rtcp_interval = rtcp_interval
-        self.jitter = jitter_buffer or JitterBuffer()
+        self.jitter = JitterBuffer() if jitter_buffer is None else jitter_buffer
         self.stats = SessionStats()
         self.digits: asyncio.Queue[str] = asyncio.Queue()
         #: Reception statistics per remote SSRC, most recently heard last. A peer may send
