@@ -480,3 +480,20 @@ async def test_closing_the_layer_cancels_pending_waits(
     with pytest.raises(asyncio.CancelledError):
         await transaction.final_response
     assert alice.active_transactions == 0
+
+
+async def test_timer_h_tells_the_tu_when_the_ack_never_comes(
+    make_layer: MakeLayer, phone: UdpPhone
+) -> None:
+    failures: asyncio.Queue[str] = asyncio.Queue()
+
+    def busy(transaction: ServerTransaction) -> None:
+        transaction.on_failure = lambda tx, reason: failures.put_nowait(reason)
+        transaction.respond(transaction.request.create_response(486, to_tag="b"))
+
+    bob = await make_layer(RecordingUser(busy), TimerConfig(t1=0.01, t2=0.04))
+    invite = phone_request(phone, "INVITE", bob.transport.port)
+    phone.send(invite, bob.transport.port)
+    assert "timer H" in await next_item(failures)
+    assert phone.received.qsize() > 3  # timer G kept resending the 486
+    assert bob.active_transactions == 0
