@@ -226,7 +226,7 @@ def test_challenge_and_credentials_encode_and_parse_back() -> None:
         ('Digest realm="x", realm="y", nonce="n"', "'realm' appears twice"),
         ('Digest realm, nonce="n"', "'realm' has no '=' value"),
         ('Digest realm=, nonce="n"', "'realm' has a bad unquoted value"),
-        ('Digest ="x"', "expected a parameter name at column 1"),
+        ('Digest ="x"', "expected a parameter name at '=\"x\"'"),
         ('Digest realm="a\rb", nonce="n"', "control character"),
         ('Digest realm="\ud800", nonce="n"', "header value is not text (character 15)"),
     ],

@@ -118,7 +118,7 @@ def _parse_auth_params(text: str) -> dict[str, str]:
             i += 1
         name = text[start:i].lower()
         if not name:
-            raise DigestParseError(f"expected a parameter name at column {i + 1}")
+            raise DigestParseError(f"expected a parameter name at {text[i : i + 20]!r}")
         while i < n and text[i] in " \t":
             i += 1
         if i >= n or text[i] != "=":
