@@ -153,6 +153,24 @@ async def test_dtmf_digits_arrive_once(pair: tuple[RtpSession, RtpSession]) -> N
     assert bob.stats.dtmf_digits == 3
 
 
+async def test_timestamps_follow_the_clock_through_skipped_ticks(peer: socket.socket) -> None:
+    alice = await open_session(remote=peer.getsockname())
+    try:
+        alice.send_frame(np.zeros(160, np.int16))
+        alice.skip(3)
+        alice.send_frame(np.zeros(160, np.int16))
+        packets = []
+        for _ in range(2):
+            await until(lambda: _readable(peer), "packet sent")
+            packets.append(RtpPacket.parse(peer.recv(2048)))
+        first, second = packets
+        assert first.marker and not second.marker
+        assert second.sequence == (first.sequence + 1) % 65536
+        assert second.timestamp == (first.timestamp + 4 * 160) % (1 << 32)
+    finally:
+        alice.close()
+
+
 async def test_send_dtmf_needs_negotiated_telephone_event() -> None:
     session = await open_session(dtmf_payload_type=None)
     try:

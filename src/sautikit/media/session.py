@@ -390,6 +390,13 @@ class RtpSession:
         self._timestamp = (self._timestamp + len(samples)) & 0xFFFF_FFFF
         return sent
 
+    def skip(self, ticks: int) -> None:
+        """Account for media-clock ticks that sent nothing (the clock skipped them in a stall).
+
+        The RTP timestamp moves on as time did, so the far end's playout stays in step.
+        """
+        self._timestamp = (self._timestamp + ticks * FRAME_SAMPLES) & 0xFFFF_FFFF
+
     def send_dtmf(self, digit: str, duration_ms: int = 100) -> None:
         """Queue one digit as RFC 4733 events; they replace audio on the following ticks.
 
