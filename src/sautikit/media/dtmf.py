@@ -3,7 +3,7 @@
 * :class:`TelephoneEvent` is the 4-octet payload of §2.3: event code, end bit, volume,
   duration (in RTP timestamp units).
 * :class:`DtmfReceiver` turns the packet stream of a telephone-event payload type into digits,
-  each once. One event is one RTP timestamp (§2.5.1.1): the start packet (marker set), its
+  each once (§2.5.2). One event is one RTP timestamp (§2.5.1.2): the start packet (marker set), its
   retransmissions, the growing-duration updates and the usually threefold end packets
   (§2.5.1.4) all share it, so a digit is emitted on the first packet seen with a new
   timestamp and the rest are absorbed, even when reordered or when the start was lost.
@@ -14,7 +14,7 @@
   the end packet sent three times. The caller (the RTP session) sends one per media tick.
 
 Events 0 to 15 are the DTMF digits ``0-9 * # A-D`` (§3.2); other events are parsed but never
-reported as digits.
+reported as digits. Of a packet packing several events (§2.5.1.5), only the first is read.
 """
 
 from __future__ import annotations
