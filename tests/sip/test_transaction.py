@@ -158,7 +158,7 @@ async def test_invite_is_retransmitted_until_a_provisional_arrives(
 async def test_non_invite_is_retransmitted_and_times_out_with_408(
     make_layer: MakeLayer, phone: UdpPhone
 ) -> None:
-    alice = await make_layer(RecordingUser(), TimerConfig(t1=0.01, t2=0.04, t4=0.05))
+    alice = await make_layer(RecordingUser(), TimerConfig(t1=0.005, t2=0.02, t4=0.05))
     transaction = alice.send_request(new_request("OPTIONS", phone.peer.port), phone.peer)
     final = await asyncio.wait_for(transaction.final_response, 5)
     assert final.status == 408
@@ -168,7 +168,7 @@ async def test_non_invite_is_retransmitted_and_times_out_with_408(
 
 
 async def test_timer_b_gives_the_tu_a_408(make_layer: MakeLayer, phone: UdpPhone) -> None:
-    alice = await make_layer(RecordingUser(), TimerConfig(t1=0.01))
+    alice = await make_layer(RecordingUser(), TimerConfig(t1=0.005))
     seen: list[Response] = []
     transaction = alice.send_request(
         new_request("INVITE", phone.peer.port), phone.peer, seen.append
@@ -491,7 +491,7 @@ async def test_timer_h_tells_the_tu_when_the_ack_never_comes(
         transaction.on_failure = lambda tx, reason: failures.put_nowait(reason)
         transaction.respond(transaction.request.create_response(486, to_tag="b"))
 
-    bob = await make_layer(RecordingUser(busy), TimerConfig(t1=0.01, t2=0.04))
+    bob = await make_layer(RecordingUser(busy), TimerConfig(t1=0.005, t2=0.02))
     invite = phone_request(phone, "INVITE", bob.transport.port)
     phone.send(invite, bob.transport.port)
     assert "timer H" in await next_item(failures)
