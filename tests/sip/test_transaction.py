@@ -129,11 +129,13 @@ async def settle(timers: TimerConfig = FAST) -> None:
     await asyncio.sleep(8 * timers.t1)
 
 
-def drain(queue: asyncio.Queue[Any]) -> list[Any]:
-    items = []
+async def falls_quiet(queue: asyncio.Queue[Any]) -> bool:
+    """True when nothing more arrives once messages already in flight have landed."""
+    await settle()
     while not queue.empty():
-        items.append(queue.get_nowait())
-    return items
+        queue.get_nowait()
+    await settle()
+    return queue.empty()
 
 
 async def test_invite_is_retransmitted_until_a_provisional_arrives(
@@ -150,9 +152,7 @@ async def test_invite_is_retransmitted_until_a_provisional_arrives(
     phone.send(copies[0].create_response(180, to_tag="bob-1"), alice.transport.port)
     assert (await next_item(responses)).status == 180
     assert transaction.state is TransactionState.PROCEEDING
-    drain(phone.received)
-    await settle()
-    assert phone.received.empty()
+    assert await falls_quiet(phone.received)
 
 
 async def test_non_invite_is_retransmitted_and_times_out_with_408(
@@ -293,9 +293,7 @@ async def test_server_retransmits_its_final_response_until_the_ack(
             break
         await asyncio.sleep(FAST.t1)
     assert transaction.state in (TransactionState.CONFIRMED, TransactionState.TERMINATED)
-    drain(phone.received)
-    await settle()
-    assert phone.received.empty()
+    assert await falls_quiet(phone.received)
     assert user.acks.empty()  # the ACK for a failure belongs to the transaction
     assert user.transactions.empty()
     with pytest.raises(TransactionStateError):
