@@ -13,6 +13,7 @@ The store is described by a URL (see ``parse_s3_url`` and docs/storage.md)::
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -50,6 +51,7 @@ DEFAULT_MULTIPART_THRESHOLD = 16 * 1024 * 1024
 _PART_SIZE = 8 * 1024 * 1024
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _URL_OPTIONS = frozenset({"endpoint", "region", "path_style", "multipart_threshold"})
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _T = TypeVar("_T")
 
 
@@ -79,12 +81,20 @@ def parse_s3_url(url: str) -> S3Location:
     Credentials in the URL are percent-decoded (write ``/`` in a secret as ``%2F``). The
     error messages never repeat the credentials.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise StorageError("the storage URL is not a valid URL") from None
     if parts.scheme != "s3":
         raise StorageError("a storage URL must start with s3://")
     userinfo, at, bucket = parts.netloc.rpartition("@")
     if not bucket:
         raise StorageError("the storage URL names no bucket: use s3://BUCKET?…")
+    if not _BUCKET.fullmatch(bucket):
+        raise StorageError(
+            "a bucket name is 3–63 lowercase letters, digits, '.' and '-', "
+            "starting and ending with a letter or digit"
+        )
     access_key = secret_key = None
     if at:
         user, colon, password = userinfo.partition(":")
@@ -120,7 +130,10 @@ def parse_s3_url(url: str) -> S3Location:
 def _endpoint(value: str | None) -> str | None:
     if value is None:
         return None
-    endpoint = urlsplit(value)
+    try:
+        endpoint = urlsplit(value)
+    except ValueError:
+        raise StorageError("the storage URL's endpoint is not a valid URL") from None
     if endpoint.scheme not in {"http", "https"} or not endpoint.hostname:
         raise StorageError("the storage URL's endpoint must be an http:// or https:// URL")
     if endpoint.username is not None or endpoint.password is not None:
