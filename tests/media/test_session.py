@@ -1,8 +1,10 @@
 """Two RTP sessions talking over loopback, plus a raw UDP socket playing a misbehaving peer."""
 
 import asyncio
+import shutil
 import socket
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -428,3 +430,74 @@ async def test_without_rtcp() -> None:
         assert not session.send_rtcp_report()
     finally:
         session.close()
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.sipp
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="SIPp is not installed")
+async def test_sipp_rtp_echo_returns_our_audio_and_dtmf(tmp_path: Path) -> None:
+    # SIPp's RTP echo reflects every packet from its media port: a peer we did not write,
+    # whose source address we must latch onto and whose packets we must decode.
+    media_port = _free_udp_port()
+    process = await asyncio.create_subprocess_exec(
+        "sipp",
+        "-sn",
+        "uas",
+        "-rtp_echo",
+        "-i",
+        HOST,
+        "-p",
+        "0",
+        "-mi",
+        HOST,
+        "-mp",
+        str(media_port),
+        "-cp",
+        str(_free_udp_port()),
+        "-nostdin",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    alice = await open_session(remote=(HOST, media_port))
+    try:
+        # SIPp takes a moment to bind: probe from elsewhere until the echo answers.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind((HOST, 0))
+            probe.setblocking(False)
+            for _ in range(500):
+                probe.sendto(rtp(1, b"\xff"), (HOST, media_port))
+                await asyncio.sleep(0.01)
+                if _readable(probe):
+                    break
+            assert _readable(probe), "SIPp never echoed"
+        silence = np.zeros(160, np.int16)
+        alice.send_frame(silence)
+        await until(lambda: alice.stats.packets_received == 1, "first echo")
+        assert alice.remote == (HOST, media_port)
+        frames = tone(4, amplitude=6000)
+        for frame in frames:
+            alice.send_frame(frame)
+        await until(lambda: alice.stats.packets_received == alice.stats.packets_sent, "tone echoed")
+        # Play out the echoed silence, then the tone must come back exactly as sent.
+        heard = [alice.read_frame() for _ in range(20)]
+        first = next(i for i, frame in enumerate(heard) if frame.any())
+        expected = [ulaw_decode(ulaw_encode(frame)) for frame in frames]
+        for got, want in zip(heard[first : first + 4], expected, strict=True):
+            assert np.array_equal(got, want)
+
+        alice.send_dtmf("5", 80)
+        for _ in range(8):
+            alice.send_frame(silence)
+        assert await asyncio.wait_for(alice.next_digit(), 5) == "5"
+        await until(lambda: alice.stats.packets_received == alice.stats.packets_sent, "DTMF echoed")
+        assert alice.digits.empty()
+    finally:
+        alice.close()
+        process.terminate()
+        await process.wait()
