@@ -1,0 +1,1 @@
+"""Recordings: what happens to a call's audio after it is captured, transcription included."""
