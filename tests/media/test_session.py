@@ -108,13 +108,17 @@ async def test_sipp_speech_capture_in_30_ms_packets_is_heard_whole(peer: socket.
     try:
         heard = []
         sent = 0
+
+        def all_sent_arrived() -> bool:
+            return bob.stats.packets_received == sent
+
         # Replay at the capture's pace (one 30 ms packet per 240 timestamp units) against
         # our 20 ms ticks, reading one frame per tick, then drain.
         for tick in range(len(packets) * 3 // 2 + 10):
             while sent < len(packets) and (sent * 240) <= tick * 160:
                 peer.sendto(packets[sent].encode(), bob.local_address)
                 sent += 1
-            await until(lambda n=sent: bob.stats.packets_received == n, "packets of this tick")
+            await until(all_sent_arrived, "packets of this tick")
             heard.append(bob.read_frame())
         audio = np.concatenate(heard)
         original = alaw_decode(b"".join(p.payload for p in packets))
@@ -214,8 +218,10 @@ async def test_garbage_datagrams_are_counted_and_ignored(peer: socket.socket) ->
         for datagram in garbage:
             peer.sendto(datagram, bob.local_address)
         peer.sendto(rtp(2, b"\xff" * 160, pt=96), bob.local_address)
+        rtcp_address = bob.rtcp_local_address
+        assert rtcp_address is not None
         for datagram in [b"", b"\x81\xc9\x00\x07junk", bytes(range(64))]:
-            peer.sendto(datagram, bob.rtcp_local_address)
+            peer.sendto(datagram, rtcp_address)
         peer.sendto(rtp(3, b"\x80" * 160), bob.local_address)
         peer.sendto(rtp(4, b"\x80" * 160), bob.local_address)
         await until(lambda: len(bob.jitter) == 2, "the valid packets after the garbage")

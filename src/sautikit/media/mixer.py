@@ -30,6 +30,11 @@ def _contributions(
     return wide
 
 
+def _saturate(total: npt.NDArray[np.int32]) -> npt.NDArray[np.int16]:
+    saturated: npt.NDArray[np.int16] = np.clip(total, _INT16_MIN, _INT16_MAX).astype(np.int16)
+    return saturated
+
+
 def mix_minus(
     frames: npt.NDArray[np.int16], muted: npt.NDArray[np.bool_] | None = None
 ) -> npt.NDArray[np.int16]:
@@ -38,16 +43,14 @@ def mix_minus(
     Rows flagged in ``muted`` (shape (n,)) are heard by nobody, yet still hear everyone.
     """
     wide = _contributions(frames, muted)
-    heard = wide.sum(axis=0, dtype=np.int32) - wide
-    return np.clip(heard, _INT16_MIN, _INT16_MAX).astype(np.int16)
+    return _saturate(wide.sum(axis=0, dtype=np.int32) - wide)
 
 
 def mix(
     frames: npt.NDArray[np.int16], muted: npt.NDArray[np.bool_] | None = None
 ) -> npt.NDArray[np.int16]:
     """The sum of all unmuted rows of ``frames`` (n, samples), clipped to int16."""
-    total = _contributions(frames, muted).sum(axis=0, dtype=np.int32)
-    return np.clip(total, _INT16_MIN, _INT16_MAX).astype(np.int16)
+    return _saturate(_contributions(frames, muted).sum(axis=0, dtype=np.int32))
 
 
 def interleave_stereo(

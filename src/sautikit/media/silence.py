@@ -28,7 +28,8 @@ def _levels_dbfs(frames: npt.NDArray[np.int16]) -> npt.NDArray[np.float64]:
     """dBFS of each row of a (n, samples) array."""
     power = np.mean(np.square(frames, dtype=np.float64), axis=-1)
     with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(power / (_FULL_SCALE * _FULL_SCALE))
+        levels: npt.NDArray[np.float64] = 10.0 * np.log10(power / (_FULL_SCALE * _FULL_SCALE))
+    return levels
 
 
 def frame_dbfs(frame: npt.NDArray[np.int16]) -> float:
