@@ -13,6 +13,7 @@ from tests.media.test_dtmf import SIPP_PCAPS, read_pcap_rtp
 from sautikit.media.dtmf import DtmfSender
 from sautikit.media.g711 import PCMA, PCMU, alaw_decode, ulaw_decode, ulaw_encode
 from sautikit.media.jitter import JitterBuffer
+from sautikit.media.ports import RtpPortAllocator
 from sautikit.media.rtcp import SenderReport, SourceDescription, parse_compound
 from sautikit.media.rtp import RtpPacket
 from sautikit.media.session import RtpSession
@@ -427,6 +428,30 @@ async def test_a_jitter_buffer_of_ones_own_is_used(peer: socket.socket) -> None:
         assert not bob.read_frame().any()
     finally:
         bob.close()
+
+
+async def test_sockets_from_the_port_allocator() -> None:
+    allocator = RtpPortAllocator(31000, 31999)
+    pair = allocator.allocate(HOST)
+    session = await RtpSession.open(sock=pair.rtp_socket, rtcp_sock=pair.rtcp_socket)
+    try:
+        assert session.local_address == (HOST, pair.rtp_port)
+        assert session.rtcp_local_address == (HOST, pair.rtcp_port)
+    finally:
+        session.close()
+        allocator.release(pair)
+
+
+async def test_rtcp_binds_the_port_after_rtp_by_default() -> None:
+    # Find a free even/odd pair, let it go, then bind the session on it.
+    allocator = RtpPortAllocator(32000, 32499)
+    pair = allocator.allocate(HOST)
+    allocator.release(pair)
+    session = await RtpSession.open(HOST, pair.rtp_port)
+    try:
+        assert session.rtcp_local_address == (HOST, pair.rtp_port + 1)
+    finally:
+        session.close()
 
 
 async def test_without_rtcp() -> None:
