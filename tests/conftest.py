@@ -17,6 +17,7 @@ from sautikit import accounts
 from sautikit.api import create_api
 from sautikit.config import Settings
 from sautikit.db import Database, upgrade_database
+from sautikit.storage import open_store
 
 POSTGRES_URL = os.environ.get(
     "SAUTIKIT_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -64,7 +65,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def api_app(settings: Settings, database: Database) -> FastAPI:
-    return create_api(settings, database)
+    return create_api(settings, database, open_store(settings))
 
 
 @pytest.fixture

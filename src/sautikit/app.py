@@ -16,6 +16,7 @@ from sautikit.api import create_api
 from sautikit.config import ConfigError, Settings
 from sautikit.db import Database, upgrade_database
 from sautikit.db.migrate import alembic_config
+from sautikit.storage import open_store
 
 __all__ = ["open_database", "require_current_schema", "serve"]
 
@@ -70,8 +71,9 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
     ``on_ready`` receives the API's base URL once it listens (useful with port 0).
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings)
     async with open_database(settings) as database:
-        api = create_api(settings, database)
+        api = create_api(settings, database, store)
         server = _ApiServer(
             uvicorn.Config(
                 api,
@@ -95,4 +97,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             log.info("Sautikit API listening on %s", base_url)
             if on_ready is not None:
                 on_ready(base_url)
-        await serving
+        try:
+            await serving
+        finally:
+            await store.close()

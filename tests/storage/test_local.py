@@ -15,7 +15,6 @@ from fastapi import FastAPI
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sautikit.api.routers import media_files
 from sautikit.config import Settings
 from sautikit.storage import (
     InvalidKey,
@@ -57,7 +56,6 @@ def store(settings: Settings) -> LocalObjectStore:
 @pytest.fixture
 async def http(api_app: FastAPI, store: LocalObjectStore) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the API with the download route, wired as the composition root does."""
-    api_app.include_router(media_files.router)
     api_app.state.store = store
     transport = httpx.ASGITransport(app=api_app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url=store.public_url) as client:
@@ -309,7 +307,7 @@ async def test_route_serves_nothing_without_a_local_store(
 ) -> None:
     await store.put_bytes("rec_1.wav", WAV, "audio/wav")
     url, _ = await store.presigned_url("rec_1.wav", timedelta(minutes=5))
-    api_app.include_router(media_files.router)
+    api_app.state.store = None
     transport = httpx.ASGITransport(app=api_app, raise_app_exceptions=False)
 
     async with httpx.AsyncClient(transport=transport) as client:

@@ -10,9 +10,10 @@ from sautikit.api.deps import ApiContext
 from sautikit.api.errors import ErrorEnvelope, install_error_handlers
 from sautikit.api.middleware import HttpMetrics, RequestContextMiddleware
 from sautikit.api.ratelimit import RateLimiter
-from sautikit.api.routers import health, pricing, webhooks, workspace
+from sautikit.api.routers import health, media_files, pricing, webhooks, workspace
 from sautikit.config import Settings
 from sautikit.db import Database
+from sautikit.storage import ObjectStore
 
 __all__ = ["create_api"]
 
@@ -29,7 +30,7 @@ _ERROR_RESPONSES = {
 }
 
 
-def create_api(settings: Settings, database: Database) -> FastAPI:
+def create_api(settings: Settings, database: Database, store: ObjectStore | None = None) -> FastAPI:
     app = FastAPI(
         title="Sautikit",
         version=sautikit.__version__,
@@ -42,6 +43,7 @@ def create_api(settings: Settings, database: Database) -> FastAPI:
         responses=_ERROR_RESPONSES,
     )
     registry = CollectorRegistry()
+    app.state.store = store
     app.state.registry = registry
     app.state.context = ApiContext(
         settings=settings,
@@ -49,7 +51,7 @@ def create_api(settings: Settings, database: Database) -> FastAPI:
         limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
     )
     install_error_handlers(app)
-    for module in (health, pricing, workspace, webhooks):
+    for module in (health, pricing, workspace, webhooks, media_files):
         app.include_router(module.router)
     app.add_middleware(
         RequestContextMiddleware,

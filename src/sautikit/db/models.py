@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sautikit.db.types import UtcDateTime, utcnow
@@ -14,8 +24,20 @@ from sautikit.ids import new_id
 __all__ = [
     "ApiKey",
     "Base",
+    "Call",
+    "Delivery",
+    "DeliveryAttempt",
+    "Event",
     "IdempotencyRecord",
+    "Number",
     "Rate",
+    "Recording",
+    "SipCredential",
+    "Transcription",
+    "Trunk",
+    "Wallet",
+    "WalletEntry",
+    "WalletReservation",
     "WebhookSubscription",
     "Workspace",
 ]
@@ -34,11 +56,25 @@ def _workspace_column() -> Mapped[str]:
 
 
 class Workspace(Base):
+    """A tenant, with the settings of SPEC §2 (``/v1/settings``) and §8."""
+
     __tablename__ = "workspaces"
 
     id: Mapped[str] = _id_column()
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # E.164 prefixes this workspace may dial; SPEC §8 makes Kenya the only default.
+    destination_allowlist: Mapped[list[str]] = mapped_column(default=lambda: ["+254"])
+    sip_host_allowlist: Mapped[list[str]] = mapped_column(default=list)
+    play_host_allowlist: Mapped[list[str]] = mapped_column(default=list)
+    max_concurrent_calls: Mapped[int] = mapped_column(Integer, default=10)
+    max_calls_per_second: Mapped[int] = mapped_column(Integer, default=1)
+    recording_format: Mapped[str] = mapped_column(String(8), default="wav")  # wav | mp3
+    # The workspace's own bucket (``s3://bucket?endpoint=…``); credentials encrypted at rest.
+    storage_url: Mapped[str | None] = mapped_column(String(2048))
+    storage_credentials: Mapped[str | None] = mapped_column(Text)
+    retention_days: Mapped[int] = mapped_column(Integer, default=30)
+    low_balance_threshold_minor: Mapped[int] = mapped_column(BigInteger, default=10_000)
 
 
 class ApiKey(Base):
@@ -100,4 +136,259 @@ class WebhookSubscription(Base):
     events: Mapped[list[str]]
     # Kept to sign deliveries; shown to the app once, when the subscription is made.
     secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Trunk(Base):
+    """An operator's carrier trunk: where outbound calls go and whose INVITEs are trusted."""
+
+    __tablename__ = "trunks"
+
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, default=5060)
+    transport: Mapped[str] = mapped_column(String(8), default="udp")  # udp | tcp
+    username: Mapped[str | None] = mapped_column(String(255))
+    password_encrypted: Mapped[str | None] = mapped_column(Text)
+    # E.164 prefixes routed through this trunk; the longest match across trunks wins.
+    prefixes: Mapped[list[str]] = mapped_column(default=list)
+    # Source addresses (IPs or CIDRs) whose INVITEs are accepted without digest auth.
+    inbound_addresses: Mapped[list[str]] = mapped_column(default=list)
+    # Digits put before the E.164 number (without '+') in the Request-URI.
+    dial_prefix: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Number(Base):
+    """A DID from the operator's inventory; ``workspace_id`` is set while claimed."""
+
+    __tablename__ = "numbers"
+
+    id: Mapped[str] = _id_column()
+    e164: Mapped[str] = mapped_column(String(20), unique=True)
+    monthly_price_minor: Mapped[int] = mapped_column(BigInteger)
+    capabilities: Mapped[list[str]] = mapped_column(default=lambda: ["voice"])
+    status: Mapped[str] = mapped_column(String(16), default="available", index=True)
+    workspace_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("workspaces.id", ondelete="SET NULL"), index=True
+    )
+    voice_url: Mapped[str | None] = mapped_column(String(2048))
+    voice_method: Mapped[str] = mapped_column(String(8), default="POST")
+    fallback_url: Mapped[str | None] = mapped_column(String(2048))
+    events_url: Mapped[str | None] = mapped_column(String(2048))
+    claimed_at: Mapped[datetime | None]
+    paid_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SipCredential(Base):
+    """A device login bound to a number; only digest HA1 values are kept (realm = workspace)."""
+
+    __tablename__ = "sip_credentials"
+
+    id: Mapped[str] = _id_column()
+    workspace_id: Mapped[str] = _workspace_column()
+    number_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("numbers.id", ondelete="CASCADE"), index=True
+    )
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    ha1_md5: Mapped[str] = mapped_column(String(32))
+    ha1_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class Call(Base):
+    """One call leg (SPEC §4); a dial's callee leg points at its caller's leg."""
+
+    __tablename__ = "calls"
+    __table_args__ = (Index("ix_calls_live", "status", "owner"),)
+
+    id: Mapped[str] = _id_column()
+    workspace_id: Mapped[str] = _workspace_column()
+    direction: Mapped[str] = mapped_column(String(10))  # inbound | outbound
+    from_number: Mapped[str] = mapped_column(String(255))
+    to_number: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    number_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("numbers.id", ondelete="SET NULL")
+    )
+    parent_call_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("calls.id", ondelete="SET NULL"), index=True
+    )
+    action_url: Mapped[str | None] = mapped_column(String(2048))
+    method: Mapped[str] = mapped_column(String(8), default="POST")
+    events_url: Mapped[str | None] = mapped_column(String(2048))
+    fallback_url: Mapped[str | None] = mapped_column(String(2048))
+    ring_timeout_seconds: Mapped[int] = mapped_column(Integer, default=30)
+    record: Mapped[str | None] = mapped_column(String(32))
+    max_duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    hangup_cause: Mapped[str | None] = mapped_column(String(32))
+    price_minor: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3), default="KES")
+    error: Mapped[dict[str, Any] | None]
+    # The process holding the call's media, so commands reach it (SPEC: several processes).
+    owner: Mapped[str | None] = mapped_column(String(100))
+    sip_call_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+
+
+class Event(Base):
+    """The durable outbox (SPEC §7): written in the transaction of the change it reports."""
+
+    __tablename__ = "events"
+
+    id: Mapped[str] = _id_column()
+    workspace_id: Mapped[str] = _workspace_column()
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    call_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("calls.id", ondelete="SET NULL"), index=True
+    )
+    # The call's or number's events_url at the time of the event.
+    target_url: Mapped[str | None] = mapped_column(String(2048))
+    data: Mapped[dict[str, Any]]
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # NULL until the delivery worker has fanned the event out into deliveries.
+    dispatched_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class Delivery(Base):
+    """One event to one URL, retried on SPEC §7's schedule until 2xx or dead_letter."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = _id_column()
+    event_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("events.id", ondelete="CASCADE"), index=True
+    )
+    subscription_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("webhook_subscriptions.id", ondelete="SET NULL")
+    )
+    url: Mapped[str] = mapped_column(String(2048))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[str] = _id_column()
+    delivery_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Recording(Base):
+    """SPEC §5's recording row; ``spool_path`` lets a restart finish what a crash left."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[str] = _id_column()
+    workspace_id: Mapped[str] = _workspace_column()
+    call_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("calls.id", ondelete="CASCADE"), index=True
+    )
+    source: Mapped[str] = mapped_column(String(16))  # record | dial | conference | api
+    # recording → finalising → uploading → ready | empty | failed; deleted; expired
+    status: Mapped[str] = mapped_column(String(16), default="recording", index=True)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    channels: Mapped[int] = mapped_column(Integer, default=1)
+    format: Mapped[str] = mapped_column(String(8), default="wav")
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    storage_key: Mapped[str | None] = mapped_column(String(1024))
+    spool_path: Mapped[str | None] = mapped_column(String(1024))
+    trim_silence: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The record verb's callback and transcription wishes, kept for recovery after a crash.
+    action_url: Mapped[str | None] = mapped_column(String(2048))
+    action_method: Mapped[str] = mapped_column(String(8), default="POST")
+    transcribe: Mapped[bool] = mapped_column(Boolean, default=False)
+    transcribe_callback: Mapped[str | None] = mapped_column(String(2048))
+    callback_sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ready_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
+
+
+class Transcription(Base):
+    __tablename__ = "transcriptions"
+
+    id: Mapped[str] = _id_column()
+    workspace_id: Mapped[str] = _workspace_column()
+    recording_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("recordings.id", ondelete="CASCADE"), unique=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    engine: Mapped[str | None] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A worker's claim; a claim older than the job timeout is taken over, so none is stuck.
+    claimed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]
+
+
+class Wallet(Base):
+    """The balance of a workspace's prepaid KES wallet; always the sum of its entries."""
+
+    __tablename__ = "wallets"
+
+    workspace_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    balance_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="KES")
+    # Set when the balance fell below the threshold; cleared when it rises above it again.
+    below_threshold: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WalletEntry(Base):
+    """An append-only ledger line; debits are negative."""
+
+    __tablename__ = "wallet_entries"
+    __table_args__ = (UniqueConstraint("workspace_id", "idempotency_key"),)
+
+    id: Mapped[str] = _id_column()
+    workspace_id: Mapped[str] = _workspace_column()
+    entry_type: Mapped[str] = mapped_column(String(32))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    balance_after_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3), default="KES")
+    call_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("calls.id", ondelete="SET NULL")
+    )
+    number_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("numbers.id", ondelete="SET NULL")
+    )
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    reference: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WalletReservation(Base):
+    """Money held for a live call, so concurrent calls cannot spend the same shillings."""
+
+    __tablename__ = "wallet_reservations"
+
+    id: Mapped[str] = _id_column()
+    workspace_id: Mapped[str] = _workspace_column()
+    call_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("calls.id", ondelete="CASCADE"), unique=True
+    )
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
