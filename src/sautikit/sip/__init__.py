@@ -1,1 +1,85 @@
-"""Sautikit's SIP stack: messages, transports, transactions, dialogs, digest auth, SDP."""
+"""Sautikit's SIP stack: messages, transports, transactions, dialogs, digest auth, SDP.
+
+The layers, bottom up (each its own module, each naming the RFC sections it follows):
+:mod:`~sautikit.sip.message` and :mod:`~sautikit.sip.uri` (RFC 3261 codecs),
+:mod:`~sautikit.sip.transport` (UDP/TCP, RFC 3581), :mod:`~sautikit.sip.transaction`
+(§17 with RFC 6026), :mod:`~sautikit.sip.dialog` (§12) and
+:mod:`~sautikit.sip.useragent` (the UA core a PBX drives), beside the pure
+:mod:`~sautikit.sip.sdp`, :mod:`~sautikit.sip.digest` and :mod:`~sautikit.sip.registrar`.
+
+What a PBX needs is re-exported here: start a :class:`UserAgent` with
+:meth:`UserAgent.listen`, take :class:`IncomingCall` objects in ``on_incoming_call``,
+place :class:`OutgoingCall` objects with :meth:`UserAgent.place_call`, and build the SDP
+with :class:`SdpSession` or :func:`negotiate_answer`.
+"""
+
+from sautikit.sip.dialog import Dialog, DialogId, DialogState
+from sautikit.sip.digest import DigestAuthenticator, build_authorization, compute_ha1
+from sautikit.sip.errors import SipParseError
+from sautikit.sip.message import Request, Response
+from sautikit.sip.registrar import Binding, Registrar
+from sautikit.sip.sdp import (
+    NegotiatedMedia,
+    NoCommonCodec,
+    SdpNegotiationError,
+    SdpParseError,
+    SdpSession,
+    SessionDescription,
+    build_offer,
+    negotiate_answer,
+    parse_answer,
+    parse_sdp,
+)
+from sautikit.sip.transaction import TimerConfig
+from sautikit.sip.transport import Peer, SipTransportError, SipTransportLayer
+from sautikit.sip.uri import NameAddress, SipUri
+from sautikit.sip.useragent import (
+    Call,
+    CallEnd,
+    CallError,
+    CallFailed,
+    CallState,
+    EndReason,
+    IncomingCall,
+    OutgoingCall,
+    UserAgent,
+)
+
+__all__ = [
+    "Binding",
+    "Call",
+    "CallEnd",
+    "CallError",
+    "CallFailed",
+    "CallState",
+    "Dialog",
+    "DialogId",
+    "DialogState",
+    "DigestAuthenticator",
+    "EndReason",
+    "IncomingCall",
+    "NameAddress",
+    "NegotiatedMedia",
+    "NoCommonCodec",
+    "OutgoingCall",
+    "Peer",
+    "Registrar",
+    "Request",
+    "Response",
+    "SdpNegotiationError",
+    "SdpParseError",
+    "SdpSession",
+    "SessionDescription",
+    "SipParseError",
+    "SipTransportError",
+    "SipTransportLayer",
+    "SipUri",
+    "TimerConfig",
+    "UserAgent",
+    "build_authorization",
+    "build_offer",
+    "compute_ha1",
+    "negotiate_answer",
+    "parse_answer",
+    "parse_sdp",
+]
