@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         default=SecretStr(""), description="Guards /v1/operator; the operator API is off if empty."
     )
 
+    allow_private_http: bool = Field(
+        default=False,
+        description="Let callbacks, events and play URLs reach loopback and private addresses.",
+    )
+
     # Defaults of SPEC §6 while the rate deck is empty.
     default_outbound_rate_minor: int = Field(default=300, ge=0)
     default_inbound_rate_minor: int = Field(default=0, ge=0)

@@ -6,11 +6,11 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 import sautikit
+from sautikit.api import routers
 from sautikit.api.deps import ApiContext
 from sautikit.api.errors import ErrorEnvelope, install_error_handlers
 from sautikit.api.middleware import HttpMetrics, RequestContextMiddleware
 from sautikit.api.ratelimit import RateLimiter
-from sautikit.api.routers import health, media_files, pricing, webhooks, workspace
 from sautikit.config import Settings
 from sautikit.db import Database
 from sautikit.storage import ObjectStore
@@ -51,8 +51,8 @@ def create_api(settings: Settings, database: Database, store: ObjectStore | None
         limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
     )
     install_error_handlers(app)
-    for module in (health, pricing, workspace, webhooks, media_files):
-        app.include_router(module.router)
+    for router in routers.all_routers():
+        app.include_router(router)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
