@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -80,6 +81,18 @@ def test_whisper_hears_most_words_from_two_threads_at_once(
         assert transcript.engine == "whisper"
         assert transcript.language == "en"
         assert transcript.duration_seconds == pytest.approx(len(speech[reference]) / SAMPLE_RATE)
+
+
+def test_whisper_loads_and_transcribes_with_no_network(
+    monkeypatch: pytest.MonkeyPatch, speech: dict[str, npt.NDArray[np.int16]]
+) -> None:
+    def refuse(*args: object) -> None:
+        raise AssertionError(f"tried to use the network: {args}")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    transcript = WhisperEngine().transcribe(speech[CALL_BACK])
+    assert _share_heard(CALL_BACK, transcript.text) >= 0.7, transcript.text
 
 
 @pytest.mark.parametrize("samples", [np.zeros(3 * SAMPLE_RATE, np.int16), np.zeros(0, np.int16)])

@@ -102,6 +102,13 @@ class TranscriptionEngine(Protocol):
         """The engine's name, as :func:`create_engine` knows it."""
         ...
 
+    def load(self) -> None:
+        """Load the model now (else the first transcription does); raises TranscriptionError.
+
+        A worker calls this at start-up, so a broken model shows at once, not on a job.
+        """
+        ...
+
     def transcribe(self, samples: Int16Array) -> Transcript:
         """Transcribe 8 kHz mono ``int16`` samples; raises :class:`TranscriptionError`."""
         ...
@@ -379,9 +386,10 @@ class PocketsphinxEngine:
     def transcribe(self, samples: Int16Array) -> Transcript:
         recording = _recording(samples)
         duration = len(recording) / SAMPLE_RATE
+        speech = _has_speech(recording)
         with self._lock:
             decoder = self._loaded()
-            if not _has_speech(recording):
+            if not speech:
                 return Transcript("", self.language, duration, self.name)
             try:
                 decoder.start_utt()
