@@ -1,0 +1,249 @@
+"""Run the real SIPp binary (Debian ``sip-tester``) from asyncio tests.
+
+SIPp is a peer Sautikit did not write, so tests that pass against it say something about
+interoperability. This helper builds the command line, runs SIPp as a child process with
+:func:`asyncio.create_subprocess_exec` (the test's event loop keeps serving our own SIP
+stack meanwhile; ``-bg`` is never used) and kills it when it overstays.
+
+Two ways to use it::
+
+    result = await Sipp(scenario="uac", remote=("127.0.0.1", ua_port)).run()
+    assert result.returncode == 0, result.explain()
+
+    sipp = Sipp(scenario=SCENARIOS / "uas_answer.xml", calls=1)   # SIPp as callee
+    await sipp.start()
+    call = await ua.place_call(f"sip:bob@127.0.0.1:{sipp.port}", ...)
+    result = await sipp.wait()
+
+``scenario`` is a built-in name (``uac``, ``uas``, ... passed as ``-sn``) or a path to an
+XML file (``-sf``). SIPp runs in its own temporary folder, where its ``-trace_stat`` CSV
+(:attr:`SippResult.stats`) and ``-trace_err`` log (:attr:`SippResult.errors`) land. Its
+port is picked free on 127.0.0.1 unless given, and so is its media port (``-mp``), so tests
+can run side by side. Exit codes, from SIPp's manual: 0 every call succeeded, 1 at least
+one call failed, 97 exit on an internal command, 99 normal exit with no call processed,
+255/254 fatal errors.
+
+Skip marker for tests: :data:`requires_sipp` skips where SIPp is missing, except under CI
+(``CI`` set), where a missing SIPp must fail the run instead of hiding the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+__all__ = [
+    "SCENARIOS",
+    "SIPP",
+    "Sipp",
+    "SippResult",
+    "free_port",
+    "requires_sipp",
+]
+
+#: The SIPp binary, or None where it is not installed.
+SIPP = shutil.which("sipp")
+
+#: The SIP scenarios shipped with the tests.
+SCENARIOS = Path(__file__).parent / "sip" / "scenarios"
+
+requires_sipp = pytest.mark.skipif(
+    SIPP is None and not os.environ.get("CI"),
+    reason="SIPp is not installed (Debian package sip-tester)",
+)
+
+_BUILT_IN = frozenset({"uac", "uas", "regexp", "3pcc-C-A", "3pcc-C-B", "3pcc-A", "3pcc-B"})
+_BUILT_IN |= {"branchc", "branchs", "uac_pcap"}
+
+
+def free_port(kind: socket.SocketKind = socket.SOCK_DGRAM) -> int:
+    """A port free on 127.0.0.1 right now, for a child process to bind (tiny race)."""
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class SippResult:
+    """What a SIPp run left behind: exit code, output and its statistics."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    workdir: Path
+    #: The last row of the ``-trace_stat`` CSV (column → value), empty without one.
+    stats: dict[str, str] = field(default_factory=dict)
+    #: The ``-trace_err`` log: every unexpected message SIPp saw.
+    errors: str = ""
+    timed_out: bool = False
+
+    def counter(self, name: str) -> int:
+        """A cumulative counter of the statistics, e.g. ``counter("SuccessfulCall")``."""
+        return int(self.stats.get(f"{name}(C)", "0") or 0)
+
+    @property
+    def successful_calls(self) -> int:
+        return self.counter("SuccessfulCall")
+
+    @property
+    def failed_calls(self) -> int:
+        return self.counter("FailedCall")
+
+    def explain(self) -> str:
+        """A readable summary for assertion messages."""
+        return (
+            f"sipp exited {self.returncode}{' (killed on timeout)' if self.timed_out else ''}\n"
+            f"errors:\n{self.errors[-3000:]}\nstderr:\n{self.stderr[-2000:]}\n"
+            f"stdout:\n{self.stdout[-2000:]}"
+        )
+
+
+class Sipp:
+    """One SIPp process; see the module docstring.
+
+    ``remote`` is the ``(host, port)`` SIPp calls or registers to (omit it for a callee).
+    ``transport`` is SIPp's ``-t`` mode (``u1`` one UDP socket, ``t1`` one TCP
+    connection). ``keys`` become ``-key name value`` for ``[name]`` in scenarios;
+    ``extra`` is appended to the command line as is. ``workdir`` (default: a new
+    temporary folder) is SIPp's working folder, where its logs land.
+    """
+
+    def __init__(
+        self,
+        *,
+        scenario: str | Path,
+        remote: tuple[str, int] | None = None,
+        calls: int = 1,
+        port: int | None = None,
+        timeout: float = 10.0,
+        transport: str = "u1",
+        service: str | None = None,
+        keys: dict[str, str] | None = None,
+        trace_stat: bool = True,
+        trace_err: bool = True,
+        extra: Sequence[str] = (),
+        workdir: Path | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self._kind = socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM
+        self.port = port if port is not None else free_port(self._kind)
+        self.timeout = timeout
+        self.workdir = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="sipp-"))
+        self.command = self._command(
+            remote, calls, transport, service, keys or {}, trace_stat, trace_err, extra
+        )
+        self._process: asyncio.subprocess.Process | None = None
+
+    def _command(
+        self,
+        remote: tuple[str, int] | None,
+        calls: int,
+        transport: str,
+        service: str | None,
+        keys: dict[str, str],
+        trace_stat: bool,
+        trace_err: bool,
+        extra: Sequence[str],
+    ) -> list[str]:
+        scenario = str(self.scenario)
+        if isinstance(self.scenario, Path) or scenario not in _BUILT_IN:
+            command = [SIPP or "sipp", "-sf", str(Path(scenario).resolve())]
+        else:
+            command = [SIPP or "sipp", "-sn", scenario]
+        if remote is not None:
+            command.append(f"{remote[0]}:{remote[1]}")
+        command += ["-i", "127.0.0.1", "-p", str(self.port), "-t", transport]
+        command += ["-mp", str(free_port()), "-m", str(calls), "-nostdin"]
+        # -timeout ends a stuck run; -timeout_error makes that run a failure (exit 1).
+        command += ["-timeout", f"{self.timeout}s", "-timeout_error"]
+        if service is not None:
+            command += ["-s", service]
+        for name, value in keys.items():
+            command += ["-key", name, value]
+        if trace_stat:
+            command += ["-trace_stat", "-stf", str(self.workdir / "stat.csv")]
+        if trace_err:
+            command += ["-trace_err", "-error_file", str(self.workdir / "errors.log")]
+        return command + list(extra)
+
+    async def start(self) -> None:
+        """Start SIPp and give it a moment to bind its port."""
+        self._process = await asyncio.create_subprocess_exec(
+            *self.command,
+            cwd=self.workdir,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        # A callee must be listening before we call it: wait until its port is taken.
+        for _ in range(100):
+            if self._port_taken() or self._process.returncode is not None:
+                break
+            await asyncio.sleep(0.02)
+
+    def _port_taken(self) -> bool:
+        with socket.socket(socket.AF_INET, self._kind) as probe:
+            try:
+                probe.bind(("127.0.0.1", self.port))
+            except OSError:
+                return True
+        return False
+
+    async def wait(self, grace: float = 5.0) -> SippResult:
+        """Wait for SIPp to finish (its own ``timeout`` plus ``grace``), killing it after."""
+        process = self._process
+        if process is None:
+            raise RuntimeError("start SIPp first")
+        timed_out = False
+        try:
+            stdout, stderr = await asyncio.wait_for(process.communicate(), self.timeout + grace)
+        except TimeoutError:
+            timed_out = True
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            stdout, stderr = await process.communicate()
+        return SippResult(
+            returncode=process.returncode if process.returncode is not None else -1,
+            stdout=stdout.decode(errors="replace"),
+            stderr=stderr.decode(errors="replace"),
+            workdir=self.workdir,
+            stats=self._stats(),
+            errors=self._read("errors.log"),
+            timed_out=timed_out,
+        )
+
+    async def run(self) -> SippResult:
+        """Start SIPp, wait for it to finish and return what it reported."""
+        await self.start()
+        try:
+            return await self.wait()
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Kill SIPp if it still runs (for test teardown)."""
+        process = self._process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.communicate()
+
+    def _read(self, name: str) -> str:
+        path = self.workdir / name
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _stats(self) -> dict[str, str]:
+        rows = list(csv.reader(self._read("stat.csv").splitlines(), delimiter=";"))
+        if len(rows) < 2:
+            return {}
+        return dict(zip(rows[0], rows[-1], strict=False))
