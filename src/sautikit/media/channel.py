@@ -1,0 +1,601 @@
+"""One call leg's media, as call logic sees it: play, say, record, listen for silence, DTMF.
+
+A :class:`MediaChannel` wraps one :class:`~sautikit.media.session.RtpSession` and is driven
+by its :class:`~sautikit.media.engine.MediaEngine`, which calls it three times per 20 ms
+tick: :meth:`MediaChannel.receive` (take the frame the far end said, deliver DTMF, feed
+silence detectors, expire timeouts), then the bridge or conference the leg is in sets
+:attr:`MediaChannel.feed`, then :meth:`MediaChannel.transmit` (add the prompt playing to
+this leg, send the frame, write recordings). Nothing here awaits on the tick and nothing
+here runs timers of its own: every timeout is a deadline in media-clock ticks, so it moves
+with the audio and a test can run it with ticks driven by hand.
+
+Every ``await`` of the call-logic API ends when the channel closes (hangup), with an
+outcome that says so: :attr:`PlayEnd.CLOSED`, :attr:`DigitsEnd.CLOSED`,
+:attr:`SilenceEnd.CLOSED`, or ``None`` from :meth:`MediaChannel.next_digit`. Call logic
+never hangs on a call that is gone.
+
+DTMF digits that arrive while nobody waits for one are kept (up to
+:data:`DIGIT_BUFFER_SIZE`), so a key pressed during a prompt is the first digit collected
+after it. A prompt played with ``interrupt_on_dtmf`` stops at a key press and reports that
+digit, which still stays queued for the collector.
+
+A prompt plays over whatever the leg hears: alone it hears just the prompt, in a bridge or
+conference the prompt is mixed into the other parties' audio for this leg only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import math
+import os
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from sautikit.media.audio import (
+    FRAME_DURATION,
+    FRAME_SAMPLES,
+    AudioFormatError,
+    WavSpoolWriter,
+    load_audio,
+)
+from sautikit.media.g711 import codec_by_name
+from sautikit.media.mixer import mix
+from sautikit.media.player import Player
+from sautikit.media.ports import RtpPortPair
+from sautikit.media.recorder import Recorder, RecorderState
+from sautikit.media.session import RtpSession
+from sautikit.media.silence import SilenceDetector, VoiceActivity
+from sautikit.media.tts import TtsError
+
+if TYPE_CHECKING:
+    from sautikit.media.engine import MediaEngine
+
+__all__ = [
+    "DIGIT_BUFFER_SIZE",
+    "ChannelClosed",
+    "ChannelInUse",
+    "DigitsEnd",
+    "DigitsResult",
+    "MediaChannel",
+    "Mixer",
+    "PlayEnd",
+    "PlayOutcome",
+    "RecordingHandle",
+    "SilenceEnd",
+]
+
+log = logging.getLogger(__name__)
+
+Int16Array = npt.NDArray[np.int16]
+Address = tuple[str, int]
+
+DIGIT_BUFFER_SIZE: Final = 64
+"""Digits kept for a later collector; older ones are dropped beyond this."""
+
+SILENT_FRAME: Final = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+SILENT_FRAME.flags.writeable = False
+
+
+class ChannelClosed(Exception):
+    """The channel was closed (the call hung up); it cannot join a bridge or conference."""
+
+
+class ChannelInUse(Exception):
+    """The channel is already in a bridge or conference; a leg is in at most one at a time."""
+
+
+class Mixer(Protocol):
+    """A bridge or conference: sets what its channels hear, once per tick."""
+
+    def mix(self) -> None:
+        """Set ``feed`` of every member from the members' ``inbound`` frames."""
+
+    def discard(self, channel: MediaChannel) -> None:
+        """Forget ``channel``, which is closing."""
+
+
+class PlayEnd(enum.Enum):
+    """Why a :meth:`MediaChannel.play` ended."""
+
+    FINISHED = "finished"
+    """Played to the end, every loop."""
+    DIGIT = "digit"
+    """A DTMF key interrupted it (``interrupt_on_dtmf``)."""
+    STOPPED = "stopped"
+    """:meth:`MediaChannel.stop_playback`, or another prompt replaced it."""
+    CLOSED = "closed"
+    """The channel closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlayOutcome:
+    end: PlayEnd
+    digit: str | None = None
+    """The key that interrupted the prompt, for :attr:`PlayEnd.DIGIT`."""
+    played: float = 0.0
+    """Seconds of audio played, across loops."""
+
+
+class DigitsEnd(enum.Enum):
+    """Why a :meth:`MediaChannel.collect_digits` ended."""
+
+    KEY = "key"
+    """A finish key was pressed (it is not part of the digits)."""
+    MAX_DIGITS = "max-digits"
+    TIMEOUT = "timeout"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class DigitsResult:
+    digits: str
+    finished_by: DigitsEnd
+    key: str | None = None
+    """The finish key pressed, for :attr:`DigitsEnd.KEY`."""
+
+
+class SilenceEnd(enum.Enum):
+    """How a :meth:`MediaChannel.wait_for_silence` ended."""
+
+    AFTER_SPEECH = "after-speech"
+    """The caller spoke, then was quiet for the whole duration."""
+    NO_SPEECH = "no-speech"
+    """Quiet from the start for the whole duration."""
+    CLOSED = "closed"
+
+
+class RecordingHandle:
+    """A recording in progress: pause, resume, stop. A disk error stops it and is kept.
+
+    Its owner (a channel, bridge or conference) calls :meth:`write` once per tick.
+    """
+
+    def __init__(
+        self, recorder: Recorder, on_stop: Callable[[RecordingHandle], None] | None = None
+    ) -> None:
+        self._recorder = recorder
+        self._on_stop = on_stop
+        self.error: OSError | None = None
+        """The error that stopped the recording early, if one did."""
+
+    @property
+    def path(self) -> Path:
+        return self._recorder.writer.path
+
+    @property
+    def channels(self) -> int:
+        return self._recorder.channels
+
+    @property
+    def state(self) -> RecorderState:
+        return self._recorder.state
+
+    @property
+    def duration(self) -> float:
+        """Seconds recorded so far (paused time excluded)."""
+        return self._recorder.duration
+
+    def write(self, frame: Int16Array, other: Int16Array | None = None) -> None:
+        try:
+            self._recorder.write(frame, other)
+        except OSError as exc:
+            log.error("recording to %s failed: %s", self.path, exc)
+            self.error = exc
+            self.stop()
+
+    def pause(self) -> None:
+        self._recorder.pause()
+
+    def resume(self) -> None:
+        self._recorder.resume()
+
+    def stop(self) -> float:
+        """Close the WAV file with its final sizes; returns the seconds recorded. Idempotent."""
+        if self._recorder.state is not RecorderState.STOPPED:
+            try:
+                self._recorder.stop()
+            except OSError as exc:
+                log.error("closing recording %s failed: %s", self.path, exc)
+                self.error = self.error or exc
+            if self._on_stop is not None:
+                self._on_stop(self)
+        return self._recorder.duration
+
+
+def open_recording(
+    path: str | os.PathLike[str],
+    channels: int,
+    on_stop: Callable[[RecordingHandle], None] | None = None,
+) -> RecordingHandle:
+    """Create the WAV spool at ``path`` (which must not exist) and wrap it in a handle."""
+    return RecordingHandle(Recorder(WavSpoolWriter(path, channels=channels)), on_stop)
+
+
+def seconds_to_ticks(seconds: float) -> int:
+    """Whole media-clock ticks covering ``seconds`` (at least 0)."""
+    return max(0, math.ceil(seconds / FRAME_DURATION - 1e-9))
+
+
+@dataclass(slots=True)
+class _Playback:
+    player: Player
+    interrupt_on_dtmf: bool
+    done: asyncio.Future[PlayOutcome]
+
+
+@dataclass(slots=True)
+class _DigitWaiter:
+    future: asyncio.Future[str | None]
+    deadline: int | None
+
+
+@dataclass(slots=True)
+class _SilenceWaiter:
+    detector: SilenceDetector
+    future: asyncio.Future[SilenceEnd]
+
+
+class MediaChannel:
+    """One call leg's media. Made by :meth:`MediaEngine.open_channel`, not directly."""
+
+    def __init__(self, engine: MediaEngine, session: RtpSession, ports: RtpPortPair) -> None:
+        self.engine = engine
+        self.session = session
+        self._ports = ports
+        self.inbound: Int16Array = SILENT_FRAME
+        """What the far end said on the current tick (silence while not receiving)."""
+        self.feed: Int16Array | None = None
+        """What the bridge or conference gives this leg to hear on the current tick."""
+        self.sending = True
+        self.receiving = True
+        self._closed = False
+        self._mixer: Mixer | None = None
+        self._playback: _Playback | None = None
+        self._digits: deque[str] = deque(maxlen=DIGIT_BUFFER_SIZE)
+        self._digit_waiters: deque[_DigitWaiter] = deque()
+        self._silence_waiters: list[_SilenceWaiter] = []
+        self._recordings: list[RecordingHandle] = []
+
+    # --- signalling-facing ----------------------------------------------------------------
+
+    @property
+    def local_address(self) -> Address:
+        """Where this leg receives RTP, for the SDP we send."""
+        return self._ports.host, self._ports.rtp_port
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def mixer(self) -> Mixer | None:
+        """The bridge or conference this leg is in, if any."""
+        return self._mixer
+
+    def configure(
+        self,
+        remote_address: str,
+        remote_port: int,
+        codec_name: str = "PCMU",
+        payload_type: int | None = None,
+        dtmf_payload_type: int | None = 101,
+    ) -> None:
+        """Apply the negotiated SDP (again on every re-INVITE).
+
+        ``payload_type`` defaults to the codec's static number; ``dtmf_payload_type`` is
+        the negotiated telephone-event number, None when the peer offered none.
+        """
+        codec = codec_by_name(codec_name)
+        session = self.session
+        session.codec = codec
+        session.payload_type = codec.payload_type if payload_type is None else payload_type
+        session.dtmf_payload_type = dtmf_payload_type
+        session.set_remote((remote_address, remote_port))
+
+    def set_direction(self, send: bool, receive: bool) -> None:
+        """Hold and resume: without ``send`` no RTP goes out (its timestamps still advance);
+        without ``receive`` what arrives is heard, recorded and mixed as silence."""
+        self.sending = send
+        self.receiving = receive
+
+    # --- playback -------------------------------------------------------------------------
+
+    async def play(
+        self,
+        audio: Int16Array | Sequence[Int16Array],
+        loop: int = 0,
+        interrupt_on_dtmf: bool = False,
+    ) -> PlayOutcome:
+        """Play 8 kHz int16 audio (or a playlist) to this leg and wait until it ends.
+
+        A prompt already playing is stopped first. With ``interrupt_on_dtmf``, a key
+        pressed before or during the prompt ends it with :attr:`PlayEnd.DIGIT`; the key
+        stays queued for :meth:`collect_digits`. Cancelling the await stops the prompt.
+        """
+        player = Player(audio, loop)
+        if self._closed:
+            return PlayOutcome(PlayEnd.CLOSED)
+        if interrupt_on_dtmf and self._digits:
+            return PlayOutcome(PlayEnd.DIGIT, self._digits[0])
+        self.stop_playback()
+        playback = _Playback(player, interrupt_on_dtmf, asyncio.get_running_loop().create_future())
+        self._playback = playback
+        try:
+            return await playback.done
+        finally:
+            if self._playback is playback:
+                self._end_playback(PlayEnd.STOPPED)
+
+    async def play_file(
+        self,
+        path: str | os.PathLike[str],
+        loop: int = 0,
+        interrupt_on_dtmf: bool = False,
+    ) -> PlayOutcome:
+        """Play a WAV (any rate) or MP3 file; raises AudioFormatError for anything else."""
+        audio = await asyncio.to_thread(_load_file, Path(path))
+        return await self.play(audio, loop, interrupt_on_dtmf)
+
+    async def say(
+        self,
+        text: str,
+        language: str = "en-US",
+        voice: str | None = None,
+        loop: int = 0,
+        interrupt_on_dtmf: bool = False,
+    ) -> PlayOutcome:
+        """Speak ``text`` with the engine's text-to-speech; raises TtsError if it cannot."""
+        tts = self.engine.tts
+        if tts is None:
+            raise TtsError("this media engine has no text-to-speech configured")
+        audio = await tts.synthesize(text, language, voice)
+        return await self.play(audio, loop, interrupt_on_dtmf)
+
+    def stop_playback(self) -> None:
+        """Stop the prompt playing, if any; its :meth:`play` returns :attr:`PlayEnd.STOPPED`."""
+        self._end_playback(PlayEnd.STOPPED)
+
+    @property
+    def playing(self) -> bool:
+        return self._playback is not None
+
+    def _end_playback(self, end: PlayEnd, digit: str | None = None) -> None:
+        playback, self._playback = self._playback, None
+        if playback is None:
+            return
+        playback.player.stop()
+        if not playback.done.done():
+            playback.done.set_result(PlayOutcome(end, digit, playback.player.position))
+
+    # --- recording ------------------------------------------------------------------------
+
+    def start_recording(self, path: str | os.PathLike[str], channels: int = 1) -> RecordingHandle:
+        """Record this leg to a new WAV file at ``path``, independently of playback.
+
+        Mono holds what the far end says; two channels hold it on the left and what this
+        leg hears (the other parties and prompts) on the right.
+        """
+        if self._closed:
+            raise ChannelClosed("cannot record a closed channel")
+        handle = open_recording(path, channels, self._recordings.remove)
+        self._recordings.append(handle)
+        return handle
+
+    # --- silence --------------------------------------------------------------------------
+
+    async def wait_for_silence(
+        self, threshold_dbfs: float = -40.0, duration: float = 5.0
+    ) -> SilenceEnd:
+        """Wait until the far end has been quieter than ``threshold_dbfs`` for ``duration``
+        seconds, counted from now or from the last speech (the ``record`` verb's timeout)."""
+        if self._closed:
+            return SilenceEnd.CLOSED
+        detector = SilenceDetector(threshold_dbfs, duration)
+        waiter = _SilenceWaiter(detector, asyncio.get_running_loop().create_future())
+        self._silence_waiters.append(waiter)
+        try:
+            return await waiter.future
+        finally:
+            if waiter in self._silence_waiters:
+                self._silence_waiters.remove(waiter)
+
+    # --- DTMF -----------------------------------------------------------------------------
+
+    # The timeouts below are deadlines in media-clock ticks, not asyncio timers: they follow
+    # the audio (and ticks driven by hand in tests), so asyncio.timeout would be wrong here.
+    async def next_digit(self, timeout: float | None = None) -> str | None:  # noqa: ASYNC109
+        """The next DTMF digit (a queued one first); None on timeout or once closed."""
+        if self._digits:
+            return self._digits.popleft()
+        if self._closed:
+            return None
+        deadline = None if timeout is None else self.engine.tick + seconds_to_ticks(timeout)
+        waiter = _DigitWaiter(asyncio.get_running_loop().create_future(), deadline)
+        self._digit_waiters.append(waiter)
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            # Cancelled just after a digit was handed over: keep it for the next reader.
+            future = waiter.future
+            if future.done() and not future.cancelled() and future.result() is not None:
+                self._digits.appendleft(future.result())  # type: ignore[arg-type]
+            raise
+        finally:
+            if waiter in self._digit_waiters:
+                self._digit_waiters.remove(waiter)
+
+    async def collect_digits(
+        self,
+        max_digits: int = 0,
+        finish_on_key: str = "#",
+        timeout: float = 5.0,  # noqa: ASYNC109
+        first_digit_timeout: float | None = None,
+    ) -> DigitsResult:
+        """Collect digits until a finish key, ``max_digits`` (0: no limit), or ``timeout``
+        seconds without a key (``first_digit_timeout`` for the first, default ``timeout``).
+
+        ``finish_on_key`` is a set of keys ("" for none); the finish key is not returned
+        among the digits. Digits queued before the call count.
+        """
+        digits = ""
+        wait = timeout if first_digit_timeout is None else first_digit_timeout
+        while True:
+            digit = await self.next_digit(wait)
+            if digit is None:
+                end = DigitsEnd.CLOSED if self._closed else DigitsEnd.TIMEOUT
+                return DigitsResult(digits, end)
+            if digit in finish_on_key:
+                return DigitsResult(digits, DigitsEnd.KEY, digit)
+            digits += digit
+            if max_digits and len(digits) >= max_digits:
+                return DigitsResult(digits, DigitsEnd.MAX_DIGITS)
+            wait = timeout
+
+    def send_dtmf(self, digits: str, duration_ms: int = 100) -> None:
+        """Send each digit as RFC 4733 events, in place of audio on the coming ticks.
+
+        Raises ValueError for a bad digit, or when DTMF was not negotiated.
+        """
+        for digit in digits:
+            self.session.send_dtmf(digit, duration_ms)
+
+    def clear_digits(self) -> None:
+        """Forget queued digits (e.g. before a ``getDigits`` that wants fresh input)."""
+        self._digits.clear()
+
+    def _deliver_digit(self, digit: str) -> None:
+        while self._digit_waiters:
+            waiter = self._digit_waiters.popleft()
+            if not waiter.future.done():
+                waiter.future.set_result(digit)
+                break
+        else:
+            self._digits.append(digit)
+        playback = self._playback
+        if playback is not None and playback.interrupt_on_dtmf:
+            self._end_playback(PlayEnd.DIGIT, digit)
+
+    # --- the tick, driven by the engine ---------------------------------------------------
+
+    def receive(self, tick: int) -> None:
+        """Phase 1: take this tick's frame from the far end; DTMF, silence and timeouts."""
+        session = self.session
+        frame = session.read_frame()
+        self.inbound = frame if self.receiving else SILENT_FRAME
+        digits = session.digits
+        while not digits.empty():
+            self._deliver_digit(digits.get_nowait())
+        if self._digit_waiters:
+            self._expire_digit_waiters(tick)
+        if self._silence_waiters:
+            self._feed_silence_waiters()
+
+    def transmit(self) -> None:
+        """Phase 3: send what this leg hears this tick, and record both directions."""
+        heard = self.feed
+        self.feed = None
+        playback = self._playback
+        if playback is not None:
+            prompt = playback.player.next_frame()
+            if prompt is not None:
+                heard = prompt if heard is None else mix(np.stack((heard, prompt)))
+            if playback.player.done:
+                self._end_playback(PlayEnd.FINISHED)
+        if heard is None:
+            heard = SILENT_FRAME
+        if self.sending:
+            self.session.send_frame(heard)
+        else:
+            self.session.skip(1)
+        # A copy: a recording that fails on a disk error removes itself from the list.
+        for recording in tuple(self._recordings) if self._recordings else ():
+            if recording.channels == 1:
+                recording.write(self.inbound)
+            else:
+                recording.write(self.inbound, heard)
+
+    def skip(self, ticks: int) -> None:
+        """The clock skipped ``ticks`` in a stall: keep RTP timestamps in step."""
+        self.session.skip(ticks)
+
+    def _expire_digit_waiters(self, tick: int) -> None:
+        for waiter in [w for w in self._digit_waiters if w.deadline is not None]:
+            if waiter.deadline is not None and tick >= waiter.deadline:
+                self._digit_waiters.remove(waiter)
+                if not waiter.future.done():
+                    waiter.future.set_result(None)
+
+    def _feed_silence_waiters(self) -> None:
+        for waiter in list(self._silence_waiters):
+            if waiter.detector.feed(self.inbound) is VoiceActivity.SILENCE:
+                self._silence_waiters.remove(waiter)
+                if not waiter.future.done():
+                    heard = waiter.detector.heard_speech
+                    waiter.future.set_result(
+                        SilenceEnd.AFTER_SPEECH if heard else SilenceEnd.NO_SPEECH
+                    )
+
+    # --- bridges and conferences ----------------------------------------------------------
+
+    def attach(self, mixer: Mixer) -> None:
+        """Called by a bridge or conference taking this leg in."""
+        if self._closed:
+            raise ChannelClosed("the channel is closed")
+        if self._mixer is not None and self._mixer is not mixer:
+            raise ChannelInUse(f"the channel is already in {self._mixer!r}")
+        self._mixer = mixer
+
+    def detach(self, mixer: Mixer) -> None:
+        """Called by a bridge or conference letting this leg go; it hears its prompts again."""
+        if self._mixer is mixer:
+            self._mixer = None
+            self.feed = None
+
+    # --- life -----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Hang up the media: idempotent; wakes every waiter with a "closed" outcome."""
+        self.close_now()
+
+    def close_now(self) -> None:
+        """:meth:`close` for synchronous callers (the engine, on a failing channel)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._mixer is not None:
+            self._mixer.discard(self)
+            self._mixer = None
+        self._end_playback(PlayEnd.CLOSED)
+        while self._digit_waiters:
+            waiter = self._digit_waiters.popleft()
+            if not waiter.future.done():
+                waiter.future.set_result(None)
+        for silence in self._silence_waiters:
+            if not silence.future.done():
+                silence.future.set_result(SilenceEnd.CLOSED)
+        self._silence_waiters.clear()
+        for recording in list(self._recordings):
+            recording.stop()
+        self.session.close()
+        self.engine.forget(self, self._ports)
+
+    def __repr__(self) -> str:
+        host, port = self.local_address
+        state = "closed" if self._closed else "open"
+        return f"<MediaChannel {host}:{port} {state}>"
+
+
+def _load_file(path: Path) -> Int16Array:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise AudioFormatError(f"cannot read audio file {os.fspath(path)!r}: {exc}") from exc
+    return load_audio(data)

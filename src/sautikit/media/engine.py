@@ -1,0 +1,235 @@
+"""The media engine: every call leg, bridge and conference of the process on one clock.
+
+:class:`MediaEngine` owns the process's :class:`~sautikit.media.clock.MediaClock` and its
+:class:`~sautikit.media.ports.RtpPortAllocator`, and is the clock's only subscriber. Each
+20 ms tick runs in three phases over all media at once, so audio crosses a bridge or a
+conference within the tick it arrived in (no one-tick skew) and no call keeps a timer:
+
+1. receive: every channel takes its inbound frame from its RTP session (and its DTMF
+   digits, silence detection and timeouts);
+2. mix: every bridge and conference sets what each of its channels hears (a conference
+   mixes all its members in one vectorised mix-minus);
+3. transmit: every channel adds its prompt, sends its frame and writes its recordings.
+
+Nothing awaits inside a tick: waiters are woken through futures. A channel whose tick work
+raises is logged and closed, so one broken call never stops the clock for the others.
+
+Call logic opens a :class:`~sautikit.media.channel.MediaChannel` per call leg with
+:meth:`MediaEngine.open_channel`; tests may leave the clock stopped and call
+:meth:`MediaEngine.on_tick` themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from sautikit.media.channel import MediaChannel, Mixer
+from sautikit.media.clock import ClockStats, MediaClock
+from sautikit.media.g711 import codec_by_name
+from sautikit.media.ports import RtpPortAllocator, RtpPortPair
+from sautikit.media.session import RtpSession
+from sautikit.media.tts import TextToSpeech
+
+__all__ = ["EngineStats", "MediaEngine"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """What the engine carries and how long its ticks take, for /metrics and benchmarks."""
+
+    clock: ClockStats
+    channels: int
+    mixers: int
+    ports_in_use: int
+    tick_work_mean: float
+    """Mean seconds of work per tick (all three phases)."""
+    tick_work_max: float
+    """Longest tick's work in seconds."""
+    failed_channels: int
+    """Channels closed because their tick work raised."""
+
+
+class MediaEngine:
+    """All RTP media of one process, paced by one clock.
+
+    ``host`` is the address literal RTP binds to (and that goes into SDP); ``port_range``
+    the inclusive range RTP/RTCP pairs come from; ``tts`` speaks for
+    :meth:`MediaChannel.say`. Pass ``clock`` to share one; otherwise the engine makes its
+    own, which :meth:`start` runs and :meth:`close` stops.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port_range: tuple[int, int] = (20000, 29999),
+        tts: TextToSpeech | None = None,
+        clock: MediaClock | None = None,
+    ) -> None:
+        self.host = host
+        self.tts = tts
+        self.ports = RtpPortAllocator(*port_range)
+        self._owns_clock = clock is None
+        self.clock = MediaClock() if clock is None else clock
+        self.clock.subscribe(self)
+        self.tick = -1
+        """Index of the last tick run (-1 before the first); timeouts are counted in ticks."""
+        self._channels: dict[MediaChannel, None] = {}
+        self._mixers: dict[Mixer, None] = {}
+        self._channel_snapshot: tuple[MediaChannel, ...] | None = ()
+        self._mixer_snapshot: tuple[Mixer, ...] | None = ()
+        self._ticks_run = 0
+        self._work_total = 0.0
+        self._work_max = 0.0
+        self._failed_channels = 0
+        self._closed = False
+
+    # --- life -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the clock on the current event loop, unless it already runs."""
+        if not self.clock.running:
+            self.clock.start()
+
+    async def close(self) -> None:
+        """Close every channel, stop the clock if the engine made it, release all ports."""
+        if self._closed:
+            return
+        self._closed = True
+        for channel in list(self._channels):
+            channel.close_now()
+        self.clock.unsubscribe(self)
+        if self._owns_clock:
+            await self.clock.close()
+        self.ports.close()
+
+    async def __aenter__(self) -> MediaEngine:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # --- channels and mixers --------------------------------------------------------------
+
+    async def open_channel(
+        self,
+        codec_name: str = "PCMU",
+        payload_type: int | None = None,
+        dtmf_payload_type: int | None = 101,
+    ) -> MediaChannel:
+        """A new call leg on a fresh RTP/RTCP port pair; raises PortsExhausted when full.
+
+        The codec may change later with :meth:`MediaChannel.configure`, once SDP is agreed.
+        """
+        if self._closed:
+            raise RuntimeError("the media engine is closed")
+        codec = codec_by_name(codec_name)
+        pair = self.ports.allocate(self.host)
+        try:
+            session = await RtpSession.open(
+                sock=pair.rtp_socket,
+                rtcp_sock=pair.rtcp_socket,
+                codec=codec,
+                payload_type=payload_type,
+                dtmf_payload_type=dtmf_payload_type,
+            )
+        except BaseException:
+            self.ports.release(pair)
+            raise
+        channel = MediaChannel(self, session, pair)
+        self._channels[channel] = None
+        self._channel_snapshot = None
+        return channel
+
+    @property
+    def channels(self) -> tuple[MediaChannel, ...]:
+        return tuple(self._channels)
+
+    def forget(self, channel: MediaChannel, ports: RtpPortPair) -> None:
+        """Called by a closing channel: stop ticking it and give its ports back."""
+        if self._channels.pop(channel, False) is not False:
+            self._channel_snapshot = None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.ports.release(ports)
+        else:
+            # After the transports' own close, which the loop runs next: the sockets must
+            # outlive the transports that use them.
+            loop.call_soon(self.ports.release, ports)
+
+    def add_mixer(self, mixer: Mixer) -> None:
+        """Called by a bridge or conference: mix it on every tick from the next one."""
+        self._mixers[mixer] = None
+        self._mixer_snapshot = None
+
+    def remove_mixer(self, mixer: Mixer) -> None:
+        if self._mixers.pop(mixer, False) is not False:
+            self._mixer_snapshot = None
+
+    # --- the tick -------------------------------------------------------------------------
+
+    def on_tick(self, tick: int) -> None:
+        """One 20 ms step of all media; called by the clock, or by tests directly."""
+        started = time.perf_counter()
+        if self._channel_snapshot is None:
+            self._channel_snapshot = tuple(self._channels)
+        if self._mixer_snapshot is None:
+            self._mixer_snapshot = tuple(self._mixers)
+        channels = self._channel_snapshot
+        skipped = tick - self.tick - 1
+        self.tick = tick
+        if skipped > 0 and self._ticks_run:
+            for channel in channels:
+                try:
+                    channel.skip(skipped)
+                except Exception:
+                    self._fail(channel)
+        for channel in channels:
+            try:
+                channel.receive(tick)
+            except Exception:
+                self._fail(channel)
+        for mixer in self._mixer_snapshot:
+            try:
+                mixer.mix()
+            except Exception:
+                log.exception("mixing %r failed; removing it", mixer)
+                self.remove_mixer(mixer)
+        for channel in channels:
+            if channel.closed:
+                continue
+            try:
+                channel.transmit()
+            except Exception:
+                self._fail(channel)
+        work = time.perf_counter() - started
+        self._ticks_run += 1
+        self._work_total += work
+        self._work_max = max(self._work_max, work)
+
+    def _fail(self, channel: MediaChannel) -> None:
+        log.exception("media of %r failed on the clock; closing it", channel)
+        self._failed_channels += 1
+        try:
+            channel.close_now()
+        except Exception:
+            log.exception("closing %r failed too", channel)
+
+    # --- statistics -----------------------------------------------------------------------
+
+    def stats(self) -> EngineStats:
+        return EngineStats(
+            clock=self.clock.stats(),
+            channels=len(self._channels),
+            mixers=len(self._mixers),
+            ports_in_use=self.ports.in_use,
+            tick_work_mean=self._work_total / self._ticks_run if self._ticks_run else 0.0,
+            tick_work_max=self._work_max,
+            failed_channels=self._failed_channels,
+        )
