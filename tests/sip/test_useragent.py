@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from tests.sip.test_transaction import UdpPhone
 
 from sautikit.sip import (
     CallEnd,
@@ -24,8 +25,11 @@ from sautikit.sip import (
     negotiate_answer,
     parse_sdp,
 )
+from sautikit.sip.digest import build_authorization, parse_challenge
 from sautikit.sip.message import Request, Response, parse_message
+from sautikit.sip.registrar import Source
 from sautikit.sip.sdp import PCMA, PCMU
+from sautikit.sip.transaction import ServerTransaction, TransactionLayer
 from sautikit.sip.transport import Peer, SipTransportLayer
 from sautikit.sip.uri import SipUri
 
@@ -388,3 +392,288 @@ async def test_handler_that_raises_no_common_codec_answers_488(make_agent: MakeA
     alice = await make_agent()
     call = await alice.place_call(target(bob), from_uri="sip:alice@127.0.0.1", offer=offer())
     assert (await ended(call)).status == 488
+
+
+# -- registrar ---------------------------------------------------------------------------
+
+REALM = "pbx.test"
+PASSWORDS = {"alice": "s3cret", "bob": "hunter2"}
+
+
+def lookup_ha1(username: str, realm: str, algorithm: str) -> str | None:
+    password = PASSWORDS.get(username)
+    if password is None or realm != REALM:
+        return None
+    return compute_ha1(username, realm, password, algorithm)
+
+
+class SilentUser:
+    """A transaction user for a bare client layer: it sends requests and expects none."""
+
+    def on_request(self, transaction: ServerTransaction) -> None:
+        transaction.respond(transaction.request.create_response(501))
+
+    def on_ack(self, ack: Request, source: Peer) -> None:
+        """Nothing to acknowledge."""
+
+    def on_stray_response(self, response: Response, source: Peer) -> None:
+        """Nothing is waiting for it."""
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[TransactionLayer]:
+    transport = SipTransportLayer()
+    await transport.start("127.0.0.1", 0, tcp=False)
+    layer = TransactionLayer(transport, SilentUser(), FAST)
+    yield layer
+    layer.close()
+    await transport.close()
+
+
+async def send(client: TransactionLayer, request: Request, agent: UserAgent) -> Response:
+    transaction = client.send_request(request, Peer("udp", "127.0.0.1", agent.transport.port))
+    return await asyncio.wait_for(transaction.final_response, WAIT)
+
+
+def register_request(
+    client: TransactionLayer,
+    agent: UserAgent,
+    user: str,
+    *,
+    cseq: int,
+    expires: int | None = 300,
+    contact: str | None = None,
+) -> Request:
+    request = Request(method="REGISTER", uri=SipUri.parse(f"sip:{REALM}"))
+    request.headers.add("From", f"<sip:{user}@{REALM}>;tag=reg-{user}")
+    request.headers.add("To", f"<sip:{user}@{REALM}>")
+    request.headers.add("Call-ID", f"register-{user}@127.0.0.1")
+    request.headers.add("CSeq", f"{cseq} REGISTER")
+    request.headers.add("Contact", contact or f"<sip:{user}@127.0.0.1:{client.transport.port}>")
+    if expires is not None:
+        request.headers.add("Expires", str(expires))
+    return request
+
+
+async def register(
+    client: TransactionLayer,
+    agent: UserAgent,
+    user: str,
+    password: str,
+    *,
+    algorithm: str = "SHA-256",
+    cseq: int = 1,
+    **options: Any,
+) -> Response:
+    """REGISTER, answer the 401 with ``algorithm``'s challenge, return the final answer."""
+    challenge_response = await send(
+        client, register_request(client, agent, user, cseq=cseq, **options), agent
+    )
+    assert challenge_response.status == 401
+    challenge = next(
+        parsed
+        for value in challenge_response.headers.get_all("WWW-Authenticate")
+        if (parsed := parse_challenge(value)).algorithm == algorithm
+    )
+    request = register_request(client, agent, user, cseq=cseq + 1, **options)
+    request.headers.add(
+        "Authorization",
+        build_authorization(
+            challenge, method="REGISTER", uri=str(request.uri), username=user, password=password
+        ),
+    )
+    return await send(client, request, agent)
+
+
+async def test_register_is_challenged_with_sha256_then_md5_and_binds_the_contact(
+    make_agent: MakeAgent, client: TransactionLayer
+) -> None:
+    now = [1000.0]
+    agent = await make_agent(lookup_ha1=lookup_ha1, realm_for=lambda r: REALM, clock=lambda: now[0])
+    first = await send(client, register_request(client, agent, "alice", cseq=1), agent)
+    assert first.status == 401
+    algorithms = [parse_challenge(v).algorithm for v in first.headers.get_all("WWW-Authenticate")]
+    assert algorithms == ["SHA-256", "MD5"]
+
+    ok = await register(client, agent, "alice", "s3cret", cseq=2)
+    assert ok.status == 200
+    contact = f"sip:alice@127.0.0.1:{client.transport.port}"
+    assert ok.headers.get_all("Contact") == [f"<{contact}>;expires=300"]
+    assert ok.headers.get("Expires") == "300"
+    assert [b.contact for b in agent.lookup(f"sip:alice@{REALM}")] == [contact]
+    assert agent.lookup(f"sip:alice@{REALM}")[0].source == Source(
+        "127.0.0.1", client.transport.port, "udp"
+    )
+
+    now[0] += 301
+    assert agent.lookup(f"sip:alice@{REALM}") == []
+
+
+async def test_register_with_md5_credentials_and_zero_expiry_unbinds(
+    make_agent: MakeAgent, client: TransactionLayer
+) -> None:
+    agent = await make_agent(lookup_ha1=lookup_ha1, realm_for=lambda r: REALM)
+    assert (await register(client, agent, "bob", "hunter2", algorithm="MD5")).status == 200
+    assert len(agent.lookup(f"sip:bob@{REALM}")) == 1
+    gone = await register(client, agent, "bob", "hunter2", algorithm="MD5", cseq=3, expires=0)
+    assert gone.status == 200 and "Contact" not in gone.headers
+    assert agent.lookup(f"sip:bob@{REALM}") == []
+
+
+async def test_register_refusals_423_for_brief_expiry_403_for_strangers_and_wrong_aor(
+    make_agent: MakeAgent, client: TransactionLayer
+) -> None:
+    agent = await make_agent(lookup_ha1=lookup_ha1, realm_for=lambda r: REALM)
+    brief = await register(client, agent, "alice", "s3cret", expires=10)
+    assert brief.status == 423 and brief.headers.get("Min-Expires") == "60"
+    stranger = await register(client, agent, "mallory", "guess", cseq=5)
+    assert stranger.status == 403
+
+    # bob's valid credentials on alice's address-of-record
+    request = register_request(client, agent, "alice", cseq=7)
+    challenge = parse_challenge(
+        (await send(client, request, agent)).headers.get_all("WWW-Authenticate")[0]
+    )
+    request = register_request(client, agent, "alice", cseq=8)
+    request.headers.add(
+        "Authorization",
+        build_authorization(
+            challenge, method="REGISTER", uri=str(request.uri), username="bob", password="hunter2"
+        ),
+    )
+    assert (await send(client, request, agent)).status == 403
+    assert agent.lookup(f"sip:alice@{REALM}") == []
+
+
+async def test_register_without_a_user_database_is_not_allowed(
+    make_agent: MakeAgent, client: TransactionLayer
+) -> None:
+    agent = await make_agent()
+    response = await send(client, register_request(client, agent, "alice", cseq=1), agent)
+    assert response.status == 405 and "REGISTER" not in (response.headers.get("Allow") or "")
+
+
+# -- on the wire, against a hand-driven phone --------------------------------------------
+
+
+@pytest.fixture
+async def phone() -> AsyncIterator[UdpPhone]:
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(UdpPhone, local_addr=("127.0.0.1", 0))
+    yield protocol
+    transport.close()
+
+
+def phone_invite(phone: UdpPhone, agent: UserAgent, sdp: bytes) -> Request:
+    port = phone.peer.port
+    request = Request(method="INVITE", uri=SipUri.parse(target(agent)))
+    request.headers.add("Via", f"SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-phone-1;rport")
+    request.headers.add("Record-Route", f"<sip:127.0.0.1:{port};lr>")
+    request.headers.add("From", f"<sip:phone@127.0.0.1:{port}>;tag=phone-tag")
+    request.headers.add("To", f"<{target(agent)}>")
+    request.headers.add("Call-ID", "phone-call-1")
+    request.headers.add("CSeq", "5 INVITE")
+    request.headers.add("Contact", f"<sip:phone@127.0.0.2:{port}>")
+    request.headers.add("Content-Type", "application/sdp")
+    request.body = sdp
+    return request
+
+
+def in_dialog(phone: UdpPhone, invite: Request, ok: Response, method: str, cseq: int) -> Request:
+    request = Request(method=method, uri=ok.contacts[0].uri)
+    request.headers.add(
+        "Via", f"SIP/2.0/UDP 127.0.0.1:{phone.peer.port};branch=z9hG4bK-phone-{method}{cseq}"
+    )
+    for name in ("From", "Call-ID"):
+        request.headers.add(name, invite.headers.get(name) or "")
+    request.headers.add("To", ok.headers.get("To") or "")
+    request.headers.add("CSeq", f"{cseq} {method}")
+    return request
+
+
+async def final(phone: UdpPhone, request: Request) -> Response:
+    """The phone's next final response to ``request`` (others, e.g. resends, are skipped)."""
+    while True:
+        message = await next_item(phone.received)
+        if (
+            isinstance(message, Response)
+            and message.status >= 200
+            and message.top_via.branch == request.top_via.branch
+            and message.cseq == request.cseq
+        ):
+            return message
+
+
+async def next_request(phone: UdpPhone) -> Request:
+    """The next request the phone receives (late response resends are skipped)."""
+    while not isinstance(message := await next_item(phone.received), Request):
+        pass
+    return message
+
+
+async def test_record_route_is_echoed_and_our_bye_follows_the_route_set(
+    make_agent: MakeAgent, phone: UdpPhone
+) -> None:
+    incoming: IncomingQueue = asyncio.Queue()
+    agent = await make_agent(on_incoming_call=queue_calls(incoming))
+    invite = phone_invite(phone, agent, offer().encode())
+    phone.send(invite, agent.transport.port)
+    call = await next_item(incoming)
+    answering = asyncio.create_task(call.answer(answer_to(call)))
+    ok = await final(phone, invite)
+    assert ok.status == 200 and ok.headers.get_all("Record-Route") == [
+        f"<sip:127.0.0.1:{phone.peer.port};lr>"
+    ]
+    assert ok.to.tag and ok.contacts[0].uri.port == agent.transport.port
+    phone.send(in_dialog(phone, invite, ok, "ACK", 5), agent.transport.port)
+    await asyncio.wait_for(answering, WAIT)
+
+    # Out of order (§12.2.2): a lower CSeq than the INVITE's gets 500, a higher one 200.
+    for cseq, status in ((4, 500), (6, 200)):
+        options = in_dialog(phone, invite, ok, "OPTIONS", cseq)
+        phone.send(options, agent.transport.port)
+        assert (await final(phone, options)).status == status
+
+    hanging_up = asyncio.create_task(call.hangup())
+    bye = await next_request(phone)
+    # The route set's only hop is the phone's own address (its Record-Route): the BYE
+    # reached us there, carrying the Route and the phone's Contact as Request-URI.
+    assert bye.method == "BYE"
+    assert bye.headers.get_all("Route") == [f"<sip:127.0.0.1:{phone.peer.port};lr>"]
+    assert str(bye.uri) == f"sip:phone@127.0.0.2:{phone.peer.port}"
+    assert bye.cseq.method == "BYE" and bye.to.tag == "phone-tag"
+    phone.send(bye.create_response(200), agent.transport.port)
+    assert (await asyncio.wait_for(hanging_up, WAIT)).reason is EndReason.LOCAL_HANGUP
+
+
+async def test_stray_cancel_bye_and_broken_requests_never_break_the_agent(
+    make_agent: MakeAgent, phone: UdpPhone
+) -> None:
+    incoming: IncomingQueue = asyncio.Queue()
+    agent = await make_agent(on_incoming_call=queue_calls(incoming))
+    port = agent.transport.port
+    invite = phone_invite(phone, agent, b"v=0\r\nthis is not SDP\r\n")
+    phone.send(invite, port)
+    assert (await final(phone, invite)).status == 400
+
+    cancel = phone_invite(phone, agent, b"")
+    cancel.method = "CANCEL"
+    cancel.headers.set("CSeq", "5 CANCEL")
+    cancel.headers.set("Via", f"SIP/2.0/UDP 127.0.0.1:{phone.peer.port};branch=z9hG4bK-none")
+    phone.send(cancel, port)
+    assert (await final(phone, cancel)).status == 481
+
+    broken_from = phone_invite(phone, agent, offer().encode())
+    broken_from.headers.set("From", "<sip:phone@127.0.0.1>;tag=x")
+    broken_from.headers.set("Contact", "<not-a-uri>")
+    broken_from.headers.set("Via", f"SIP/2.0/UDP 127.0.0.1:{phone.peer.port};branch=z9hG4bK-b")
+    phone.send(broken_from, port)
+    assert (await final(phone, broken_from)).status == 400
+    assert incoming.empty()
+
+    options = phone_invite(phone, agent, b"")
+    options.method = "OPTIONS"
+    options.headers.set("CSeq", "1 OPTIONS")
+    options.headers.set("Via", f"SIP/2.0/UDP 127.0.0.1:{phone.peer.port};branch=z9hG4bK-o")
+    phone.send(options, port)
+    assert (await final(phone, options)).status == 200

@@ -1096,6 +1096,9 @@ class UserAgent:
 
     def _on_invite(self, transaction: InviteServerTransaction) -> None:
         request = transaction.request
+        # Read now what the dialog will need, so a malformed header is a 400 here rather
+        # than an error inside the owner's handler later.
+        _ = (request.from_, request.contacts, request.record_routes)
         authenticated_user = None
         policy = self.authenticate_invite
         if policy is not None and policy(request, transaction.peer):
