@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.sip.test_transaction import UdpPhone
 
 from sautikit.sip import (
@@ -677,3 +680,79 @@ async def test_stray_cancel_bye_and_broken_requests_never_break_the_agent(
     options.headers.set("Via", f"SIP/2.0/UDP 127.0.0.1:{phone.peer.port};branch=z9hG4bK-o")
     phone.send(options, port)
     assert (await final(phone, options)).status == 200
+
+
+class ErrorLog(logging.Handler):
+    """Collects ERROR records: a callback that raised inside the stack logs one."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+HEADER_VALUES = st.text(
+    alphabet=st.characters(blacklist_characters="\r\n\x00", codec="utf-8"), max_size=60
+) | st.sampled_from(["", "<>", "<sip:>", ";tag=", "*", "1", "-1", "99999999999", "Digest"])
+
+
+async def answer_anything(call: IncomingCall) -> None:
+    await call.answer(answer_to(call) if call.offer is not None else offer())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    method=st.sampled_from(["INVITE", "BYE", "CANCEL", "ACK", "OPTIONS", "REGISTER"]),
+    header=st.sampled_from(
+        [
+            "From",
+            "To",
+            "Contact",
+            "CSeq",
+            "Record-Route",
+            "Expires",
+            "Content-Type",
+            "Authorization",
+            "Proxy-Authorization",
+            "Call-ID",
+        ]
+    ),
+    value=HEADER_VALUES,
+    body=st.binary(max_size=80),
+)
+async def test_hostile_requests_never_raise_inside_the_agent(
+    method: str, header: str, value: str, body: bytes
+) -> None:
+    errors = ErrorLog()
+    logging.getLogger("sautikit.sip").addHandler(errors)
+    loop = asyncio.get_running_loop()
+    endpoint, phone = await loop.create_datagram_endpoint(UdpPhone, local_addr=("127.0.0.1", 0))
+    agent = await UserAgent.listen(
+        "127.0.0.1",
+        0,
+        tcp=False,
+        timers=FAST,
+        lookup_ha1=lookup_ha1,
+        on_incoming_call=answer_anything,
+    )
+    try:
+        request = phone_invite(phone, agent, body)
+        request.method = method
+        request.headers.set("CSeq", f"5 {method}")
+        request.headers.set(header, value)
+        phone.send(request, agent.transport.port)
+        probe = phone_invite(phone, agent, b"")
+        probe.method = "OPTIONS"
+        probe.headers.set("CSeq", "1 OPTIONS")
+        probe.headers.set("Call-ID", "probe")
+        probe.headers.set("Via", f"SIP/2.0/UDP 127.0.0.1:{phone.peer.port};branch=z9hG4bK-p")
+        phone.send(probe, agent.transport.port)
+        assert (await final(phone, probe)).status == 200
+        await asyncio.sleep(0.02)  # let an answer in progress finish or fail
+    finally:
+        await agent.close()
+        endpoint.close()
+        logging.getLogger("sautikit.sip").removeHandler(errors)
+    assert errors.records == []

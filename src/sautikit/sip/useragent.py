@@ -599,6 +599,12 @@ class IncomingCall(Call):
                 self.reject(480)
         return await super().hangup()
 
+    def _on_bye(self, transaction: ServerTransaction) -> None:
+        """§15.1.2: a BYE in the early dialog also ends the pending INVITE with 487."""
+        if self._transaction.state is TransactionState.PROCEEDING:
+            _respond(self._transaction, self._response(487))
+        super()._on_bye(transaction)
+
     def _on_cancel(self) -> None:
         """§9.2: the CANCEL was answered 200; the INVITE gets 487 if still pending."""
         if self._transaction.state is TransactionState.PROCEEDING:
@@ -664,12 +670,18 @@ class OutgoingCall(Call):
     def _on_response(self, response: Response) -> None:
         if response.cseq.number != self.invite.cseq.number:
             return  # an answer to the INVITE we replaced with an authenticated one
-        if response.is_provisional:
-            self._on_provisional(response)
-        elif response.is_success:
-            self._on_success(response)
-        else:
-            self._on_failure(response)
+        try:
+            if response.is_provisional:
+                self._on_provisional(response)
+            elif response.is_success:
+                self._on_success(response)
+            else:
+                self._on_failure(response)
+        except SipParseError as error:
+            # A To, Contact or Record-Route we cannot read: no dialog can be built on it.
+            logger.info("call %s: malformed %d answer: %s", self.call_id, response.status, error)
+            if not response.is_provisional and not self.ended:
+                self._fail(502, f"Bad Gateway: {error}"[:120], EndReason.FAILED)
 
     def _on_provisional(self, response: Response) -> None:
         if self.ended or self._answered.done():
@@ -1041,6 +1053,9 @@ class UserAgent:
     def _dispatch(self, transaction: ServerTransaction) -> None:
         request = transaction.request
         method = request.method
+        # Read now every header a dialog will need, so a malformed one is a 400 here
+        # rather than an error inside a call's handler later.
+        _ = (request.from_, request.to, request.cseq, request.contacts, request.record_routes)
         if method not in self.allowed_methods:
             response = request.create_response(405)
             response.headers.add("Allow", ", ".join(self.allowed_methods))
@@ -1065,10 +1080,7 @@ class UserAgent:
         request = transaction.request
         call = self._calls.get(DialogId.of_request(request))
         if call is None or call.dialog is None:
-            if request.method == "OPTIONS":
-                _respond(transaction, self._options_response(request))
-            else:
-                _respond(transaction, request.create_response(481))
+            _respond(transaction, request.create_response(481))
             return
         if not call.dialog.accept_remote_cseq(request):
             _respond(transaction, request.create_response(500, "Out Of Order CSeq"))
@@ -1096,9 +1108,6 @@ class UserAgent:
 
     def _on_invite(self, transaction: InviteServerTransaction) -> None:
         request = transaction.request
-        # Read now what the dialog will need, so a malformed header is a 400 here rather
-        # than an error inside the owner's handler later.
-        _ = (request.from_, request.contacts, request.record_routes)
         authenticated_user = None
         policy = self.authenticate_invite
         if policy is not None and policy(request, transaction.peer):
