@@ -119,7 +119,8 @@ def test_early_dialog_from_a_provisional_is_replaced_by_the_2xx_route_and_target
     ringing = request.create_response(180, to_tag="callee-tag")
     ringing.headers.add("Contact", "<sip:early@203.0.113.5>")
     dialog = Dialog.from_uac(request, ringing)
-    assert dialog.state is DialogState.EARLY and dialog.route_set == []
+    early = (dialog.state, str(dialog.remote_target), list(dialog.route_set))
+    assert early == (DialogState.EARLY, "sip:early@203.0.113.5", [])
     dialog.confirm(answer(request))
     assert dialog.state is DialogState.CONFIRMED
     assert str(dialog.remote_target) == "sip:bob@203.0.113.5:5080"

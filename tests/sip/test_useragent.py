@@ -756,3 +756,17 @@ async def test_hostile_requests_never_raise_inside_the_agent(
         endpoint.close()
         logging.getLogger("sautikit.sip").removeHandler(errors)
     assert errors.records == []
+
+
+async def test_crossing_reinvites_get_491_and_the_call_stays_up(make_agent: MakeAgent) -> None:
+    _, _, call, callee = await _answered_pair(make_agent)
+    hold = SdpSession("127.0.0.1").offer(4000, direction="sendonly")
+    results = await asyncio.wait_for(
+        asyncio.gather(call.reinvite(hold), callee.reinvite(hold), return_exceptions=True), WAIT
+    )
+    statuses = [r.status for r in results if isinstance(r, CallFailed)]
+    assert statuses and set(statuses) == {491}
+    assert call.state is CallState.ANSWERED and callee.state is CallState.ANSWERED
+    retry = await asyncio.wait_for(call.reinvite(hold), WAIT)
+    assert "a=recvonly" in str(retry)
+    await call.hangup()

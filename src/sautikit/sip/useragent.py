@@ -298,6 +298,7 @@ class Call:
             return
         # The dialog ends when BYE is sent; a late in-dialog request then gets 481.
         self._end(reason)
+        self._agent._forget_dialog(self.dialog)  # also when answered after the call ended
         await self._send_in_dialog(bye)
 
     async def reinvite(self, sdp: SessionDescription) -> SessionDescription:
@@ -314,8 +315,10 @@ class Call:
             self._agent._decorate(request)
             response = await self._send_in_dialog(request)
             if response.is_success:
+                # The 2xx's Contact is the new remote target (§12.2.1.2), ACK included.
+                with contextlib.suppress(SipParseError):
+                    self.dialog.refresh_target(response)
                 self._send_ack(request, response)
-                self.dialog.refresh_target(response)
                 answer = _parse_body_sdp(response)
                 if answer is None:
                     raise CallFailed(response.status, "the 2xx carried no SDP answer")
