@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -28,7 +29,10 @@ from sautikit.media.session import RtpSession
 from sautikit.media.tts import TextToSpeech
 
 HOST = "127.0.0.1"
-PORT_RANGE = (41000, 41999)
+# A slice of 41000-44999 per test process: a port another test run just let go may still
+# get its phone's packets, and symmetric RTP would latch onto that stranger.
+_SLICE = 100
+PORT_RANGE = (41000 + os.getpid() % 40 * _SLICE, 41000 + os.getpid() % 40 * _SLICE + _SLICE - 1)
 
 Int16Array = npt.NDArray[np.int16]
 T = TypeVar("T")
