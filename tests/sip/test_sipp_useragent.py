@@ -225,3 +225,53 @@ async def test_sipp_register_with_digest_is_challenged_then_bound(
     [binding] = agent.lookup("sip:alice@127.0.0.1")
     assert binding.contact == f"sip:alice@127.0.0.1:{sipp.port}"
     assert 0 < binding.expires_in(binding.registered_at) <= 300
+
+
+async def test_sipp_record_route_is_echoed_and_our_bye_is_routed_through_it(
+    make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    calls: asyncio.Queue[IncomingCall] = asyncio.Queue()
+
+    async def answer_then_hang_up(call: IncomingCall) -> None:
+        calls.put_nowait(call)
+        assert call.offer is not None
+        await call.answer(negotiate_answer(call.offer, "127.0.0.1", 40008)[0])
+        await call.hangup()
+
+    agent = await make_agent(on_incoming_call=answer_then_hang_up)
+    result = await Sipp(
+        scenario=SCENARIOS / "uac_record_route.xml",
+        remote=("127.0.0.1", agent.transport.port),
+        workdir=tmp_path,
+    ).run()
+    assert result.returncode == 0, result.explain()
+    assert (await ended(calls.get_nowait())).reason is EndReason.LOCAL_HANGUP
+
+
+async def test_sipp_device_invite_is_challenged_407_and_let_in_with_digest(
+    make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    calls: asyncio.Queue[IncomingCall] = asyncio.Queue()
+
+    def lookup(username: str, realm: str, algorithm: str) -> str | None:
+        if (username, realm) != ("alice", "pbx.test"):
+            return None
+        return compute_ha1(username, realm, "s3cret", algorithm)
+
+    agent = await make_agent(
+        on_incoming_call=answering(calls),
+        lookup_ha1=lookup,
+        realm_for=lambda request: "pbx.test",
+        digest_algorithms=("MD5",),
+        authenticate_invite=lambda request, source: True,
+    )
+    result = await Sipp(
+        scenario=SCENARIOS / "uac_invite_auth.xml",
+        remote=("127.0.0.1", agent.transport.port),
+        workdir=tmp_path,
+    ).run()
+    assert result.returncode == 0, result.explain()
+    call = calls.get_nowait()
+    assert call.authenticated_user == "alice"
+    assert (await ended(call)).reason is EndReason.REMOTE_HANGUP
+    assert calls.empty()  # the challenged first INVITE never reached the call logic
