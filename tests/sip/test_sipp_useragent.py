@@ -146,15 +146,20 @@ async def test_sipp_hold_reinvite_is_answered_recvonly_and_unhold_sendrecv(
     assert (await ended(call)).reason is EndReason.REMOTE_HANGUP
 
 
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
 async def test_sipp_callee_answers_our_call_and_gets_our_bye(
-    make_agent: MakeAgent, tmp_path: Path
+    make_agent: MakeAgent, tmp_path: Path, transport: str
 ) -> None:
     agent = await make_agent()
-    sipp = Sipp(scenario=SCENARIOS / "uas_answer.xml", workdir=tmp_path)
+    sipp = Sipp(
+        scenario=SCENARIOS / "uas_answer.xml", transport=transport[0] + "1", workdir=tmp_path
+    )
     await sipp.start()
     offer = SdpSession("127.0.0.1").offer(40002)
     call = await agent.place_call(
-        f"sip:bob@127.0.0.1:{sipp.port}", from_uri="sip:alice@127.0.0.1", offer=offer
+        f"sip:bob@127.0.0.1:{sipp.port};transport={transport}",
+        from_uri="sip:alice@127.0.0.1",
+        offer=offer,
     )
     answer = await asyncio.wait_for(call.wait_answer(), WAIT)
     assert answer is not None and call.media is not None and call.media.codec == "PCMU"
