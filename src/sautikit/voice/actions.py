@@ -1,0 +1,516 @@
+"""The voice-action document (SPEC §3): its schema, and a parser with precise messages.
+
+An app answers ``{"actions": [{"say": {...}}, {"record": {...}}, ...]}``. Each action is
+an object with exactly one key, the verb; its value holds the verb's parameters, spelled
+as in SPEC §3 (camelCase: ``numDigits``, ``finishOnKey``, ``maxLength`` …). The models
+below carry every parameter with its default; their Python attributes are snake_case.
+
+:func:`parse_action_document` turns the app's raw answer into a list of actions or raises
+:class:`ActionDocumentError` naming every problem with its path, e.g.
+``actions[2].record.timeout: must be an integer ≥ 0``. A document with any problem is
+refused whole: nothing of it runs.
+
+Decisions where SPEC §3 is silent (what a Twilio or Africa's Talking developer expects,
+tightened where a silent mistake would cost a call):
+
+* A bare JSON array is accepted as the action list (the shape some platforms use); an
+  object must have exactly the key ``actions``.
+* An unknown parameter inside a verb is an error, with a "did you mean" hint: a typo such
+  as ``finishOnkey`` must not silently fall back to a default.
+* Types are strict JSON types: ``"10"`` is not an integer and ``"true"`` is not a boolean.
+  An integral float such as ``10.0`` counts as an integer. ``method`` is ``POST`` or
+  ``GET`` in any letter case.
+* ``dial`` targets: ``number`` is E.164 (``+254722000000``), ``sip`` a ``sip:`` or
+  ``sips:`` URI; either may be a list of up to 10 targets, rung in parallel.
+* ``conference.statusEvents`` is a list or a space-separated string of
+  ``start end join leave mute unmute``; left out, every event is posted.
+* ``conference.waitUrl`` names WAV or MP3 audio, played on a loop until the room starts.
+* ``record.timeout`` 0 turns the silence timeout off; ``transcribeCallback`` implies
+  ``transcribe`` (see :attr:`Record.wants_transcription`).
+* ``pause.length`` defaults to 1 second.
+* The limits: 64 KB for the raw document and 100 actions at its top level (the actions
+  nested in ``getDigits`` are within the 64 KB).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Final, Literal, cast
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "DIAL_TARGETS_LIMIT",
+    "MAX_ACTIONS",
+    "MAX_DOCUMENT_BYTES",
+    "STATUS_EVENTS",
+    "VERBS",
+    "Action",
+    "ActionDocumentError",
+    "Conference",
+    "Dial",
+    "GetDigits",
+    "Hangup",
+    "NestedAction",
+    "NotJsonError",
+    "Pause",
+    "Play",
+    "Record",
+    "Redirect",
+    "Reject",
+    "Say",
+    "parse_action_document",
+    "parse_actions",
+]
+
+MAX_DOCUMENT_BYTES: Final = 64 * 1024
+MAX_ACTIONS: Final = 100
+DIAL_TARGETS_LIMIT: Final = 10
+STATUS_EVENTS: Final = ("start", "end", "join", "leave", "mute", "unmute")
+
+_MAX_URL_LENGTH: Final = 2048
+_MAX_LOOP: Final = 100
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_KEYS = frozenset("0123456789*#")
+_CONFERENCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._:@+-]{0,127}")
+
+
+class ActionDocumentError(ValueError):
+    """An action document that cannot run; ``problems`` lists each one with its path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class NotJsonError(ActionDocumentError):
+    """The app's answer is not JSON at all (SPEC §3 counts it apart from invalid documents)."""
+
+
+# --- parameter types: each validator owns its whole message -------------------------------
+
+
+def _problem(message: str) -> PydanticCustomError:
+    return PydanticCustomError("sautikit", message)
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+def _show(value: object) -> str:
+    """A string value quoted and cut short for a message; other values by their type."""
+    if not isinstance(value, str):
+        return _describe(value)
+    shown = json.dumps(value, ensure_ascii=False)
+    return shown if len(shown) <= 60 else shown[:56] + '…"'
+
+
+def _integer(minimum: int, maximum: int | None = None) -> PlainValidator:
+    bounds = f"from {minimum} to {maximum}" if maximum is not None else f"≥ {minimum}"
+
+    def check(value: object) -> int:
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _problem(f"must be an integer {bounds}, got {_describe(value)}")
+        if value < minimum or (maximum is not None and value > maximum):
+            raise _problem(f"must be an integer {bounds}, got {value}")
+        return value
+
+    return PlainValidator(check)
+
+
+def _check_boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _problem(f"must be true or false, got {_describe(value)}")
+    return value
+
+
+def _choice(*choices: str) -> PlainValidator:
+    listed = ", ".join(f'"{choice}"' for choice in choices)
+
+    def check(value: object) -> str:
+        if value not in choices:
+            raise _problem(f"must be one of {listed}, got {_show(value)}")
+        return str(value)
+
+    return PlainValidator(check)
+
+
+def _string(check: Callable[[str], str | None], *, what: str) -> PlainValidator:
+    """A string accepted when ``check`` answers None; otherwise its answer is the reason."""
+
+    def validate(value: object) -> str:
+        if not isinstance(value, str):
+            raise _problem(f"must be {what}, got {_describe(value)}")
+        reason = check(value)
+        if reason is not None:
+            raise _problem(f"must be {what}{reason}")
+        return value
+
+    return PlainValidator(validate)
+
+
+def _url_problem(value: str) -> str | None:
+    if len(value) > _MAX_URL_LENGTH:
+        return f", got {len(value)} characters (at most {_MAX_URL_LENGTH})"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return f", got {_show(value)}"
+    if parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", value):
+        return f", got {_show(value)}"
+    return None
+
+
+def _language_problem(value: str) -> str | None:
+    return None if _LANGUAGE.fullmatch(value) else f", got {_show(value)}"
+
+
+def _keys_problem(value: str) -> str | None:
+    bad = sorted(set(value) - _KEYS)
+    return f", got {_show(bad[0])}" if bad else None
+
+
+def _not_blank(value: str) -> str | None:
+    return ", got a blank string" if not value.strip() else None
+
+
+def _caller_id_problem(value: str) -> str | None:
+    return None if value.strip() and len(value) <= 256 else f", got {_show(value)}"
+
+
+def _conference_name_problem(value: str) -> str | None:
+    return None if _CONFERENCE_NAME.fullmatch(value) else f", got {_show(value)}"
+
+
+def _check_method(value: object) -> str:
+    if not isinstance(value, str) or value.upper() not in ("POST", "GET"):
+        raise _problem(f'must be "POST" or "GET", got {_show(value)}')
+    return value.upper()
+
+
+def _targets(kind: str, pattern: re.Pattern[str], example: str) -> PlainValidator:
+    what = f"{example} or a list of 1 to {DIAL_TARGETS_LIMIT} of them"
+
+    def check(value: object) -> tuple[str, ...]:
+        items = value if isinstance(value, list) else [value]
+        if not items or len(items) > DIAL_TARGETS_LIMIT:
+            raise _problem(f"must be {what}, got a list of {len(items)}")
+        for index, item in enumerate(items):
+            if not isinstance(item, str) or not pattern.fullmatch(item):
+                where = f" (item {index})" if isinstance(value, list) else ""
+                raise _problem(f"must be {what}{where}, got {_show(item)}")
+        if len(set(items)) != len(items):
+            raise _problem(f"lists the same {kind} twice")
+        return tuple(items)
+
+    return PlainValidator(check)
+
+
+def _check_status_events(value: object) -> tuple[str, ...]:
+    items = value.split() if isinstance(value, str) else value
+    what = f"a list of {', '.join(STATUS_EVENTS)}"
+    if not isinstance(items, list):
+        raise _problem(f"must be {what}, got {_describe(value)}")
+    for item in items:
+        if item not in STATUS_EVENTS:
+            raise _problem(f"must be {what}, got {_show(item)}")
+    return tuple(dict.fromkeys(items))
+
+
+Url = Annotated[str, _string(_url_problem, what="an absolute http(s) URL")]
+Text = Annotated[str, _string(_not_blank, what="a non-empty string")]
+Language = Annotated[str, _string(_language_problem, what='a BCP-47 language tag like "en-US"')]
+Keys = Annotated[str, _string(_keys_problem, what="DTMF keys from 0123456789*#")]
+Boolean = Annotated[bool, PlainValidator(_check_boolean)]
+Method = Annotated[Literal["POST", "GET"], PlainValidator(_check_method)]
+Loop = Annotated[int, _integer(0, _MAX_LOOP)]
+
+
+class _Verb(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    verb: ClassVar[str]
+
+
+class Say(_Verb):
+    """Speak ``text``; ``loop`` 0 or 1 plays it once, n plays it n times."""
+
+    verb: ClassVar[str] = "say"
+    text: Text
+    language: Language = "en-US"
+    voice: Annotated[str | None, _string(_not_blank, what="a voice name")] = None
+    loop: Loop = 0
+
+
+class Play(_Verb):
+    """Play WAV or MP3 audio from ``url`` (on the workspace's play-URL allow-list)."""
+
+    verb: ClassVar[str] = "play"
+    url: Url
+    loop: Loop = 0
+
+
+NestedAction = Say | Play
+
+
+class GetDigits(_Verb):
+    """Collect DTMF digits while ``nested`` prompts play; a key press interrupts them."""
+
+    verb: ClassVar[str] = "getDigits"
+    num_digits: Annotated[int, _integer(0, 64)] = Field(0, alias="numDigits")
+    finish_on_key: Keys = Field("#", alias="finishOnKey")
+    timeout: Annotated[int, _integer(1, 600)] = 5
+    action: Url | None = None
+    method: Method = "POST"
+    nested: tuple[NestedAction, ...] = ()
+
+
+class Dial(_Verb):
+    """Bridge the caller to ``number`` or ``sip`` targets; a list rings them in parallel."""
+
+    verb: ClassVar[str] = "dial"
+    number: Annotated[tuple[str, ...] | None, _targets("number", _E164, "an E.164 number")] = None
+    sip: Annotated[
+        tuple[str, ...] | None, _targets("SIP URI", re.compile(r"sips?:\S+"), "a sip: URI")
+    ] = None
+    caller_id: Annotated[str | None, _string(_caller_id_problem, what="a phone number")] = Field(
+        None, alias="callerId"
+    )
+    timeout: Annotated[int, _integer(1, 600)] = 30
+    record: Annotated[
+        Literal["do-not-record", "record-from-answer", "record-from-ringing"],
+        _choice("do-not-record", "record-from-answer", "record-from-ringing"),
+    ] = "do-not-record"
+    recording_channels: Annotated[Literal["mono", "dual"], _choice("mono", "dual")] = Field(
+        "dual", alias="recordingChannels"
+    )
+    action: Url | None = None
+    method: Method = "POST"
+    hangup_on_star: Boolean = Field(False, alias="hangupOnStar")
+
+    @model_validator(mode="after")
+    def _exactly_one_target(self) -> Dial:
+        if (self.number is None) == (self.sip is None):
+            got = "both" if self.number is not None else "neither"
+            raise _problem(f"needs exactly one of number or sip, got {got}")
+        return self
+
+
+class Conference(_Verb):
+    """Join the workspace's room ``name``."""
+
+    verb: ClassVar[str] = "conference"
+    name: Annotated[
+        str,
+        _string(_conference_name_problem, what="a room name of 1 to 128 letters, digits, ._:@+-"),
+    ]
+    record: Boolean = False
+    beep: Boolean = True
+    muted: Boolean = False
+    start_on_enter: Boolean = Field(True, alias="startOnEnter")
+    end_on_exit: Boolean = Field(False, alias="endOnExit")
+    max_participants: Annotated[int, _integer(2, 250)] = Field(250, alias="maxParticipants")
+    wait_url: Url | None = Field(None, alias="waitUrl")
+    status_events_callback_url: Url | None = Field(None, alias="statusEventsCallbackUrl")
+    status_events: Annotated[tuple[str, ...], PlainValidator(_check_status_events)] = Field(
+        STATUS_EVENTS, alias="statusEvents"
+    )
+
+
+class Record(_Verb):
+    """Record the caller (voicemail style) until silence, ``maxLength``, a key or hangup."""
+
+    verb: ClassVar[str] = "record"
+    action: Url | None = None
+    method: Method = "POST"
+    timeout: Annotated[int, _integer(0, 3600)] = 5
+    max_length: Annotated[int, _integer(1, 14400)] = Field(3600, alias="maxLength")
+    finish_on_key: Keys = Field("1234567890*#", alias="finishOnKey")
+    play_beep: Boolean = Field(True, alias="playBeep")
+    trim: Annotated[
+        Literal["trim-silence", "do-not-trim"], _choice("trim-silence", "do-not-trim")
+    ] = "trim-silence"
+    transcribe: Boolean = False
+    transcribe_callback: Url | None = Field(None, alias="transcribeCallback")
+
+    @property
+    def wants_transcription(self) -> bool:
+        """``transcribe``, or a ``transcribeCallback`` (which implies it, as on Twilio)."""
+        return self.transcribe or self.transcribe_callback is not None
+
+
+class Redirect(_Verb):
+    """Fetch new actions from ``url`` and continue with them."""
+
+    verb: ClassVar[str] = "redirect"
+    url: Url
+    method: Method = "POST"
+
+
+class Reject(_Verb):
+    """Refuse a call that was not answered yet (603 ``rejected`` or 486 ``busy``)."""
+
+    verb: ClassVar[str] = "reject"
+    reason: Annotated[Literal["rejected", "busy"], _choice("rejected", "busy")] = "rejected"
+
+
+class Hangup(_Verb):
+    """End the call."""
+
+    verb: ClassVar[str] = "hangup"
+
+
+class Pause(_Verb):
+    """Wait ``length`` seconds in silence."""
+
+    verb: ClassVar[str] = "pause"
+    length: Annotated[int, _integer(1, 3600)] = 1
+
+
+Action = Say | Play | GetDigits | Dial | Conference | Record | Redirect | Reject | Hangup | Pause
+
+_MODELS: Final[dict[str, type[_Verb]]] = {
+    model.verb: model
+    for model in (Say, Play, GetDigits, Dial, Conference, Record, Redirect, Reject, Hangup, Pause)
+}
+VERBS: Final = tuple(_MODELS)
+_NESTABLE: Final = ("say", "play")
+
+
+# --- the parser ---------------------------------------------------------------------------
+
+
+def _parameters(model: type[_Verb]) -> list[str]:
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+
+
+def _explain(error: Any, model: type[_Verb], path: str) -> str:
+    where = path + _field_path(tuple(error["loc"]))
+    if error["type"] == "sautikit":
+        return f"{where}: {error['msg']}"
+    if error["type"] == "missing":
+        return f"{where}: is required"
+    if error["type"] == "extra_forbidden":
+        name = str(error["loc"][-1])
+        known = _parameters(model)
+        hint = difflib.get_close_matches(name, known, n=1)
+        if hint:
+            return f'{where}: unknown parameter (did you mean "{hint[0]}"?)'
+        takes = ", ".join(known) or "no parameters"
+        return f"{where}: unknown parameter; {model.verb} takes {takes}"
+    return f"{where}: {error['msg']}"
+
+
+def _parse_action(
+    item: object, path: str, allowed: tuple[str, ...], problems: list[str]
+) -> Action | None:
+    if not isinstance(item, dict):
+        problems.append(f"{path}: an action is an object with one verb, got {_describe(item)}")
+        return None
+    if len(item) != 1:
+        got = f"{len(item)} ({', '.join(map(str, item))})" if item else "none"
+        problems.append(f"{path}: an action has exactly one verb, got {got}")
+        return None
+    ((verb, params),) = item.items()
+    model = _MODELS.get(verb)
+    if model is None:
+        hint = difflib.get_close_matches(verb, VERBS, n=1)
+        suggestion = f' (did you mean "{hint[0]}"?)' if hint else ""
+        problems.append(f"{path}: unknown verb {_show(verb)}{suggestion}")
+        return None
+    if verb not in allowed:
+        problems.append(f"{path}: only {' and '.join(allowed)} may be nested here, got {verb}")
+        return None
+    path = f"{path}.{verb}"
+    if not isinstance(params, dict):
+        problems.append(f"{path}: parameters must be an object, got {_describe(params)}")
+        return None
+    if model is GetDigits and "nested" in params:
+        nested = params["nested"]
+        if not isinstance(nested, list):
+            problems.append(f"{path}.nested: must be a list of say and play actions")
+            return None
+        found: list[Action] = []
+        for index, child in enumerate(nested):
+            parsed = _parse_action(child, f"{path}.nested[{index}]", _NESTABLE, problems)
+            if parsed is not None:
+                found.append(parsed)
+        if len(found) != len(nested):
+            return None
+        params = {**params, "nested": tuple(found)}
+    try:
+        return cast(Action, model.model_validate(params))
+    except ValidationError as exc:
+        problems.extend(_explain(error, model, path) for error in exc.errors())
+        return None
+
+
+def parse_actions(document: object) -> list[Action]:
+    """Validate a decoded JSON document: ``{"actions": [...]}`` or a bare list of actions."""
+    if isinstance(document, dict):
+        extra = sorted(set(document) - {"actions"})
+        if extra:
+            raise ActionDocumentError(
+                [f'document: unknown key {_show(extra[0])}; the only key is "actions"']
+            )
+        if "actions" not in document:
+            raise ActionDocumentError(['document: missing "actions"'])
+        items = document["actions"]
+        if not isinstance(items, list):
+            raise ActionDocumentError([f"actions: must be a list, got {_describe(items)}"])
+    elif isinstance(document, list):
+        items = document
+    else:
+        raise ActionDocumentError(
+            [f'document: must be an object with "actions", got {_describe(document)}']
+        )
+    if len(items) > MAX_ACTIONS:
+        raise ActionDocumentError(
+            [f"actions: {len(items)} actions is over the limit of {MAX_ACTIONS}"]
+        )
+    problems: list[str] = []
+    actions = [
+        _parse_action(item, f"actions[{i}]", VERBS, problems) for i, item in enumerate(items)
+    ]
+    if problems:
+        raise ActionDocumentError(problems)
+    return [action for action in actions if action is not None]
+
+
+def parse_action_document(raw: bytes) -> list[Action]:
+    """Parse the app's raw answer; raises NotJsonError or ActionDocumentError."""
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise ActionDocumentError(
+            [f"document: {len(raw)} bytes is over the limit of {MAX_DOCUMENT_BYTES} (64 KB)"]
+        )
+    try:
+        document = json.loads(raw)
+    except RecursionError:
+        raise ActionDocumentError(["document: nested too deeply"]) from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError among them
+        raise NotJsonError([f"document: not JSON ({exc})"]) from None
+    return parse_actions(document)
