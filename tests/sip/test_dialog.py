@@ -266,3 +266,13 @@ async def test_2xx_over_tcp_is_not_resent_but_the_ack_is_still_awaited(
     assert [timer.delay for timer in manual_timers.pending] == [32.0]
     manual_timers.fire(delay_below=100)
     assert sent == [] and timeouts == [True]
+
+
+def test_a_pinned_remote_peer_wins_over_the_contact_but_not_over_a_route() -> None:
+    request = invite()
+    dialog = Dialog.from_uas(request, answer(request), OUR_CONTACT)
+    behind_nat = Peer("udp", "198.51.100.77", 40123)
+    dialog.remote_peer = behind_nat
+    assert dialog.next_hop() == Peer("udp", "10.0.0.2", 5060)  # the route set still rules
+    dialog.route_set = []
+    assert dialog.next_hop() == behind_nat

@@ -607,11 +607,12 @@ async def final(phone: UdpPhone, request: Request) -> Response:
             return message
 
 
-async def next_request(phone: UdpPhone) -> Request:
-    """The next request the phone receives (late response resends are skipped)."""
-    while not isinstance(message := await next_item(phone.received), Request):
-        pass
-    return message
+async def next_request(phone: UdpPhone, method: str) -> Request:
+    """The next ``method`` request the phone receives (resends of others are skipped)."""
+    while True:
+        message = await next_item(phone.received)
+        if isinstance(message, Request) and message.method == method:
+            return message
 
 
 async def test_record_route_is_echoed_and_our_bye_follows_the_route_set(
@@ -638,10 +639,9 @@ async def test_record_route_is_echoed_and_our_bye_follows_the_route_set(
         assert (await final(phone, options)).status == status
 
     hanging_up = asyncio.create_task(call.hangup())
-    bye = await next_request(phone)
+    bye = await next_request(phone, "BYE")
     # The route set's only hop is the phone's own address (its Record-Route): the BYE
     # reached us there, carrying the Route and the phone's Contact as Request-URI.
-    assert bye.method == "BYE"
     assert bye.headers.get_all("Route") == [f"<sip:127.0.0.1:{phone.peer.port};lr>"]
     assert str(bye.uri) == f"sip:phone@127.0.0.2:{phone.peer.port}"
     assert bye.cseq.method == "BYE" and bye.to.tag == "phone-tag"
@@ -770,3 +770,49 @@ async def test_crossing_reinvites_get_491_and_the_call_stays_up(make_agent: Make
     retry = await asyncio.wait_for(call.reinvite(hold), WAIT)
     assert "a=recvonly" in str(retry)
     await call.hangup()
+
+
+async def test_bye_to_a_caller_behind_nat_goes_to_its_source_not_its_contact(
+    make_agent: MakeAgent, phone: UdpPhone
+) -> None:
+    incoming: IncomingQueue = asyncio.Queue()
+    agent = await make_agent(on_incoming_call=queue_calls(incoming))
+    invite = phone_invite(phone, agent, offer().encode())
+    invite.headers.remove("Record-Route")
+    invite.headers.set("Contact", "<sip:phone@127.0.0.1:9>")  # a private address, unreachable
+    phone.send(invite, agent.transport.port)
+    call = await next_item(incoming)
+    answering = asyncio.create_task(call.answer(answer_to(call)))
+    ok = await final(phone, invite)
+    phone.send(in_dialog(phone, invite, ok, "ACK", 5), agent.transport.port)
+    await asyncio.wait_for(answering, WAIT)
+    hanging_up = asyncio.create_task(call.hangup())
+    bye = await next_request(phone, "BYE")
+    assert str(bye.uri) == "sip:phone@127.0.0.1:9"
+    phone.send(bye.create_response(200), agent.transport.port)
+    assert (await asyncio.wait_for(hanging_up, WAIT)).reason is EndReason.LOCAL_HANGUP
+
+
+async def test_our_call_to_a_named_destination_keeps_sending_there(
+    make_agent: MakeAgent, phone: UdpPhone
+) -> None:
+    agent = await make_agent()
+    call = await agent.place_call(
+        "sip:phone@127.0.0.1:9",
+        from_uri="sip:alice@127.0.0.1",
+        offer=offer(),
+        destination=("127.0.0.1", phone.peer.port, "udp"),
+    )
+    invite = await next_request(phone, "INVITE")
+    ok = invite.create_response(200, to_tag="phone-tag")
+    ok.headers.add("Contact", "<sip:phone@127.0.0.1:9>")
+    ok.headers.add("Content-Type", "application/sdp")
+    ok.body = negotiate_answer(parse_sdp(invite.body), "127.0.0.1", 6000)[0].encode()
+    phone.send(ok, agent.transport.port)
+    assert await asyncio.wait_for(call.wait_answer(), WAIT) is not None
+    assert (await next_request(phone, "ACK")).cseq.method == "ACK"
+    hanging_up = asyncio.create_task(call.hangup())
+    bye = await next_request(phone, "BYE")
+    assert bye.to.tag == "phone-tag"
+    phone.send(bye.create_response(200), agent.transport.port)
+    assert (await asyncio.wait_for(hanging_up, WAIT)).reason is EndReason.LOCAL_HANGUP

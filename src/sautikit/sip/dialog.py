@@ -94,6 +94,9 @@ class Dialog:
     """One dialog (§12). Fields follow §12.1.1; ``local_cseq`` is the last number we used.
 
     ``transport`` is how in-dialog requests travel when the next hop's URI names none.
+    ``remote_peer``, when set, is where in-dialog requests go when no route set names a
+    hop, instead of the remote target's address: the source address of a far end behind
+    NAT, whose Contact names a private address (the user agent sets it).
     """
 
     call_id: str
@@ -109,6 +112,7 @@ class Dialog:
     state: DialogState = DialogState.EARLY
     is_uac: bool = False
     transport: TransportName = "udp"
+    remote_peer: Peer | None = None
 
     @classmethod
     def from_uas(
@@ -257,11 +261,14 @@ class Dialog:
         return request
 
     def next_hop(self) -> Peer:
-        """Where in-dialog requests go: the first Route's URI, else the remote target.
+        """Where in-dialog requests go: the first Route's URI, else ``remote_peer``, else
+        the remote target.
 
         The URI's ``transport`` parameter wins over the dialog's transport; the port
         defaults to 5060. Names are resolved by the transport when sending.
         """
+        if not self.route_set and self.remote_peer is not None:
+            return self.remote_peer
         uri = self.route_set[0].uri if self.route_set else self.remote_target
         transport = uri.transport if uri.transport in ("udp", "tcp") else self.transport
         host = uri.params.get("maddr") or uri.host

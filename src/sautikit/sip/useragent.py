@@ -504,6 +504,9 @@ class IncomingCall(Call):
         self.offer = offer
         self.remote_sdp = offer
         self.source = transaction.peer
+        #: The From of the INVITE (caller ID) and its Request-URI (the number dialled).
+        self.caller = transaction.request.from_
+        self.called = transaction.request.uri
         self.authenticated_user = authenticated_user
         self.local_tag = new_tag()
         self._transaction = transaction
@@ -530,6 +533,8 @@ class IncomingCall(Call):
                 self._agent.contact(self.source.transport),
                 self.source.transport,
             )
+            if self._agent.route_to_source:
+                self.dialog.remote_peer = self.source
             self._agent._remember_dialog(self.dialog, self)
         if response.is_success:
             self.dialog.confirm()
@@ -636,8 +641,12 @@ class OutgoingCall(Call):
         credentials: tuple[str, str] | None,
         ring_timeout: float | None,
         late_answer: Callable[[SessionDescription], SessionDescription] | None,
+        pinned: bool = False,
     ) -> None:
         super().__init__(agent, invite)
+        #: True when the owner named the destination: the call's later requests go there
+        #: too unless a Record-Route names a hop (a device's NAT address, a trunk's SBC).
+        self._pinned = pinned
         self.state = CallState.CALLING
         self.destination = destination
         self.offer = offer
@@ -657,6 +666,12 @@ class OutgoingCall(Call):
         self._timers: list[asyncio.TimerHandle] = []
         if ring_timeout is not None:
             self._timers.append(agent._loop.call_later(ring_timeout, self._ring_timeout))
+
+    def _new_dialog(self, response: Response) -> Dialog:
+        dialog = Dialog.from_uac(self.invite, response, self.destination.transport)
+        if self._pinned:
+            dialog.remote_peer = self.destination
+        return dialog
 
     def _send_invite(self) -> None:
         self._transaction = self._agent._layer.send_request(
@@ -693,7 +708,7 @@ class OutgoingCall(Call):
         if response.status > 100:
             self._got_provisional = True
             if response.to.tag and self.dialog is None:
-                self.dialog = Dialog.from_uac(self.invite, response, self.destination.transport)
+                self.dialog = self._new_dialog(response)
         try:
             sdp = _parse_body_sdp(response)
         except SdpParseError as error:
@@ -718,7 +733,7 @@ class OutgoingCall(Call):
                 self._agent._spawn(self._hang_up_fork(response), "BYE to a forked answer")
             return
         if self.dialog is None or self.dialog.id != dialog_id:
-            self.dialog = Dialog.from_uac(self.invite, response, self.destination.transport)
+            self.dialog = self._new_dialog(response)
         self.dialog.confirm(response)
         self._agent._remember_dialog(self.dialog, self)
         self.final_status, self.final_reason = response.status, response.reason
@@ -750,7 +765,7 @@ class OutgoingCall(Call):
 
     async def _hang_up_fork(self, response: Response) -> None:
         """§13.2.2.4: a second 2xx from another fork is ACKed, then the dialog gets BYE."""
-        fork = Dialog.from_uac(self.invite, response, self.destination.transport)
+        fork = self._new_dialog(response)
         ack = fork.create_ack(self.invite)
         ack.headers.prepend(
             "Via", str(self._agent.transport.make_via(fork.next_hop().transport, new_branch()))
@@ -879,6 +894,11 @@ class UserAgent:
     given; ``realm_for`` picks the realm per request (default: the To host for REGISTER,
     the From host otherwise). ``authenticate_invite(request, source)`` returns True for
     INVITEs that must carry credentials (e.g. from devices; trunks are trusted by source).
+
+    With ``route_to_source`` (the default) a caller's in-dialog requests (BYE, re-INVITE)
+    go back to the address its INVITE came from rather than to its Contact, unless a
+    Record-Route names a hop: a phone behind NAT puts a private address in its Contact,
+    and over TCP this reuses the caller's connection (the RFC 5626 flow idea).
     """
 
     def __init__(
@@ -896,6 +916,7 @@ class UserAgent:
         digest_algorithms: Sequence[str] = ("SHA-256", "MD5"),
         nonce_secret: bytes | None = None,
         clock: Callable[[], float] = time.monotonic,
+        route_to_source: bool = True,
     ) -> None:
         self.transport = transport
         self._loop = asyncio.get_running_loop()
@@ -912,6 +933,7 @@ class UserAgent:
         self._nonce_secret = nonce_secret or secrets.token_bytes(32)
         self._authenticators: dict[str, DigestAuthenticator] = {}
         self._clock = clock
+        self.route_to_source = route_to_source
         self._calls: dict[DialogId, Call] = {}
         self._pending: dict[tuple[str, str, int], IncomingCall] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -984,10 +1006,11 @@ class UserAgent:
         """Send an INVITE to ``target`` and return the call at once (§13.2.1).
 
         ``destination`` (default: the target URI's host, port and transport) is where the
-        INVITE goes, e.g. a carrier's proxy. ``credentials`` (username, password) answer
-        one 401/407. ``ring_timeout`` seconds without an answer CANCEL the call. With
-        ``offer=None`` the 2xx carries the far end's offer and ``late_answer`` makes the
-        answer the ACK carries.
+        INVITE goes, e.g. a carrier's SBC or a registered device's source address; the
+        call's later requests go there too unless a Record-Route names a hop.
+        ``credentials`` (username, password) answer one 401/407. ``ring_timeout`` seconds
+        without an answer CANCEL the call. With ``offer=None`` the 2xx carries the far
+        end's offer and ``late_answer`` makes the answer the ACK carries.
         """
         if offer is None and late_answer is None:
             raise ValueError("an offerless INVITE needs late_answer to answer in the ACK")
@@ -1017,6 +1040,7 @@ class UserAgent:
             credentials=credentials,
             ring_timeout=ring_timeout,
             late_answer=late_answer,
+            pinned=destination is not None,
         )
         call._send_invite()
         return call
