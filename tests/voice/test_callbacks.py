@@ -1,0 +1,143 @@
+"""Requests to the app: the fields, the signature, and each way an answer can fail."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from tests.voice.voice_rig import AppServer, Reply, document, serve_app
+
+from sautikit import __version__
+from sautikit.events.signing import SIGNATURE_HEADER, compute_signature
+from sautikit.net import outbound_client
+from sautikit.voice.actions import MAX_DOCUMENT_BYTES, Hangup, Say
+from sautikit.voice.callbacks import AppClient, AppErrorKind, AppRequestError
+
+SECRET = "whsec_test_secret"
+FIELDS = {
+    "CallId": "call-1",
+    "WorkspaceId": "ws-1",
+    "From": "+254711000001",
+    "To": "+254700000001",
+    "Direction": "inbound",
+    "CallStatus": "ringing",
+    "RecordingDuration": 7,
+}
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[AppServer]:
+    async with serve_app() as server:
+        yield server
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[AppClient]:
+    async with outbound_client(allow_private=True) as http:
+        yield AppClient(http, SECRET, timeout=0.3)
+
+
+def verify(signature: str, raw: bytes) -> bool:
+    parts = dict(part.split("=", 1) for part in signature.split(","))
+    return parts["v1"] == compute_signature(SECRET, raw, int(parts["t"]))
+
+
+async def test_post_sends_signed_pascal_case_json(app: AppServer, client: AppClient) -> None:
+    url = app.route("/voice", document({"say": {"text": "Karibu", "language": "sw"}}))
+    actions = await client.fetch_actions(url, "POST", FIELDS)
+    assert actions == [Say.model_validate({"text": "Karibu", "language": "sw"})]
+    (hit,) = app.hits
+    assert hit.method == "POST"
+    assert json.loads(hit.body) == FIELDS
+    assert hit.headers["content-type"] == "application/json"
+    assert hit.headers["user-agent"] == f"Sautikit/{__version__}"
+    assert verify(hit.headers[SIGNATURE_HEADER.lower()], hit.body)
+    assert not verify(hit.headers[SIGNATURE_HEADER.lower()], hit.body + b" ")
+
+
+async def test_get_sends_the_fields_as_a_signed_query(app: AppServer, client: AppClient) -> None:
+    url = app.route("/voice", document({"hangup": {}}))
+    assert await client.fetch_actions(url + "?tenant=7", "GET", FIELDS) == [Hangup()]
+    (hit,) = app.hits
+    assert hit.method == "GET" and hit.body == b""
+    assert hit.fields == {"tenant": "7", **{name: str(value) for name, value in FIELDS.items()}}
+    assert verify(hit.headers[SIGNATURE_HEADER.lower()], hit.query)
+
+
+async def test_an_empty_answer_means_no_more_actions(app: AppServer, client: AppClient) -> None:
+    url = app.route("/done", Reply(204))
+    assert await client.fetch_actions(url, "POST", FIELDS) == []
+
+
+async def failure(client: AppClient, url: str) -> AppRequestError:
+    with pytest.raises(AppRequestError) as caught:
+        await client.fetch_actions(url, "POST", FIELDS)
+    return caught.value
+
+
+@pytest.mark.parametrize("status", [500, 404, 302])
+async def test_non_2xx_is_an_http_status_error(
+    app: AppServer, client: AppClient, status: int
+) -> None:
+    url = app.route("/voice", Reply(status, b'{"actions": []}'))
+    error = await failure(client, url)
+    assert (error.kind, error.status, error.code) == (
+        AppErrorKind.HTTP_STATUS,
+        status,
+        "application.http_status",
+    )
+    assert f"answered HTTP {status}" in error.message and url in error.message
+
+
+async def test_a_slow_app_times_out(app: AppServer, client: AppClient) -> None:
+    error = await failure(client, app.slow("/slow"))
+    assert error.kind is AppErrorKind.TIMEOUT
+    assert "did not answer within 0.3 s" in error.message
+
+
+async def test_a_body_that_is_not_json(app: AppServer, client: AppClient) -> None:
+    url = app.route("/voice", Reply(body=b"<Response><Say>hi</Say></Response>"))
+    error = await failure(client, url)
+    assert error.kind is AppErrorKind.NOT_JSON
+
+
+async def test_an_invalid_document_names_the_problem(app: AppServer, client: AppClient) -> None:
+    url = app.route("/voice", document({"say": {"text": "a"}}, {"recrod": {}}))
+    error = await failure(client, url)
+    assert error.kind is AppErrorKind.INVALID_DOCUMENT
+    assert 'actions[1]: unknown verb "recrod" (did you mean "record"?)' in error.message
+
+
+async def test_a_huge_answer_is_cut_off_as_invalid(app: AppServer, client: AppClient) -> None:
+    url = app.route("/voice", Reply(body=b" " * (MAX_DOCUMENT_BYTES * 4) + b"[]"))
+    error = await failure(client, url)
+    assert error.kind is AppErrorKind.INVALID_DOCUMENT
+    assert "over the limit of 65536" in error.message
+
+
+async def test_a_closed_port_is_unreachable(client: AppClient) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    error = await failure(client, f"http://127.0.0.1:{port}/voice")
+    assert error.kind is AppErrorKind.UNREACHABLE
+
+
+async def test_private_addresses_are_refused_by_default(app: AppServer) -> None:
+    url = app.route("/voice", document())
+    async with outbound_client(allow_private=False) as http:
+        error = await failure(AppClient(http, SECRET), url)
+    assert error.kind is AppErrorKind.REFUSED
+    assert app.hits == []
+
+
+async def test_notify_reports_and_never_raises(app: AppServer, client: AppClient) -> None:
+    taken = app.route("/events", Reply(204))
+    broken = app.route("/broken", Reply(500))
+    assert await client.notify(taken, FIELDS) is True
+    assert await client.notify(broken, FIELDS) is False
+    assert await client.notify(app.slow("/slow"), FIELDS) is False
+    assert await client.notify("http://127.0.0.1:1/x", FIELDS, "GET") is False
+    assert [hit.path for hit in app.hits] == ["/events", "/broken", "/slow"]
