@@ -1,0 +1,382 @@
+"""The prepaid KES wallet (SPEC §6): an append-only ledger and holds for live calls.
+
+Every credit and debit is one ``WalletEntry``; ``wallets.balance_minor`` is kept equal to
+the sum of a workspace's entries by changing both in the caller's transaction. Each
+``(workspace, idempotency_key)`` posts at most once, so a retried top-up or a settlement
+repeated by crash recovery never moves money twice.
+
+Concurrency: every change starts by locking the workspace's wallet row with an upsert
+(``INSERT … ON CONFLICT DO UPDATE … RETURNING``), which also creates the row on first use.
+On PostgreSQL that is a row lock held to the end of the transaction; on SQLite the write
+takes the database's one write lock. Either way, the idempotency check, the balance check
+and the change happen with no other ledger writer of that workspace in between, so the
+balance cannot go below zero through a race.
+
+Reservations hold money for live calls: a debit may not spend what a live call holds, and
+a call may last only as long as its hold pays for, so concurrent calls share the balance.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sautikit.billing.rating import price_for, rate_for, seconds_affordable
+from sautikit.config import Settings
+from sautikit.db.models import Call, Wallet, WalletEntry, WalletReservation, Workspace
+from sautikit.db.types import utcnow
+from sautikit.events.outbox import record_event
+
+__all__ = [
+    "ENTRY_TYPES",
+    "MAX_CALL_SECONDS",
+    "InsufficientFunds",
+    "answered_seconds",
+    "available",
+    "balance",
+    "charge_number_rental",
+    "charge_transcription",
+    "find_entry",
+    "post_entry",
+    "release_reservation",
+    "reserve_for_call",
+    "settle_call",
+    "top_up",
+]
+
+log = logging.getLogger(__name__)
+
+ENTRY_TYPES: frozenset[str] = frozenset({"top_up", "call", "transcription", "number_rental"})
+# The longest a call may last when the caller sets no lower limit: four hours.
+MAX_CALL_SECONDS = 4 * 3600
+_MAX_KEY_LENGTH = 255
+
+
+def _kes(minor: int) -> str:
+    sign = "-" if minor < 0 else ""
+    shillings, cents = divmod(abs(minor), 100)
+    return f"KES {sign}{shillings:,}.{cents:02d}"
+
+
+class InsufficientFunds(Exception):
+    """The wallet cannot pay; nothing was changed.
+
+    ``balance_minor`` is what could be spent: the balance less the holds of live calls.
+    """
+
+    def __init__(self, balance_minor: int, needed_minor: int) -> None:
+        super().__init__(
+            f"the wallet has {_kes(balance_minor)} to spend and {_kes(needed_minor)} is needed"
+        )
+        self.balance_minor = balance_minor
+        self.needed_minor = needed_minor
+
+
+async def _lock_wallet(session: AsyncSession, workspace_id: str) -> Wallet:
+    """The workspace's wallet row, created if missing, locked to the end of the transaction.
+
+    A new wallet is empty and so starts below any threshold: a first small top-up is not
+    a downward crossing, and ``wallet.low_balance`` first fires after the balance has been
+    at or above the threshold.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    upsert = insert(Wallet).values(
+        workspace_id=workspace_id, balance_minor=0, below_threshold=True, updated_at=utcnow()
+    )
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[Wallet.workspace_id], set_={"updated_at": upsert.excluded.updated_at}
+    ).returning(Wallet)
+    wallet = await session.scalar(upsert, execution_options={"populate_existing": True})
+    assert wallet is not None  # an upsert with RETURNING always yields its row
+    return wallet
+
+
+async def _held(session: AsyncSession, workspace_id: str, *, except_call: str = "") -> int:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(WalletReservation.amount_minor), 0)).where(
+            WalletReservation.workspace_id == workspace_id,
+            WalletReservation.call_id != except_call,
+        )
+    )
+    return int(total or 0)  # PostgreSQL sums BIGINT into NUMERIC
+
+
+async def balance(session: AsyncSession, workspace_id: str) -> int:
+    """The wallet's balance in minor units; 0 for a wallet never used."""
+    value = await session.scalar(
+        select(Wallet.balance_minor).where(Wallet.workspace_id == workspace_id)
+    )
+    return value or 0
+
+
+async def available(session: AsyncSession, workspace_id: str) -> int:
+    """The balance less what live calls hold: what a new call or charge may spend."""
+    return await balance(session, workspace_id) - await _held(session, workspace_id)
+
+
+async def find_entry(
+    session: AsyncSession, workspace_id: str, idempotency_key: str
+) -> WalletEntry | None:
+    """The entry posted with this idempotency key, if any."""
+    return await session.scalar(
+        select(WalletEntry).where(
+            WalletEntry.workspace_id == workspace_id,
+            WalletEntry.idempotency_key == idempotency_key,
+        )
+    )
+
+
+async def post_entry(
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    amount_minor: int,
+    entry_type: str,
+    idempotency_key: str,
+    call_id: str | None = None,
+    number_id: str | None = None,
+    reference: str | None = None,
+) -> WalletEntry:
+    """Credit (positive) or debit (negative) the wallet in ``session``'s transaction.
+
+    A key already posted returns its entry and changes nothing. A debit larger than the
+    balance less live calls' holds raises ``InsufficientFunds`` and changes nothing.
+    Fires ``wallet.top_up`` for a credit, and ``wallet.low_balance`` when the balance
+    falls below the workspace's threshold from at or above it. Raises ``LookupError``
+    for an unknown workspace and ``ValueError`` for a malformed entry.
+    """
+    if entry_type not in ENTRY_TYPES:
+        raise ValueError(f"entry_type must be one of {', '.join(sorted(ENTRY_TYPES))}")
+    if amount_minor == 0:
+        raise ValueError("an entry must move money: amount_minor is 0")
+    if not idempotency_key or len(idempotency_key) > _MAX_KEY_LENGTH:
+        raise ValueError(f"idempotency_key must be 1–{_MAX_KEY_LENGTH} characters")
+    threshold = await session.scalar(
+        select(Workspace.low_balance_threshold_minor).where(Workspace.id == workspace_id)
+    )
+    if threshold is None:
+        raise LookupError(f"no workspace {workspace_id}")
+
+    wallet = await _lock_wallet(session, workspace_id)
+    existing = await find_entry(session, workspace_id, idempotency_key)
+    if existing is not None:
+        return existing
+    if amount_minor < 0:
+        spendable = wallet.balance_minor - await _held(session, workspace_id)
+        if spendable + amount_minor < 0:
+            raise InsufficientFunds(spendable, -amount_minor)
+
+    wallet.balance_minor += amount_minor
+    wallet.updated_at = utcnow()
+    entry = WalletEntry(
+        workspace_id=workspace_id,
+        entry_type=entry_type,
+        amount_minor=amount_minor,
+        balance_after_minor=wallet.balance_minor,
+        currency=wallet.currency,
+        call_id=call_id,
+        number_id=number_id,
+        idempotency_key=idempotency_key,
+        reference=reference,
+    )
+    session.add(entry)
+    await session.flush()
+    if amount_minor > 0:
+        await record_event(
+            session,
+            workspace_id=workspace_id,
+            kind="wallet.top_up",
+            data={
+                "entry_id": entry.id,
+                "amount_minor": amount_minor,
+                "balance_minor": wallet.balance_minor,
+                "currency": wallet.currency,
+                "reference": reference,
+            },
+        )
+    below = wallet.balance_minor < threshold
+    if below and not wallet.below_threshold:
+        await record_event(
+            session,
+            workspace_id=workspace_id,
+            kind="wallet.low_balance",
+            data={
+                "entry_id": entry.id,
+                "balance_minor": wallet.balance_minor,
+                "low_balance_threshold_minor": threshold,
+                "currency": wallet.currency,
+            },
+        )
+    wallet.below_threshold = below
+    await session.flush()
+    return entry
+
+
+async def top_up(
+    session: AsyncSession,
+    workspace_id: str,
+    amount_minor: int,
+    *,
+    idempotency_key: str,
+    reference: str | None = None,
+) -> WalletEntry:
+    """An operator's credit (a payment received); ``amount_minor`` must be positive."""
+    if amount_minor <= 0:
+        raise ValueError("a top-up must be a positive amount of minor units")
+    return await post_entry(
+        session,
+        workspace_id=workspace_id,
+        amount_minor=amount_minor,
+        entry_type="top_up",
+        idempotency_key=idempotency_key,
+        reference=reference,
+    )
+
+
+async def reserve_for_call(
+    session: AsyncSession,
+    workspace_id: str,
+    call_id: str,
+    rate_per_minute_minor: int,
+    *,
+    max_seconds: int = MAX_CALL_SECONDS,
+) -> int:
+    """Hold money for a live call and answer the longest it may last, in seconds.
+
+    The hold is what the spendable balance pays for, up to ``max_seconds``; a free rate
+    holds nothing and allows ``max_seconds``. Raises ``InsufficientFunds`` when the
+    spendable balance cannot pay one minute. A second reservation for the same call
+    replaces the first.
+    """
+    if max_seconds < 1:
+        raise ValueError("max_seconds must be at least 1")
+    if rate_per_minute_minor < 0:
+        raise ValueError("the rate must not be negative")
+    wallet = await _lock_wallet(session, workspace_id)
+    if rate_per_minute_minor == 0:
+        seconds, amount = max_seconds, 0
+    else:
+        spendable = wallet.balance_minor - await _held(session, workspace_id, except_call=call_id)
+        if spendable < rate_per_minute_minor:
+            raise InsufficientFunds(spendable, rate_per_minute_minor)
+        seconds = min(max_seconds, seconds_affordable(spendable, rate_per_minute_minor))
+        amount = price_for(seconds, rate_per_minute_minor)
+    await release_reservation(session, call_id)
+    session.add(WalletReservation(workspace_id=workspace_id, call_id=call_id, amount_minor=amount))
+    await session.flush()
+    return seconds
+
+
+async def release_reservation(session: AsyncSession, call_id: str) -> None:
+    """Drop a call's hold, if it has one."""
+    await session.execute(delete(WalletReservation).where(WalletReservation.call_id == call_id))
+
+
+def answered_seconds(call: Call) -> int:
+    """The call's billable seconds: 0 unless answered; else its answered duration."""
+    if call.answered_at is None:
+        return 0
+    if call.duration_seconds is not None:
+        return call.duration_seconds
+    if call.ended_at is None:
+        return 0
+    # No duration recorded (a crash before it was written): round the timestamps up.
+    return max(0, -(-(call.ended_at - call.answered_at) // timedelta(seconds=1)))
+
+
+async def settle_call(
+    session: AsyncSession, call: Call, *, settings: Settings
+) -> WalletEntry | None:
+    """Price an ended call, store ``price_minor`` on it, debit it once, release its hold.
+
+    The price is ``ceil(answered_seconds × rate / 60)`` at the rate for the call's
+    direction and ``to`` number. The debit's idempotency key is ``call:<id>``, so running
+    this again (crash recovery) debits nothing more and answers the first entry.
+    Unanswered calls cost nothing and answer None. Should a call have outrun its hold,
+    the debit stops at what the wallet can spend: the balance never goes negative.
+    """
+    if call.ended_at is None:
+        raise ValueError(f"call {call.id} has not ended")
+    rate = await rate_for(
+        session, call.workspace_id, call.direction, call.to_number, settings=settings
+    )
+    price = price_for(answered_seconds(call), rate.rate_per_minute_minor)
+    key = f"call:{call.id}"
+    wallet = await _lock_wallet(session, call.workspace_id)
+    await release_reservation(session, call.id)
+    call.price_minor = price
+    existing = await find_entry(session, call.workspace_id, key)
+    if existing is not None or price == 0:
+        return existing
+    charged = min(price, wallet.balance_minor - await _held(session, call.workspace_id))
+    if charged < price:
+        log.warning(
+            "call %s cost %d minor but the wallet could pay only %d", call.id, price, charged
+        )
+    if charged <= 0:
+        return None
+    return await post_entry(
+        session,
+        workspace_id=call.workspace_id,
+        amount_minor=-charged,
+        entry_type="call",
+        idempotency_key=key,
+        call_id=call.id,
+    )
+
+
+async def charge_transcription(
+    session: AsyncSession,
+    workspace_id: str,
+    recording_id: str,
+    seconds: int,
+    *,
+    settings: Settings,
+) -> WalletEntry | None:
+    """Debit a transcription per second of audio, once per recording.
+
+    Charge before transcribing: the duration is known, and ``InsufficientFunds`` then
+    means nothing is transcribed unpaid. A price of 0 posts nothing and answers None.
+    """
+    price = price_for(seconds, settings.default_transcription_rate_minor)
+    if price == 0:
+        return None
+    return await post_entry(
+        session,
+        workspace_id=workspace_id,
+        amount_minor=-price,
+        entry_type="transcription",
+        idempotency_key=f"transcription:{recording_id}",
+        reference=recording_id,
+    )
+
+
+async def charge_number_rental(
+    session: AsyncSession,
+    workspace_id: str,
+    number_id: str,
+    amount_minor: int,
+    period_key: str,
+) -> WalletEntry | None:
+    """Debit a number's rental for one period (e.g. ``2026-11``), once per period.
+
+    Raises ``InsufficientFunds`` when the wallet cannot pay; a free number posts nothing.
+    """
+    if amount_minor < 0:
+        raise ValueError("a rental must not be negative")
+    if amount_minor == 0:
+        return None
+    return await post_entry(
+        session,
+        workspace_id=workspace_id,
+        amount_minor=-amount_minor,
+        entry_type="number_rental",
+        idempotency_key=f"number:{number_id}:{period_key}",
+        number_id=number_id,
+        reference=period_key,
+    )
