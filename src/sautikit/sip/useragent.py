@@ -70,7 +70,6 @@ from sautikit.sip.sdp import (
     parse_sdp,
 )
 from sautikit.sip.transaction import (
-    ClientTransaction,
     InviteServerTransaction,
     ServerTransaction,
     TimerConfig,
@@ -658,7 +657,6 @@ class OutgoingCall(Call):
         self._credentials = credentials
         self._authenticated = False
         self._late_answer = late_answer
-        self._transaction: ClientTransaction | None = None
         self._got_provisional = False
         self._cancel_reason: EndReason | None = None
         self._cancel_sent = False
@@ -674,9 +672,7 @@ class OutgoingCall(Call):
         return dialog
 
     def _send_invite(self) -> None:
-        self._transaction = self._agent._layer.send_request(
-            self.invite, self.destination, self._on_response
-        )
+        self._agent._layer.send_request(self.invite, self.destination, self._on_response)
 
     async def wait_answer(self) -> SessionDescription | None:
         """Wait for the answer: the far end's SDP (``None`` if its 2xx had none). Raises
@@ -817,6 +813,7 @@ class OutgoingCall(Call):
             invite.headers.set("CSeq", str(CSeq(self.invite.cseq.number + 1, "INVITE")))
             invite.headers.add("Proxy-Authorization" if proxy else "Authorization", authorization)
             self.invite = invite
+            self._got_provisional = False  # CANCEL waits for the new INVITE's own 1xx
             self._send_invite()
             return True
         return False
@@ -894,6 +891,10 @@ class UserAgent:
     given; ``realm_for`` picks the realm per request (default: the To host for REGISTER,
     the From host otherwise). ``authenticate_invite(request, source)`` returns True for
     INVITEs that must carry credentials (e.g. from devices; trunks are trusted by source).
+    ``registrar`` (default: a new :class:`~sautikit.sip.registrar.Registrar`) keeps the
+    bindings, aged by ``clock``; ``digest_algorithms`` are challenged strongest first
+    (RFC 8760), MD5 alone for old phones that read only the first challenge (SIPp 3.6
+    does); processes sharing ``nonce_secret`` accept each other's nonces.
 
     With ``route_to_source`` (the default) a caller's in-dialog requests (BYE, re-INVITE)
     go back to the address its INVITE came from rather than to its Contact, unless a
