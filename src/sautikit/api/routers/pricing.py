@@ -1,14 +1,17 @@
-"""``GET /v1/public/pricing``: the headline rates, read from the operator's rate deck."""
+"""``GET /v1/public/pricing``: the headline rates, read from the operator's rate deck.
+
+The deck and its defaults come from ``billing.rating``, the module that prices calls, so
+the page shows exactly what a call is charged.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from sautikit.api.deps import DbSession, api_context
 from sautikit.api.routing import SautikitRoute
-from sautikit.db.models import Rate
+from sautikit.billing.rating import published_rates
 
 router = APIRouter(prefix="/v1/public", route_class=SautikitRoute, tags=["pricing"])
 
@@ -31,32 +34,18 @@ class Pricing(BaseModel):
 @router.get("/pricing", response_model=Pricing, summary="Headline rates; no API key needed")
 async def pricing(request: Request, session: DbSession) -> Pricing:
     settings = api_context(request).settings
-    deck = (
-        await session.scalars(select(Rate).where(Rate.workspace_id.is_(None)).order_by(Rate.prefix))
-    ).all()
-    outbound = [
-        DestinationRate(
-            prefix=rate.prefix,
-            destination=rate.destination,
-            per_minute_minor=rate.rate_per_minute_minor,
-        )
-        for rate in deck
-        if rate.direction == "outbound"
-    ] or [
-        DestinationRate(
-            prefix="+254",
-            destination="Kenya",
-            per_minute_minor=settings.default_outbound_rate_minor,
-        )
-    ]
-    inbound = [rate for rate in deck if rate.direction == "inbound"]
+    outbound = await published_rates(session, "outbound", settings=settings)
+    inbound = await published_rates(session, "inbound", settings=settings)
     return Pricing(
         number_rental_monthly_minor=settings.default_number_rental_minor,
-        inbound_per_minute_minor=(
-            min(rate.rate_per_minute_minor for rate in inbound)
-            if inbound
-            else settings.default_inbound_rate_minor
-        ),
-        outbound=outbound,
+        inbound_per_minute_minor=min(line.rate_per_minute_minor for line in inbound),
+        outbound=[
+            DestinationRate(
+                prefix=line.prefix,
+                destination=line.destination,
+                per_minute_minor=line.rate_per_minute_minor,
+            )
+            for line in outbound
+        ],
         transcription_per_minute_minor=settings.default_transcription_rate_minor,
     )
