@@ -28,7 +28,7 @@ from sautikit.sip import (
     negotiate_answer,
     parse_sdp,
 )
-from sautikit.sip.digest import build_authorization, parse_challenge
+from sautikit.sip.digest import DigestAuthenticator, build_authorization, parse_challenge
 from sautikit.sip.message import Request, Response, parse_message
 from sautikit.sip.registrar import Source
 from sautikit.sip.sdp import PCMA, PCMU
@@ -816,3 +816,48 @@ async def test_our_call_to_a_named_destination_keeps_sending_there(
     assert bye.to.tag == "phone-tag"
     phone.send(bye.create_response(200), agent.transport.port)
     assert (await asyncio.wait_for(hanging_up, WAIT)).reason is EndReason.LOCAL_HANGUP
+
+
+async def test_a_carriers_401_is_answered_once_with_the_next_cseq_and_same_call_id(
+    make_agent: MakeAgent, phone: UdpPhone
+) -> None:
+    carrier = DigestAuthenticator("carrier.test", b"carrier-secret")
+    agent = await make_agent()
+    call = await agent.place_call(
+        f"sip:+254700000001@127.0.0.1:{phone.peer.port}",
+        from_uri="sip:trunk@127.0.0.1",
+        offer=offer(),
+        credentials=("trunk", "pa55"),
+    )
+    first = await next_request(phone, "INVITE")
+    challenge = first.create_response(401, to_tag="c1")
+    for value in carrier.challenge():
+        challenge.headers.add("WWW-Authenticate", value)
+    phone.send(challenge, agent.transport.port)
+    await next_request(phone, "ACK")  # the transaction acknowledges the 401
+
+    second = await next_request(phone, "INVITE")
+    assert second.call_id == first.call_id and second.cseq.number == first.cseq.number + 1
+    assert second.top_via.branch != first.top_via.branch
+    ha1 = {alg: compute_ha1("trunk", "carrier.test", "pa55", alg) for alg in ("MD5", "SHA-256")}
+    verdict = carrier.verify(
+        second.headers.get("Authorization") or "",
+        "INVITE",
+        lambda user, realm, algorithm: ha1[algorithm] if user == "trunk" else None,
+    )
+    assert verdict.ok
+
+    # The carrier refuses again: the call fails instead of looping on challenges.
+    again = second.create_response(401, to_tag="c2")
+    again.headers.add("WWW-Authenticate", carrier.challenge()[0])
+    phone.send(again, agent.transport.port)
+    with pytest.raises(CallFailed) as failure:
+        await asyncio.wait_for(call.wait_answer(), WAIT)
+    assert failure.value.status == 401
+
+
+async def test_closing_the_agent_ends_its_calls(make_agent: MakeAgent) -> None:
+    _, bob, call, callee = await _answered_pair(make_agent)
+    await bob.close()
+    assert (await ended(callee)).reason is EndReason.SHUTDOWN
+    assert call.state is CallState.ANSWERED  # no BYE is sent on shutdown
