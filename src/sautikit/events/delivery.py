@@ -1,0 +1,452 @@
+"""Delivering the outbox to apps' webhooks (SPEC §7).
+
+Two steps, each a short transaction, so that every state lives in the database and a
+restarted worker (or another process) carries on where one stopped:
+
+1. **Dispatch** turns an undispatched ``Event`` into ``Delivery`` rows — one for the event's
+   ``target_url`` (the call's or number's ``events_url``) and one per workspace subscription
+   whose ``events`` holds the kind or ``"*"`` — and stamps ``dispatched_at`` in the same
+   transaction: a crash leaves either all of it or none of it.
+2. **Delivery** claims due deliveries and POSTs the signed envelope. The claim selects due
+   rows ``FOR UPDATE SKIP LOCKED`` and, in the same short transaction, pushes their
+   ``next_attempt_at`` forward as a lease with an UPDATE that re-checks that they are still
+   due. On PostgreSQL concurrent workers skip each other's locked rows; on SQLite (which
+   has no row locks) the UPDATE runs under the database's single write lock and finds rows
+   another worker has just leased no longer due. Either way one attempt is sent by one
+   worker. The outcome is written back only while the lease is still ours.
+
+A 2xx within the timeout is success; anything else is retried on ``RetrySchedule`` and,
+after the last attempt, the delivery is ``dead_letter``. Delivery is at least once: a crash
+between sending and recording sends that attempt again when the lease runs out. Receivers
+deduplicate on the stable ``X-Sautikit-Event-Id``.
+
+Deliveries to a subscription are signed with its ``whsec_`` secret; deliveries to an
+``events_url`` with the workspace's own signing secret (``workspace_signing_secret``), which
+voice callbacks use too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, NamedTuple
+
+import httpx
+from pydantic import BaseModel
+from sqlalchemy import String, column, select, table, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import sautikit
+from sautikit.config import Settings
+from sautikit.db import Database
+from sautikit.db.models import Delivery, DeliveryAttempt, Event, WebhookSubscription
+from sautikit.db.types import utcnow
+from sautikit.events.schedule import RetrySchedule
+from sautikit.events.signing import EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, sign
+from sautikit.net import OutboundAddressRefused, outbound_client
+
+__all__ = [
+    "DELIVERY_TIMEOUT_SECONDS",
+    "DeliveryStatus",
+    "DeliveryWorker",
+    "EventEnvelope",
+    "WorkDone",
+    "dispatch_events",
+    "envelope_body",
+    "fan_out",
+    "workspace_signing_secret",
+]
+
+log = logging.getLogger(__name__)
+
+DELIVERY_TIMEOUT_SECONDS = 10.0
+
+Clock = Callable[[], datetime]
+
+
+class DeliveryStatus:
+    """The values of ``Delivery.status``."""
+
+    PENDING = "pending"  # not tried yet
+    RETRYING = "retrying"  # failed at least once, another attempt is scheduled
+    DELIVERED = "delivered"  # a 2xx came back
+    DEAD_LETTER = "dead_letter"  # every attempt failed; redeliver through the API
+    CANCELED = "canceled"  # its subscription was deleted before it got through
+
+    DUE = (PENDING, RETRYING)
+
+
+class EventEnvelope(BaseModel):
+    """The JSON body of every delivery (SPEC §7)."""
+
+    kind: str
+    event_id: str
+    workspace_id: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+def envelope_body(event: Event) -> bytes:
+    """The exact bytes POSTed (and signed) for ``event``; the same on every attempt."""
+    return (
+        EventEnvelope(
+            kind=event.kind,
+            event_id=event.id,
+            workspace_id=event.workspace_id,
+            occurred_at=event.occurred_at,
+            data=event.data,
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+# The column lives in migration 0003; a lightweight table keeps this module its only user.
+_workspace_secrets = table("workspaces", column("id", String), column("signing_secret", String))
+
+
+async def workspace_signing_secret(session: AsyncSession, workspace_id: str) -> str:
+    """The secret that signs ``events_url`` deliveries and voice callbacks of a workspace,
+    made on first use. Concurrent first uses agree: only one UPDATE finds it unset."""
+    secret_of = select(_workspace_secrets.c.signing_secret).where(
+        _workspace_secrets.c.id == workspace_id
+    )
+    secret = await session.scalar(secret_of)
+    if secret is None:
+        await session.execute(
+            update(_workspace_secrets)
+            .where(
+                _workspace_secrets.c.id == workspace_id,
+                _workspace_secrets.c.signing_secret.is_(None),
+            )
+            .values(signing_secret="whsec_" + secrets.token_urlsafe(32))
+        )
+        secret = await session.scalar(secret_of)
+    if secret is None:
+        raise LookupError(f"no workspace {workspace_id}")
+    return str(secret)
+
+
+async def fan_out(session: AsyncSession, event: Event, now: datetime) -> list[Delivery]:
+    """Add a pending delivery of ``event`` to its ``target_url`` and to every subscription
+    of its workspace that matches it today, and mark the event dispatched."""
+    subscriptions = (
+        await session.scalars(
+            select(WebhookSubscription)
+            .where(WebhookSubscription.workspace_id == event.workspace_id)
+            .order_by(WebhookSubscription.id)
+        )
+    ).all()
+    deliveries = []
+    if event.target_url:
+        deliveries.append(Delivery(event_id=event.id, url=event.target_url))
+    deliveries += [
+        Delivery(event_id=event.id, subscription_id=subscription.id, url=subscription.url)
+        for subscription in subscriptions
+        if event.kind in subscription.events or "*" in subscription.events
+    ]
+    for delivery in deliveries:
+        delivery.status = DeliveryStatus.PENDING
+        delivery.attempts = 0
+        delivery.next_attempt_at = now
+        delivery.created_at = now
+    session.add_all(deliveries)
+    if event.dispatched_at is None:
+        event.dispatched_at = now
+    await session.flush()
+    return deliveries
+
+
+async def dispatch_events(database: Database, *, now: datetime, limit: int = 100) -> int:
+    """Fan out up to ``limit`` undispatched events in one transaction; answers how many.
+
+    The events are locked (skipping those another dispatcher holds) and stamped by an
+    UPDATE that re-checks ``dispatched_at``, so two dispatchers never fan out one event
+    twice. Two statements rather than ``UPDATE … WHERE id IN (SELECT … LIMIT …)``:
+    PostgreSQL may run such a subquery more than once and so take more than ``limit``.
+    """
+    async with database.transaction() as session:
+        candidates = (
+            await session.scalars(
+                select(Event.id)
+                .where(Event.dispatched_at.is_(None))
+                .order_by(Event.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        claimed = (
+            await session.scalars(
+                update(Event)
+                .where(Event.id.in_(candidates), Event.dispatched_at.is_(None))
+                .values(dispatched_at=now)
+                .returning(Event.id)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+        if not claimed:
+            return 0
+        events = (await session.scalars(select(Event).where(Event.id.in_(claimed)))).all()
+        for event in events:
+            await fan_out(session, event, now)
+    return len(claimed)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """One attempt this worker holds the lease for, with everything needed to send it."""
+
+    delivery_id: str
+    url: str
+    kind: str
+    event_id: str
+    body: bytes
+    secret: str
+    attempts_made: int
+    lease_until: datetime
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class WorkDone(NamedTuple):
+    dispatched: int  # events fanned out into deliveries
+    attempted: int  # delivery attempts sent (successful or not)
+
+
+class DeliveryWorker:
+    """Dispatches the outbox and sends due deliveries until ``stop()``.
+
+    ``clock`` tells the time used for scheduling and signatures (tests advance it instead
+    of sleeping); ``http`` defaults to ``outbound_client`` under the operator's
+    ``allow_private_http``, and is closed by ``aclose`` only when the worker made it.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        *,
+        clock: Clock = utcnow,
+        http: httpx.AsyncClient | None = None,
+        schedule: RetrySchedule | None = None,
+        timeout: float = DELIVERY_TIMEOUT_SECONDS,
+        batch_size: int = 50,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._database = database
+        self._clock = clock
+        self._owns_http = http is None
+        self._http = http or outbound_client(
+            allow_private=settings.allow_private_http, timeout=timeout
+        )
+        self._schedule = schedule or RetrySchedule()
+        self._timeout = timeout
+        # The lease outlives a whole attempt (send, then record), so it never runs out
+        # under a live worker; it only frees the rows of one that died.
+        self._lease = timedelta(seconds=timeout + 50)
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._stopping = asyncio.Event()
+
+    async def __aenter__(self) -> DeliveryWorker:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    def stop(self) -> None:
+        """Ask ``run`` to return once the attempts in flight are recorded."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Work until ``stop()``; a failing database is logged and retried, never fatal."""
+        self._stopping.clear()
+        while not self._stopping.is_set():
+            try:
+                done = await self.run_once()
+            except Exception:
+                log.exception("event delivery round failed; retrying")
+                done = WorkDone(0, 0)
+            if done.attempted < self._batch_size and done.dispatched < self._batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._poll_interval)
+
+    async def run_once(self) -> WorkDone:
+        """Dispatch new events, then send one batch of due deliveries and record each."""
+        dispatched = await dispatch_events(
+            self._database, now=self._clock(), limit=self._batch_size
+        )
+        claimed = await self._claim()
+        await asyncio.gather(*(self._attempt(item) for item in claimed))
+        return WorkDone(dispatched, len(claimed))
+
+    async def _claim(self) -> list[_Claimed]:
+        now = self._clock()
+        lease_until = now + self._lease
+        async with self._database.transaction() as session:
+            candidates = (
+                await session.scalars(
+                    select(Delivery.id)
+                    .where(Delivery.status.in_(DeliveryStatus.DUE), Delivery.next_attempt_at <= now)
+                    .order_by(Delivery.next_attempt_at)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            ids = (
+                await session.scalars(
+                    update(Delivery)
+                    .where(
+                        Delivery.id.in_(candidates),
+                        Delivery.status.in_(DeliveryStatus.DUE),
+                        Delivery.next_attempt_at <= now,
+                    )
+                    .values(next_attempt_at=lease_until)
+                    .returning(Delivery.id)
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()
+            if not ids:
+                return []
+            rows = (
+                await session.execute(
+                    select(Delivery, Event, WebhookSubscription)
+                    .join(Event, Event.id == Delivery.event_id)
+                    .outerjoin(
+                        WebhookSubscription, WebhookSubscription.id == Delivery.subscription_id
+                    )
+                    .where(Delivery.id.in_(ids))
+                    .order_by(Delivery.id)
+                )
+            ).all()
+            claimed = []
+            for delivery, event, subscription in rows:
+                if subscription is not None:
+                    secret = subscription.secret
+                elif delivery.url == event.target_url:
+                    secret = await workspace_signing_secret(session, event.workspace_id)
+                else:  # the subscription was deleted: the app no longer wants these
+                    delivery.status = DeliveryStatus.CANCELED
+                    delivery.next_attempt_at = None
+                    continue
+                claimed.append(
+                    _Claimed(
+                        delivery_id=delivery.id,
+                        url=delivery.url,
+                        kind=event.kind,
+                        event_id=event.id,
+                        body=envelope_body(event),
+                        secret=secret,
+                        attempts_made=delivery.attempts,
+                        lease_until=lease_until,
+                    )
+                )
+        return claimed
+
+    async def _attempt(self, item: _Claimed) -> None:
+        outcome = await self._send(item)
+        try:
+            await self._record(item, outcome)
+        except Exception:
+            # The lease runs out and the attempt is made again: at least once.
+            log.exception("could not record delivery %s's attempt", item.delivery_id)
+
+    async def _send(self, item: _Claimed) -> _Outcome:
+        attempted_at = self._clock()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"Sautikit/{sautikit.__version__}",
+            EVENT_HEADER: item.kind,
+            EVENT_ID_HEADER: item.event_id,
+            SIGNATURE_HEADER: sign(item.secret, item.body, int(attempted_at.timestamp())),
+        }
+        started = time.perf_counter()
+        status_code: int | None = None
+        error: str | None = None
+        try:
+            # Streamed so the receiver's answer is never read: only its status matters.
+            async with self._http.stream(
+                "POST", item.url, content=item.body, headers=headers, timeout=self._timeout
+            ) as response:
+                status_code = response.status_code
+            if not 200 <= status_code < 300:
+                error = f"the receiver answered HTTP {status_code}"
+        except httpx.TimeoutException:
+            error = f"no answer within {self._timeout:g} s"
+        except OutboundAddressRefused as exc:
+            error = f"refused: {exc}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        latency_ms = round((time.perf_counter() - started) * 1000)
+        return _Outcome(attempted_at, status_code, latency_ms, error)
+
+    async def _record(self, item: _Claimed, outcome: _Outcome) -> None:
+        attempts = item.attempts_made + 1
+        now = self._clock()
+        changes: dict[str, Any] = {"attempts": attempts}
+        if outcome.succeeded:
+            changes |= {
+                "status": DeliveryStatus.DELIVERED,
+                "delivered_at": now,
+                "next_attempt_at": None,
+            }
+        elif (delay := self._schedule.delay_after(attempts)) is None:
+            changes |= {"status": DeliveryStatus.DEAD_LETTER, "next_attempt_at": None}
+        else:
+            changes |= {"status": DeliveryStatus.RETRYING, "next_attempt_at": now + delay}
+        async with self._database.transaction() as session:
+            still_ours = await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == item.delivery_id, Delivery.next_attempt_at == item.lease_until
+                )
+                .values(**changes)
+                .execution_options(synchronize_session=False)
+            )
+            if still_ours.rowcount == 0:  # type: ignore[attr-defined]
+                log.warning("delivery %s changed hands while it was being sent", item.delivery_id)
+            if await session.get(Delivery, item.delivery_id) is None:
+                return  # its event was deleted meanwhile
+            session.add(
+                DeliveryAttempt(
+                    delivery_id=item.delivery_id,
+                    attempted_at=outcome.attempted_at,
+                    status_code=outcome.status_code,
+                    latency_ms=outcome.latency_ms,
+                    error=outcome.error,
+                )
+            )
+        if outcome.error is not None:
+            log.info(
+                "event %s delivery %s attempt %d failed: %s",
+                item.event_id,
+                item.delivery_id,
+                attempts,
+                outcome.error,
+            )
