@@ -1,0 +1,160 @@
+"""SIP device credentials bound to a number (SPEC §2, §6).
+
+A device (softphone, IP phone, PBX) registers with Digest auth, realm = the workspace id.
+Sautikit never keeps the password: a credential stores ``H(username:realm:password)`` for
+MD5 and for SHA-256 (see :func:`sautikit.sip.digest.compute_ha1`), and the password is
+handed out once, in :class:`CreatedCredential`.
+
+Rotation is two-phase, like cloud access keys: :func:`rotate_credential` makes a *new*
+credential (new username and password) while the old one keeps working, so devices can be
+moved over one by one; the old one stops when it is revoked (:func:`revoke_credential`).
+A username is unique across the whole installation, so the registrar finds its credential
+with the username alone and then checks that the realm is that credential's workspace.
+
+:func:`lookup_ha1` is the registrar's seam: it answers only for a credential that is not
+revoked, in the realm of its workspace, on a number that workspace holds as ``active``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sautikit.db.models import Number, SipCredential
+from sautikit.sip.digest import compute_ha1
+
+__all__ = [
+    "CreatedCredential",
+    "InvalidUsername",
+    "UsernameTaken",
+    "create_credential",
+    "lookup_ha1",
+    "revoke_credential",
+    "revoke_number_credentials",
+    "rotate_credential",
+]
+
+# Characters a SIP URI's user part carries unescaped and a device's settings page accepts.
+_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{2,63}")
+_PASSWORD_BYTES = 18  # 24 URL-safe characters: easy to paste, beyond guessing
+# HA1 column per digest algorithm; the -sess variants derive their key from the same HA1.
+_HA1_COLUMNS = {
+    "md5": "ha1_md5",
+    "md5-sess": "ha1_md5",
+    "sha-256": "ha1_sha256",
+    "sha-256-sess": "ha1_sha256",
+}
+
+
+class InvalidUsername(ValueError):
+    """A chosen username is not 3–64 letters, digits, '.', '_' or '-'."""
+
+
+class UsernameTaken(Exception):
+    """Another credential (in any workspace) already uses this username."""
+
+
+@dataclass(frozen=True)
+class CreatedCredential:
+    """A new credential; ``password`` exists only here and is never stored."""
+
+    record: SipCredential
+    password: str
+
+
+def _generated_username(number: Number) -> str:
+    return f"{number.e164.lstrip('+')}.{secrets.token_hex(3)}"
+
+
+async def create_credential(
+    session: AsyncSession, number: Number, username: str | None = None
+) -> CreatedCredential:
+    """A credential for a number the workspace holds; the username is generated if not given.
+
+    Raises :class:`InvalidUsername` or :class:`UsernameTaken`.
+    """
+    assert number.workspace_id is not None, "credentials belong to a held number"
+    if username is not None and not _USERNAME.fullmatch(username):
+        raise InvalidUsername(
+            "a username is 3–64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    chosen = username or _generated_username(number)
+    taken = await session.scalar(select(SipCredential.id).where(SipCredential.username == chosen))
+    if taken is not None:
+        raise UsernameTaken(f"the SIP username {chosen!r} is taken")
+    password = secrets.token_urlsafe(_PASSWORD_BYTES)
+    realm = number.workspace_id
+    record = SipCredential(
+        workspace_id=number.workspace_id,
+        number_id=number.id,
+        username=chosen,
+        ha1_md5=compute_ha1(chosen, realm, password, "MD5"),
+        ha1_sha256=compute_ha1(chosen, realm, password, "SHA-256"),
+    )
+    session.add(record)
+    await session.flush()
+    return CreatedCredential(record, password)
+
+
+async def rotate_credential(
+    session: AsyncSession, number: Number, old: SipCredential
+) -> CreatedCredential:
+    """Phase one of a rotation: a new credential for the same number; ``old`` keeps working
+    until :func:`revoke_credential` ends it (phase two)."""
+    assert old.number_id == number.id and old.revoked_at is None
+    return await create_credential(session, number)
+
+
+async def revoke_credential(
+    session: AsyncSession, credential: SipCredential, *, now: datetime
+) -> None:
+    """Stop ``credential`` at once; revoking twice keeps the first time."""
+    if credential.revoked_at is None:
+        credential.revoked_at = now
+        await session.flush()
+
+
+async def revoke_number_credentials(
+    session: AsyncSession, number_id: str, *, now: datetime
+) -> None:
+    """Revoke every live credential of a number (it is being released)."""
+    await session.execute(
+        update(SipCredential)
+        .where(SipCredential.number_id == number_id, SipCredential.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+async def lookup_ha1(
+    session: AsyncSession, realm: str, username: str, algorithm: str
+) -> tuple[str, SipCredential] | None:
+    """The stored HA1 for ``username`` in ``realm`` with ``algorithm`` (``MD5``, ``SHA-256``
+    or their ``-sess`` forms), and its credential; ``None`` when the registrar must refuse.
+
+    The registrar parses the device's credentials, awaits this, then hands the HA1 to
+    :meth:`sautikit.sip.digest.DigestAuthenticator.verify`. The credential's ``number_id``
+    is the number the device receives calls for and may call as.
+    """
+    column = _HA1_COLUMNS.get(algorithm.lower())
+    if column is None:
+        return None
+    credential = await session.scalar(
+        select(SipCredential)
+        .join(Number, Number.id == SipCredential.number_id)
+        .where(
+            SipCredential.username == username,
+            SipCredential.workspace_id == realm,
+            SipCredential.revoked_at.is_(None),
+            Number.workspace_id == realm,
+            Number.status == "active",  # billing.numbers.ACTIVE, which imports this module
+        )
+    )
+    if credential is None:
+        return None
+    return getattr(credential, column), credential

@@ -1,0 +1,89 @@
+"""``sautikit numbers``: load and list the operator's inventory of numbers.
+
+The helpers of :mod:`sautikit.cli.main` are imported inside the commands, because that
+module mounts this one: importing it at the top would be circular.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sautikit.billing.numbers import (
+    ImportSummary,
+    InventoryError,
+    import_inventory,
+    parse_inventory,
+)
+from sautikit.db.models import Number
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Load and list the inventory of numbers.", no_args_is_help=True)
+err_console = Console(stderr=True)
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[
+        Path, typer.Argument(help="CSV: number,monthly_price_minor,capabilities (voice;sms).")
+    ],
+) -> None:
+    """Add numbers and update the prices of numbers nobody holds. A wrong line is named
+    by its number and then nothing is imported."""
+    from sautikit.cli.main import _in_transaction, console
+
+    try:
+        lines = parse_inventory(file.read_bytes())
+    except OSError as error:
+        err_console.print(f"[red]error:[/] cannot read {file}: {error.strerror}")
+        raise typer.Exit(1) from None
+    except InventoryError as error:
+        for line, message in error.problems:
+            err_console.print(f"[red]error:[/] {file}:{line}: {message}")
+        err_console.print("nothing was imported")
+        raise typer.Exit(1) from None
+
+    async def work(session: AsyncSession) -> ImportSummary:
+        return await import_inventory(session, lines)
+
+    summary = _in_transaction(work)
+    console.print(
+        f"{summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged, "
+        f"{summary.held} held by workspaces (price kept)"
+    )
+
+
+@app.command("list")
+def list_command(
+    status: Annotated[
+        str | None, typer.Option("--status", help="available, active or suspended.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines for scripts.")] = False,
+) -> None:
+    """List the inventory, in number order."""
+    from sautikit.cli.main import _in_transaction, _print_rows
+
+    async def work(session: AsyncSession) -> list[Number]:
+        query = select(Number).order_by(Number.e164)
+        if status is not None:
+            query = query.where(Number.status == status)
+        return list((await session.scalars(query)).all())
+
+    rows = [
+        {
+            "id": number.id,
+            "number": number.e164,
+            "status": number.status,
+            "monthly_price_minor": str(number.monthly_price_minor),
+            "capabilities": ";".join(number.capabilities),
+            "workspace": number.workspace_id or "",
+        }
+        for number in _in_transaction(work)
+    ]
+    _print_rows(rows, as_json)
