@@ -1,0 +1,172 @@
+"""``/v1/numbers/{id}/sip-credentials``: device logins for a number (SPEC §2, §6).
+
+Devices register with Digest auth; the realm is the workspace id. The password is in the
+answer of create and rotate only — Sautikit keeps nothing but its digest HA1 values.
+Rotation is two-phase: rotate makes a new credential and the old one keeps working until
+it is deleted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Body, Depends, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sautikit.api.auth import Principal, require_scopes
+from sautikit.api.deps import DbSession
+from sautikit.api.errors import ApiError, ErrorEnvelope
+from sautikit.api.pagination import PageParams, page_params, paginate
+from sautikit.api.routers.numbers import owned_number
+from sautikit.api.routing import SautikitRoute
+from sautikit.api.schemas import RequestModel
+from sautikit.billing.sip_credentials import (
+    CreatedCredential,
+    InvalidUsername,
+    UsernameTaken,
+    create_credential,
+    revoke_credential,
+    rotate_credential,
+)
+from sautikit.db.models import Number, SipCredential
+from sautikit.db.types import utcnow
+
+__all__ = ["router"]
+
+router = APIRouter(
+    prefix="/v1/numbers/{number_id}/sip-credentials",
+    route_class=SautikitRoute,
+    tags=["sip credentials"],
+)
+
+manage = require_scopes("sip.manage")
+
+
+class CredentialIn(RequestModel):
+    username: str | None = Field(
+        None, description="3–64 letters, digits, '.', '_' or '-'; generated when left out."
+    )
+
+
+class CredentialOut(BaseModel):
+    id: str
+    number_id: str
+    username: str
+    realm: str = Field(description="The digest realm: the workspace id.")
+    status: str = Field(description="`active`, or `revoked` once deleted.")
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class CredentialCreated(CredentialOut):
+    password: str = Field(description="Shown only in this answer; Sautikit keeps a digest.")
+    replaces: str | None = Field(
+        None, description="After a rotation: the credential that still works until deleted."
+    )
+
+
+class CredentialPage(BaseModel):
+    data: list[CredentialOut]
+    next_cursor: str | None
+
+
+def _out(credential: SipCredential) -> CredentialOut:
+    return CredentialOut(
+        id=credential.id,
+        number_id=credential.number_id,
+        username=credential.username,
+        realm=credential.workspace_id,
+        status="active" if credential.revoked_at is None else "revoked",
+        created_at=credential.created_at,
+        revoked_at=credential.revoked_at,
+    )
+
+
+def _created(created: CreatedCredential, replaces: str | None = None) -> CredentialCreated:
+    return CredentialCreated(
+        **_out(created.record).model_dump(), password=created.password, replaces=replaces
+    )
+
+
+async def _credential(session: AsyncSession, number: Number, credential_id: str) -> SipCredential:
+    credential = await session.get(SipCredential, credential_id)
+    if credential is None or credential.number_id != number.id:
+        raise ApiError(404, "sip_credentials.not_found", f"no SIP credential {credential_id}")
+    return credential
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=CredentialCreated,
+    summary="Make a device login for the number (the password is shown once)",
+    responses={409: {"model": ErrorEnvelope, "description": "`sip_credentials.username_taken`"}},
+)
+async def create(
+    number_id: str,
+    session: DbSession,
+    body: CredentialIn | None = Body(None),
+    principal: Principal = Depends(manage),
+) -> CredentialCreated:
+    number = await owned_number(session, principal, number_id)
+    try:
+        created = await create_credential(session, number, body.username if body else None)
+    except InvalidUsername as error:
+        raise ApiError(
+            400, "validation.invalid_field", f"username: {error}", field="username"
+        ) from None
+    except UsernameTaken as error:
+        raise ApiError(409, "sip_credentials.username_taken", str(error)) from None
+    return _created(created)
+
+
+@router.get("", response_model=CredentialPage, summary="The number's credentials (no secrets)")
+async def list_credentials(
+    number_id: str,
+    session: DbSession,
+    page: PageParams = Depends(page_params),
+    principal: Principal = Depends(manage),
+) -> dict:
+    number = await owned_number(session, principal, number_id)
+    query = select(SipCredential).where(SipCredential.number_id == number.id)
+    return await paginate(session, query, SipCredential.id, page, _out)
+
+
+@router.get("/{credential_id}", response_model=CredentialOut, summary="One credential")
+async def get_credential(
+    number_id: str, credential_id: str, session: DbSession, principal: Principal = Depends(manage)
+) -> CredentialOut:
+    number = await owned_number(session, principal, number_id)
+    return _out(await _credential(session, number, credential_id))
+
+
+@router.post(
+    "/{credential_id}/rotate",
+    status_code=201,
+    response_model=CredentialCreated,
+    summary="Rotate: a new login now; the old one works until deleted",
+    responses={409: {"model": ErrorEnvelope, "description": "`sip_credentials.revoked`"}},
+)
+async def rotate(
+    number_id: str, credential_id: str, session: DbSession, principal: Principal = Depends(manage)
+) -> CredentialCreated:
+    number = await owned_number(session, principal, number_id)
+    old = await _credential(session, number, credential_id)
+    if old.revoked_at is not None:
+        raise ApiError(
+            409, "sip_credentials.revoked", f"credential {credential_id} is revoked; create one"
+        )
+    return _created(await rotate_credential(session, number, old), replaces=old.id)
+
+
+@router.delete("/{credential_id}", status_code=204, summary="Revoke a login at once")
+async def revoke(
+    number_id: str, credential_id: str, session: DbSession, principal: Principal = Depends(manage)
+) -> Response:
+    number = await owned_number(session, principal, number_id)
+    await revoke_credential(
+        session, await _credential(session, number, credential_id), now=utcnow()
+    )
+    return Response(status_code=204)
