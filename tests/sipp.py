@@ -10,18 +10,19 @@ Two ways to use it::
     result = await Sipp(scenario="uac", remote=("127.0.0.1", ua_port)).run()
     assert result.returncode == 0, result.explain()
 
-    sipp = Sipp(scenario=SCENARIOS / "uas_answer.xml", calls=1)   # SIPp as callee
-    await sipp.start()
-    call = await ua.place_call(f"sip:bob@127.0.0.1:{sipp.port}", ...)
-    result = await sipp.wait()
+    async with Sipp(scenario=SCENARIOS / "uas_answer.xml") as sipp:   # SIPp as callee
+        call = await ua.place_call(f"sip:bob@127.0.0.1:{sipp.port}", ...)
+        result = await sipp.wait()
+
+(``async with`` starts SIPp and kills it on the way out if the test failed first.)
 
 ``scenario`` is a built-in name (``uac``, ``uas``, ... passed as ``-sn``) or a path to an
-XML file (``-sf``). SIPp runs in its own temporary folder, where its ``-trace_stat`` CSV
-(:attr:`SippResult.stats`) and ``-trace_err`` log (:attr:`SippResult.errors`) land. Its
-port is picked free on 127.0.0.1 unless given, and so is its media port (``-mp``), so tests
-can run side by side. Exit codes, from SIPp's manual: 0 every call succeeded, 1 at least
-one call failed, 97 exit on an internal command, 99 normal exit with no call processed,
-255/254 fatal errors.
+XML file (``-sf``). SIPp runs in ``workdir`` (default: a new temporary folder), where
+its ``-trace_stat`` CSV (:attr:`SippResult.stats`) and ``-trace_err`` log
+(:attr:`SippResult.errors`) land. Its port is picked free on 127.0.0.1 unless given, and
+so is its media port (``-mp``), so tests can run side by side. Exit codes, from SIPp's
+manual: 0 every call succeeded, 1 at least one call failed, 97 exit on an internal
+command, 99 normal exit with no call processed, 255/254 fatal errors.
 
 Skip marker for tests: :data:`requires_sipp` skips where SIPp is missing, except under CI
 (``CI`` set), where a missing SIPp must fail the run instead of hiding the tests.
@@ -221,6 +222,13 @@ class Sipp:
             errors=self._read("errors.log"),
             timed_out=timed_out,
         )
+
+    async def __aenter__(self) -> Sipp:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
     async def run(self) -> SippResult:
         """Start SIPp, wait for it to finish and return what it reported."""

@@ -46,6 +46,25 @@ async def make_agent() -> AsyncIterator[MakeAgent]:
         await agent.close()
 
 
+StartSipp = Callable[..., Awaitable[Sipp]]
+
+
+@pytest.fixture
+async def start_sipp(tmp_path: Path) -> AsyncIterator[StartSipp]:
+    """Start SIPp in the test's folder; whatever still runs is killed at teardown."""
+    started: list[Sipp] = []
+
+    async def start(**options: Any) -> Sipp:
+        sipp = Sipp(workdir=tmp_path, **options)
+        await sipp.start()
+        started.append(sipp)
+        return sipp
+
+    yield start
+    for sipp in started:
+        await sipp.stop()
+
+
 def answering(calls: asyncio.Queue[IncomingCall]) -> Callable[[IncomingCall], Awaitable[None]]:
     """A handler that rings, answers with RFC 3264 negotiation, and queues the call."""
 
@@ -64,17 +83,16 @@ async def ended(call: Any) -> CallEnd:
 
 @pytest.mark.parametrize("transport", ["u1", "t1"])
 async def test_sipp_builtin_uac_call_is_answered_and_hung_up(
-    make_agent: MakeAgent, tmp_path: Path, transport: str
+    make_agent: MakeAgent, start_sipp: StartSipp, transport: str
 ) -> None:
     calls: asyncio.Queue[IncomingCall] = asyncio.Queue()
     agent = await make_agent(on_incoming_call=answering(calls))
-    sipp = Sipp(
+    sipp = await start_sipp(
         scenario="uac",
         remote=("127.0.0.1", agent.transport.port),
         transport=transport,
-        workdir=tmp_path,
     )
-    result = await sipp.run()
+    result = await sipp.wait()
     assert result.returncode == 0, result.explain()
     assert result.successful_calls == 1 and result.failed_calls == 0
     call = calls.get_nowait()
@@ -83,15 +101,15 @@ async def test_sipp_builtin_uac_call_is_answered_and_hung_up(
 
 
 async def test_sipp_offer_of_pcmu_pcma_and_dtmf_is_answered_with_pcmu_and_event_101(
-    make_agent: MakeAgent, tmp_path: Path
+    make_agent: MakeAgent, start_sipp: StartSipp
 ) -> None:
     calls: asyncio.Queue[IncomingCall] = asyncio.Queue()
     agent = await make_agent(on_incoming_call=answering(calls))
-    result = await Sipp(
+    sipp = await start_sipp(
         scenario=SCENARIOS / "uac_offer_g711_dtmf.xml",
         remote=("127.0.0.1", agent.transport.port),
-        workdir=tmp_path,
-    ).run()
+    )
+    result = await sipp.wait()
     assert result.returncode == 0, result.explain()
     call = calls.get_nowait()
     assert call.state is CallState.TERMINATED
@@ -99,7 +117,7 @@ async def test_sipp_offer_of_pcmu_pcma_and_dtmf_is_answered_with_pcmu_and_event_
 
 
 async def test_sipp_cancel_before_answer_gets_200_and_487(
-    make_agent: MakeAgent, tmp_path: Path
+    make_agent: MakeAgent, start_sipp: StartSipp
 ) -> None:
     calls: asyncio.Queue[IncomingCall] = asyncio.Queue()
 
@@ -108,28 +126,25 @@ async def test_sipp_cancel_before_answer_gets_200_and_487(
         call.ring()
 
     agent = await make_agent(on_incoming_call=ring_forever)
-    result = await Sipp(
+    sipp = await start_sipp(
         scenario=SCENARIOS / "uac_cancel.xml",
         remote=("127.0.0.1", agent.transport.port),
-        workdir=tmp_path,
-    ).run()
+    )
+    result = await sipp.wait()
     assert result.returncode == 0, result.explain()
     end = await ended(calls.get_nowait())
     assert (end.reason, end.status) == (EndReason.REMOTE_CANCEL, 487)
 
 
 async def test_sipp_hold_reinvite_is_answered_recvonly_and_unhold_sendrecv(
-    make_agent: MakeAgent, tmp_path: Path
+    make_agent: MakeAgent, start_sipp: StartSipp
 ) -> None:
     calls: asyncio.Queue[IncomingCall] = asyncio.Queue()
     holds: list[bool] = []
     agent = await make_agent(on_incoming_call=answering(calls))
-    sipp = Sipp(
-        scenario=SCENARIOS / "uac_reinvite_hold.xml",
-        remote=("127.0.0.1", agent.transport.port),
-        workdir=tmp_path,
+    sipp = await start_sipp(
+        scenario=SCENARIOS / "uac_reinvite_hold.xml", remote=("127.0.0.1", agent.transport.port)
     )
-    await sipp.start()
     call = await asyncio.wait_for(calls.get(), WAIT)
     default_answer = call.on_reinvite
 
@@ -148,13 +163,10 @@ async def test_sipp_hold_reinvite_is_answered_recvonly_and_unhold_sendrecv(
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 async def test_sipp_callee_answers_our_call_and_gets_our_bye(
-    make_agent: MakeAgent, tmp_path: Path, transport: str
+    make_agent: MakeAgent, start_sipp: StartSipp, transport: str
 ) -> None:
     agent = await make_agent()
-    sipp = Sipp(
-        scenario=SCENARIOS / "uas_answer.xml", transport=transport[0] + "1", workdir=tmp_path
-    )
-    await sipp.start()
+    sipp = await start_sipp(scenario=SCENARIOS / "uas_answer.xml", transport=transport[0] + "1")
     offer = SdpSession("127.0.0.1").offer(40002)
     call = await agent.place_call(
         f"sip:bob@127.0.0.1:{sipp.port};transport={transport}",
@@ -171,11 +183,10 @@ async def test_sipp_callee_answers_our_call_and_gets_our_bye(
 
 
 async def test_sipp_busy_callee_fails_our_call_with_486(
-    make_agent: MakeAgent, tmp_path: Path
+    make_agent: MakeAgent, start_sipp: StartSipp
 ) -> None:
     agent = await make_agent()
-    sipp = Sipp(scenario=SCENARIOS / "uas_busy.xml", workdir=tmp_path)
-    await sipp.start()
+    sipp = await start_sipp(scenario=SCENARIOS / "uas_busy.xml")
     offer = SdpSession("127.0.0.1").offer(40004)
     call = await agent.place_call(
         f"sip:bob@127.0.0.1:{sipp.port}", from_uri="sip:alice@127.0.0.1", offer=offer
@@ -188,11 +199,10 @@ async def test_sipp_busy_callee_fails_our_call_with_486(
 
 
 async def test_sipp_callee_that_never_answers_is_cancelled_on_ring_timeout(
-    make_agent: MakeAgent, tmp_path: Path
+    make_agent: MakeAgent, start_sipp: StartSipp
 ) -> None:
     agent = await make_agent()
-    sipp = Sipp(scenario=SCENARIOS / "uas_no_answer.xml", workdir=tmp_path)
-    await sipp.start()
+    sipp = await start_sipp(scenario=SCENARIOS / "uas_no_answer.xml")
     offer = SdpSession("127.0.0.1").offer(40006)
     call = await agent.place_call(
         f"sip:bob@127.0.0.1:{sipp.port}",
@@ -207,7 +217,7 @@ async def test_sipp_callee_that_never_answers_is_cancelled_on_ring_timeout(
 
 
 async def test_sipp_register_with_digest_is_challenged_then_bound(
-    make_agent: MakeAgent, tmp_path: Path
+    make_agent: MakeAgent, start_sipp: StartSipp
 ) -> None:
     def lookup(username: str, realm: str, algorithm: str) -> str | None:
         if (username, realm) != ("alice", "pbx.test"):
@@ -219,13 +229,12 @@ async def test_sipp_register_with_digest_is_challenged_then_bound(
     agent = await make_agent(
         lookup_ha1=lookup, realm_for=lambda request: "pbx.test", digest_algorithms=("MD5",)
     )
-    sipp = Sipp(
+    sipp = await start_sipp(
         scenario=SCENARIOS / "uac_register_auth.xml",
         remote=("127.0.0.1", agent.transport.port),
         service="alice",
-        workdir=tmp_path,
     )
-    result = await sipp.run()
+    result = await sipp.wait()
     assert result.returncode == 0, result.explain()
     [binding] = agent.lookup("sip:alice@127.0.0.1")
     assert binding.contact == f"sip:alice@127.0.0.1:{sipp.port}"
@@ -233,7 +242,7 @@ async def test_sipp_register_with_digest_is_challenged_then_bound(
 
 
 async def test_sipp_record_route_is_echoed_and_our_bye_is_routed_through_it(
-    make_agent: MakeAgent, tmp_path: Path
+    make_agent: MakeAgent, start_sipp: StartSipp
 ) -> None:
     calls: asyncio.Queue[IncomingCall] = asyncio.Queue()
 
@@ -244,17 +253,17 @@ async def test_sipp_record_route_is_echoed_and_our_bye_is_routed_through_it(
         await call.hangup()
 
     agent = await make_agent(on_incoming_call=answer_then_hang_up)
-    result = await Sipp(
+    sipp = await start_sipp(
         scenario=SCENARIOS / "uac_record_route.xml",
         remote=("127.0.0.1", agent.transport.port),
-        workdir=tmp_path,
-    ).run()
+    )
+    result = await sipp.wait()
     assert result.returncode == 0, result.explain()
     assert (await ended(calls.get_nowait())).reason is EndReason.LOCAL_HANGUP
 
 
 async def test_sipp_device_invite_is_challenged_407_and_let_in_with_digest(
-    make_agent: MakeAgent, tmp_path: Path
+    make_agent: MakeAgent, start_sipp: StartSipp
 ) -> None:
     calls: asyncio.Queue[IncomingCall] = asyncio.Queue()
 
@@ -270,11 +279,11 @@ async def test_sipp_device_invite_is_challenged_407_and_let_in_with_digest(
         digest_algorithms=("MD5",),
         authenticate_invite=lambda request, source: True,
     )
-    result = await Sipp(
+    sipp = await start_sipp(
         scenario=SCENARIOS / "uac_invite_auth.xml",
         remote=("127.0.0.1", agent.transport.port),
-        workdir=tmp_path,
-    ).run()
+    )
+    result = await sipp.wait()
     assert result.returncode == 0, result.explain()
     call = calls.get_nowait()
     assert call.authenticated_user == "alice"
