@@ -861,3 +861,33 @@ async def test_closing_the_agent_ends_its_calls(make_agent: MakeAgent) -> None:
     await bob.close()
     assert (await ended(callee)).reason is EndReason.SHUTDOWN
     assert call.state is CallState.ANSWERED  # no BYE is sent on shutdown
+
+
+async def test_offerless_reinvite_gets_our_current_sdp_and_takes_the_answer_from_the_ack(
+    make_agent: MakeAgent, phone: UdpPhone
+) -> None:
+    incoming: IncomingQueue = asyncio.Queue()
+    agent = await make_agent(on_incoming_call=queue_calls(incoming))
+    invite = phone_invite(phone, agent, offer(4000).encode())
+    phone.send(invite, agent.transport.port)
+    call = await next_item(incoming)
+    answering = asyncio.create_task(call.answer(answer_to(call, port=5000)))
+    ok = await final(phone, invite)
+    phone.send(in_dialog(phone, invite, ok, "ACK", 5), agent.transport.port)
+    await asyncio.wait_for(answering, WAIT)
+
+    reinvite = in_dialog(phone, invite, ok, "INVITE", 6)
+    phone.send(reinvite, agent.transport.port)
+    reoffer = await final(phone, reinvite)
+    assert reoffer.status == 200
+    our_offer = parse_sdp(reoffer.body)
+    assert our_offer.media[0].port == 5000
+    ack = in_dialog(phone, invite, ok, "ACK", 6)
+    ack.headers.add("Content-Type", "application/sdp")
+    ack.body = negotiate_answer(our_offer, "127.0.0.1", 4400)[0].encode()
+    phone.send(ack, agent.transport.port)
+    probe = in_dialog(phone, invite, ok, "OPTIONS", 7)
+    phone.send(probe, agent.transport.port)
+    assert (await final(phone, probe)).status == 200
+    assert call.remote_sdp is not None and call.remote_sdp.media[0].port == 4400
+    assert call.state is CallState.ANSWERED
