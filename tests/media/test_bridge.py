@@ -46,6 +46,8 @@ async def test_two_channel_recording_has_a_left_and_b_right(rig: Rig, tmp_path: 
     bridge = Bridge(a, b, recording_path=tmp_path / "dial.wav")
     await rig.run(50)
     assert bridge.unbridge() == pytest.approx(1.0)
+    assert bridge.recording is not None
+    await bridge.recording.finished()
     _, (left, right) = read_wav_channels(tmp_path / "dial.wav")
     left, right = left[1600:], right[1600:]
     assert amplitude_at(left, ALICE_HZ) > 5000 > 50 * amplitude_at(left, BOB_HZ)
@@ -58,6 +60,8 @@ async def test_mono_recording_mixes_both_parties(rig: Rig, tmp_path: Path) -> No
     bridge = Bridge(a, b, recording_path=tmp_path / "mono.wav", recording_channels=1)
     await rig.run(50)
     bridge.unbridge()
+    assert bridge.recording is not None
+    await bridge.recording.finished()
     samples = load_wav(tmp_path / "mono.wav")[1600:]
     assert amplitude_at(samples, ALICE_HZ) > 5000
     assert amplitude_at(samples, BOB_HZ) > 5000

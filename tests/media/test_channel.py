@@ -174,6 +174,7 @@ async def test_mono_recording_holds_what_the_caller_says(rig: Rig, tmp_path: Pat
     seconds = recording.stop()
     assert seconds == pytest.approx(1.0)
     assert recording.state is RecorderState.STOPPED
+    await recording.finished()
     samples = load_wav(tmp_path / "caller.wav")
     assert len(samples) == SAMPLE_RATE
     assert abs(dominant_frequency(samples) - 440) < 10
@@ -186,6 +187,7 @@ async def test_two_channel_recording_puts_each_side_in_its_own_channel(
     recording = channel.start_recording(tmp_path / "both.wav", channels=2)
     await rig.run_until(channel.play(prompt(1000, 1.0)))
     recording.stop()
+    await recording.finished()
     rate, (said, heard) = read_wav_channels(tmp_path / "both.wav")
     assert rate == SAMPLE_RATE
     said, heard = said[1600:], heard[1600:]  # past the far phone's jitter start
@@ -213,6 +215,7 @@ async def test_silence_after_speech_ends_a_recording(rig: Rig, tmp_path: Path) -
     phone.speaking = False
     assert await rig.run_until(waiting, max_ticks=60) is SilenceEnd.AFTER_SPEECH
     recording.stop()
+    await recording.finished()
     samples = load_wav(tmp_path / "voicemail.wav")
     assert rms(samples[: 8000 * 3 // 4]) > 3000
     assert rms(samples[-2000:]) == 0
@@ -242,6 +245,7 @@ async def test_not_receiving_hears_silence(rig: Rig, tmp_path: Path) -> None:
     recording = channel.start_recording(tmp_path / "muted.wav")
     await rig.run(20)
     recording.stop()
+    await recording.finished()
     assert rms(load_wav(tmp_path / "muted.wav")) == 0
 
 
@@ -283,6 +287,7 @@ async def test_hangup_finishes_the_recording_file(rig: Rig, tmp_path: Path) -> N
     await rig.run(25)
     await channel.close()
     assert recording.state is RecorderState.STOPPED
+    await recording.finished()
     assert len(load_wav(tmp_path / "cut.wav")) == 25 * 160
 
 
@@ -309,3 +314,17 @@ async def test_cancelling_a_play_stops_the_prompt(rig: Rig) -> None:
     before = len(phone.heard)
     await rig.run(10)
     assert np.all(phone.heard_since(before) == 0)
+
+
+async def test_a_recording_that_cannot_be_written_fails_alone(rig: Rig, tmp_path: Path) -> None:
+    channel, _ = await rig.call(voice(440))
+    taken = tmp_path / "taken.wav"
+    taken.write_bytes(b"someone else's file")
+    recording = channel.start_recording(taken)
+    outcome = await rig.run_until(channel.play(prompt(600, 0.4)))
+    recording.stop()
+    with pytest.raises(FileExistsError):
+        await recording.finished()
+    assert taken.read_bytes() == b"someone else's file"
+    assert outcome.end is PlayEnd.FINISHED
+    assert not channel.closed

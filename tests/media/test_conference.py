@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from tests.media.media_rig import Phone, Rig, amplitude_at, open_rig, voice
 
-from sautikit.media import Bridge, ChannelInUse, Conference, MediaChannel
+from sautikit.media import Bridge, ChannelInUse, Conference, MediaChannel, RecorderState
 from sautikit.media.audio import load_wav
 
 PITCHES = (440, 700, 1100)
@@ -94,6 +94,7 @@ async def test_room_recording_holds_every_unmuted_member(rig: Rig, tmp_path: Pat
     await rig.run(50)
     assert room.close() == pytest.approx(1.0)
     assert recording.duration == pytest.approx(1.0)
+    await recording.finished()
     samples = load_wav(tmp_path / "room.wav")[1600:]
     assert amplitude_at(samples, PITCHES[0]) > 5000
     assert amplitude_at(samples, PITCHES[1]) > 5000
@@ -127,3 +128,16 @@ async def test_a_member_cannot_also_be_bridged(rig: Rig) -> None:
     with pytest.raises(RuntimeError):
         room.join(b)
     Bridge(a, b)
+
+
+async def test_engine_shutdown_closes_rooms_and_finishes_their_recordings(tmp_path: Path) -> None:
+    async with open_rig() as rig:
+        room, channels, _ = await room_of_three(rig)
+        recording = room.start_recording(tmp_path / "shutdown.wav")
+        await rig.run(10)
+        await rig.engine.close()
+        assert len(room) == 0
+        assert recording.state is RecorderState.STOPPED
+        await recording.finished()
+        assert len(load_wav(tmp_path / "shutdown.wav")) == 10 * 160
+        assert all(channel.closed for channel in channels)

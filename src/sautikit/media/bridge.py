@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from sautikit.media.channel import MediaChannel, RecordingHandle, open_recording
+from sautikit.media.channel import MediaChannel, RecordingHandle
 from sautikit.media.mixer import mix
 
 __all__ = ["Bridge"]
@@ -56,7 +56,7 @@ class Bridge:
             self.recording: RecordingHandle | None = (
                 None
                 if recording_path is None
-                else open_recording(recording_path, recording_channels)
+                else a.engine.open_recording(recording_path, recording_channels)
             )
         except BaseException:
             a.detach(self)
@@ -96,6 +96,10 @@ class Bridge:
     def discard(self, channel: MediaChannel) -> None:
         """A leg closed: the bridge ends."""
         self.unbridge()
+
+    def close(self) -> float | None:
+        """:meth:`unbridge`, under the name every mixer shares."""
+        return self.unbridge()
 
     async def wait(self) -> None:
         """Return once the bridge ended: unbridged, or a leg hung up."""

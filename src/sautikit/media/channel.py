@@ -32,6 +32,7 @@ import math
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
@@ -42,6 +43,7 @@ import numpy.typing as npt
 from sautikit.media.audio import (
     FRAME_DURATION,
     FRAME_SAMPLES,
+    SAMPLE_RATE,
     AudioFormatError,
     WavSpoolWriter,
     load_audio,
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DIGIT_BUFFER_SIZE",
+    "RECORDING_BATCH_TICKS",
     "ChannelClosed",
     "ChannelInUse",
     "DigitsEnd",
@@ -79,6 +82,9 @@ Address = tuple[str, int]
 
 DIGIT_BUFFER_SIZE: Final = 64
 """Digits kept for a later collector; older ones are dropped beyond this."""
+
+RECORDING_BATCH_TICKS: Final = 25
+"""Ticks of audio a recording queues before handing them to the recording thread (0.5 s)."""
 
 SILENT_FRAME: Final = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 SILENT_FRAME.flags.writeable = False
@@ -100,6 +106,9 @@ class Mixer(Protocol):
 
     def discard(self, channel: MediaChannel) -> None:
         """Forget ``channel``, which is closing."""
+
+    def close(self) -> object:
+        """Let every channel go and stop any recording (at engine shutdown, or on a fault)."""
 
 
 class PlayEnd(enum.Enum):
@@ -153,70 +162,123 @@ class SilenceEnd(enum.Enum):
 
 
 class RecordingHandle:
-    """A recording in progress: pause, resume, stop. A disk error stops it and is kept.
+    """A recording in progress: pause, resume, stop, then :meth:`finished`.
 
-    Its owner (a channel, bridge or conference) calls :meth:`write` once per tick.
+    Its owner (a channel, bridge or conference) calls :meth:`write` once per tick, which only
+    queues the frame: the file is created, written and fsynced by the engine's recording
+    thread in batches of :data:`RECORDING_BATCH_TICKS`, so disk latency never delays a tick.
+    A disk error (including an already existing ``path``) ends the recording; it is kept in
+    :attr:`error` and raised by :meth:`finished`.
     """
 
     def __init__(
-        self, recorder: Recorder, on_stop: Callable[[RecordingHandle], None] | None = None
+        self,
+        path: str | os.PathLike[str],
+        channels: int,
+        disk: Executor,
+        on_stop: Callable[[RecordingHandle], None] | None = None,
     ) -> None:
-        self._recorder = recorder
-        self._on_stop = on_stop
+        if channels not in (1, 2):
+            raise ValueError(f"recordings are mono or two-channel, not {channels} channels")
+        self.path = Path(path)
+        self.channels = channels
         self.error: OSError | None = None
-        """The error that stopped the recording early, if one did."""
-
-    @property
-    def path(self) -> Path:
-        return self._recorder.writer.path
-
-    @property
-    def channels(self) -> int:
-        return self._recorder.channels
+        """The error that broke the recording, if one did (set by the recording thread)."""
+        self._disk = disk
+        self._on_stop = on_stop
+        self._state = RecorderState.RECORDING
+        self._samples = 0
+        # Frames not yet handed to the recording thread (right: two-channel only).
+        self._left: list[Int16Array] = []
+        self._right: list[Int16Array] = []
+        self._recorder: Recorder | None = None
+        self._last_job: Future[None] = disk.submit(self._open)
 
     @property
     def state(self) -> RecorderState:
-        return self._recorder.state
+        return self._state
 
     @property
     def duration(self) -> float:
-        """Seconds recorded so far (paused time excluded)."""
-        return self._recorder.duration
+        """Seconds recorded (paused time excluded), counting frames not yet on disk."""
+        return self._samples / SAMPLE_RATE
 
     def write(self, frame: Int16Array, other: Int16Array | None = None) -> None:
-        try:
-            self._recorder.write(frame, other)
-        except OSError as exc:
-            log.error("recording to %s failed: %s", self.path, exc)
-            self.error = exc
-            self.stop()
+        """Queue one tick's frame: ``frame`` is mono or left, ``other`` right (None: silence)."""
+        if self._state is not RecorderState.RECORDING or self.error is not None:
+            return
+        self._left.append(frame)
+        if self.channels == 2:
+            self._right.append(SILENT_FRAME if other is None else other)
+        self._samples += len(frame)
+        if len(self._left) >= RECORDING_BATCH_TICKS:
+            self._submit_queued()
 
     def pause(self) -> None:
-        self._recorder.pause()
+        """Leave out what is said until :meth:`resume`."""
+        if self._state is RecorderState.RECORDING:
+            self._state = RecorderState.PAUSED
 
     def resume(self) -> None:
-        self._recorder.resume()
+        if self._state is RecorderState.PAUSED:
+            self._state = RecorderState.RECORDING
 
     def stop(self) -> float:
-        """Close the WAV file with its final sizes; returns the seconds recorded. Idempotent."""
-        if self._recorder.state is not RecorderState.STOPPED:
-            try:
-                self._recorder.stop()
-            except OSError as exc:
-                log.error("closing recording %s failed: %s", self.path, exc)
-                self.error = self.error or exc
+        """End the recording; returns the seconds recorded. Idempotent.
+
+        The file gets its final sizes shortly after, on the recording thread: await
+        :meth:`finished` before reading it.
+        """
+        if self._state is not RecorderState.STOPPED:
+            self._state = RecorderState.STOPPED
+            self._submit_queued()
+            self._last_job = self._disk.submit(self._close)
             if self._on_stop is not None:
                 self._on_stop(self)
-        return self._recorder.duration
+        return self.duration
 
+    async def finished(self) -> None:
+        """Wait until everything submitted so far is on disk (after :meth:`stop`: the whole,
+        closed file); raises the OSError that broke the recording, if one did."""
+        await asyncio.wrap_future(self._last_job)
+        if self.error is not None:
+            raise self.error
 
-def open_recording(
-    path: str | os.PathLike[str],
-    channels: int,
-    on_stop: Callable[[RecordingHandle], None] | None = None,
-) -> RecordingHandle:
-    """Create the WAV spool at ``path`` (which must not exist) and wrap it in a handle."""
-    return RecordingHandle(Recorder(WavSpoolWriter(path, channels=channels)), on_stop)
+    def _submit_queued(self) -> None:
+        if self._left:
+            left, right = self._left, self._right
+            self._left, self._right = [], []
+            self._last_job = self._disk.submit(self._write, left, right)
+
+    # The three steps below run on the recording thread, in submission order.
+
+    def _open(self) -> None:
+        try:
+            self._recorder = Recorder(WavSpoolWriter(self.path, channels=self.channels))
+        except OSError as exc:
+            self._fail(exc)
+
+    def _write(self, left: list[Int16Array], right: list[Int16Array]) -> None:
+        if self._recorder is None or self.error is not None:
+            return
+        # One write per batch: this thread then holds the GIL too briefly to delay a tick.
+        try:
+            self._recorder.write(np.concatenate(left), np.concatenate(right) if right else None)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _close(self) -> None:
+        if self._recorder is None:
+            return
+        try:
+            self._recorder.stop()
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        log.error("recording to %s failed: %s", self.path, exc)
+        if self.error is None:
+            self.error = exc
 
 
 def seconds_to_ticks(seconds: float) -> int:
@@ -385,7 +447,7 @@ class MediaChannel:
         """
         if self._closed:
             raise ChannelClosed("cannot record a closed channel")
-        handle = open_recording(path, channels, self._recordings.remove)
+        handle = self.engine.open_recording(path, channels, self._recordings.remove)
         self._recordings.append(handle)
         return handle
 
@@ -515,8 +577,7 @@ class MediaChannel:
             self.session.send_frame(heard)
         else:
             self.session.skip(1)
-        # A copy: a recording that fails on a disk error removes itself from the list.
-        for recording in tuple(self._recordings) if self._recordings else ():
+        for recording in self._recordings:
             if recording.channels == 1:
                 recording.write(self.inbound)
             else:

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sautikit.media.audio import FRAME_SAMPLES
-from sautikit.media.channel import MediaChannel, RecordingHandle, open_recording
+from sautikit.media.channel import MediaChannel, RecordingHandle
 from sautikit.media.engine import MediaEngine
 from sautikit.media.mixer import mix, mix_minus
 from sautikit.media.player import Player, join_tone, leave_tone
@@ -102,7 +102,7 @@ class Conference:
         """Record the whole room, mono, to a new WAV file; one recording at a time."""
         if self.recording is not None:
             raise RuntimeError(f"conference {self.name!r} is already being recorded")
-        self.recording = open_recording(path, 1, self._recording_stopped)
+        self.recording = self.engine.open_recording(path, 1, self._recording_stopped)
         return self.recording
 
     def _recording_stopped(self, handle: RecordingHandle) -> None:

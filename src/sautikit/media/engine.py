@@ -22,11 +22,18 @@ Call logic opens a :class:`~sautikit.media.channel.MediaChannel` per call leg wi
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import os
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Final
 
-from sautikit.media.channel import MediaChannel, Mixer
+import numpy as np
+
+from sautikit.media.channel import MediaChannel, Mixer, RecordingHandle
 from sautikit.media.clock import ClockStats, MediaClock
 from sautikit.media.g711 import codec_by_name
 from sautikit.media.ports import RtpPortAllocator, RtpPortPair
@@ -36,6 +43,9 @@ from sautikit.media.tts import TextToSpeech
 __all__ = ["EngineStats", "MediaEngine"]
 
 log = logging.getLogger(__name__)
+
+_WORK_WINDOW: Final = 3000
+"""Ticks (a minute) over which the tick-work percentile is taken."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +58,8 @@ class EngineStats:
     ports_in_use: int
     tick_work_mean: float
     """Mean seconds of work per tick (all three phases)."""
+    tick_work_p99: float
+    """99th percentile of the work per tick over the recent window."""
     tick_work_max: float
     """Longest tick's work in seconds."""
     failed_channels: int
@@ -86,6 +98,9 @@ class MediaEngine:
         self._work_total = 0.0
         self._work_max = 0.0
         self._failed_channels = 0
+        self._recent_work: collections.deque[float] = collections.deque(maxlen=_WORK_WINDOW)
+        # One thread does every recording's file I/O, in order, off the event loop.
+        self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media-recordings")
         self._closed = False
 
     # --- life -----------------------------------------------------------------------------
@@ -102,10 +117,14 @@ class MediaEngine:
         self._closed = True
         for channel in list(self._channels):
             channel.close_now()
+        for mixer in list(self._mixers):
+            mixer.close()
         self.clock.unsubscribe(self)
         if self._owns_clock:
             await self.clock.close()
         self.ports.close()
+        # Let the last recordings reach the disk.
+        await asyncio.get_running_loop().run_in_executor(None, self._disk.shutdown)
 
     async def __aenter__(self) -> MediaEngine:
         self.start()
@@ -163,6 +182,19 @@ class MediaEngine:
             # outlive the transports that use them.
             loop.call_soon(self.ports.release, ports)
 
+    def open_recording(
+        self,
+        path: str | os.PathLike[str],
+        channels: int = 1,
+        on_stop: Callable[[RecordingHandle], None] | None = None,
+    ) -> RecordingHandle:
+        """A recording to a new WAV file at ``path``, written by the recording thread.
+
+        Channels, bridges and conferences record through this; ``on_stop`` is called when
+        the recording is stopped.
+        """
+        return RecordingHandle(path, channels, self._disk, on_stop)
+
     def add_mixer(self, mixer: Mixer) -> None:
         """Called by a bridge or conference: mix it on every tick from the next one."""
         self._mixers[mixer] = None
@@ -199,8 +231,9 @@ class MediaEngine:
             try:
                 mixer.mix()
             except Exception:
-                log.exception("mixing %r failed; removing it", mixer)
+                log.exception("mixing %r failed; closing it", mixer)
                 self.remove_mixer(mixer)
+                mixer.close()
         for channel in channels:
             if channel.closed:
                 continue
@@ -212,6 +245,7 @@ class MediaEngine:
         self._ticks_run += 1
         self._work_total += work
         self._work_max = max(self._work_max, work)
+        self._recent_work.append(work)
 
     def _fail(self, channel: MediaChannel) -> None:
         log.exception("media of %r failed on the clock; closing it", channel)
@@ -230,6 +264,7 @@ class MediaEngine:
             mixers=len(self._mixers),
             ports_in_use=self.ports.in_use,
             tick_work_mean=self._work_total / self._ticks_run if self._ticks_run else 0.0,
+            tick_work_p99=float(np.percentile(self._recent_work, 99)) if self._recent_work else 0.0,
             tick_work_max=self._work_max,
             failed_channels=self._failed_channels,
         )
