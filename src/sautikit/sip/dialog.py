@@ -1,8 +1,8 @@
 """SIP dialogs: the state two user agents share for the length of a call.
 
-Pure bookkeeping over :mod:`sautikit.sip.message`, with no I/O of its own; the user agent
-core (:mod:`sautikit.sip.useragent`) owns the transports and timers' callbacks. It follows
-RFC 3261:
+Bookkeeping over :mod:`sautikit.sip.message` with no I/O of its own: what to send and
+when is decided here, sending it is the caller's job (the user agent core,
+:mod:`sautikit.sip.useragent`, hands in a send function). It follows RFC 3261:
 
 * §12.1.1 / §12.1.2 — :meth:`Dialog.from_uas` and :meth:`Dialog.from_uac` build a dialog
   from an INVITE and a 1xx-with-tag (early) or 2xx (confirmed) answer: Call-ID, local and
