@@ -128,3 +128,31 @@ async def test_a_leg_is_in_one_bridge_at_a_time(rig: Rig) -> None:
     await c.close()
     with pytest.raises(ChannelClosed):
         Bridge(c, b)
+
+
+async def test_keys_pressed_on_one_side_reach_the_other(rig: Rig) -> None:
+    a, alice = await rig.call()
+    b, bob = await rig.call()
+    Bridge(a, b)
+    for digit in "12#":
+        alice.session.send_dtmf(digit)
+    bob.session.send_dtmf("9")
+    await rig.run(40)
+    heard_by_bob = [bob.session.digits.get_nowait() for _ in range(bob.session.digits.qsize())]
+    heard_by_alice = [
+        alice.session.digits.get_nowait() for _ in range(alice.session.digits.qsize())
+    ]
+    assert heard_by_bob == ["1", "2", "#"]
+    assert heard_by_alice == ["9"]
+    # Each leg's own call logic sees what its caller pressed (hangupOnStar).
+    assert (await a.collect_digits(finish_on_key="#")).digits == "12"
+
+
+async def test_relaying_dtmf_can_be_turned_off(rig: Rig) -> None:
+    a, alice = await rig.call()
+    b, bob = await rig.call()
+    Bridge(a, b, relay_dtmf=False)
+    alice.session.send_dtmf("5")
+    await rig.run(20)
+    assert bob.session.digits.empty()
+    assert await a.next_digit(0) == "5"

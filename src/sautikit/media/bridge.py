@@ -8,6 +8,10 @@ The recording is two-channel by default (``dial``'s ``recordingChannels: dual``)
 what ``a`` says, right what ``b`` says; mono mixes the two. It holds the parties' voices,
 not the prompts played to each.
 
+DTMF a leg receives is sent on to the other (RFC 4733 both ways), so a caller can work an
+IVR at the far end; the digit stays queued on the leg that received it too, for its own
+call logic (``hangupOnStar``).
+
 The bridge ends with :meth:`Bridge.unbridge` or when either leg closes; each leg then hears
 its own prompts again (or silence), and :meth:`Bridge.wait` returns.
 """
@@ -15,6 +19,7 @@ its own prompts again (or silence), and :meth:`Bridge.wait` returns.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 import numpy as np
@@ -23,6 +28,8 @@ from sautikit.media.channel import MediaChannel, RecordingHandle
 from sautikit.media.mixer import mix
 
 __all__ = ["Bridge"]
+
+log = logging.getLogger(__name__)
 
 
 class Bridge:
@@ -38,6 +45,7 @@ class Bridge:
         b: MediaChannel,
         recording_path: str | os.PathLike[str] | None = None,
         recording_channels: int = 2,
+        relay_dtmf: bool = True,
     ) -> None:
         if a is b:
             raise ValueError("a channel cannot be bridged to itself")
@@ -45,6 +53,7 @@ class Bridge:
             raise ValueError("bridged channels must belong to the same media engine")
         self.a = a
         self.b = b
+        self.relay_dtmf = relay_dtmf
         self._ended = asyncio.Event()
         a.attach(self)
         try:
@@ -80,6 +89,15 @@ class Bridge:
                 recording.write(a.inbound, b.inbound)
             else:
                 recording.write(mix(np.stack((a.inbound, b.inbound))))
+
+    def on_digit(self, channel: MediaChannel, digit: str) -> None:
+        if not self.relay_dtmf or self._ended.is_set():
+            return
+        other = self.b if channel is self.a else self.a
+        try:
+            other.send_dtmf(digit)
+        except ValueError:
+            log.debug("%r negotiated no telephone-event; digit %s not relayed", other, digit)
 
     def unbridge(self) -> float | None:
         """End the bridge; returns the seconds recorded, None without a recording.

@@ -107,6 +107,9 @@ class Mixer(Protocol):
     def discard(self, channel: MediaChannel) -> None:
         """Forget ``channel``, which is closing."""
 
+    def on_digit(self, channel: MediaChannel, digit: str) -> None:
+        """``channel`` received a DTMF digit (it is also queued for its own call logic)."""
+
     def close(self) -> object:
         """Let every channel go and stop any recording (at engine shutdown, or on a fault)."""
 
@@ -541,6 +544,8 @@ class MediaChannel:
                 break
         else:
             self._digits.append(digit)
+        if self._mixer is not None:
+            self._mixer.on_digit(self, digit)
         playback = self._playback
         if playback is not None and playback.interrupt_on_dtmf:
             self._end_playback(PlayEnd.DIGIT, digit)

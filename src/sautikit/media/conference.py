@@ -85,6 +85,9 @@ class Conference:
         """A member hung up."""
         self.leave(channel)
 
+    def on_digit(self, channel: MediaChannel, digit: str) -> None:
+        """Keys pressed in a room are for the member's own call logic, not the room."""
+
     def mute(self, channel: MediaChannel, muted: bool = True) -> None:
         """Stop (or resume) letting the others hear ``channel``; KeyError if not a member."""
         if channel not in self._members:
