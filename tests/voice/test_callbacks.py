@@ -7,7 +7,7 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
-from tests.voice.voice_rig import AppServer, Reply, document, serve_app
+from tests.voice.voice_rig import AppServer, Reply, document
 
 from sautikit import __version__
 from sautikit.events.signing import SIGNATURE_HEADER, compute_signature
@@ -25,12 +25,6 @@ FIELDS = {
     "CallStatus": "ringing",
     "RecordingDuration": 7,
 }
-
-
-@pytest.fixture
-async def app() -> AsyncIterator[AppServer]:
-    async with serve_app() as server:
-        yield server
 
 
 @pytest.fixture
@@ -92,7 +86,7 @@ async def test_non_2xx_is_an_http_status_error(
 
 
 async def test_a_slow_app_times_out(app: AppServer, client: AppClient) -> None:
-    error = await failure(client, app.slow("/slow"))
+    error = await failure(client, app.slow("/slow")[0])
     assert error.kind is AppErrorKind.TIMEOUT
     assert "did not answer within 0.3 s" in error.message
 
@@ -138,6 +132,6 @@ async def test_notify_reports_and_never_raises(app: AppServer, client: AppClient
     broken = app.route("/broken", Reply(500))
     assert await client.notify(taken, FIELDS) is True
     assert await client.notify(broken, FIELDS) is False
-    assert await client.notify(app.slow("/slow"), FIELDS) is False
+    assert await client.notify(app.slow("/slow")[0], FIELDS) is False
     assert await client.notify("http://127.0.0.1:1/x", FIELDS, "GET") is False
     assert [hit.path for hit in app.hits] == ["/events", "/broken", "/slow"]

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from tests.voice.voice_rig import AppServer, Reply, serve_app, wav_bytes
+from tests.voice.voice_rig import AppServer, Reply, wav_bytes
 
 from sautikit.media.audio import SAMPLE_RATE
-from sautikit.net import outbound_client
 from sautikit.voice.prompts import PromptCache, PromptError
 
 MP3 = (
@@ -21,18 +19,6 @@ MP3 = (
 
 def loopback(host: str) -> bool:
     return host == "127.0.0.1"
-
-
-@pytest.fixture
-async def app() -> AsyncIterator[AppServer]:
-    async with serve_app() as server:
-        yield server
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with outbound_client(allow_private=True) as client:
-        yield client
 
 
 async def test_wav_is_fetched_decoded_and_cached(app: AppServer, http: httpx.AsyncClient) -> None:

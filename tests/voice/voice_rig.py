@@ -1,20 +1,24 @@
 """A rig for the voice tests: a real HTTP app on loopback, and a scripted call.
 
 :class:`AppServer` is a small ASGI app served by uvicorn on 127.0.0.1 and an ephemeral
-port, standing in for the developer's app: each path answers what the test scripted (a
-fixed document, a status, a slow answer, or a function of the request) and every request
-is kept. :class:`FakeCall` implements :class:`~sautikit.voice.control.CallControl` without
-sockets: the caller's key presses, recordings and dial outcomes are scripted, and what the
-call did (answered, said, played, recorded, dialled, hung up) is logged in order.
+port (on a thread, once per session: see conftest.py), standing in for the developer's
+app: each path answers what the test scripted (a fixed document, a status, a slow
+answer, or a function of the request) and every request is kept.
+
+:class:`FakeCall` implements :class:`~sautikit.voice.control.CallControl` without sockets:
+the caller's key presses, recordings and dial outcomes are scripted, and what the call did
+(answered, said, played, recorded, dialled, hung up) is logged in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -73,12 +77,20 @@ def document(*actions: dict[str, Any]) -> Reply:
 
 
 class AppServer:
+    """The app, served by uvicorn on a thread of its own so one server lasts the session;
+    :meth:`reset` gives each test a clean one."""
+
     def __init__(self) -> None:
         self.routes: dict[str, Handler] = {}
         self.hits: list[Hit] = []
-        self.release = asyncio.Event()
-        """Set at teardown: slow handlers wait on it."""
         self.port = 0
+        self._release = threading.Event()
+
+    def reset(self) -> None:
+        self._release.set()  # slow answers still pending from the last test finish now
+        self._release = threading.Event()
+        self.routes.clear()
+        self.hits.clear()
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -87,14 +99,19 @@ class AppServer:
         self.routes[path] = reply if callable(reply) else (lambda _hit: reply)
         return self.url(path)
 
-    def slow(self, path: str) -> str:
-        """A path that never answers (until teardown)."""
+    def slow(self, path: str) -> tuple[str, asyncio.Event]:
+        """A path that does not answer before the test ends; the event (of the test's
+        loop) is set when a request reaches it."""
+        loop = asyncio.get_running_loop()
+        reached = asyncio.Event()
+        release = self._release
 
-        async def wait(_hit: Hit) -> Reply:
-            await self.release.wait()
+        async def stall(_hit: Hit) -> Reply:
+            loop.call_soon_threadsafe(reached.set)
+            await asyncio.to_thread(release.wait, 30)
             return document()
 
-        return self.route(path, wait)
+        return self.route(path, stall), reached
 
     def hits_to(self, path: str) -> list[Hit]:
         return [hit for hit in self.hits if hit.path == path]
@@ -124,25 +141,39 @@ class AppServer:
         await send({"type": "http.response.body", "body": reply.body})
 
 
-@asynccontextmanager
-async def serve_app() -> AsyncIterator[AppServer]:
+@contextmanager
+def serve_app() -> Iterator[AppServer]:
+    """Serve an :class:`AppServer` on 127.0.0.1 and an ephemeral port until the end."""
     app = AppServer()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", access_log=False
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.005)
-        if task.done():
-            task.result()
+    thread = threading.Thread(target=server.run, name="voice-test-app", daemon=True)
+    thread.start()
+    if not _wait_until(lambda: server.started or not thread.is_alive()) or not server.started:
+        raise RuntimeError("the test app did not start")
     app.port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield app
     finally:
-        app.release.set()
+        app.reset()
         server.should_exit = True
-        await task
+        thread.join(10)
+
+
+def _wait_until(condition: Callable[[], bool]) -> bool:
+    for _ in range(1000):
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def wav_bytes(seconds: float = 0.2) -> bytes:

@@ -1,0 +1,456 @@
+"""Runs an app's voice actions on one call (SPEC §3).
+
+:class:`Interpreter` fetches the first document, runs its actions top to bottom, and hangs
+up when they run out. A verb with an ``action`` URL (``getDigits``, ``record``, ``dial``)
+posts its outcome there and the answer replaces the rest of the document; without one, the
+next action runs. ``redirect`` fetches and continues likewise.
+
+Failures follow SPEC §3. When the app's URL times out, answers non-2xx, answers something
+that is not JSON or an invalid document (or cannot be reached), the call records the
+application error (:meth:`CallControl.record_error`; also :attr:`Interpreter.errors`), the
+``fallback_url`` is requested once per call with the same fields plus ``ErrorCode`` and
+``ErrorUrl``, and if there is none or it fails too, the caller hears a short apology and
+the call ends with hangup cause ``application_error``. A document is validated whole
+before any of it runs. A ``reject`` after answer and the eleventh ``redirect`` in a row
+(with no other verb between) are application errors too.
+
+Decisions where SPEC §3 is silent:
+
+* ``getDigits`` with nothing entered (timeout, or only the finish key) runs the next
+  action without requesting ``action``, as Twilio does.
+* A verb's ``action`` is still requested when the caller hung up during a ``record`` or
+  ``dial`` — the app gets its recording and dial outcome — but its answer is ignored.
+  ``record`` posts ``Digits``: the finish key pressed, ``hangup``, or ``""``.
+* A ``play`` URL that is refused by the allow-list, unreachable or not audio is recorded
+  as an application error and skipped; the call goes on.
+* An empty recording posts ``RecordingDuration: 0`` with empty ``RecordingSid`` and
+  ``RecordingUrl``.
+* Conference status events post ``ConferenceName``, ``ConferenceEvent`` (the event name)
+  and ``ParticipantCallId`` to ``statusEventsCallbackUrl``; their answers are ignored.
+
+:meth:`Interpreter.redirect_now` serves the API's live redirect: the current action (or
+fetch) is abandoned at once and the new document runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sautikit.media.player import beep
+from sautikit.voice.actions import (
+    Action,
+    Conference,
+    Dial,
+    GetDigits,
+    Hangup,
+    Pause,
+    Play,
+    Record,
+    Redirect,
+    Reject,
+    Say,
+)
+from sautikit.voice.callbacks import AppClient, AppRequestError, Fields
+from sautikit.voice.control import (
+    CallControl,
+    CallEnded,
+    ConferenceStatus,
+    DialTarget,
+    Int16Array,
+    PlayOutcome,
+    RecordingSink,
+    RecordingSource,
+    RecordResult,
+)
+from sautikit.voice.prompts import HostAllowed, PromptCache, PromptError
+
+__all__ = ["DEFAULT_APOLOGY", "MAX_REDIRECTS", "ApplicationError", "Interpreter"]
+
+log = logging.getLogger(__name__)
+
+MAX_REDIRECTS: Final = 10
+DEFAULT_APOLOGY: Final = "We are sorry, an application error has occurred. Goodbye."
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationError:
+    """What went wrong with the app, as kept on the call (``call.error``)."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetch:
+    """Request ``url`` with the call's fields plus ``fields``, then run its answer."""
+
+    url: str
+    method: str
+    fields: dict[str, str | int] = field(default_factory=dict)
+
+
+class _Stop(Exception):
+    """The document ended the call (hangup, reject, apology): run nothing more."""
+
+
+class Interpreter:
+    """Runs the voice actions of one call; :meth:`run` returns when the call is over."""
+
+    def __init__(
+        self,
+        call: CallControl,
+        app: AppClient,
+        *,
+        recordings: RecordingSink,
+        prompts: PromptCache,
+        play_allowed: HostAllowed,
+        fallback_url: str | None = None,
+        fallback_method: str = "POST",
+        apology: str = DEFAULT_APOLOGY,
+        apology_language: str = "en-US",
+    ) -> None:
+        self.call = call
+        self.app = app
+        self.recordings = recordings
+        self.prompts = prompts
+        self.play_allowed = play_allowed
+        self.fallback_url = fallback_url
+        self.fallback_method = fallback_method
+        self.apology = apology
+        self.apology_language = apology_language
+        self.errors: list[ApplicationError] = []
+        """Every application error of the call, oldest first."""
+        self._fallback_used = False
+        self._redirects = 0
+        self._running = False
+        self._live: _Fetch | None = None
+        self._wakeup: asyncio.Event = asyncio.Event()
+        self._notifications: set[asyncio.Task[bool]] = set()
+
+    @property
+    def error(self) -> ApplicationError | None:
+        """The latest application error, if any."""
+        return self.errors[-1] if self.errors else None
+
+    # --- driving the call -----------------------------------------------------------------
+
+    async def run(self, url: str, method: str = "POST") -> None:
+        """Fetch ``url`` (the number's ``voice_url`` or the API call's ``action_url``) and
+        run the call's actions until it ends. Whatever happens, the call is over after."""
+        self._running = True
+        step: _Fetch | None = _Fetch(url, method)
+        try:
+            while step is not None and not self.call.ended:
+                step = await self._advance_or_redirect(step)
+        finally:
+            self._running = False
+            try:
+                await self.call.hangup("normal_clearing")
+            finally:
+                await self._finish_notifications()
+
+    def redirect_now(self, url: str, method: str = "POST") -> bool:
+        """Abandon the current action and run the document at ``url`` instead (the API's
+        live redirect). Answers False when the call is not running actions."""
+        if not self._running or self.call.ended:
+            return False
+        self._live = _Fetch(url, method)
+        self._wakeup.set()
+        return True
+
+    async def _advance_or_redirect(self, step: _Fetch) -> _Fetch | None:
+        live, self._live = self._live, None
+        if live is not None:  # a live redirect that came between two steps
+            step = live
+        self._wakeup.clear()
+        work = asyncio.create_task(self._advance(step))
+        wakeup = asyncio.create_task(self._wakeup.wait())
+        try:
+            await asyncio.wait({work, wakeup}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            wakeup.cancel()
+            if not work.done():
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+        live, self._live = self._live, None
+        if live is not None:
+            self._redirects = 0
+            return live
+        return work.result()
+
+    async def _advance(self, step: _Fetch) -> _Fetch | None:
+        """Fetch one document and run it; answer the next fetch, or None once over."""
+        try:
+            try:
+                actions = await self.app.fetch_actions(
+                    step.url, step.method, self._fields(step.fields)
+                )
+            except AppRequestError as exc:
+                return await self._fail(exc.code, exc.message, step)
+            for action in actions:
+                if self.call.ended:
+                    return None
+                if not isinstance(action, Redirect):
+                    self._redirects = 0
+                following = await self._perform(action)
+                if following is not None:
+                    return following
+            await self.call.hangup("normal_clearing")
+        except (CallEnded, _Stop):
+            pass
+        return None
+
+    async def _perform(self, action: Action) -> _Fetch | None:
+        """Run one action; answer the fetch that replaces the rest of the document."""
+        match action:
+            case Say():
+                await self._answer()
+                await self._say(action, interruptible=False)
+            case Play():
+                audio = await self._load(action.url)
+                await self._answer()
+                if audio is not None:
+                    await self.call.play(audio, loop=action.loop, interruptible=False)
+            case GetDigits():
+                return await self._get_digits(action)
+            case Record():
+                return await self._record(action)
+            case Dial():
+                return await self._dial(action)
+            case Conference():
+                await self._conference(action)
+            case Redirect():
+                self._redirects += 1
+                if self._redirects > MAX_REDIRECTS:
+                    message = f"more than {MAX_REDIRECTS} redirects in a row"
+                    return await self._fail("application.too_many_redirects", message, None)
+                return _Fetch(action.url, action.method)
+            case Reject():
+                if self.call.answered:
+                    message = "reject is only possible before the call is answered"
+                    return await self._fail("application.reject_after_answer", message, None)
+                await self.call.reject(action.reason)
+                raise _Stop
+            case Hangup():
+                await self.call.hangup("normal_clearing")
+                raise _Stop
+            case Pause():
+                await self._answer()
+                await self.call.pause(action.length)
+        return None
+
+    # --- verbs ----------------------------------------------------------------------------
+
+    async def _answer(self) -> None:
+        if not self.call.answered:
+            await self.call.answer()
+
+    async def _say(self, action: Say, *, interruptible: bool) -> PlayOutcome:
+        return await self.call.say(
+            action.text,
+            language=action.language,
+            voice=action.voice,
+            loop=action.loop,
+            interruptible=interruptible,
+        )
+
+    async def _load(self, url: str) -> Int16Array | None:
+        try:
+            return await self.prompts.load(url, allowed=self.play_allowed)
+        except PromptError as exc:
+            await self._record_error(exc.code, exc.message)
+            return None
+
+    async def _get_digits(self, action: GetDigits) -> _Fetch | None:
+        await self._answer()
+        for prompt in action.nested:
+            if isinstance(prompt, Say):
+                outcome = await self._say(prompt, interruptible=True)
+            else:
+                audio = await self._load(prompt.url)
+                if audio is None:
+                    continue
+                outcome = await self.call.play(audio, loop=prompt.loop, interruptible=True)
+            if outcome.digit is not None:
+                break
+        result = await self.call.collect_digits(
+            num_digits=action.num_digits,
+            finish_on_key=action.finish_on_key,
+            timeout=action.timeout,
+        )
+        if action.action is None or not result.digits:
+            return None
+        return _Fetch(action.action, action.method, {"Digits": result.digits})
+
+    async def _record(self, action: Record) -> _Fetch | None:
+        await self._answer()
+        if action.play_beep:
+            await self.call.play(beep(), loop=0, interruptible=False)
+        result = await self.call.record(
+            max_length=action.max_length,
+            silence_timeout=action.timeout,
+            finish_on_key=action.finish_on_key,
+            trim=action.trim == "trim-silence",
+            channels=1,
+        )
+        fields = await self._store(
+            result,
+            source="record",
+            transcribe=action.wants_transcription,
+            transcribe_callback=action.transcribe_callback,
+        )
+        fields["Digits"] = result.key or ("hangup" if result.ended_by == "hangup" else "")
+        return await self._then(action.action, action.method, fields)
+
+    async def _dial(self, action: Dial) -> _Fetch | None:
+        await self._answer()
+        if action.number is not None:
+            targets = [DialTarget("number", number) for number in action.number]
+        else:
+            targets = [DialTarget("sip", uri) for uri in action.sip or ()]
+        result = await self.call.dial(
+            targets,
+            caller_id=action.caller_id,
+            timeout=action.timeout,
+            record=action.record,
+            recording_channels=2 if action.recording_channels == "dual" else 1,
+            hangup_on_star=action.hangup_on_star,
+        )
+        fields: dict[str, str | int] = {
+            "DialCallStatus": result.status,
+            "DialCallId": result.call_id or "",
+            "DialCallDuration": result.duration,
+        }
+        if result.recording is not None:
+            fields |= await self._store(result.recording, source="dial")
+        return await self._then(action.action, action.method, fields)
+
+    async def _conference(self, action: Conference) -> None:
+        wait_audio = await self._load(action.wait_url) if action.wait_url else None
+        await self._answer()
+        status_url = action.status_events_callback_url
+
+        def on_status(status: ConferenceStatus) -> None:
+            if status_url is None or status.event not in action.status_events:
+                return
+            fields = {
+                "ConferenceName": action.name,
+                "ConferenceEvent": status.event,
+                "ParticipantCallId": status.call_id or "",
+            }
+            self._notify(self.app.notify(status_url, self._fields(fields)))
+
+        async def on_recording(result: RecordResult) -> None:
+            await self._store(result, source="conference")
+
+        await self.call.conference(
+            action.name,
+            muted=action.muted,
+            beep=action.beep,
+            start_on_enter=action.start_on_enter,
+            end_on_exit=action.end_on_exit,
+            max_participants=action.max_participants,
+            wait_audio=wait_audio,
+            record=action.record,
+            on_status=on_status,
+            on_recording=on_recording,
+        )
+
+    # --- shared steps ---------------------------------------------------------------------
+
+    async def _store(
+        self,
+        result: RecordResult,
+        *,
+        source: RecordingSource,
+        transcribe: bool = False,
+        transcribe_callback: str | None = None,
+    ) -> dict[str, str | int]:
+        """Hand a finished recording to the sink; answer the fields that tell the app."""
+        # Shielded: a live redirect abandons the action, never the recording.
+        if result.empty:
+            await asyncio.shield(self.recordings.discard(result))
+            return {
+                "RecordingSid": "",
+                "RecordingUrl": "",
+                "RecordingDuration": 0,
+                "RecordingChannels": result.channels,
+            }
+        info = await asyncio.shield(
+            self.recordings.recording_finished(
+                self.call,
+                result,
+                source=source,
+                transcribe=transcribe,
+                transcribe_callback=transcribe_callback,
+            )
+        )
+        return {
+            "RecordingSid": info.sid,
+            "RecordingUrl": info.url,
+            "RecordingDuration": info.duration,
+            "RecordingChannels": info.channels,
+        }
+
+    async def _then(
+        self, url: str | None, method: str, fields: dict[str, str | int]
+    ) -> _Fetch | None:
+        """After a verb: fetch its ``action`` URL, or go on. A call that ended meanwhile
+        still tells the app, ignoring the answer."""
+        if url is None:
+            return None
+        if self.call.ended:
+            await self.app.notify(url, self._fields(fields), method)
+            raise CallEnded
+        return _Fetch(url, method, fields)
+
+    def _fields(self, extra: Fields) -> dict[str, str | int]:
+        call = self.call
+        return {
+            "CallId": call.call_id,
+            "WorkspaceId": call.workspace_id,
+            "From": call.from_,
+            "To": call.to,
+            "Direction": call.direction,
+            "CallStatus": call.status,
+            **extra,
+        }
+
+    async def _record_error(self, code: str, message: str) -> None:
+        log.info("call %s: application error %s: %s", self.call.call_id, code, message)
+        self.errors.append(ApplicationError(code, message))
+        await self.call.record_error(code, message)
+
+    async def _fail(self, code: str, message: str, step: _Fetch | None) -> _Fetch:
+        """Record the error; answer the fallback fetch, or apologise and end the call."""
+        await self._record_error(code, message)
+        if self.fallback_url is not None and not self._fallback_used and not self.call.ended:
+            self._fallback_used = True
+            fields = dict(step.fields) if step is not None else {}
+            fields |= {"ErrorCode": code, "ErrorUrl": step.url if step is not None else ""}
+            return _Fetch(self.fallback_url, self.fallback_method, fields)
+        if not self.call.ended:
+            await self._answer()
+            await self.call.say(
+                self.apology,
+                language=self.apology_language,
+                voice=None,
+                loop=0,
+                interruptible=False,
+            )
+            await self.call.hangup("application_error")
+        raise _Stop
+
+    def _notify(self, sending: Coroutine[Any, Any, bool]) -> None:
+        task = asyncio.get_running_loop().create_task(sending)
+        self._notifications.add(task)
+        task.add_done_callback(self._notifications.discard)
+
+    async def _finish_notifications(self) -> None:
+        """Let notifications in flight reach the app (each is bounded by its timeout)."""
+        if self._notifications:
+            await asyncio.gather(*self._notifications, return_exceptions=True)
