@@ -289,3 +289,24 @@ async def test_sipp_device_invite_is_challenged_407_and_let_in_with_digest(
     assert call.authenticated_user == "alice"
     assert (await ended(call)).reason is EndReason.REMOTE_HANGUP
     assert calls.empty()  # the challenged first INVITE never reached the call logic
+
+
+async def test_sipp_early_media_183_is_exposed_before_the_answer(
+    make_agent: MakeAgent, start_sipp: StartSipp
+) -> None:
+    agent = await make_agent()
+    sipp = await start_sipp(scenario=SCENARIOS / "uas_early_media.xml")
+    states: list[CallState] = []
+    call = await agent.place_call(
+        f"sip:+254700000002@127.0.0.1:{sipp.port}",
+        from_uri="sip:alice@127.0.0.1",
+        offer=SdpSession("127.0.0.1").offer(40010),
+    )
+    call.on_state_change = states.append
+    await asyncio.wait_for(call.wait_answer(), WAIT)
+    assert states[-2:] == [CallState.EARLY_MEDIA, CallState.ANSWERED]
+    assert call.early_sdp is not None and call.early_sdp.media[0].formats == ["8"]
+    assert call.media is not None and call.media.codec == "PCMA"
+    await call.hangup()
+    result = await sipp.wait()
+    assert result.returncode == 0, result.explain()
