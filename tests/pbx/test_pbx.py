@@ -6,11 +6,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from tests.media.media_rig import dominant_frequency, read_wav_channels, rms
 
 from sautikit.media import DigitsEnd, tone
 from sautikit.pbx import InboundLeg
 from sautikit.sip import CallFailed, EndReason
-from tests.media.media_rig import dominant_frequency, read_wav_channels, rms
 
 
 async def test_answer_play_collect_and_record(make_pbx, tmp_path: Path) -> None:

@@ -11,13 +11,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from tests.media.media_rig import read_wav_channels, rms
+from tests.sipp import SCENARIOS as SIP_SCENARIOS
+from tests.sipp import Sipp, requires_sipp
 
 from sautikit.media import DigitsEnd, tone
 from sautikit.pbx import InboundLeg
 from sautikit.sip import CallFailed, EndReason
-from tests.media.media_rig import read_wav_channels, rms
-from tests.sipp import SCENARIOS as SIP_SCENARIOS
-from tests.sipp import Sipp, requires_sipp
 
 pytestmark = requires_sipp
 
