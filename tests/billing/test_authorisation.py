@@ -29,6 +29,7 @@ from sautikit.db.models import Call
 class Policy:
     destination_allowlist: list[str] = field(default_factory=lambda: ["+254"])
     sip_host_allowlist: list[str] = field(default_factory=list)
+    play_host_allowlist: list[str] = field(default_factory=list)
 
 
 KENYA_ONLY = Policy()
@@ -208,7 +209,7 @@ def test_bad_prefixes_are_refused(text: str) -> None:
     ],
 )
 def test_play_url_allow_list(allowlist: list[str], url: str, allowed: bool) -> None:
-    assert play_url_allowed(allowlist, url) is allowed
+    assert play_url_allowed(Policy(play_host_allowlist=allowlist), url) is allowed
 
 
 class FakeClock:

@@ -50,6 +50,7 @@ __all__ = [
     "DialPolicy",
     "HostEntry",
     "InvalidDestination",
+    "PlayPolicy",
     "authorise_destination",
     "normalise_host_entry",
     "normalise_prefix",
@@ -95,6 +96,13 @@ class DialPolicy(Protocol):
     def destination_allowlist(self) -> Sequence[str]: ...
     @property
     def sip_host_allowlist(self) -> Sequence[str]: ...
+
+
+class PlayPolicy(Protocol):
+    """The setting the ``play`` check reads (a ``Workspace`` row satisfies it)."""
+
+    @property
+    def play_host_allowlist(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True)
@@ -202,7 +210,7 @@ def authorise_destination(
     return parsed
 
 
-def play_url_allowed(play_host_allowlist: Sequence[str], url: str) -> bool:
+def play_url_allowed(policy: PlayPolicy, url: str) -> bool:
     """Whether the ``play`` verb may fetch ``url``.
 
     Only ``http`` and ``https`` URLs are fetched. An empty allow-list lets any host through
@@ -216,10 +224,10 @@ def play_url_allowed(play_host_allowlist: Sequence[str], url: str) -> bool:
         return False
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False
-    if not play_host_allowlist:
+    if not policy.play_host_allowlist:
         return True
     port = port if port is not None else (443 if parts.scheme == "https" else 80)
-    entries = [normalise_host_entry(entry) for entry in play_host_allowlist]
+    entries = [normalise_host_entry(entry) for entry in policy.play_host_allowlist]
     return any(entry.matches(parts.hostname, port) for entry in entries)
 
 
