@@ -12,6 +12,7 @@ from sautikit import accounts
 from sautikit.billing import ledger
 from sautikit.billing.numbers import claim_number, import_inventory, parse_inventory, release_number
 from sautikit.billing.sip_credentials import (
+    DeviceDirectory,
     InvalidUsername,
     UsernameTaken,
     create_credential,
@@ -121,3 +122,41 @@ async def test_suspended_or_released_numbers_cannot_register(database: Database)
         await session.refresh(created.record)
         assert created.record.revoked_at == NOW
         assert not await _registers(session, realm, created.record.username, created.password)
+
+
+async def test_the_device_directory_answers_the_user_agents_synchronous_lookup(
+    database: Database,
+) -> None:
+    directory = DeviceDirectory()
+    async with database.transaction() as session:
+        number = await _held_number(session)
+        realm = number.workspace_id
+        assert realm is not None
+        created = await create_credential(session, number, "desk-phone")
+        await directory.reload(session)
+    login = directory.login("desk-phone")
+    assert login is not None and (login.number, login.number_id) == ("+254711000001", number.id)
+    assert directory.realm_for("desk-phone") == realm
+    assert created.password not in repr(login)
+
+    authenticator = DigestAuthenticator(realm, b"nonce-secret")
+    for algorithm in ("SHA-256", "MD5"):
+        (challenge,) = authenticator.challenge((algorithm,))
+        authorization = build_authorization(
+            parse_challenge(challenge),
+            method="REGISTER",
+            uri=f"sip:{realm}",
+            username="desk-phone",
+            password=created.password,
+        )
+        assert authenticator.verify(authorization, "REGISTER", directory.lookup_ha1).ok
+    assert directory.lookup_ha1("desk-phone", "another-realm", "MD5") is None
+    assert directory.realm_for("nobody") is None
+
+    async with database.transaction() as session:
+        credential = await session.get(SipCredential, created.record.id)
+        assert credential is not None
+        await revoke_credential(session, credential, now=NOW)
+        await directory.reload(session)
+    assert directory.login("desk-phone") is None
+    assert directory.lookup_ha1("desk-phone", realm, "MD5") is None

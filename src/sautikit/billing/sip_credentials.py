@@ -11,18 +11,19 @@ moved over one by one; the old one stops when it is revoked (:func:`revoke_crede
 A username is unique across the whole installation, so the registrar finds its credential
 with the username alone and then checks that the realm is that credential's workspace.
 
-:func:`lookup_ha1` is the registrar's seam: it answers only for a credential that is not
-revoked, in the realm of its workspace, on a number that workspace holds as ``active``.
+:func:`lookup_ha1` and :class:`DeviceDirectory` are the registrar's seams: they answer
+only for a credential that is not revoked, in the realm of its workspace, on a number that
+workspace holds as ``active`` (a suspended number's devices cannot register).
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.db.models import Number, SipCredential
@@ -30,6 +31,8 @@ from sautikit.sip.digest import compute_ha1
 
 __all__ = [
     "CreatedCredential",
+    "DeviceDirectory",
+    "DeviceLogin",
     "InvalidUsername",
     "UsernameTaken",
     "create_credential",
@@ -131,30 +134,98 @@ async def revoke_number_credentials(
     )
 
 
+def _live_logins() -> Select[tuple[SipCredential, str]]:
+    """Credentials that may register: not revoked, on a number their workspace holds active."""
+    return (
+        select(SipCredential, Number.e164)
+        .join(Number, Number.id == SipCredential.number_id)
+        .where(
+            SipCredential.revoked_at.is_(None),
+            Number.workspace_id == SipCredential.workspace_id,
+            Number.status == "active",  # billing.numbers.ACTIVE, which imports this module
+        )
+    )
+
+
 async def lookup_ha1(
     session: AsyncSession, realm: str, username: str, algorithm: str
 ) -> tuple[str, SipCredential] | None:
     """The stored HA1 for ``username`` in ``realm`` with ``algorithm`` (``MD5``, ``SHA-256``
     or their ``-sess`` forms), and its credential; ``None`` when the registrar must refuse.
 
-    The registrar parses the device's credentials, awaits this, then hands the HA1 to
-    :meth:`sautikit.sip.digest.DigestAuthenticator.verify`. The credential's ``number_id``
-    is the number the device receives calls for and may call as.
+    The credential's ``number_id`` is the number the device receives calls for and may
+    call as. Code that cannot await (the SIP user agent's digest check) uses a
+    :class:`DeviceDirectory` instead.
     """
     column = _HA1_COLUMNS.get(algorithm.lower())
     if column is None:
         return None
-    credential = await session.scalar(
-        select(SipCredential)
-        .join(Number, Number.id == SipCredential.number_id)
-        .where(
-            SipCredential.username == username,
-            SipCredential.workspace_id == realm,
-            SipCredential.revoked_at.is_(None),
-            Number.workspace_id == realm,
-            Number.status == "active",  # billing.numbers.ACTIVE, which imports this module
+    row = (
+        await session.execute(
+            _live_logins().where(
+                SipCredential.username == username, SipCredential.workspace_id == realm
+            )
         )
-    )
-    if credential is None:
+    ).first()
+    if row is None:
         return None
+    credential = row[0]
     return getattr(credential, column), credential
+
+
+@dataclass(frozen=True)
+class DeviceLogin:
+    """What the PBX needs about a device that may register."""
+
+    credential_id: str
+    username: str
+    workspace_id: str
+    number_id: str
+    number: str
+    ha1_md5: str = field(repr=False)
+    ha1_sha256: str = field(repr=False)
+
+
+class DeviceDirectory:
+    """A snapshot of the logins that may register, for synchronous lookups.
+
+    :class:`sautikit.sip.useragent.UserAgent` checks digests synchronously, inside SIP
+    transaction handling, where the database cannot be awaited. The PBX calls
+    :meth:`reload` at start, on a short timer and after this process changes credentials;
+    a login revoked elsewhere stops at the next reload. :meth:`lookup_ha1` has the
+    ``Ha1Lookup`` signature and :meth:`realm_for` names the realm to challenge a
+    username with.
+    """
+
+    def __init__(self) -> None:
+        self._logins: dict[str, DeviceLogin] = {}
+
+    async def reload(self, session: AsyncSession) -> None:
+        rows = (await session.execute(_live_logins())).all()
+        self._logins = {
+            credential.username: DeviceLogin(
+                credential_id=credential.id,
+                username=credential.username,
+                workspace_id=credential.workspace_id,
+                number_id=credential.number_id,
+                number=e164,
+                ha1_md5=credential.ha1_md5,
+                ha1_sha256=credential.ha1_sha256,
+            )
+            for credential, e164 in rows
+        }
+
+    def login(self, username: str) -> DeviceLogin | None:
+        return self._logins.get(username)
+
+    def realm_for(self, username: str) -> str | None:
+        """The workspace id of ``username``'s login: the realm its device must answer."""
+        login = self._logins.get(username)
+        return None if login is None else login.workspace_id
+
+    def lookup_ha1(self, username: str, realm: str, algorithm: str) -> str | None:
+        login = self._logins.get(username)
+        column = _HA1_COLUMNS.get(algorithm.lower())
+        if login is None or column is None or login.workspace_id != realm:
+            return None
+        return str(getattr(login, column))
