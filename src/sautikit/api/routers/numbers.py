@@ -8,7 +8,7 @@ that does not exist; a number still in the inventory answers 404 ``numbers.not_o
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AnyHttpUrl, BaseModel, Field, UrlConstraints
@@ -131,7 +131,7 @@ async def list_available(
     capability: Literal["voice", "sms"] | None = Query(None),
     page: PageParams = Depends(page_params),
     _principal: Principal = Depends(read),
-) -> dict:
+) -> dict[str, Any]:
     query = select(Number).where(Number.workspace_id.is_(None), Number.status == AVAILABLE)
     if prefix is not None:
         # An unencoded '+' in a query string arrives as a space: accept the digits alone.
@@ -186,7 +186,7 @@ async def list_numbers(
     status: Literal["active", "suspended"] | None = Query(None),
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(read),
-) -> dict:
+) -> dict[str, Any]:
     query = select(Number).where(Number.workspace_id == principal.workspace_id)
     if status is not None:
         query = query.where(Number.status == status)

@@ -9,6 +9,7 @@ it is deleted.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Response
 from pydantic import BaseModel, Field
@@ -128,7 +129,7 @@ async def list_credentials(
     session: DbSession,
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(manage),
-) -> dict:
+) -> dict[str, Any]:
     number = await owned_number(session, principal, number_id)
     query = select(SipCredential).where(SipCredential.number_id == number.id)
     return await paginate(session, query, SipCredential.id, page, _out)
