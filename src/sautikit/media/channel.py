@@ -6,8 +6,9 @@ tick: :meth:`MediaChannel.receive` (take the frame the far end said, deliver DTM
 silence detectors, expire timeouts), then the bridge or conference the leg is in sets
 :attr:`MediaChannel.feed`, then :meth:`MediaChannel.transmit` (add the prompt playing to
 this leg, send the frame, write recordings). Nothing here awaits on the tick and nothing
-here runs timers of its own: every timeout is a deadline in media-clock ticks, so it moves
-with the audio and a test can run it with ticks driven by hand.
+here runs timers of its own: every timeout is counted in media-clock ticks, so it moves
+with the audio and a test can run it with ticks driven by hand. Recordings only queue
+frames on the tick; the engine's recording thread does the file I/O.
 
 Every ``await`` of the call-logic API ends when the channel closes (hangup), with an
 outcome that says so: :attr:`PlayEnd.CLOSED`, :attr:`DigitsEnd.CLOSED`,
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DIGIT_BUFFER_SIZE",
     "RECORDING_BATCH_TICKS",
+    "SILENT_FRAME",
     "ChannelClosed",
     "ChannelInUse",
     "DigitsEnd",
@@ -87,6 +89,7 @@ RECORDING_BATCH_TICKS: Final = 25
 """Ticks of audio a recording queues before handing them to the recording thread (0.5 s)."""
 
 SILENT_FRAME: Final = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+"""One frame of silence, shared and read-only."""
 SILENT_FRAME.flags.writeable = False
 
 
@@ -110,7 +113,7 @@ class Mixer(Protocol):
     def on_digit(self, channel: MediaChannel, digit: str) -> None:
         """``channel`` received a DTMF digit (it is also queued for its own call logic)."""
 
-    def close(self) -> object:
+    def close(self) -> float | None:
         """Let every channel go and stop any recording (at engine shutdown, or on a fault)."""
 
 
@@ -299,7 +302,8 @@ class _Playback:
 @dataclass(slots=True)
 class _DigitWaiter:
     future: asyncio.Future[str | None]
-    deadline: int | None
+    ticks_left: int | None
+    """Ticks until the wait times out; None waits for ever (until a digit or hangup)."""
 
 
 @dataclass(slots=True)
@@ -482,16 +486,17 @@ class MediaChannel:
             return self._digits.popleft()
         if self._closed:
             return None
-        deadline = None if timeout is None else self.engine.tick + seconds_to_ticks(timeout)
-        waiter = _DigitWaiter(asyncio.get_running_loop().create_future(), deadline)
+        ticks = None if timeout is None else seconds_to_ticks(timeout)
+        waiter = _DigitWaiter(asyncio.get_running_loop().create_future(), ticks)
         self._digit_waiters.append(waiter)
         try:
             return await waiter.future
         except asyncio.CancelledError:
             # Cancelled just after a digit was handed over: keep it for the next reader.
             future = waiter.future
-            if future.done() and not future.cancelled() and future.result() is not None:
-                self._digits.appendleft(future.result())  # type: ignore[arg-type]
+            digit = future.result() if future.done() and not future.cancelled() else None
+            if digit is not None:
+                self._digits.appendleft(digit)
             raise
         finally:
             if waiter in self._digit_waiters:
@@ -552,16 +557,22 @@ class MediaChannel:
 
     # --- the tick, driven by the engine ---------------------------------------------------
 
-    def receive(self, tick: int) -> None:
-        """Phase 1: take this tick's frame from the far end; DTMF, silence and timeouts."""
+    def receive(self, elapsed: int = 1) -> None:
+        """Phase 1: take this tick's frame from the far end; DTMF, silence and timeouts.
+
+        ``elapsed`` is the ticks since the last call: more than one when the clock skipped
+        ticks in a stall, which then still count towards timeouts and RTP timestamps.
+        """
         session = self.session
+        if elapsed > 1:
+            session.skip(elapsed - 1)
         frame = session.read_frame()
         self.inbound = frame if self.receiving else SILENT_FRAME
         digits = session.digits
         while not digits.empty():
             self._deliver_digit(digits.get_nowait())
         if self._digit_waiters:
-            self._expire_digit_waiters(tick)
+            self._expire_digit_waiters(elapsed)
         if self._silence_waiters:
             self._feed_silence_waiters()
 
@@ -588,13 +599,12 @@ class MediaChannel:
             else:
                 recording.write(self.inbound, heard)
 
-    def skip(self, ticks: int) -> None:
-        """The clock skipped ``ticks`` in a stall: keep RTP timestamps in step."""
-        self.session.skip(ticks)
-
-    def _expire_digit_waiters(self, tick: int) -> None:
-        for waiter in [w for w in self._digit_waiters if w.deadline is not None]:
-            if waiter.deadline is not None and tick >= waiter.deadline:
+    def _expire_digit_waiters(self, elapsed: int) -> None:
+        for waiter in list(self._digit_waiters):
+            if waiter.ticks_left is None:
+                continue
+            waiter.ticks_left -= elapsed
+            if waiter.ticks_left <= 0:
                 self._digit_waiters.remove(waiter)
                 if not waiter.future.done():
                     waiter.future.set_result(None)

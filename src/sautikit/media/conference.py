@@ -19,14 +19,12 @@ import numpy as np
 import numpy.typing as npt
 
 from sautikit.media.audio import FRAME_SAMPLES
-from sautikit.media.channel import MediaChannel, RecordingHandle
+from sautikit.media.channel import SILENT_FRAME, MediaChannel, RecordingHandle
 from sautikit.media.engine import MediaEngine
 from sautikit.media.mixer import mix, mix_minus
 from sautikit.media.player import Player, join_tone, leave_tone
 
 __all__ = ["Conference"]
-
-_SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 
 
 class Conference:
@@ -141,7 +139,7 @@ class Conference:
 
     def _next_chime_frame(self) -> npt.NDArray[np.int16]:
         if not self._chimes:
-            return _SILENCE
+            return SILENT_FRAME
         frames = [player.next_frame() for player in self._chimes]
         self._chimes = [player for player in self._chimes if not player.done]
         return mix(np.stack([frame for frame in frames if frame is not None]))

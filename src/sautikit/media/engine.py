@@ -89,7 +89,7 @@ class MediaEngine:
         self.clock = MediaClock() if clock is None else clock
         self.clock.subscribe(self)
         self.tick = -1
-        """Index of the last tick run (-1 before the first); timeouts are counted in ticks."""
+        """Index of the clock's last tick run (-1 before the first)."""
         self._channels: dict[MediaChannel, None] = {}
         self._mixers: dict[Mixer, None] = {}
         self._channel_snapshot: tuple[MediaChannel, ...] | None = ()
@@ -122,6 +122,7 @@ class MediaEngine:
         self.clock.unsubscribe(self)
         if self._owns_clock:
             await self.clock.close()
+        await asyncio.sleep(0)  # the channels' transports finish closing their sockets
         self.ports.close()
         # Let the last recordings reach the disk.
         await asyncio.get_running_loop().run_in_executor(None, self._disk.shutdown)
@@ -214,17 +215,12 @@ class MediaEngine:
         if self._mixer_snapshot is None:
             self._mixer_snapshot = tuple(self._mixers)
         channels = self._channel_snapshot
-        skipped = tick - self.tick - 1
+        # More than one when the clock skipped ticks in a stall (never before the first tick).
+        elapsed = max(1, tick - self.tick) if self._ticks_run else 1
         self.tick = tick
-        if skipped > 0 and self._ticks_run:
-            for channel in channels:
-                try:
-                    channel.skip(skipped)
-                except Exception:
-                    self._fail(channel)
         for channel in channels:
             try:
-                channel.receive(tick)
+                channel.receive(elapsed)
             except Exception:
                 self._fail(channel)
         for mixer in self._mixer_snapshot:
