@@ -41,6 +41,7 @@ __all__ = [
     "charge_number_rental",
     "charge_transcription",
     "find_entry",
+    "format_kes",
     "post_entry",
     "release_reservation",
     "reserve_for_call",
@@ -56,7 +57,8 @@ MAX_CALL_SECONDS = 4 * 3600
 _MAX_KEY_LENGTH = 255
 
 
-def _kes(minor: int) -> str:
+def format_kes(minor: int) -> str:
+    """Minor units as shillings for people, e.g. ``KES 1,500.00``; exact, never a float."""
     sign = "-" if minor < 0 else ""
     shillings, cents = divmod(abs(minor), 100)
     return f"KES {sign}{shillings:,}.{cents:02d}"
@@ -70,7 +72,8 @@ class InsufficientFunds(Exception):
 
     def __init__(self, balance_minor: int, needed_minor: int) -> None:
         super().__init__(
-            f"the wallet has {_kes(balance_minor)} to spend and {_kes(needed_minor)} is needed"
+            f"the wallet has {format_kes(balance_minor)} to spend "
+            f"and {format_kes(needed_minor)} is needed"
         )
         self.balance_minor = balance_minor
         self.needed_minor = needed_minor
