@@ -891,3 +891,36 @@ async def test_offerless_reinvite_gets_our_current_sdp_and_takes_the_answer_from
     assert (await final(phone, probe)).status == 200
     assert call.remote_sdp is not None and call.remote_sdp.media[0].port == 4400
     assert call.state is CallState.ANSWERED
+
+
+async def test_a_carrier_challenging_our_bye_gets_it_again_with_credentials(
+    make_agent: MakeAgent, phone: UdpPhone
+) -> None:
+    carrier = DigestAuthenticator("carrier.test", b"carrier-secret")
+    agent = await make_agent()
+    call = await agent.place_call(
+        f"sip:+254700000001@127.0.0.1:{phone.peer.port}",
+        from_uri="sip:trunk@127.0.0.1",
+        offer=offer(),
+        credentials=("trunk", "pa55"),
+    )
+    invite = await next_request(phone, "INVITE")
+    ok = invite.create_response(200, to_tag="carrier-tag")
+    ok.headers.add("Contact", f"<sip:gw@127.0.0.1:{phone.peer.port}>")
+    ok.headers.add("Content-Type", "application/sdp")
+    ok.body = negotiate_answer(parse_sdp(invite.body), "127.0.0.1", 6000)[0].encode()
+    phone.send(ok, agent.transport.port)
+    await asyncio.wait_for(call.wait_answer(), WAIT)
+
+    hanging_up = asyncio.create_task(call.hangup())
+    bye = await next_request(phone, "BYE")
+    challenge = bye.create_response(407)
+    challenge.headers.add("Proxy-Authenticate", carrier.challenge(["MD5"])[0])
+    phone.send(challenge, agent.transport.port)
+    second = await next_request(phone, "BYE")
+    assert second.cseq.number == bye.cseq.number + 1 and second.call_id == bye.call_id
+    ha1 = compute_ha1("trunk", "carrier.test", "pa55", "MD5")
+    verdict = carrier.verify(second.headers.get("Proxy-Authorization") or "", "BYE", lambda *_: ha1)
+    assert verdict.ok
+    phone.send(second.create_response(200), agent.transport.port)
+    assert (await asyncio.wait_for(hanging_up, WAIT)).reason is EndReason.LOCAL_HANGUP

@@ -190,6 +190,35 @@ def _parse_body_sdp(message: Request | Response) -> SessionDescription | None:
     return parse_sdp(message.body)
 
 
+def _answer_challenge(
+    request: Request, response: Response, credentials: tuple[str, str], cseq: int
+) -> Request | None:
+    """§22.2: ``request`` again, with CSeq ``cseq``, no Via yet and credentials answering
+    the first challenge of the 401/407 ``response`` we can answer; None when none fits."""
+    proxy = response.status == 407
+    username, password = credentials
+    for value in response.headers.get_all("Proxy-Authenticate" if proxy else "WWW-Authenticate"):
+        try:
+            authorization = build_authorization(
+                parse_challenge(value),
+                method=request.method,
+                uri=str(request.uri),
+                username=username,
+                password=password,
+                body=request.body,
+            )
+        except DigestError:
+            continue
+        retry = Request(method=request.method, uri=request.uri, body=request.body)
+        for name, header_value in request.headers:
+            if name != "Via":
+                retry.headers.add(name, header_value)
+        retry.headers.set("CSeq", str(CSeq(cseq, request.method)))
+        retry.headers.set("Proxy-Authorization" if proxy else "Authorization", authorization)
+        return retry
+    return None
+
+
 def _with_body(message: Request | Response, description: SessionDescription | None) -> None:
     if description is not None:
         message.headers.set("Content-Type", _SDP)
@@ -225,6 +254,8 @@ class Call:
         self._acks: dict[int, asyncio.Future[Request]] = {}
         #: The ACK we sent for each 2xx, by CSeq number, re-sent when the 2xx repeats.
         self._sent_acks: dict[int, Request] = {}
+        #: (username, password) answering a 401/407 to our requests (a carrier's trunk).
+        self._credentials: tuple[str, str] | None = None
 
     # -- state ----------------------------------------------------------------------------
 
@@ -274,11 +305,24 @@ class Call:
 
     # -- in-dialog requests ---------------------------------------------------------------
 
-    async def _send_in_dialog(self, request: Request) -> Response:
+    async def _send_in_dialog(self, request: Request) -> tuple[Request, Response]:
+        """Send an in-dialog request; a 401/407 is answered once when we hold credentials
+        (carriers challenge BYE and re-INVITE too). Returns the request finally sent."""
         assert self.dialog is not None
+        dialog = self.dialog
         on_response = self._on_in_dialog_response if request.method == "INVITE" else None
-        transaction = self._agent._layer.send_request(request, self.dialog.next_hop(), on_response)
-        return await transaction.final_response
+        response = await self._agent._layer.send_request(
+            request, dialog.next_hop(), on_response
+        ).final_response
+        if response.status in (401, 407) and self._credentials is not None:
+            retry = _answer_challenge(request, response, self._credentials, dialog.local_cseq + 1)
+            if retry is not None:
+                dialog.local_cseq += 1
+                request = retry
+                response = await self._agent._layer.send_request(
+                    request, dialog.next_hop(), on_response
+                ).final_response
+        return request, response
 
     async def hangup(self) -> CallEnd:
         """End the call: BYE when it is up (§15.1.1); before that, see the subclasses."""
@@ -312,7 +356,7 @@ class Call:
         try:
             request = self.dialog.create_request("INVITE", body=sdp.encode())
             self._agent._decorate(request)
-            response = await self._send_in_dialog(request)
+            request, response = await self._send_in_dialog(request)
             if response.is_success:
                 # The 2xx's Contact is the new remote target (§12.2.1.2), ACK included.
                 with contextlib.suppress(SipParseError):
@@ -790,33 +834,16 @@ class OutgoingCall(Call):
         """§22.2: answer a 401/407 once, with the next CSeq and the same Call-ID."""
         if self._credentials is None or self._authenticated or self._cancel_reason is not None:
             return False
-        proxy = response.status == 407
-        header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
-        username, password = self._credentials
-        for value in response.headers.get_all(header):
-            try:
-                challenge = parse_challenge(value)
-                authorization = build_authorization(
-                    challenge,
-                    method="INVITE",
-                    uri=str(self.invite.uri),
-                    username=username,
-                    password=password,
-                )
-            except DigestError:
-                continue
-            self._authenticated = True
-            invite = Request(method="INVITE", uri=self.invite.uri, body=self.invite.body)
-            for name, header_value in self.invite.headers:
-                if name not in ("Via", "CSeq"):
-                    invite.headers.add(name, header_value)
-            invite.headers.set("CSeq", str(CSeq(self.invite.cseq.number + 1, "INVITE")))
-            invite.headers.add("Proxy-Authorization" if proxy else "Authorization", authorization)
-            self.invite = invite
-            self._got_provisional = False  # CANCEL waits for the new INVITE's own 1xx
-            self._send_invite()
-            return True
-        return False
+        invite = _answer_challenge(
+            self.invite, response, self._credentials, self.invite.cseq.number + 1
+        )
+        if invite is None:
+            return False
+        self._authenticated = True
+        self.invite = invite
+        self._got_provisional = False  # CANCEL waits for the new INVITE's own 1xx
+        self._send_invite()
+        return True
 
     # -- ending ---------------------------------------------------------------------------
 
