@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from tests.events.support import FakeClock, Receiver
 
 from sautikit.config import Settings
@@ -20,7 +21,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "var", secret_key="test-secret", allow_private_http=True)
+    return Settings(
+        data_dir=tmp_path / "var", secret_key=SecretStr("test-secret"), allow_private_http=True
+    )
 
 
 @pytest.fixture

@@ -7,9 +7,11 @@ import json
 import random
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 from tests.events.support import HANG, FakeClock, StartReceiver
 from tests.support import KeyFactory
@@ -273,12 +275,12 @@ async def test_a_refused_connection_is_logged_and_retried(
 
 
 async def test_private_addresses_are_refused_unless_the_operator_allows_them(
-    database: Database, tmp_path: object, receivers: StartReceiver
+    database: Database, tmp_path: Path, receivers: StartReceiver
 ) -> None:
     receiver = await receivers()
     workspace_id = await _workspace(database)
     event_id = await _event(database, workspace_id, target_url=receiver.url)
-    strict = Settings(data_dir=f"{tmp_path}/var", secret_key="test-secret")
+    strict = Settings(data_dir=tmp_path / "var", secret_key=SecretStr("test-secret"))
 
     async with DeliveryWorker(database, strict) as worker:
         await worker.run_once()

@@ -421,15 +421,16 @@ class DeliveryWorker:
         else:
             changes |= {"status": DeliveryStatus.RETRYING, "next_attempt_at": now + delay}
         async with self._database.transaction() as session:
-            still_ours = await session.execute(
+            still_ours = await session.scalar(
                 update(Delivery)
                 .where(
                     Delivery.id == item.delivery_id, Delivery.next_attempt_at == item.lease_until
                 )
                 .values(**changes)
+                .returning(Delivery.id)
                 .execution_options(synchronize_session=False)
             )
-            if still_ours.rowcount == 0:  # type: ignore[attr-defined]
+            if still_ours is None:
                 log.warning("delivery %s changed hands while it was being sent", item.delivery_id)
             if await session.get(Delivery, item.delivery_id) is None:
                 return  # its event was deleted meanwhile
