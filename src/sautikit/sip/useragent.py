@@ -19,7 +19,8 @@ top of one :class:`~sautikit.sip.transport.SipTransportLayer`. It owns the dialo
   acknowledged by the dialog layer (re-ACKed for each retransmission, §13.2.2.4), a
   forked second 2xx acknowledged and hung up, CANCEL once a provisional answer has come,
   a ring timeout that cancels, and 401/407 challenges answered once with digest
-  credentials (§22.2, CSeq incremented and Call-ID kept).
+  credentials (§22.2, CSeq incremented and Call-ID kept), for the INVITE and for the
+  call's later BYE and re-INVITEs.
 * §14 — re-INVITEs both ways (hold, unhold, codec change); an incoming one is answered by
   the call's ``on_reinvite`` hook, by default RFC 3264 negotiation at our current media
   address (488 when nothing matches); 491 / 500 with Retry-After when INVITEs cross
