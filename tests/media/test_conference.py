@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from tests.media.media_rig import Phone, Rig, amplitude_at, open_rig, voice
 
-from sautikit.media import Bridge, ChannelInUse, Conference, MediaChannel, RecorderState
+from sautikit.media import (
+    Bridge,
+    ChannelInUse,
+    Conference,
+    MediaChannel,
+    PlayEnd,
+    RecorderState,
+)
 from sautikit.media.audio import load_wav
 
 PITCHES = (440, 700, 1100)
@@ -141,3 +148,21 @@ async def test_engine_shutdown_closes_rooms_and_finishes_their_recordings(tmp_pa
         await recording.finished()
         assert len(load_wav(tmp_path / "shutdown.wav")) == 10 * 160
         assert all(channel.closed for channel in channels)
+
+
+async def test_a_prompt_to_one_member_is_heard_by_that_member_only(rig: Rig) -> None:
+    room, channels, phones = await room_of_three(rig)
+    start = len(phones[0].heard)
+    outcome = await rig.run_until(channels[0].play(voice(1500, 1.0)))
+    assert outcome.end is PlayEnd.FINISHED
+    assert amplitude_at(phones[0].heard_since(start + 10), 1500) > 5000
+    assert amplitude_at(phones[0].heard_since(start + 10), PITCHES[1]) > 5000
+    assert amplitude_at(phones[1].heard_since(start + 10), 1500) < 100
+    assert room.members == tuple(channels)
+
+
+async def test_a_room_takes_only_its_own_engines_channels(rig: Rig) -> None:
+    async with open_rig() as other:
+        stranger, _ = await other.call()
+        with pytest.raises(ValueError):
+            Conference("elsewhere", rig.engine).join(stranger)

@@ -57,10 +57,12 @@ class Conference:
         """Add a leg; everyone (it too) hears the join chime.
 
         Raises ChannelInUse when the leg is bridged or in another room, ChannelClosed when
-        it hung up, RuntimeError when the room is closed.
+        it hung up, RuntimeError when the room is closed, ValueError for another engine's leg.
         """
         if self._closed:
             raise RuntimeError(f"conference {self.name!r} is closed")
+        if channel.engine is not self.engine:
+            raise ValueError("a conference takes only channels of its own media engine")
         if channel in self._members:
             return
         channel.attach(self)
