@@ -270,6 +270,56 @@ async def test_dial_posts_its_outcome_to_action(app: AppServer, call: FakeCall, 
     assert call.said() == ["They are busy."]
 
 
+async def test_a_recorded_dial_posts_the_recording_with_the_outcome(
+    app: AppServer, call: FakeCall, make: Make
+) -> None:
+    url = app.route(
+        "/connect",
+        document(
+            {
+                "dial": {
+                    "number": ["+254720000001", "+254720000002"],
+                    "record": "record-from-ringing",
+                    "recordingChannels": "mono",
+                    "action": app.url("/dialled"),
+                    "method": "GET",
+                }
+            }
+        ),
+    )
+    app.route("/dialled", document({"hangup": {}}))
+    call.dials.append(DialResult("completed", "child-2", 31))
+
+    await make().run(url)
+
+    (dialled,) = app.hits_to("/dialled")
+    fields = dialled.fields
+    assert (fields["DialCallStatus"], fields["DialCallId"], fields["DialCallDuration"]) == (
+        "completed",
+        "child-2",
+        "31",
+    )
+    assert fields["RecordingSid"] and fields["RecordingUrl"].startswith("file://")
+    assert (fields["RecordingDuration"], fields["RecordingChannels"]) == ("31", "1")
+
+
+async def test_a_caller_who_hangs_up_during_a_dial_still_reports_it(
+    app: AppServer, call: FakeCall, make: Make
+) -> None:
+    url = app.route(
+        "/connect",
+        document({"dial": {"number": "+254720000001", "action": app.url("/dialled")}}),
+    )
+    app.route("/dialled", document({"say": {"text": "never heard"}}))
+    call.hang_up_on = "dial"
+
+    await make().run(url)
+
+    (dialled,) = app.hits_to("/dialled")
+    assert dialled.fields["DialCallStatus"] == "completed"
+    assert call.steps() == ["answer", "dial"] and call.cause == "caller_hangup"
+
+
 # --- getDigits ------------------------------------------------------------------------------
 
 
@@ -635,3 +685,28 @@ async def test_redirect_now_during_a_slow_fetch(app: AppServer, call: FakeCall, 
     interpreter.redirect_now(live)
     await running
     assert call.said() == ["Redirected."] and call.errors == []
+
+
+async def test_cancelling_run_leaves_the_hangup_to_the_host(
+    app: AppServer, call: FakeCall, make: Make
+) -> None:
+    call.block_on = "pause"
+    running = asyncio.create_task(make().run(app.route("/voice", document({"pause": {}}))))
+    await call.blocked.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert not call.ended and call.steps() == ["answer", "pause"]
+
+
+async def test_an_unexpected_failure_hangs_up_and_propagates(
+    app: AppServer, call: FakeCall, make: Make, sink: SpySink
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> RecordingInfo:
+        raise RuntimeError("disk on fire")
+
+    sink.recording_finished = broken  # type: ignore[method-assign]
+    url = app.route("/voice", document({"record": {}}))
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        await make().run(url)
+    assert call.cause == "normal_clearing"

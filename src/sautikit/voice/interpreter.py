@@ -140,18 +140,29 @@ class Interpreter:
 
     async def run(self, url: str, method: str = "POST") -> None:
         """Fetch ``url`` (the number's ``voice_url`` or the API call's ``action_url``) and
-        run the call's actions until it ends. Whatever happens, the call is over after."""
+        run the call's actions until the call is over.
+
+        The host ends a call for reasons of its own (max_duration, insufficient_funds,
+        shutdown) by hanging it up with that cause, upon which run() returns; or by
+        cancelling run(), which then leaves the hangup to the host. An unexpected error
+        hangs up and propagates.
+        """
         self._running = True
         step: _Fetch | None = _Fetch(url, method)
         try:
             while step is not None and not self.call.ended:
                 step = await self._advance_or_redirect(step)
+            await self.call.hangup("normal_clearing")  # a no-op: every way out ended it
+        except asyncio.CancelledError:
+            for notification in self._notifications:
+                notification.cancel()
+            raise
+        except Exception:
+            await self.call.hangup("normal_clearing")
+            raise
         finally:
             self._running = False
-            try:
-                await self.call.hangup("normal_clearing")
-            finally:
-                await self._finish_notifications()
+            await self._finish_notifications()
 
     def redirect_now(self, url: str, method: str = "POST") -> bool:
         """Abandon the current action and run the document at ``url`` instead (the API's
