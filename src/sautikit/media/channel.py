@@ -313,7 +313,15 @@ class _SilenceWaiter:
 
 
 class MediaChannel:
-    """One call leg's media. Made by :meth:`MediaEngine.open_channel`, not directly."""
+    """One call leg's media. Made by :meth:`MediaEngine.open_channel`, not directly.
+
+    Call logic uses :attr:`local_address`, :meth:`configure`, :meth:`set_direction`,
+    :meth:`play`, :meth:`play_file`, :meth:`say`, :meth:`stop_playback`,
+    :meth:`start_recording`, :meth:`wait_for_silence`, :meth:`next_digit`,
+    :meth:`collect_digits`, :meth:`send_dtmf`, :meth:`clear_digits` and :meth:`close`.
+    The engine drives :meth:`receive` and :meth:`transmit`; bridges and conferences use
+    :attr:`inbound`, :attr:`feed`, :meth:`attach` and :meth:`detach`.
+    """
 
     def __init__(self, engine: MediaEngine, session: RtpSession, ports: RtpPortPair) -> None:
         self.engine = engine

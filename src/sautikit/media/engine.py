@@ -229,7 +229,10 @@ class MediaEngine:
             except Exception:
                 log.exception("mixing %r failed; closing it", mixer)
                 self.remove_mixer(mixer)
-                mixer.close()
+                try:
+                    mixer.close()
+                except Exception:
+                    log.exception("closing %r failed too", mixer)
         for channel in channels:
             if channel.closed:
                 continue
