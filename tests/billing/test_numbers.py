@@ -19,6 +19,7 @@ from sautikit.billing.numbers import (
     InventoryLine,
     NumberNotAvailable,
     NumberNotFound,
+    active_number,
     claim_number,
     import_inventory,
     month_after,
@@ -274,3 +275,21 @@ async def test_renewal_charges_each_month_then_suspends_then_releases(database: 
     async with database.transaction() as session:
         number = await session.get(Number, number_id)
         assert number is not None and (number.status, number.workspace_id) == ("available", None)
+
+
+async def test_only_held_paid_up_numbers_ring_and_call_out(database: Database) -> None:
+    await _import(database)
+    workspace_id = await _workspace(database, 10_000)
+    other_id = await _workspace(database)
+    number_id = await _number_id(database, "+254711000001")
+    async with database.transaction() as session:
+        assert await active_number(session, "+254711000001") is None  # nobody holds it
+        await claim_number(session, workspace_id=workspace_id, number_id=number_id, now=NOW)
+        found = await active_number(session, "+254711000001")
+        assert found is not None and found.id == number_id
+        mine = await active_number(session, "+254711000001", workspace_id=workspace_id)
+        assert mine is not None
+        assert await active_number(session, "+254711000001", workspace_id=other_id) is None
+        found.status = "suspended"
+        await session.flush()
+        assert await active_number(session, "+254711000001") is None

@@ -50,6 +50,7 @@ __all__ = [
     "NumberNotAvailable",
     "NumberNotFound",
     "RenewalReport",
+    "active_number",
     "claim_number",
     "import_inventory",
     "month_after",
@@ -231,6 +232,22 @@ def number_event_data(number: Number) -> dict[str, Any]:
         "monthly_price_minor": number.monthly_price_minor,
         "currency": "KES",
     }
+
+
+async def active_number(
+    session: AsyncSession, e164: str, *, workspace_id: str | None = None
+) -> Number | None:
+    """The held, paid-up number ``e164`` (of ``workspace_id`` when given), else ``None``.
+
+    The PBX asks this for an inbound call (``None``: answer 404) and the calls API for a
+    ``from`` number; a suspended number neither rings nor calls out.
+    """
+    query = select(Number).where(
+        Number.e164 == e164, Number.status == ACTIVE, Number.workspace_id.is_not(None)
+    )
+    if workspace_id is not None:
+        query = query.where(Number.workspace_id == workspace_id)
+    return await session.scalar(query)
 
 
 async def _charge_period(session: AsyncSession, number: Number, start: datetime) -> None:

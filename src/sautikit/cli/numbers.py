@@ -1,4 +1,4 @@
-"""``sautikit numbers``: load and list the operator's inventory of numbers.
+"""``sautikit numbers``: load and list the operator's inventory, and renew rentals.
 
 The helpers of :mod:`sautikit.cli.main` are imported inside the commands, because that
 module mounts this one: importing it at the top would be circular.
@@ -17,14 +17,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sautikit.billing.numbers import (
     ImportSummary,
     InventoryError,
+    RenewalReport,
     import_inventory,
     parse_inventory,
+    renew_numbers,
 )
 from sautikit.db.models import Number
+from sautikit.db.types import utcnow
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Load and list the inventory of numbers.", no_args_is_help=True)
+app = typer.Typer(
+    help="Load and list the inventory of numbers; renew their rentals.", no_args_is_help=True
+)
 err_console = Console(stderr=True)
 
 
@@ -87,3 +92,20 @@ def list_command(
         for number in _in_transaction(work)
     ]
     _print_rows(rows, as_json)
+
+
+@app.command("renew")
+def renew_command() -> None:
+    """Charge the rental of every number whose paid month has ended; suspend those the
+    wallet cannot pay for. Safe to run as often as wanted (from cron, say): a month is
+    never charged twice."""
+    from sautikit.cli.main import _in_transaction, console
+
+    async def work(session: AsyncSession) -> RenewalReport:
+        return await renew_numbers(session, utcnow())
+
+    report = _in_transaction(work)
+    console.print(
+        f"{len(report.renewed)} renewed, {len(report.suspended)} suspended, "
+        f"{len(report.reactivated)} reactivated, {len(report.released)} released unpaid"
+    )
