@@ -29,6 +29,7 @@ from tests.media.media_rig import (
 
 from sautikit.media import (
     Bridge,
+    Conference,
     DigitsEnd,
     MediaClock,
     MediaEngine,
@@ -194,3 +195,22 @@ async def test_a_failing_channel_is_hung_up_and_the_others_go_on(
     stats = rig.engine.stats()
     assert stats.failed_channels == 1
     assert stats.channels == 1
+
+
+async def test_a_failing_room_is_closed_and_its_members_go_on(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    room = Conference("faulty", rig.engine)
+    member, phone = await rig.call()
+    room.join(member)
+
+    def fail() -> None:
+        raise RuntimeError("a mixing bug")
+
+    monkeypatch.setattr(room, "mix", fail)
+    await rig.run(2)
+    assert member.mixer is None
+    assert rig.engine.stats().mixers == 0
+    outcome = await rig.run_until(member.play(voice(900, 0.4)))
+    assert outcome.end is PlayEnd.FINISHED
+    assert amplitude_at(phone.heard_since(0), 900) > 2000
