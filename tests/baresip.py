@@ -1,0 +1,114 @@
+"""Run baresip (Debian ``baresip``), a real softphone Sautikit did not write, from tests.
+
+Each :class:`Baresip` gets its own config folder: it listens on 127.0.0.1, speaks a WAV
+(``aufile``) as its voice, auto-answers, and dumps what it sends and hears with
+``sndfile`` (the ``*-dec.wav`` file is what it heard). Ports are spaced by two because
+baresip also takes SIP port + 1 for TCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+from tests.sipp import free_port
+
+__all__ = ["BARESIP", "Baresip", "requires_baresip"]
+
+BARESIP = shutil.which("baresip")
+
+requires_baresip = pytest.mark.skipif(
+    BARESIP is None and not os.environ.get("CI"),
+    reason="baresip (Debian package baresip) is not installed",
+)
+
+_MODULES = ("stdio", "g711", "aufile", "sndfile", "account", "menu", "uuid")
+
+
+class Baresip:
+    def __init__(self, folder: Path, name: str, voice: Path, rtp_ports: tuple[int, int]) -> None:
+        self.folder = folder
+        self.name = name
+        self.port = _free_pair()
+        (folder / "snd").mkdir(parents=True, exist_ok=True)
+        lines = [
+            "poll_method epoll",
+            f"sip_listen 127.0.0.1:{self.port}",
+            "net_interface 127.0.0.1",
+            "module_path /usr/lib/baresip/modules",
+            *(f"module {module}.so" for module in _MODULES),
+            f"audio_source aufile,{voice}",
+            "audio_player aufile,/dev/null",
+            "audio_alert aufile,/dev/null",
+            f"snd_path {folder / 'snd'}",
+            f"rtp_ports {rtp_ports[0]}-{rtp_ports[1]}",
+        ]
+        (folder / "config").write_text("\n".join(lines) + "\n")
+        (folder / "accounts").write_text(
+            f"<sip:{name}@127.0.0.1:{self.port};transport=udp>;regint=0;"
+            "answermode=auto;audio_codecs=PCMU\n"
+        )
+        self._process: asyncio.subprocess.Process | None = None
+        self.seconds = 0.0
+
+    @property
+    def uri(self) -> str:
+        return f"sip:{self.name}@127.0.0.1:{self.port}"
+
+    async def start(self, seconds: float, dial: str | None = None) -> None:
+        """Run for ``seconds`` (then baresip hangs up and quits), dialling ``dial`` if given."""
+        self.seconds = seconds
+        command = [BARESIP or "baresip", "-f", str(self.folder), "-t", str(int(seconds))]
+        if dial is not None:
+            command += ["-e", f"/dial {dial}"]
+        self._process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        await asyncio.sleep(0.3)  # let it bind before anyone calls it
+
+    async def wait(self) -> str:
+        """Wait for baresip to quit (its ``-t`` limit); kill it if it overstays."""
+        assert self._process is not None
+        try:
+            async with asyncio.timeout(self.seconds + 10):
+                output, _ = await self._process.communicate()
+        except TimeoutError:
+            self.kill()
+            raise
+        return output.decode(errors="replace")
+
+    def kill(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
+
+    def heard(self) -> Path:
+        """The WAV of what this phone heard in its (single) call."""
+        (dump,) = sorted((self.folder / "snd").glob("*-dec.wav"))
+        return dump
+
+
+def _free_pair() -> int:
+    """A free UDP port whose successor is free too (baresip takes it for TCP)."""
+    while True:
+        port = free_port()
+        if port < 65535 and _is_free(port + 1):
+            return port
+
+
+def _is_free(port: int) -> bool:
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
