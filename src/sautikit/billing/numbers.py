@@ -247,7 +247,8 @@ async def active_number(
     )
     if workspace_id is not None:
         query = query.where(Number.workspace_id == workspace_id)
-    return await session.scalar(query)
+    number: Number | None = await session.scalar(query)
+    return number
 
 
 async def _charge_period(session: AsyncSession, number: Number, start: datetime) -> None:
