@@ -16,7 +16,7 @@ from sautikit.voice.actions import MAX_DOCUMENT_BYTES, Hangup, Say
 from sautikit.voice.callbacks import AppClient, AppErrorKind, AppRequestError
 
 SECRET = "whsec_test_secret"
-FIELDS = {
+FIELDS: dict[str, str | int] = {
     "CallId": "call-1",
     "WorkspaceId": "ws-1",
     "From": "+254711000001",

@@ -59,7 +59,8 @@ class Hit:
     def fields(self) -> dict[str, Any]:
         if self.method == "GET":
             return dict(parse_qsl(self.query.decode(), keep_blank_values=True))
-        return json.loads(self.body)
+        parsed: dict[str, Any] = json.loads(self.body)
+        return parsed
 
 
 @dataclass(frozen=True)
