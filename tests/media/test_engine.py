@@ -209,6 +209,7 @@ async def test_a_failing_room_is_closed_and_its_members_go_on(
 
     monkeypatch.setattr(room, "mix", fail)
     await rig.run(2)
+    assert room.closed
     assert member.mixer is None
     assert rig.engine.stats().mixers == 0
     outcome = await rig.run_until(member.play(voice(900, 0.4)))

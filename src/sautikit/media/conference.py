@@ -44,6 +44,11 @@ class Conference:
     # --- membership -----------------------------------------------------------------------
 
     @property
+    def closed(self) -> bool:
+        """True after :meth:`close`, by call logic, engine shutdown or a mixing fault."""
+        return self._closed
+
+    @property
     def members(self) -> tuple[MediaChannel, ...]:
         return tuple(self._members)
 
