@@ -175,6 +175,19 @@ def test_integral_floats_count_as_integers() -> None:
     assert pause.length == 2 and isinstance(pause.length, int)
 
 
+def test_null_means_not_given_where_the_default_is_none() -> None:
+    say, dial, record = parse(
+        [
+            {"say": {"text": "x", "voice": None}},
+            {"dial": {"number": "+254722000000", "sip": None, "callerId": None}},
+            {"record": {"action": None, "transcribeCallback": None}},
+        ]
+    )
+    assert say == Say.model_validate({"text": "x"})
+    assert isinstance(dial, Dial) and dial.sip is None and dial.caller_id is None
+    assert record == Record.model_validate({})
+
+
 BAD_DOCUMENTS = [
     ({"actions": [{"sya": {"text": "x"}}]}, 'actions[0]: unknown verb "sya" (did you mean "say"?)'),
     ({"actions": [{"frobnicate": {}}]}, 'actions[0]: unknown verb "frobnicate"'),
@@ -197,6 +210,10 @@ BAD_DOCUMENTS = [
     (
         {"actions": [{"say": {"text": "x", "loop": "2"}}]},
         "actions[0].say.loop: must be an integer from 0 to 100, got a string",
+    ),
+    (
+        {"actions": [{"say": {"text": "x", "loop": None}}]},
+        "actions[0].say.loop: must be an integer from 0 to 100, got null",
     ),
     (
         {"actions": [{"say": {"text": "x", "loop": 101}}]},

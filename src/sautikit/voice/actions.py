@@ -18,7 +18,9 @@ tightened where a silent mistake would cost a call):
 * An unknown parameter inside a verb is an error, with a "did you mean" hint: a typo such
   as ``finishOnkey`` must not silently fall back to a default.
 * Types are strict JSON types: ``"10"`` is not an integer and ``"true"`` is not a boolean.
-  An integral float such as ``10.0`` counts as an integer. ``method`` is ``POST`` or
+  An integral float such as ``10.0`` counts as an integer. ``null`` stands for "not
+  given" where the default is none (``action``, ``voice``, ``callerId`` …), and is an error
+  where the default is a value (``loop: null``). ``method`` is ``POST`` or
   ``GET`` in any letter case.
 * ``dial`` targets: ``number`` is E.164 (``+254722000000``), ``sip`` a ``sip:`` or
   ``sips:`` URI; either may be a list of up to 10 targets, rung in parallel.
@@ -258,7 +260,7 @@ class Say(_Verb):
     verb: ClassVar[str] = "say"
     text: Text
     language: Language = "en-US"
-    voice: Annotated[str | None, _string(_not_blank, what="a voice name")] = None
+    voice: Annotated[str, _string(_not_blank, what="a voice name")] | None = None
     loop: Loop = 0
 
 
@@ -289,11 +291,12 @@ class Dial(_Verb):
     """Bridge the caller to ``number`` or ``sip`` targets; a list rings them in parallel."""
 
     verb: ClassVar[str] = "dial"
-    number: Annotated[tuple[str, ...] | None, _targets("number", _E164, "an E.164 number")] = None
-    sip: Annotated[
-        tuple[str, ...] | None, _targets("SIP URI", re.compile(r"sips?:\S+"), "a sip: URI")
-    ] = None
-    caller_id: Annotated[str | None, _string(_caller_id_problem, what="a phone number")] = Field(
+    number: Annotated[tuple[str, ...], _targets("number", _E164, "an E.164 number")] | None = None
+    sip: (
+        Annotated[tuple[str, ...], _targets("SIP URI", re.compile(r"sips?:\S+"), "a sip: URI")]
+        | None
+    ) = None
+    caller_id: Annotated[str, _string(_caller_id_problem, what="a phone number")] | None = Field(
         None, alias="callerId"
     )
     timeout: Annotated[int, _integer(1, 600)] = 30
