@@ -46,6 +46,7 @@ __all__ = [
     "release_reservation",
     "reserve_for_call",
     "settle_call",
+    "settle_ended_calls",
     "top_up",
 ]
 
@@ -331,6 +332,28 @@ async def settle_call(
         idempotency_key=key,
         call_id=call.id,
     )
+
+
+async def settle_ended_calls(
+    session: AsyncSession, *, settings: Settings, limit: int = 1000
+) -> int:
+    """Settle ended calls that have no price yet; answer how many were settled.
+
+    Run at start: a crash between a hangup and its settlement leaves the call ended and
+    unpriced, and this finishes it. Settling is idempotent, so two processes recovering
+    at once still debit each call once.
+    """
+    calls = (
+        await session.scalars(
+            select(Call)
+            .where(Call.ended_at.is_not(None), Call.price_minor.is_(None))
+            .order_by(Call.id)
+            .limit(limit)
+        )
+    ).all()
+    for call in calls:
+        await settle_call(session, call, settings=settings)
+    return len(calls)
 
 
 async def charge_transcription(
