@@ -293,3 +293,21 @@ async def test_only_held_paid_up_numbers_ring_and_call_out(database: Database) -
         found.status = "suspended"
         await session.flush()
         assert await active_number(session, "+254711000001") is None
+
+
+async def test_a_claim_starts_with_no_routing(database: Database) -> None:
+    # A routing write racing a release could leave a URL on an inventory number; the next
+    # owner's calls must never go to the previous owner's app.
+    await _import(database)
+    workspace_id = await _workspace(database, 10_000)
+    number_id = await _number_id(database, "+254711000001")
+    async with database.transaction() as session:
+        number = await session.get(Number, number_id)
+        assert number is not None
+        number.voice_url = "https://previous-owner.example/voice"
+        number.voice_method = "GET"
+    async with database.transaction() as session:
+        number = await claim_number(
+            session, workspace_id=workspace_id, number_id=number_id, now=NOW
+        )
+        assert (number.voice_url, number.voice_method) == (None, "POST")

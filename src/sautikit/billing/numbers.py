@@ -271,7 +271,15 @@ async def claim_number(
         update(Number)
         .where(Number.id == number_id, Number.workspace_id.is_(None), Number.status == AVAILABLE)
         .values(
-            workspace_id=workspace_id, status=ACTIVE, claimed_at=now, paid_until=month_after(now)
+            workspace_id=workspace_id,
+            status=ACTIVE,
+            claimed_at=now,
+            paid_until=month_after(now),
+            # Start with no routing, whatever a racing write left on the released number.
+            voice_url=None,
+            voice_method="POST",
+            fallback_url=None,
+            events_url=None,
         )
         .execution_options(synchronize_session=False)
     )
@@ -294,13 +302,15 @@ async def release_number(session: AsyncSession, number: Number, *, now: datetime
     """Give ``number`` back to the inventory and record ``number.released``."""
     workspace_id, events_url = number.workspace_id, number.events_url
     assert workspace_id is not None
-    await revoke_number_credentials(session, number.id, now=now)
     number.workspace_id = None
     number.status = AVAILABLE
     number.voice_url = number.fallback_url = number.events_url = None
     number.voice_method = "POST"
     number.claimed_at = number.paid_until = None
+    # The number's row first, its credentials second: the renewal job locks in that order
+    # too, so a release and a renewal of one number cannot deadlock.
     await session.flush()
+    await revoke_number_credentials(session, number.id, now=now)
     await record_event(
         session,
         workspace_id=workspace_id,

@@ -108,9 +108,15 @@ def _out(number: Number) -> NumberOut:
     )
 
 
-async def owned_number(session: AsyncSession, principal: Principal, number_id: str) -> Number:
-    """The caller's number ``number_id``, or the 404 the module docstring describes."""
-    number = await session.get(Number, number_id)
+async def owned_number(
+    session: AsyncSession, principal: Principal, number_id: str, *, for_change: bool = False
+) -> Number:
+    """The caller's number ``number_id``, or the 404 the module docstring describes.
+
+    ``for_change`` locks the row (PostgreSQL) so that a change cannot land on a number a
+    concurrent release has just handed back to the inventory.
+    """
+    number = await session.get(Number, number_id, with_for_update=for_change)
     if number is not None and number.workspace_id == principal.workspace_id:
         return number
     if number is not None and number.workspace_id is None and number.status == AVAILABLE:
@@ -206,7 +212,7 @@ async def get_number(
 async def set_routing(
     number_id: str, body: RoutingIn, session: DbSession, principal: Principal = Depends(write)
 ) -> NumberOut:
-    number = await owned_number(session, principal, number_id)
+    number = await owned_number(session, principal, number_id, for_change=True)
     for name in body.model_fields_set:
         value = getattr(body, name)
         setattr(number, name, value if value is None else str(value))
@@ -222,5 +228,6 @@ async def set_routing(
 async def release(
     number_id: str, session: DbSession, principal: Principal = Depends(write)
 ) -> Response:
-    await release_number(session, await owned_number(session, principal, number_id), now=utcnow())
+    number = await owned_number(session, principal, number_id, for_change=True)
+    await release_number(session, number, now=utcnow())
     return Response(status_code=204)

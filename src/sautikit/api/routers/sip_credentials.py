@@ -111,7 +111,7 @@ async def create(
     body: CredentialIn | None = Body(None),
     principal: Principal = Depends(manage),
 ) -> CredentialCreated:
-    number = await owned_number(session, principal, number_id)
+    number = await owned_number(session, principal, number_id, for_change=True)
     try:
         created = await create_credential(session, number, body.username if body else None)
     except InvalidUsername as error:
@@ -153,7 +153,7 @@ async def get_credential(
 async def rotate(
     number_id: str, credential_id: str, session: DbSession, principal: Principal = Depends(manage)
 ) -> CredentialCreated:
-    number = await owned_number(session, principal, number_id)
+    number = await owned_number(session, principal, number_id, for_change=True)
     old = await _credential(session, number, credential_id)
     if old.revoked_at is not None:
         raise ApiError(
