@@ -274,6 +274,21 @@ async def test_a_refused_connection_is_logged_and_retried(
     assert attempt.error is not None and attempt.error.startswith("ConnectError")
 
 
+@pytest.mark.parametrize("url", ["http://[::1/hook", "ftp://127.0.0.1/hook"])
+async def test_an_unusable_url_is_a_failed_attempt_not_a_stuck_worker(
+    database: Database, settings: Settings, url: str
+) -> None:
+    workspace_id = await _workspace(database)
+    event_id = await _event(database, workspace_id, target_url=url)
+
+    async with DeliveryWorker(database, settings) as worker:
+        assert (await worker.run_once()).attempted == 1
+    [delivery] = await _deliveries(database, event_id)
+    assert delivery.status == "retrying"
+    [attempt] = await _attempts(database, delivery.id)
+    assert attempt.error is not None and attempt.error.startswith(("InvalidURL", "Unsupported"))
+
+
 async def test_private_addresses_are_refused_unless_the_operator_allows_them(
     database: Database, tmp_path: Path, receivers: StartReceiver
 ) -> None:

@@ -401,7 +401,7 @@ class DeliveryWorker:
             error = f"no answer within {self._timeout:g} s"
         except OutboundAddressRefused as exc:
             error = f"refused: {exc}"
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         latency_ms = round((time.perf_counter() - started) * 1000)
         return _Outcome(attempted_at, status_code, latency_ms, error)
