@@ -14,6 +14,8 @@ from sautikit.events.signing import SIGNATURE_HEADER, compute_signature
 from sautikit.net import outbound_client
 from sautikit.voice.actions import MAX_DOCUMENT_BYTES, Hangup, Say
 from sautikit.voice.callbacks import AppClient, AppErrorKind, AppRequestError
+from sautikit.webhooks import WebhookVerificationError
+from sautikit.webhooks import verify as verify_webhook
 
 SECRET = "whsec_test_secret"
 FIELDS: dict[str, str | int] = {
@@ -58,6 +60,17 @@ async def test_get_sends_the_fields_as_a_signed_query(app: AppServer, client: Ap
     assert hit.method == "GET" and hit.body == b""
     assert hit.fields == {"tenant": "7", **{name: str(value) for name, value in FIELDS.items()}}
     assert verify(hit.headers[SIGNATURE_HEADER.lower()], hit.query)
+
+
+async def test_the_public_verifier_accepts_both_methods(app: AppServer, client: AppClient) -> None:
+    url = app.route("/voice", document())
+    await client.fetch_actions(url, "POST", FIELDS)
+    await client.fetch_actions(url, "GET", FIELDS)
+    post, get = app.hits
+    verify_webhook(post.body, post.headers[SIGNATURE_HEADER.lower()], SECRET)
+    verify_webhook(get.query, get.headers[SIGNATURE_HEADER.lower()], SECRET)
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(get.query, get.headers[SIGNATURE_HEADER.lower()], "another secret")
 
 
 async def test_an_empty_answer_means_no_more_actions(app: AppServer, client: AppClient) -> None:
