@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit import accounts, runtime
 from sautikit.app import open_database, serve
+from sautikit.cli import phone
 from sautikit.config import ConfigError, Settings, load_settings
 from sautikit.db.models import ApiKey, Workspace
 from sautikit.logs import configure_logging
@@ -33,6 +34,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(keys_app, name="keys")
+app.add_typer(phone.app, name="phone")
 
 console = Console()
 err_console = Console(stderr=True)

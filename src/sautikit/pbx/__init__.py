@@ -7,6 +7,15 @@ interface (play, say, record, collect digits, bridge, conference).
 """
 
 from sautikit.pbx.leg import CallLeg, InboundLeg, OutboundLeg
+from sautikit.pbx.phone import CallReport, CallScript, Phone
 from sautikit.pbx.service import Pbx
 
-__all__ = ["CallLeg", "InboundLeg", "OutboundLeg", "Pbx"]
+__all__ = [
+    "CallLeg",
+    "CallReport",
+    "CallScript",
+    "InboundLeg",
+    "OutboundLeg",
+    "Pbx",
+    "Phone",
+]
