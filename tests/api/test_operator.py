@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy import select
 from tests.support import KeyFactory
 
@@ -21,13 +22,19 @@ OPERATOR = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "var", secret_key="test-secret", operator_token=TOKEN)
+    return Settings(
+        data_dir=tmp_path / "var",
+        secret_key=SecretStr("test-secret"),
+        operator_token=SecretStr(TOKEN),
+    )
 
 
 async def test_without_a_configured_token_the_operator_api_is_not_there(
     database: Database, tmp_path: Path
 ) -> None:
-    app: FastAPI = create_api(Settings(data_dir=tmp_path / "var", secret_key="s"), database)
+    app: FastAPI = create_api(
+        Settings(data_dir=tmp_path / "var", secret_key=SecretStr("s")), database
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         credit = await http.post(

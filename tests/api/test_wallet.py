@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from tests.support import KeyFactory
 
@@ -58,15 +60,14 @@ async def test_the_ledger_pages_newest_first(
     async with database.transaction() as session:
         await ledger.charge_transcription(session, workspace_id, "rec-1", 60, settings=Settings())
 
-    seen: list[dict] = []
-    cursor = None
+    seen: list[dict[str, Any]] = []
+    params: dict[str, str | int] = {"limit": 2}
     while True:
-        params: dict[str, str | int] = {"limit": 2} | ({"cursor": cursor} if cursor else {})
         page = (await client.get("/v1/wallet/transactions", headers=headers, params=params)).json()
         seen += page["data"]
-        cursor = page["next_cursor"]
-        if cursor is None:
+        if page["next_cursor"] is None:
             break
+        params["cursor"] = page["next_cursor"]
     assert [entry["amount_minor"] for entry in seen] == [-100, 500, 400, 300, 200, 100]
     assert [entry["balance_after_minor"] for entry in seen] == [1_400, 1_500, 1_000, 600, 300, 100]
     newest = seen[0]

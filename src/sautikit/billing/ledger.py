@@ -89,13 +89,15 @@ async def _lock_wallet(session: AsyncSession, workspace_id: str) -> Wallet:
     """
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    upsert = insert(Wallet).values(
+    new_row = insert(Wallet).values(
         workspace_id=workspace_id, balance_minor=0, below_threshold=True, updated_at=utcnow()
     )
-    upsert = upsert.on_conflict_do_update(
-        index_elements=[Wallet.workspace_id], set_={"updated_at": upsert.excluded.updated_at}
+    upsert = new_row.on_conflict_do_update(
+        index_elements=[Wallet.workspace_id], set_={"updated_at": new_row.excluded.updated_at}
     ).returning(Wallet)
-    wallet = await session.scalar(upsert, execution_options={"populate_existing": True})
+    wallet: Wallet | None = await session.scalar(
+        upsert, execution_options={"populate_existing": True}
+    )
     assert wallet is not None  # an upsert with RETURNING always yields its row
     return wallet
 
@@ -127,12 +129,13 @@ async def find_entry(
     session: AsyncSession, workspace_id: str, idempotency_key: str
 ) -> WalletEntry | None:
     """The entry posted with this idempotency key, if any."""
-    return await session.scalar(
+    entry: WalletEntry | None = await session.scalar(
         select(WalletEntry).where(
             WalletEntry.workspace_id == workspace_id,
             WalletEntry.idempotency_key == idempotency_key,
         )
     )
+    return entry
 
 
 async def post_entry(

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.config import Settings
@@ -129,7 +129,7 @@ async def rate_for(
     prefixes = _prefixes_of(destination)
     if not prefixes:
         return default_rate(settings, direction)
-    owners = Rate.workspace_id.is_(None)
+    owners: ColumnElement[bool] = Rate.workspace_id.is_(None)
     if workspace_id is not None:
         owners = or_(owners, Rate.workspace_id == workspace_id)
     matches = (

@@ -7,6 +7,7 @@ topped up simply has a balance of 0.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
@@ -95,7 +96,7 @@ async def list_transactions(
     entry_type: str | None = Query(None, description="Only entries of this type."),
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(read),
-) -> dict:
+) -> dict[str, Any]:
     query = select(WalletEntry).where(WalletEntry.workspace_id == principal.workspace_id)
     if entry_type is not None:
         if entry_type not in ledger.ENTRY_TYPES:
