@@ -102,13 +102,13 @@ async def _lock_wallet(session: AsyncSession, workspace_id: str) -> Wallet:
     return wallet
 
 
-async def _held(session: AsyncSession, workspace_id: str, *, except_call: str = "") -> int:
-    total = await session.scalar(
-        select(func.coalesce(func.sum(WalletReservation.amount_minor), 0)).where(
-            WalletReservation.workspace_id == workspace_id,
-            WalletReservation.call_id != except_call,
-        )
+async def _held(session: AsyncSession, workspace_id: str, *, except_call: str | None = None) -> int:
+    query = select(func.coalesce(func.sum(WalletReservation.amount_minor), 0)).where(
+        WalletReservation.workspace_id == workspace_id
     )
+    if except_call is not None:
+        query = query.where(WalletReservation.call_id != except_call)
+    total = await session.scalar(query)
     return int(total or 0)  # PostgreSQL sums BIGINT into NUMERIC
 
 
