@@ -146,6 +146,23 @@ async def test_what_the_worker_sends_is_what_verify_accepts(
         assert attempt.error is None
 
 
+async def test_a_workspace_gets_one_signing_secret_even_when_first_asked_concurrently(
+    database: Database,
+) -> None:
+    workspace_id = await _workspace(database)
+
+    async def ask() -> str:
+        async with database.transaction() as session:
+            return await workspace_signing_secret(session, workspace_id)
+
+    secrets = await asyncio.gather(*(ask() for _ in range(5)))
+    assert len(set(secrets)) == 1
+    assert await ask() == secrets[0]
+    async with database.transaction() as session:
+        with pytest.raises(LookupError):
+            await workspace_signing_secret(session, "no-such-workspace")
+
+
 async def test_only_matching_subscriptions_receive_an_event(
     database: Database, settings: Settings, receivers: StartReceiver
 ) -> None:

@@ -153,6 +153,7 @@ async def list_events(
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(manage),
 ) -> dict[str, Any]:
+    """Every event of the workspace, newest first. Needs the `webhooks.manage` scope."""
     if kind is not None and kind not in EVENT_KINDS:
         raise ApiError(
             400, "validation.invalid_field", f"kind: unknown event kind {kind!r}", field="kind"
@@ -169,6 +170,7 @@ async def list_events(
 async def get_event(
     event_id: str, session: DbSession, principal: Principal = Depends(manage)
 ) -> EventOut:
+    """Needs the `webhooks.manage` scope."""
     return _event_out(await _owned(session, principal, event_id))
 
 
@@ -184,6 +186,8 @@ async def list_deliveries(
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(manage),
 ) -> dict[str, Any]:
+    """One delivery per destination (and per redelivery), each with every attempt: the
+    receiver's status code, the latency and the error. Needs the `webhooks.manage` scope."""
     await _owned(session, principal, event_id)
     listed = await paginate(
         session,
@@ -206,6 +210,9 @@ async def list_deliveries(
 async def redeliver_event(
     event_id: str, session: DbSession, principal: Principal = Depends(manage)
 ) -> Redelivered:
+    """Creates a fresh pending delivery to the event's events_url and to each subscription
+    that matches the event now; earlier deliveries, dead-lettered or not, are left as they
+    were. The event keeps its id. Honours `Idempotency-Key`. Needs `webhooks.manage`."""
     event = await _owned(session, principal, event_id)
     deliveries = await fan_out(session, event, utcnow())
     return Redelivered(data=await _deliveries_out(session, deliveries))
