@@ -142,7 +142,16 @@ async def test_a_new_workspace_may_dial_kenya_only(database: Database) -> None:
         authorise_destination(workspace, "sip:alice@pbx.example.com")
 
 
-@given(st.text(max_size=60))
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.builds(
+            lambda scheme, rest: scheme + rest,
+            st.sampled_from(["sip:", "sips:", "tel:", "+"]),
+            st.text(max_size=50),
+        ),
+    )
+)
 def test_parse_destination_only_raises_invalid_destination(text: str) -> None:
     try:
         parsed = parse_destination(text)
@@ -273,3 +282,19 @@ async def test_rate_guard_limits_calls_per_second(database: Database) -> None:
         await guard.admit(session, other)  # each workspace has its own bucket
         clock.now += 0.5
         await guard.admit(session, workspace)
+
+
+@given(st.text(max_size=40))
+def test_allow_list_entries_raise_only_value_error(text: str) -> None:
+    for normalise in (normalise_host_entry, normalise_prefix):
+        try:
+            normalised = str(normalise(text))
+        except ValueError:
+            continue
+        assert normalised == str(normalise(normalised))  # stored form is stable
+
+
+@given(st.text(max_size=60))
+def test_play_url_allowed_answers_any_text_with_a_bool(url: str) -> None:
+    for allowlist in ([], ["cdn.example.com"]):
+        assert play_url_allowed(Policy(play_host_allowlist=allowlist), url) in (True, False)
