@@ -114,7 +114,7 @@ class RenewalReport:
     released: list[str] = field(default_factory=list)
 
 
-def _parse_row(row: list[str]) -> InventoryLine | str:
+def _parse_row(line: int, row: list[str]) -> InventoryLine | str:
     """One CSV row as an ``InventoryLine``, or the message saying what is wrong with it."""
     cells = [cell.strip() for cell in row]
     if len(cells) not in (2, 3):
@@ -129,7 +129,7 @@ def _parse_row(row: list[str]) -> InventoryLine | str:
     unknown = sorted(capabilities - CAPABILITIES)
     if unknown or not capabilities:
         return f"unknown capabilities {';'.join(unknown)!r:.40}; known: voice, sms"
-    return InventoryLine(0, e164, int(price), tuple(sorted(capabilities)))
+    return InventoryLine(line, e164, int(price), tuple(sorted(capabilities)))
 
 
 def parse_inventory(data: bytes) -> list[InventoryLine]:
@@ -153,7 +153,7 @@ def parse_inventory(data: bytes) -> list[InventoryLine]:
                 continue
             if not lines and not problems and row[0].strip().lower() == _HEADER[0]:
                 continue
-            parsed = _parse_row(row)
+            parsed = _parse_row(line, row)
             if isinstance(parsed, str):
                 problems.append((line, parsed))
             elif parsed.e164 in seen:
@@ -162,11 +162,7 @@ def parse_inventory(data: bytes) -> list[InventoryLine]:
                 )
             else:
                 seen[parsed.e164] = line
-                lines.append(
-                    InventoryLine(
-                        line, parsed.e164, parsed.monthly_price_minor, parsed.capabilities
-                    )
-                )
+                lines.append(parsed)
     except csv.Error as error:
         problems.append((reader.line_num, f"not valid CSV: {error}"))
     if problems:

@@ -66,8 +66,8 @@ def _host_entry(text: str) -> str:
     return str(normalise_host_entry(text))
 
 
-Prefix = Annotated[str, AfterValidator(normalise_prefix)]
-HostEntry = Annotated[str, AfterValidator(_host_entry)]
+AllowedPrefix = Annotated[str, AfterValidator(normalise_prefix)]
+AllowedHost = Annotated[str, AfterValidator(_host_entry)]
 
 
 def _unique(values: list[str]) -> list[str]:
@@ -100,9 +100,9 @@ class SettingsOut(BaseModel):
 class SettingsPatch(RequestModel):
     """Only the fields sent change."""
 
-    destination_allowlist: list[Prefix] | None = Field(None, max_length=_MAX_ENTRIES)
-    sip_host_allowlist: list[HostEntry] | None = Field(None, max_length=_MAX_ENTRIES)
-    play_host_allowlist: list[HostEntry] | None = Field(None, max_length=_MAX_ENTRIES)
+    destination_allowlist: list[AllowedPrefix] | None = Field(None, max_length=_MAX_ENTRIES)
+    sip_host_allowlist: list[AllowedHost] | None = Field(None, max_length=_MAX_ENTRIES)
+    play_host_allowlist: list[AllowedHost] | None = Field(None, max_length=_MAX_ENTRIES)
     max_concurrent_calls: int | None = Field(None, ge=1, le=1000)
     max_calls_per_second: int | None = Field(None, ge=1, le=100)
     recording_format: Literal["wav", "mp3"] | None = None
