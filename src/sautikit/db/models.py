@@ -75,6 +75,8 @@ class Workspace(Base):
     storage_credentials: Mapped[str | None] = mapped_column(Text)
     retention_days: Mapped[int] = mapped_column(Integer, default=30)
     low_balance_threshold_minor: Mapped[int] = mapped_column(BigInteger, default=10_000)
+    # Signs events_url deliveries and voice callbacks; made on first use.
+    signing_secret: Mapped[str | None] = mapped_column(String(100))
 
 
 class ApiKey(Base):

@@ -40,13 +40,13 @@ from typing import Any, NamedTuple
 
 import httpx
 from pydantic import BaseModel
-from sqlalchemy import String, column, select, table, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import sautikit
 from sautikit.config import Settings
 from sautikit.db import Database
-from sautikit.db.models import Delivery, DeliveryAttempt, Event, WebhookSubscription
+from sautikit.db.models import Delivery, DeliveryAttempt, Event, WebhookSubscription, Workspace
 from sautikit.db.types import utcnow
 from sautikit.events.schedule import RetrySchedule
 from sautikit.events.signing import EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, sign
@@ -108,24 +108,15 @@ def envelope_body(event: Event) -> bytes:
     )
 
 
-# The column lives in migration 0003; a lightweight table keeps this module its only user.
-_workspace_secrets = table("workspaces", column("id", String), column("signing_secret", String))
-
-
 async def workspace_signing_secret(session: AsyncSession, workspace_id: str) -> str:
     """The secret that signs ``events_url`` deliveries and voice callbacks of a workspace,
     made on first use. Concurrent first uses agree: only one UPDATE finds it unset."""
-    secret_of = select(_workspace_secrets.c.signing_secret).where(
-        _workspace_secrets.c.id == workspace_id
-    )
+    secret_of = select(Workspace.signing_secret).where(Workspace.id == workspace_id)
     secret = await session.scalar(secret_of)
     if secret is None:
         await session.execute(
-            update(_workspace_secrets)
-            .where(
-                _workspace_secrets.c.id == workspace_id,
-                _workspace_secrets.c.signing_secret.is_(None),
-            )
+            update(Workspace)
+            .where(Workspace.id == workspace_id, Workspace.signing_secret.is_(None))
             .values(signing_secret="whsec_" + secrets.token_urlsafe(32))
         )
         secret = await session.scalar(secret_of)
