@@ -241,24 +241,84 @@ async def test_latching_follows_a_changed_source_port(peer: socket.socket) -> No
     moved.bind((HOST, 0))
     moved.setblocking(False)
     try:
-        peer.sendto(rtp(1, b"\xff" * 160), bob.local_address)
+        for sequence in range(bob.nat_latch_after):
+            peer.sendto(rtp(sequence, b"\xff" * 160), bob.local_address)
         await until(lambda: bob.remote == peer.getsockname(), "latched onto the peer")
         assert bob.send_frame(np.zeros(160, np.int16))
         await until(lambda: _readable(peer), "our packet reaches the peer")
         assert RtpPacket.parse(peer.recv(2048)).ssrc == bob.ssrc
+        foreign = bob.stats.foreign
 
         # One stray datagram from elsewhere does not steal the stream...
-        moved.sendto(rtp(2, b"\xff" * 160), bob.local_address)
-        await until(lambda: bob.stats.foreign == 1, "stray counted")
+        moved.sendto(rtp(20, b"\xff" * 160), bob.local_address)
+        await until(lambda: bob.stats.foreign == foreign + 1, "stray counted")
         assert bob.remote == peer.getsockname()
         # ...but the same source sending on from a new port (NAT rebinding) does.
-        moved.sendto(rtp(3, b"\xff" * 160), bob.local_address)
+        moved.sendto(rtp(21, b"\xff" * 160), bob.local_address)
         await until(lambda: bob.remote == moved.getsockname(), "latch moved")
         assert bob.send_frame(np.zeros(160, np.int16))
         await until(lambda: _readable(moved), "our packet reaches the new port")
         assert RtpPacket.parse(moved.recv(2048)).payload_type == 0
     finally:
         moved.close()
+        bob.close()
+
+
+async def test_a_stray_burst_does_not_take_over_a_new_leg(peer: socket.socket) -> None:
+    # Leftover packets of an earlier call reach the reused port before the new peer speaks.
+    bob = await open_session(remote=peer.getsockname())
+    stray = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stray.bind((HOST, 0))
+    try:
+        for sequence in range(bob.nat_latch_after - 1):
+            stray.sendto(rtp(sequence, b"\x00" * 160, ssrc=0xBAD), bob.local_address)
+        await until(lambda: bob.stats.foreign == bob.nat_latch_after - 1, "stray burst counted")
+        assert bob.remote == peer.getsockname()
+        assert len(bob.jitter) == 0  # the stray audio is never heard
+
+        # The signalled peer's first packet latches at once...
+        peer.sendto(rtp(1, b"\xff" * 160), bob.local_address)
+        await until(lambda: bob.stats.packets_received == 1, "peer's packet taken")
+        # ...and while it keeps sending, no stranger takes over, however much it sends.
+        for round_ in range(2 * bob.nat_latch_after):
+            for sequence in range(3):
+                stray.sendto(rtp(100 + sequence, b"\x00" * 160, ssrc=0xBAD), bob.local_address)
+            peer.sendto(rtp(2 + round_, b"\xff" * 160), bob.local_address)
+        await until(lambda: bob.stats.packets_received == 1 + 2 * bob.nat_latch_after, "peer")
+        assert bob.remote == peer.getsockname()
+        assert bob.stats.latches == 1
+        assert bob.send_frame(np.zeros(160, np.int16))
+        await until(lambda: _readable(peer), "our packet reaches the signalled peer")
+    finally:
+        stray.close()
+        bob.close()
+
+
+async def test_a_natted_peer_sending_from_another_port_is_latched(peer: socket.socket) -> None:
+    # The SDP names the device's private address; its packets come from the NAT's port.
+    signalled = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    signalled.bind((HOST, 0))
+    signalled.setblocking(False)
+    bob = await open_session(remote=signalled.getsockname())
+    try:
+        for sequence in range(bob.nat_latch_after - 1):
+            peer.sendto(rtp(sequence, b"\xff" * 160), bob.local_address)
+        await until(lambda: bob.stats.foreign == bob.nat_latch_after - 1, "not yet")
+        assert bob.remote == signalled.getsockname()
+        peer.sendto(rtp(bob.nat_latch_after, b"\xff" * 160), bob.local_address)
+        await until(lambda: bob.remote == peer.getsockname(), "latched onto the NAT's port")
+        assert bob.send_frame(np.zeros(160, np.int16))
+        await until(lambda: _readable(peer), "our audio reaches the peer through the NAT")
+        assert not _readable(signalled)
+
+        # A re-INVITE repeating the same SDP keeps the latch: the peer is not cut off.
+        bob.set_remote(signalled.getsockname())
+        assert bob.remote == peer.getsockname()
+        # Should the signalled address speak after all, it latches at once.
+        signalled.sendto(rtp(50, b"\xff" * 160), bob.local_address)
+        await until(lambda: bob.remote == signalled.getsockname(), "back to the SDP address")
+    finally:
+        signalled.close()
         bob.close()
 
 

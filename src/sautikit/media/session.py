@@ -11,10 +11,15 @@
   takes one decoded frame out (concealed when lost) and :meth:`RtpSession.send_frame`
   encodes and sends one. The session keeps no audio timers of its own; RTCP is sent from
   those same calls when its interval (about 5 s, randomised per RFC 3550 §6.2) has passed.
-* Symmetric RTP (RFC 4961, and the comedia practice for NAT): the remote address is latched
-  onto the source of the first valid packet, and follows the same stream (SSRC) to a new
-  address after a few valid packets in a row; a different SSRC from elsewhere must persist
-  much longer, so stray or hostile datagrams cannot steal the stream.
+* Symmetric RTP (RFC 4961, and the comedia practice for NAT): packets from the address the
+  SDP signalled latch at once. Packets from any other address latch only once they persist
+  (``nat_latch_after`` valid packets in a row with nothing from the signalled address in
+  between): a peer behind a NAT, whose packets never come from its SDP address. A stray
+  stream, such as leftover packets to a reused port, cannot take over a new leg, and while
+  the signalled address is sending no other address can. Without a signalled address the
+  first valid packet latches. Once latched onto another address, the same stream (SSRC)
+  follows a NAT rebinding after ``latch_after`` packets in a row; a different SSRC must
+  persist far longer, so stray or hostile datagrams cannot steal the stream.
 * RTCP runs on its own socket, by default the RTP port + 1 (RFC 3550 §11): an SR when we
   sent media since the last report, otherwise an RR, always with an SDES CNAME (§6.1), and
   a BYE on :meth:`RtpSession.close`.
@@ -63,8 +68,8 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 
-# How many times ``latch_after`` a stranger with a different SSRC must send, uninterrupted by
-# the current source, before the latch moves to it (25 × 2 packets: about a second).
+# How many times the usual count a stranger with a different SSRC must send, uninterrupted
+# by the current source, before the latch moves to it (25 × 2 packets: about a second).
 _NEW_SOURCE_LATCH_FACTOR = 25
 # Remote SSRCs whose statistics are kept (and reported on) at once.
 _MAX_SOURCES = 4
@@ -113,8 +118,10 @@ class RtpSession:
     ``payload_type`` its number if not the static one; ``dtmf_payload_type`` is the
     negotiated telephone-event number (None if DTMF was not negotiated). ``remote`` and
     ``remote_rtcp`` come from the peer's SDP; with ``symmetric`` the session also latches
-    onto where the peer really sends from (``latch_after`` valid packets in a row of the same
-    stream from a new address move the latch).
+    onto where the peer really sends from: at once from the signalled address, after
+    ``nat_latch_after`` valid packets in a row from another address while the signalled
+    one is silent, and after ``latch_after`` for the same stream moving on from an address
+    it was latched to (a NAT rebinding).
     """
 
     def __init__(
@@ -127,6 +134,7 @@ class RtpSession:
         remote_rtcp: Address | None = None,
         symmetric: bool = True,
         latch_after: int = 2,
+        nat_latch_after: int = 10,
         cname: str | None = None,
         ssrc: int | None = None,
         rtcp_interval: float = 5.0,
@@ -138,6 +146,7 @@ class RtpSession:
         self.dtmf_payload_type = dtmf_payload_type
         self.symmetric = symmetric
         self.latch_after = latch_after
+        self.nat_latch_after = nat_latch_after
         self.ssrc = secrets.randbits(32) if ssrc is None else ssrc
         self.cname = cname or f"sautikit-{self.ssrc:08x}@{socket.gethostname()}"
         self.rtcp_interval = rtcp_interval
@@ -154,6 +163,8 @@ class RtpSession:
         self.remote: Address | None = None
         self.remote_rtcp: Address | None = None
         self._remote_rtcp_explicit = False
+        # The RTP address the SDP named; ``remote`` moves away from it only by latching.
+        self._signalled: Address | None = None
         self._latched = False
         self._candidate: Address | None = None
         self._candidate_count = 0
@@ -241,7 +252,17 @@ class RtpSession:
         return host, port
 
     def set_remote(self, remote: Address | None, remote_rtcp: Address | None = None) -> None:
-        """Where to send, as the peer's SDP says (RTCP defaults to the RTP port + 1)."""
+        """Where to send, as the peer's SDP says (RTCP defaults to the RTP port + 1).
+
+        The same address again (a re-INVITE that moves nothing) keeps a latch already made,
+        so a NATed peer is not cut off while it latches anew.
+        """
+        if remote is not None and remote == self._signalled and self._latched:
+            if remote_rtcp is not None:
+                self._remote_rtcp_explicit = True
+                self.remote_rtcp = remote_rtcp
+            return
+        self._signalled = remote
         self.remote = remote
         self._remote_rtcp_explicit = remote_rtcp is not None
         if remote_rtcp is not None:
@@ -254,25 +275,32 @@ class RtpSession:
         self._candidate = None
 
     def _accept_source(self, addr: Address, ssrc: int) -> bool:
-        """Symmetric RTP: latch on the first source, move only for a persistent new one.
+        """Symmetric RTP: whether a valid packet from ``addr`` is our peer's (see the module).
 
-        The peer's own stream (same SSRC) seen from a new address is a NAT rebinding and
-        moves the latch after ``latch_after`` packets in a row; a different SSRC must keep
-        it up far longer, with the current source silent meanwhile, so another sender
-        cannot steal the stream with a quick burst.
+        Counts a stranger's packets in a row; any packet from the signalled or the latched
+        address interrupts the count, so a stranger never takes over from a peer that sends.
         """
-        if not self.symmetric or (self._latched and addr == self.remote):
+        if not self.symmetric:
+            return True
+        if addr == self.remote and self._latched:
             self._candidate = None
             return True
-        if not self._latched:
+        if addr == self._signalled or (self._signalled is None and not self._latched):
             self._latch(addr)
             return True
         if addr != self._candidate:
             self._candidate = addr
             self._candidate_count = 0
         self._candidate_count += 1
-        same_source = ssrc in self.sources
-        needed = self.latch_after * (1 if same_source else _NEW_SOURCE_LATCH_FACTOR)
+        if not self._latched:
+            needed = self.nat_latch_after
+        else:
+            # Away from the signalled address the peer's own stream may rebind again soon;
+            # from the signalled address only a peer that stopped sending there moves.
+            moving_on = self.remote != self._signalled
+            needed = self.latch_after if moving_on else self.nat_latch_after
+            if ssrc not in self.sources:
+                needed *= _NEW_SOURCE_LATCH_FACTOR
         if self._candidate_count >= needed:
             self._latch(addr)
             return True
