@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sautikit.billing import ledger
 from sautikit.billing.rates_import import RateDeckError, parse_rate_deck
 from sautikit.billing.rating import StoredRates, store_rates
+from sautikit.cli.common import console, in_transaction
 from sautikit.db.models import WalletEntry, Workspace
 from sautikit.ids import new_id
 
@@ -47,7 +48,6 @@ def rates_import(
 ) -> None:
     """Add or update rates from a CSV file. Every wrong line is named by its number, and
     then nothing is imported."""
-    from sautikit.cli.main import _in_transaction, console
 
     try:
         lines = parse_rate_deck(file.read_bytes())
@@ -63,7 +63,7 @@ def rates_import(
     async def work(session: AsyncSession) -> StoredRates:
         return await store_rates(session, lines, workspace_id=workspace, replace=replace)
 
-    stored = _in_transaction(work)
+    stored = in_transaction(work)
     console.print(
         f"{len(lines)} rates: {stored.added} added, {stored.updated} updated, "
         f"{stored.removed} removed"
@@ -85,7 +85,6 @@ def wallet_credit(
     ] = None,
 ) -> None:
     """Credit a workspace's wallet with a payment received."""
-    from sautikit.cli.main import _in_transaction, console
 
     key = "operator:" + (idempotency_key or new_id())
 
@@ -94,7 +93,7 @@ def wallet_credit(
             session, workspace, amount_minor, idempotency_key=key, reference=reference
         )
 
-    entry = _in_transaction(work)
+    entry = in_transaction(work)
     if entry.amount_minor != amount_minor or entry.reference != reference:
         err_console.print(
             f"[red]error:[/] the key {idempotency_key} already credited "
@@ -114,14 +113,13 @@ def wallet_balance(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Show a workspace's balance, and what live calls hold of it."""
-    from sautikit.cli.main import _in_transaction, console
 
     async def work(session: AsyncSession) -> tuple[int, int]:
         if await session.get(Workspace, workspace) is None:
             raise LookupError(f"no workspace {workspace}")
         return await ledger.balance(session, workspace), await ledger.available(session, workspace)
 
-    balance, available = _in_transaction(work)
+    balance, available = in_transaction(work)
     if as_json:
         print(
             json.dumps(

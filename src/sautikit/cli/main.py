@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit import accounts, runtime
-from sautikit.app import open_database, serve
-from sautikit.cli import phone
-from sautikit.config import ConfigError, Settings, load_settings
+from sautikit.app import serve
+from sautikit.cli import billing, numbers, phone
+from sautikit.cli.common import (
+    JsonOption,
+    console,
+    err_console,
+    in_transaction,
+    load_settings_or_exit,
+    print_rows,
+)
+from sautikit.config import ConfigError
 from sautikit.db.models import ApiKey, Workspace
 from sautikit.logs import configure_logging
 
@@ -35,48 +40,15 @@ app.add_typer(db_app, name="db")
 app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(keys_app, name="keys")
 app.add_typer(phone.app, name="phone")
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
-
-
-def _in_transaction(
-    work: Callable[[AsyncSession], Awaitable[T]], *, migrate: bool | None = None
-) -> T:
-    """Run ``work`` in one transaction on the configured database."""
-    settings = _settings()
-
-    async def run() -> T:
-        async with (
-            open_database(settings, migrate=migrate) as database,
-            database.transaction() as session,
-        ):
-            return await work(session)
-
-    try:
-        return runtime.run(run())
-    except ConfigError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    except (LookupError, ValueError) as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+app.add_typer(numbers.app, name="numbers")
+for command_group in billing.app.registered_groups:
+    app.add_typer(command_group.typer_instance, name=command_group.name)
 
 
 @app.command("serve")
 def serve_command() -> None:
     """Run the API and the PBX in one process until SIGINT/SIGTERM."""
-    settings = _settings()
+    settings = load_settings_or_exit()
     try:
         runtime.run(serve(settings))
     except ConfigError as exc:
@@ -87,7 +59,7 @@ def serve_command() -> None:
 @config_app.command("show")
 def config_show() -> None:
     """Print the effective settings as JSON, secrets masked."""
-    console.print_json(json.dumps(_settings().masked()))
+    console.print_json(json.dumps(load_settings_or_exit().masked()))
 
 
 @db_app.command("upgrade")
@@ -97,7 +69,7 @@ def db_upgrade() -> None:
     async def nothing(_session: AsyncSession) -> None:
         return None
 
-    _in_transaction(nothing, migrate=True)
+    in_transaction(nothing, migrate=True)
     console.print("database schema is current")
 
 
@@ -108,21 +80,7 @@ def workspaces_create(name: str) -> None:
     async def work(session: AsyncSession) -> str:
         return (await accounts.create_workspace(session, name)).id
 
-    console.print(_in_transaction(work))
-
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON lines for scripts.")]
-
-
-def _print_rows(rows: list[dict[str, str]], as_json: bool) -> None:
-    if as_json:
-        for row in rows:
-            print(json.dumps(row))
-        return
-    table = Table(*(rows[0] if rows else ()))
-    for row in rows:
-        table.add_row(*row.values())
-    console.print(table)
+    console.print(in_transaction(work))
 
 
 @workspaces_app.command("list")
@@ -134,9 +92,9 @@ def workspaces_list(as_json: JsonOption = False) -> None:
 
     rows = [
         {"id": ws.id, "name": ws.name, "created_at": ws.created_at.isoformat()}
-        for ws in _in_transaction(work)
+        for ws in in_transaction(work)
     ]
-    _print_rows(rows, as_json)
+    print_rows(rows, as_json)
 
 
 def _parse_scopes(value: str) -> list[str]:
@@ -156,7 +114,7 @@ def keys_create(
     async def work(session: AsyncSession) -> accounts.CreatedKey:
         return await accounts.create_api_key(session, workspace, _parse_scopes(scopes), name)
 
-    created = _in_transaction(work)
+    created = in_transaction(work)
     err_console.print(f"key {created.record.id} — store it now, it is not shown again:")
     print(created.secret)
 
@@ -182,9 +140,9 @@ def keys_list(
             "scopes": ",".join(key.scopes),
             "revoked_at": key.revoked_at.isoformat() if key.revoked_at else "",
         }
-        for key in _in_transaction(work)
+        for key in in_transaction(work)
     ]
-    _print_rows(rows, as_json)
+    print_rows(rows, as_json)
 
 
 @keys_app.command("revoke")
@@ -194,7 +152,7 @@ def keys_revoke(key_id: str) -> None:
     async def work(session: AsyncSession) -> None:
         await accounts.revoke_api_key(session, key_id)
 
-    _in_transaction(work)
+    in_transaction(work)
     console.print(f"revoked {key_id}")
 
 
@@ -203,7 +161,7 @@ def demo() -> None:
     """Start Sautikit on embedded defaults and show it answering real requests."""
     from sautikit.cli.demo import run_demo
 
-    settings = _settings()
+    settings = load_settings_or_exit()
     configure_logging("warning", settings.log_format)  # the demo narrates; logs would drown it
     raise typer.Exit(runtime.run(run_demo(settings, console)))
 

@@ -22,6 +22,7 @@ from sautikit.billing.numbers import (
     parse_inventory,
     renew_numbers,
 )
+from sautikit.cli.common import console, in_transaction, print_rows
 from sautikit.db.models import Number
 from sautikit.db.types import utcnow
 
@@ -41,7 +42,6 @@ def import_command(
 ) -> None:
     """Add numbers and update the prices of numbers nobody holds. A wrong line is named
     by its number and then nothing is imported."""
-    from sautikit.cli.main import _in_transaction, console
 
     try:
         lines = parse_inventory(file.read_bytes())
@@ -57,7 +57,7 @@ def import_command(
     async def work(session: AsyncSession) -> ImportSummary:
         return await import_inventory(session, lines)
 
-    summary = _in_transaction(work)
+    summary = in_transaction(work)
     console.print(
         f"{summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged, "
         f"{summary.held} held by workspaces (price kept)"
@@ -72,7 +72,6 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines for scripts.")] = False,
 ) -> None:
     """List the inventory, in number order."""
-    from sautikit.cli.main import _in_transaction, _print_rows
 
     async def work(session: AsyncSession) -> list[Number]:
         query = select(Number).order_by(Number.e164)
@@ -89,9 +88,9 @@ def list_command(
             "capabilities": ";".join(number.capabilities),
             "workspace": number.workspace_id or "",
         }
-        for number in _in_transaction(work)
+        for number in in_transaction(work)
     ]
-    _print_rows(rows, as_json)
+    print_rows(rows, as_json)
 
 
 @app.command("renew")
@@ -99,12 +98,11 @@ def renew_command() -> None:
     """Charge the rental of every number whose paid month has ended; suspend those the
     wallet cannot pay for. Safe to run as often as wanted (from cron, say): a month is
     never charged twice."""
-    from sautikit.cli.main import _in_transaction, console
 
     async def work(session: AsyncSession) -> RenewalReport:
         return await renew_numbers(session, utcnow())
 
-    report = _in_transaction(work)
+    report = in_transaction(work)
     console.print(
         f"{len(report.renewed)} renewed, {len(report.suspended)} suspended, "
         f"{len(report.reactivated)} reactivated, {len(report.released)} released unpaid"
