@@ -1,0 +1,320 @@
+"""The transcription worker: recordings to text, off the call's path (SPEC §5).
+
+Jobs are :class:`~sautikit.db.models.Transcription` rows, queued by the recording pipeline
+in the transaction that makes the recording ``ready``. The worker claims them
+(``queued`` → ``running``), transcribes with an offline engine in a thread, and ends each
+``completed`` or ``failed``:
+
+* the row holds the text (``GET /v1/recordings/{id}/transcription``);
+* ``call.transcription.ready`` is written in the same transaction;
+* the record verb's ``transcribeCallback`` gets ``TranscriptionText``,
+  ``TranscriptionStatus`` (``completed`` | ``failed``), ``TranscriptionSid``,
+  ``RecordingSid`` and ``CallId``.
+
+No job is left stuck. A claim carries a time (``claimed_at``) and a number (``attempts``,
+raised by each claim); a ``running`` job whose claim is older than ``claim_timeout`` — its
+worker died, or hangs — is claimed again by any worker, also after a restart, and only the
+holder of the latest claim may finish it. After ``max_attempts`` claims a job fails.
+
+Billing: SPEC §5 bills transcription per second of audio. The charge
+(:func:`~sautikit.billing.ledger.charge_transcription`, once per recording) is posted in
+the transaction that completes the job, so a failed transcription costs nothing; a wallet
+that cannot pay is found before the engine runs, and the job fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from sautikit.billing.ledger import InsufficientFunds, available, charge_transcription
+from sautikit.billing.rating import price_for
+from sautikit.config import Settings
+from sautikit.db import Database
+from sautikit.db.models import Call, Recording, Transcription, Workspace
+from sautikit.db.types import utcnow
+from sautikit.events.outbox import record_event
+from sautikit.media.audio import AudioFormatError, load_audio
+from sautikit.recordings.finalise import CONTENT_TYPES
+from sautikit.recordings.pipeline import AppClientFactory
+from sautikit.recordings.stores import WorkspaceStores
+from sautikit.recordings.transcription import (
+    TranscriptionEngine,
+    TranscriptionError,
+    create_engine,
+)
+from sautikit.storage import StorageError
+
+__all__ = ["DEFAULT_CLAIM_TIMEOUT", "TranscriptionWorker", "transcription_data"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLAIM_TIMEOUT: Final = timedelta(minutes=10)
+_DEFAULT_POLL_SECONDS: Final = 5.0
+
+
+class _JobFailed(Exception):
+    """The job cannot complete; the message is what the row's ``error`` says."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    transcription_id: str
+    attempt: int
+
+
+class TranscriptionWorker:
+    """Runs transcription jobs, at most ``concurrency`` at once, until cancelled.
+
+    ``engine`` is an engine name for :func:`create_engine` (``whisper``, the default, or
+    ``pocketsphinx``), with ``model_path`` replacing its bundled model; or an engine
+    object. The engine is built and loaded on the first job, in a thread.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        stores: WorkspaceStores,
+        app_clients: AppClientFactory,
+        *,
+        engine: str | TranscriptionEngine = "whisper",
+        model_path: str | Path | None = None,
+        concurrency: int = 1,
+        claim_timeout: timedelta = DEFAULT_CLAIM_TIMEOUT,
+        max_attempts: int = 3,
+        poll_interval: float = _DEFAULT_POLL_SECONDS,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.database = database
+        self.settings = settings
+        self.stores = stores
+        self.app_clients = app_clients
+        self.model_path = model_path
+        self.claim_timeout = claim_timeout
+        self.max_attempts = max_attempts
+        self.poll_interval = poll_interval
+        self._engine_name = engine if isinstance(engine, str) else engine.name
+        self._engine: TranscriptionEngine | None = None if isinstance(engine, str) else engine
+        self._engine_lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._wakeup = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """A job was queued: look now rather than at the next poll. Safe from any task."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Claim and run jobs until cancelled; running jobs are cancelled with it (their
+        claims lapse and another worker takes them over)."""
+        try:
+            while True:
+                self._wakeup.clear()
+                await self._start_jobs()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_interval):
+                        await self._wakeup.wait()
+        finally:
+            for task in self._running:
+                task.cancel()
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def run_pending(self) -> int:
+        """Run every job that can be claimed now and wait for them; answer how many ran."""
+        ran = 0
+        while claims := await self._claim(self._concurrency):
+            ran += len(claims)
+            await asyncio.gather(*(self._run_job(claim) for claim in claims))
+        return ran
+
+    async def _start_jobs(self) -> None:
+        free = self._concurrency - len(self._running)
+        if free <= 0:
+            return
+        for claim in await self._claim(free):
+            task = asyncio.create_task(self._run_job(claim))
+            self._running.add(task)
+            task.add_done_callback(self._job_done)
+
+    def _job_done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wakeup.set()  # a slot is free
+
+    # --- claiming -------------------------------------------------------------------------
+
+    def _claimable(self) -> ColumnElement[bool]:
+        stale = utcnow() - self.claim_timeout
+        return or_(
+            Transcription.status == "queued",
+            (Transcription.status == "running") & (Transcription.claimed_at < stale),
+        )
+
+    async def _claim(self, limit: int) -> list[_Claim]:
+        """Take up to ``limit`` jobs: queued ones, or running ones whose claim lapsed.
+        Each claim is a conditional UPDATE, so two workers never hold the same job."""
+        async with self.database.transaction() as session:
+            candidates = (
+                await session.scalars(
+                    select(Transcription.id)
+                    .where(self._claimable())
+                    .order_by(Transcription.created_at)
+                    .limit(limit)
+                )
+            ).all()
+        claims = []
+        for transcription_id in candidates:
+            async with self.database.transaction() as session:
+                taken = await session.execute(
+                    update(Transcription)
+                    .where(Transcription.id == transcription_id, self._claimable())
+                    .values(
+                        status="running",
+                        claimed_at=utcnow(),
+                        attempts=Transcription.attempts + 1,
+                    )
+                )
+                if taken.rowcount != 1:  # type: ignore[attr-defined]
+                    continue  # another worker was first
+                attempt = await session.scalar(
+                    select(Transcription.attempts).where(Transcription.id == transcription_id)
+                )
+            claims.append(_Claim(transcription_id, int(attempt or 0)))
+        return claims
+
+    # --- one job --------------------------------------------------------------------------
+
+    async def _run_job(self, claim: _Claim) -> None:
+        async with self._slots:
+            try:
+                text, engine = await self._transcribe(claim)
+            except _JobFailed as exc:
+                await self._finish(claim, failure=str(exc))
+            except Exception as exc:  # any bug ends the job as failed, never stuck
+                log.exception("transcription %s failed unexpectedly", claim.transcription_id)
+                await self._finish(claim, failure=f"internal error: {type(exc).__name__}")
+            else:
+                await self._finish(claim, text=text, engine=engine)
+
+    async def _transcribe(self, claim: _Claim) -> tuple[str, str]:
+        if claim.attempt > self.max_attempts:
+            raise _JobFailed(f"gave up after {self.max_attempts} attempts")
+        async with self.database.transaction() as session:
+            job = await session.get_one(Transcription, claim.transcription_id)
+            recording = await session.get_one(Recording, job.recording_id)
+            workspace = await session.get_one(Workspace, job.workspace_id)
+            if recording.status != "ready" or recording.storage_key is None:
+                raise _JobFailed(f"the recording is {recording.status}, not stored")
+            price = price_for(
+                recording.duration_seconds or 0, self.settings.default_transcription_rate_minor
+            )
+            if await available(session, workspace.id) < price:
+                raise _JobFailed("the wallet cannot pay for the transcription")
+        try:
+            data = await self.stores.for_workspace(workspace).get_bytes(recording.storage_key)
+            samples = await asyncio.to_thread(load_audio, data, CONTENT_TYPES[recording.format])
+            engine = await self._loaded_engine()
+            transcript = await asyncio.to_thread(engine.transcribe, samples)
+        except (StorageError, AudioFormatError, TranscriptionError) as exc:
+            raise _JobFailed(str(exc)) from exc
+        return transcript.text, transcript.engine
+
+    async def _loaded_engine(self) -> TranscriptionEngine:
+        async with self._engine_lock:
+            if self._engine is None:
+                engine = await asyncio.to_thread(create_engine, self._engine_name, self.model_path)
+                await asyncio.to_thread(engine.load)
+                self._engine = engine
+            return self._engine
+
+    async def _finish(
+        self,
+        claim: _Claim,
+        *,
+        text: str = "",
+        engine: str | None = None,
+        failure: str | None = None,
+    ) -> None:
+        """End the job, if this claim still holds it: row, charge and event in one
+        transaction; then the app's transcribeCallback."""
+        try:
+            notice = await self._complete(claim, text, engine or self._engine_name, failure)
+        except InsufficientFunds:
+            notice = await self._complete(
+                claim, "", engine or self._engine_name, "the wallet cannot pay for it"
+            )
+        if notice is None:
+            return
+        url, method, workspace_id, fields = notice
+        client = await self.app_clients(workspace_id)
+        await client.notify(url, fields, method)
+
+    async def _complete(
+        self, claim: _Claim, text: str, engine: str, failure: str | None
+    ) -> tuple[str, str, str, dict[str, str | int]] | None:
+        async with self.database.transaction() as session:
+            job = await session.scalar(
+                select(Transcription)
+                .where(Transcription.id == claim.transcription_id)
+                .with_for_update()
+            )
+            if job is None or job.status != "running" or job.attempts != claim.attempt:
+                log.info("transcription %s was taken over; dropping this result", claim)
+                return None
+            recording = await session.get_one(Recording, job.recording_id)
+            if failure is None:
+                await charge_transcription(
+                    session,
+                    job.workspace_id,
+                    recording.id,
+                    recording.duration_seconds or 0,
+                    settings=self.settings,
+                )
+            job.status = "failed" if failure is not None else "completed"
+            job.text = text if failure is None else None
+            job.error = failure
+            job.engine = engine
+            job.completed_at = utcnow()
+            call = await session.get(Call, recording.call_id)
+            await record_event(
+                session,
+                workspace_id=job.workspace_id,
+                kind="call.transcription.ready",
+                call_id=recording.call_id,
+                target_url=call.events_url if call is not None else None,
+                data=transcription_data(job, recording),
+            )
+            if recording.transcribe_callback is None:
+                return None
+            fields: dict[str, str | int] = {
+                "CallId": recording.call_id,
+                "WorkspaceId": job.workspace_id,
+                "RecordingSid": recording.id,
+                "TranscriptionSid": job.id,
+                "TranscriptionStatus": job.status,
+                "TranscriptionText": job.text or "",
+            }
+            return recording.transcribe_callback, "POST", job.workspace_id, fields
+
+
+def transcription_data(job: Transcription, recording: Recording) -> dict[str, Any]:
+    """The ``call.transcription.ready`` payload."""
+    return {
+        "transcription_id": job.id,
+        "recording_id": recording.id,
+        "call_id": recording.call_id,
+        "status": job.status,
+        "text": job.text,
+        "engine": job.engine,
+        "error": job.error,
+    }
