@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 
 import uvicorn
 from alembic.runtime.migration import MigrationContext
@@ -16,7 +16,14 @@ from sautikit.api import create_api
 from sautikit.config import ConfigError, Settings
 from sautikit.db import Database, upgrade_database
 from sautikit.db.migrate import alembic_config
+from sautikit.events.delivery import DeliveryWorker
+from sautikit.media import TextToSpeech
+from sautikit.net import outbound_client
+from sautikit.pbx import Pbx
 from sautikit.storage import open_store
+from sautikit.voice.commands import open_bus
+from sautikit.voice.control import LocalRecordingSink
+from sautikit.voice.manager import CallManager
 
 __all__ = ["open_database", "require_current_schema", "serve"]
 
@@ -66,14 +73,49 @@ class _ApiServer(uvicorn.Server):
 
 
 async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = None) -> None:
-    """Run the API (and, as they arrive, the PBX and workers) until SIGINT or SIGTERM.
+    """Run the API, the PBX and the workers in one process until SIGINT or SIGTERM.
 
     ``on_ready`` receives the API's base URL once it listens (useful with port 0).
+    Shutdown refuses new calls, gives live calls ``shutdown_grace_seconds``, then ends
+    them and stops the rest.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings)
-    async with open_database(settings) as database:
-        api = create_api(settings, database, store)
+    async with open_database(settings) as database, AsyncExitStack() as stack:
+        stack.push_async_callback(store.close)
+        http = outbound_client(
+            allow_private=settings.allow_private_http, timeout=settings.app_timeout_seconds
+        )
+        stack.push_async_callback(http.aclose)
+        bus = open_bus(settings.effective_database_url)
+        stack.push_async_callback(bus.close)
+        pbx = Pbx(
+            sip_host=settings.sip_host,
+            sip_port=settings.sip_port,
+            rtp_ports=settings.rtp_port_range,
+            tts=TextToSpeech(settings.data_dir / "tts"),
+            authenticate_invite=lambda _request, source: not manager.trusts(source.host),
+        )
+        manager = CallManager(
+            settings,
+            database,
+            pbx,
+            recordings=LocalRecordingSink(settings.data_dir / "recordings"),
+            http=http,
+            node=settings.node_id,
+            app_timeout=settings.app_timeout_seconds,
+        )
+        await pbx.start()
+        stack.push_async_callback(pbx.close)
+        await manager.start()
+        stack.push_async_callback(manager.shutdown, settings.shutdown_grace_seconds)
+        bus.subscribe(manager.handle)
+        await bus.start()
+        worker = DeliveryWorker(database, settings)
+        delivering = asyncio.create_task(worker.run())
+        stack.push_async_callback(_stop_worker, worker, delivering)
+
+        api = create_api(settings, database, store, bus=bus, calls=manager)
         server = _ApiServer(
             uvicorn.Config(
                 api,
@@ -94,10 +136,13 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
         if server.started:
             host, port = server.servers[0].sockets[0].getsockname()[:2]
             base_url = f"http://{host}:{port}"
-            log.info("Sautikit API listening on %s", base_url)
+            log.info("Sautikit API listening on %s, SIP on %s:%d", base_url, pbx.sip_host, pbx.port)
             if on_ready is not None:
                 on_ready(base_url)
-        try:
-            await serving
-        finally:
-            await store.close()
+        await serving
+
+
+async def _stop_worker(worker: DeliveryWorker, running: asyncio.Task[None]) -> None:
+    worker.stop()
+    await running
+    await worker.aclose()

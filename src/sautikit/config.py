@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +53,13 @@ class Settings(BaseSettings):
     sip_host: str = "127.0.0.1"
     sip_port: int = Field(default=5080, ge=0, le=65535)
     rtp_ports: str = "20000-29999"
+
+    node_id: str = Field(
+        default_factory=socket.gethostname,
+        description="Names this process in calls.owner; unique per process sharing a database.",
+    )
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    app_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"

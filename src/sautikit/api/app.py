@@ -11,9 +11,12 @@ from sautikit.api.deps import ApiContext
 from sautikit.api.errors import ErrorEnvelope, install_error_handlers
 from sautikit.api.middleware import HttpMetrics, RequestContextMiddleware
 from sautikit.api.ratelimit import RateLimiter
+from sautikit.billing.authorisation import CallRateGuard
 from sautikit.config import Settings
 from sautikit.db import Database
 from sautikit.storage import ObjectStore
+from sautikit.voice.commands import CommandBus, open_bus
+from sautikit.voice.manager import CallManager
 
 __all__ = ["create_api"]
 
@@ -30,7 +33,16 @@ _ERROR_RESPONSES = {
 }
 
 
-def create_api(settings: Settings, database: Database, store: ObjectStore | None = None) -> FastAPI:
+def create_api(
+    settings: Settings,
+    database: Database,
+    store: ObjectStore | None = None,
+    *,
+    bus: CommandBus | None = None,
+    calls: CallManager | None = None,
+) -> FastAPI:
+    """The API; ``bus`` carries work to the PBX (by default one that suits the database),
+    ``calls`` is this process's call manager where it runs a PBX too."""
     app = FastAPI(
         title="Sautikit",
         version=sautikit.__version__,
@@ -44,6 +56,9 @@ def create_api(settings: Settings, database: Database, store: ObjectStore | None
     )
     registry = CollectorRegistry()
     app.state.store = store
+    app.state.bus = bus or open_bus(settings.effective_database_url)
+    app.state.calls = calls
+    app.state.rate_guard = calls.rate_guard if calls is not None else CallRateGuard()
     app.state.registry = registry
     app.state.context = ApiContext(
         settings=settings,

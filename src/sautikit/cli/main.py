@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit import accounts, runtime
 from sautikit.app import serve
-from sautikit.cli import billing, numbers, phone
+from sautikit.cli import billing, numbers, phone, trunks
 from sautikit.cli.common import (
     JsonOption,
     console,
@@ -41,6 +41,7 @@ app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(keys_app, name="keys")
 app.add_typer(phone.app, name="phone")
 app.add_typer(numbers.app, name="numbers")
+app.add_typer(trunks.app, name="trunks")
 for command_group in billing.app.registered_groups:
     app.add_typer(command_group.typer_instance, name=command_group.name)
 

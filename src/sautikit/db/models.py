@@ -232,6 +232,8 @@ class Call(Base):
     error: Mapped[dict[str, Any] | None]
     # The process holding the call's media, so commands reach it (SPEC: several processes).
     owner: Mapped[str | None] = mapped_column(String(100))
+    # The owner stamps live calls every few seconds: after a crash, how long they lasted.
+    last_seen_at: Mapped[datetime | None]
     sip_call_id: Mapped[str | None] = mapped_column(String(255), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]

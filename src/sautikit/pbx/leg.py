@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from sautikit.media import MediaChannel
 from sautikit.sip import (
@@ -168,6 +169,8 @@ class OutboundLeg(CallLeg):
     ) -> None:
         super().__init__(call, channel, sdp)
         self._offer = offer
+        self.on_ringing: Callable[[], None] | None = None
+        """Called once, at the first 180 or 183: the far end is ringing."""
         call.on_state_change = self._on_state_change
 
     async def wait_answer(self) -> None:
@@ -185,6 +188,9 @@ class OutboundLeg(CallLeg):
         return end
 
     def _on_state_change(self, state: CallState) -> None:
+        if state in (CallState.RINGING, CallState.EARLY_MEDIA) and self.on_ringing is not None:
+            ringing, self.on_ringing = self.on_ringing, None
+            ringing()
         # Early media (183 with SDP): hear the far end's ringback or announcements.
         if state is CallState.EARLY_MEDIA and self.sip.early_sdp is not None:
             try:

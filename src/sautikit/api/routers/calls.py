@@ -1,0 +1,258 @@
+"""``/v1/calls``: place outbound calls, read call records, steer live calls (SPEC §2, §4).
+
+Placing a call writes it as ``queued`` (with its ``call.started`` event and a hold on the
+wallet) and asks the PBX to dial it once the transaction commits; the answer is 201 at
+once, before anyone picks up. Live-call changes travel the same way to whichever process
+holds the call.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AnyHttpUrl, BaseModel, Field, UrlConstraints, model_validator
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sautikit.api.auth import Principal, require_scopes
+from sautikit.api.deps import DbSession, api_context
+from sautikit.api.errors import ApiError, ErrorEnvelope
+from sautikit.api.pagination import PageParams, page_params, paginate
+from sautikit.api.routing import SautikitRoute
+from sautikit.api.schemas import RequestModel
+from sautikit.billing.authorisation import (
+    CallLimitExceeded,
+    DestinationNotAllowed,
+    InvalidDestination,
+    authorise_destination,
+)
+from sautikit.billing.ledger import InsufficientFunds, reserve_for_call
+from sautikit.billing.numbers import active_number
+from sautikit.billing.rating import rate_for
+from sautikit.db.models import Call, Event, Recording, Workspace
+from sautikit.ids import new_id
+from sautikit.voice import lifecycle
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/calls", route_class=SautikitRoute, tags=["calls"])
+
+read = require_scopes("calls.read")
+write = require_scopes("calls.write")
+
+AppUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2048)]
+
+
+class CallCreate(RequestModel):
+    to: str = Field(min_length=1, max_length=255, description="E.164 number or SIP URI.")
+    from_: str = Field(alias="from", description="A number the workspace holds, E.164.")
+    action_url: AppUrl = Field(description="Answers with the actions to run once answered.")
+    method: Literal["POST", "GET"] = "POST"
+    events_url: AppUrl | None = None
+    fallback_url: AppUrl | None = None
+    timeout: int = Field(30, ge=1, le=600, description="Seconds to ring before no_answer.")
+    record: bool = Field(False, description="Record the call from answer, both parties.")
+    max_duration: int | None = Field(None, ge=1, le=86_400, description="Seconds.")
+
+
+class CallChange(RequestModel):
+    action_url: AppUrl | None = Field(None, description="Fetch these actions and run them now.")
+    method: Literal["POST", "GET"] = "POST"
+    status: Literal["completed"] | None = Field(None, description="`completed` hangs up.")
+    recording: Literal["paused", "resumed", "stopped"] | None = None
+
+    @model_validator(mode="after")
+    def _one_change(self) -> CallChange:
+        asked = [self.action_url is not None, self.status is not None, self.recording is not None]
+        if sum(asked) != 1:
+            raise ValueError("give exactly one of action_url, status or recording")
+        return self
+
+
+class CallOut(BaseModel):
+    id: str
+    direction: str
+    from_: str = Field(serialization_alias="from")
+    to: str
+    status: str
+    number_id: str | None
+    parent_call_id: str | None
+    created_at: str | None
+    started_at: str | None
+    answered_at: str | None
+    ended_at: str | None
+    duration_seconds: int | None
+    hangup_cause: str | None
+    price_minor: int | None
+    currency: str
+    error: dict[str, Any] | None
+
+
+def _out(call: Call) -> dict[str, Any]:
+    data = lifecycle.call_data(call)
+    data.pop("workspace_id")
+    return data
+
+
+async def _owned(session: AsyncSession, principal: Principal, call_id: str) -> Call:
+    call = await session.get(Call, call_id)
+    if call is None or call.workspace_id != principal.workspace_id:
+        raise ApiError(404, "calls.not_found", f"no call {call_id}")
+    return call
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Place an outbound call",
+    responses={
+        402: {"model": ErrorEnvelope, "description": "`wallet.insufficient_funds`"},
+        403: {"model": ErrorEnvelope, "description": "`destinations.not_allowed`"},
+        503: {"model": ErrorEnvelope, "description": "Shutting down: retry elsewhere"},
+    },
+)
+async def place_call(
+    body: CallCreate, request: Request, session: DbSession, principal: Principal = Depends(write)
+) -> dict[str, Any]:
+    state = request.app.state
+    manager = getattr(state, "calls", None)
+    if manager is not None and not manager.accepting:
+        raise ApiError(503, "service.unavailable", "this server is shutting down; retry")
+    settings = api_context(request).settings
+    workspace = await session.get(Workspace, principal.workspace_id)
+    assert workspace is not None
+    number = await active_number(session, body.from_, workspace_id=workspace.id)
+    if number is None:
+        raise ApiError(
+            403,
+            "numbers.not_owned",
+            f"{body.from_} is not an active number of this workspace",
+            field="from",
+        )
+    try:
+        destination = authorise_destination(
+            workspace, body.to, allow_private_hosts=settings.allow_private_http
+        )
+    except InvalidDestination as invalid:
+        raise ApiError(400, "validation.invalid_field", f"to: {invalid}", field="to") from None
+    except DestinationNotAllowed as refused:
+        raise ApiError(403, "destinations.not_allowed", str(refused), field="to") from None
+    try:
+        await state.rate_guard.admit(session, workspace)
+    except CallLimitExceeded as limited:
+        raise ApiError(
+            429,
+            "rate_limited",
+            str(limited),
+            headers={"Retry-After": str(max(1, round(limited.retry_after)))},
+        ) from None
+    call = Call(
+        id=new_id(),
+        workspace_id=workspace.id,
+        direction="outbound",
+        from_number=number.e164,
+        to_number=destination.address,
+        number_id=number.id,
+        action_url=str(body.action_url),
+        method=body.method,
+        events_url=str(body.events_url) if body.events_url else number.events_url,
+        fallback_url=str(body.fallback_url) if body.fallback_url else None,
+        ring_timeout_seconds=body.timeout,
+        record="record-from-answer" if body.record else None,
+        max_duration_seconds=body.max_duration,
+    )
+    session.add(call)
+    await session.flush()
+    rate = await rate_for(session, workspace.id, "outbound", call.to_number, settings=settings)
+    try:
+        await reserve_for_call(session, workspace.id, call.id, rate.rate_per_minute_minor)
+    except InsufficientFunds as short:
+        raise ApiError(402, "wallet.insufficient_funds", str(short)) from None
+    await lifecycle.record_started(session, call)
+    await state.bus.publish(session, {"type": "place", "call_id": call.id})
+    return _out(call)
+
+
+@router.get("", summary="Call records, newest first")
+async def list_calls(
+    session: DbSession,
+    page: PageParams = Depends(page_params),
+    principal: Principal = Depends(read),
+    status: str | None = Query(None),
+    direction: Literal["inbound", "outbound"] | None = Query(None),
+    from_: str | None = Query(None, alias="from"),
+    to: str | None = Query(None),
+    created_after: datetime | None = Query(None),
+    created_before: datetime | None = Query(None),
+) -> dict[str, Any]:
+    query = select(Call).where(Call.workspace_id == principal.workspace_id)
+    for column, value in (
+        (Call.status, status),
+        (Call.direction, direction),
+        (Call.from_number, from_),
+        (Call.to_number, to),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if created_after is not None:
+        query = query.where(Call.created_at > created_after)
+    if created_before is not None:
+        query = query.where(Call.created_at < created_before)
+    return await paginate(session, query, Call.id, page, _out)
+
+
+@router.get("/{call_id}", summary="One call, with its legs, events and recordings")
+async def get_call(
+    call_id: str, session: DbSession, principal: Principal = Depends(read)
+) -> dict[str, Any]:
+    call = await _owned(session, principal, call_id)
+    legs = (await session.scalars(select(Call).where(Call.parent_call_id == call.id))).all()
+    events = (
+        await session.scalars(select(Event).where(Event.call_id == call.id).order_by(Event.id))
+    ).all()
+    recordings = (
+        await session.scalars(
+            select(Recording).where(Recording.call_id == call.id).order_by(Recording.id)
+        )
+    ).all()
+    return {
+        **_out(call),
+        "legs": [_out(leg) for leg in legs],
+        "events": [
+            {"id": event.id, "kind": event.kind, "occurred_at": event.occurred_at.isoformat()}
+            for event in events
+        ],
+        "recordings": [
+            {
+                "id": recording.id,
+                "source": recording.source,
+                "status": recording.status,
+                "duration_seconds": recording.duration_seconds,
+            }
+            for recording in recordings
+        ],
+    }
+
+
+@router.post("/{call_id}", summary="Redirect, hang up, or control the recording of a live call")
+async def change_call(
+    call_id: str,
+    body: CallChange,
+    request: Request,
+    session: DbSession,
+    principal: Principal = Depends(write),
+) -> dict[str, Any]:
+    call = await _owned(session, principal, call_id)
+    if call.status not in lifecycle.LIVE_STATUSES:
+        raise ApiError(409, "calls.not_live", f"call {call_id} has ended ({call.status})")
+    command: dict[str, Any] = {"type": "command", "call_id": call.id}
+    if body.action_url is not None:
+        command |= {"action_url": str(body.action_url), "method": body.method}
+    elif body.status is not None:
+        command["status"] = body.status
+    else:
+        command["recording"] = body.recording
+    await request.app.state.bus.publish(session, command)
+    return _out(call)

@@ -1,0 +1,510 @@
+"""A live call in this process: the voice interpreter's ``CallControl`` over a PBX leg.
+
+:class:`LiveCall` turns the interpreter's media-level requests into media-channel work on
+its :class:`~sautikit.pbx.CallLeg` — prompts, digits, recordings, dials and conferences —
+and reports what happens to the call to its :class:`CallHost` (the call manager), which
+keeps the call record and its events. It works out why a call ended (SPEC §4's hangup
+causes) from how the SIP call ended, unless Sautikit ended it for a reason of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import wave
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+from sautikit.media import (
+    Bridge,
+    DigitsEnd,
+    MediaChannel,
+    PlayEnd,
+    RecordingHandle,
+    load_wav,
+)
+from sautikit.media import PlayOutcome as MediaPlayOutcome
+from sautikit.media.audio import SAMPLE_RATE, encode_wav
+from sautikit.media.player import tone
+from sautikit.media.silence import trim_silence
+from sautikit.pbx import CallLeg, InboundLeg, OutboundLeg
+from sautikit.sip import CallEnd, CallFailed, EndReason
+from sautikit.voice.control import (
+    CallEnded,
+    ConferenceResult,
+    ConferenceStatus,
+    DialCallStatus,
+    DialResult,
+    DialTarget,
+    DigitsResult,
+    HangupCause,
+    Int16Array,
+    PlayOutcome,
+    RecordResult,
+)
+
+__all__ = ["CallHost", "DialRefused", "LiveCall"]
+
+log = logging.getLogger(__name__)
+
+SILENCE_DBFS = -40.0
+"""Quieter than this is silence: the record verb's timeout and empty recordings."""
+
+_FINISHED_BY = {
+    DigitsEnd.KEY: "key",
+    DigitsEnd.MAX_DIGITS: "max_digits",
+    DigitsEnd.TIMEOUT: "timeout",
+}
+
+
+class DialRefused(Exception):
+    """A dial target or caller id the workspace may not use (SPEC §8)."""
+
+
+class CallHost(Protocol):
+    """What a live call needs from the call manager."""
+
+    async def call_answered(self, call: LiveCall) -> None: ...
+
+    async def call_ended(self, call: LiveCall, end: CallEnd) -> None: ...
+
+    async def record_call_error(self, call: LiveCall, code: str, message: str) -> None: ...
+
+    async def place_child(
+        self, parent: LiveCall, target: DialTarget, caller_id: str | None, ring_timeout: float
+    ) -> LiveCall:
+        """Start ringing ``target`` as a child leg of ``parent``; raises DialRefused."""
+        ...
+
+    def spool_path(self, call: LiveCall) -> Path: ...
+
+    async def join_conference(
+        self,
+        call: LiveCall,
+        name: str,
+        *,
+        muted: bool,
+        beep: bool,
+        start_on_enter: bool,
+        end_on_exit: bool,
+        max_participants: int,
+        wait_audio: Int16Array | None,
+        record: bool,
+        on_status: Callable[[ConferenceStatus], None],
+        on_recording: Callable[[RecordResult], Awaitable[None]],
+    ) -> ConferenceResult: ...
+
+
+def _ringback() -> Int16Array:
+    """Kenya's ringback: 425 Hz, 1 s on, 4 s off (ITU-T E.180)."""
+    return np.concatenate([tone(425, 1.0, 0.2), np.zeros(4 * SAMPLE_RATE, np.int16)])
+
+
+class LiveCall:
+    """One call leg being run here, by the interpreter (a parent) or by a dial (a child)."""
+
+    def __init__(
+        self,
+        host: CallHost,
+        leg: CallLeg,
+        *,
+        call_id: str,
+        workspace_id: str,
+        from_: str,
+        to: str,
+        direction: Literal["inbound", "outbound"],
+    ) -> None:
+        self.host = host
+        self.leg = leg
+        self.call_id = call_id
+        self.workspace_id = workspace_id
+        self.from_ = from_
+        self.to = to
+        self.direction = direction
+        self.cause: HangupCause | None = None
+        """Set when Sautikit ends the call for a reason of its own (max_duration, …)."""
+        self.recording: RecordingHandle | None = None
+        """The recording in progress on this call, for the API's pause/resume/stop."""
+        self.answered_event = asyncio.Event()
+        self._recording_stopped = asyncio.Event()
+        self._answered_at: float | None = None
+        self._ended_at: float | None = None
+        self._status = "ringing"
+        self._watcher = asyncio.ensure_future(self._watch())
+
+    # --- state ---------------------------------------------------------------------------
+
+    @property
+    def status(self) -> str:
+        return self._status
+
+    @property
+    def answered(self) -> bool:
+        return self.leg.answered
+
+    @property
+    def ended(self) -> bool:
+        return self.leg.ended
+
+    @property
+    def channel(self) -> MediaChannel:
+        return self.leg.channel
+
+    @property
+    def answered_seconds(self) -> float:
+        """How long the call has been (or was) up."""
+        if self._answered_at is None:
+            return 0.0
+        return (self._ended_at or time.monotonic()) - self._answered_at
+
+    async def wait_ended(self) -> None:
+        await asyncio.shield(self._watcher)
+
+    async def _watch(self) -> None:
+        end = await self.leg.wait_ended()
+        self._ended_at = time.monotonic()
+        if self.cause is None:
+            self.cause = self._cause_of(end)
+        self._status = "completed" if self.answered_event.is_set() else "failed"
+        try:
+            await self.host.call_ended(self, end)
+        except Exception:
+            log.exception("call %s: recording its end failed", self.call_id)
+
+    def _cause_of(self, end: CallEnd) -> HangupCause:
+        reason = end.reason
+        if reason is EndReason.REMOTE_HANGUP:
+            return "caller_hangup" if self.direction == "inbound" else "callee_hangup"
+        if reason is EndReason.REMOTE_CANCEL:
+            return "caller_hangup"
+        if reason is EndReason.RING_TIMEOUT:
+            return "no_answer"
+        if reason is EndReason.FAILED:
+            if end.status in (486, 600):
+                return "busy"
+            if end.status in (408, 480, 487):
+                return "no_answer"
+            if end.status in (603, 403):
+                return "rejected"
+            return "network_error"
+        if reason in (EndReason.ACK_TIMEOUT, EndReason.DIALOG_LOST):
+            return "network_error"
+        return "normal_clearing"
+
+    async def mark_answered(self) -> None:
+        if not self.answered_event.is_set():
+            self.answered_event.set()
+            self._answered_at = time.monotonic()
+            self._status = "answered"
+            await self.host.call_answered(self)
+
+    # --- CallControl: the call itself -----------------------------------------------------
+
+    async def answer(self) -> None:
+        if self.answered_event.is_set():
+            return
+        if self.ended:
+            raise CallEnded
+        if isinstance(self.leg, InboundLeg):
+            try:
+                await self.leg.answer()
+            except Exception as error:
+                raise CallEnded from error
+        await self.mark_answered()
+
+    async def reject(self, reason: Literal["rejected", "busy"]) -> None:
+        if isinstance(self.leg, InboundLeg) and not self.answered and not self.ended:
+            self.cause = reason
+            self.leg.reject(486 if reason == "busy" else 603)
+
+    async def hangup(self, cause: HangupCause = "normal_clearing") -> None:
+        if self.ended:
+            return
+        if self.cause is None:
+            self.cause = cause
+        with contextlib.suppress(Exception):
+            await self.leg.hangup()
+
+    async def record_error(self, code: str, message: str) -> None:
+        await self.host.record_call_error(self, code, message)
+
+    # --- prompts and keys -----------------------------------------------------------------
+
+    def _played(self, outcome: MediaPlayOutcome) -> PlayOutcome:
+        if outcome.end is PlayEnd.CLOSED or self.ended:
+            raise CallEnded
+        return PlayOutcome(outcome.digit if outcome.end is PlayEnd.DIGIT else None)
+
+    async def say(
+        self, text: str, *, language: str, voice: str | None, loop: int, interruptible: bool
+    ) -> PlayOutcome:
+        outcome = await self.channel.say(
+            text, language, voice, loop=loop, interrupt_on_dtmf=interruptible
+        )
+        return self._played(outcome)
+
+    async def play(self, audio: Int16Array, *, loop: int, interruptible: bool) -> PlayOutcome:
+        return self._played(await self.channel.play(audio, loop, interruptible))
+
+    async def pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.leg.wait_ended(), seconds)
+        if self.ended:
+            raise CallEnded
+
+    async def collect_digits(
+        self,
+        *,
+        num_digits: int,
+        finish_on_key: str,
+        timeout: float,  # noqa: ASYNC109 - media time
+    ) -> DigitsResult:
+        result = await self.channel.collect_digits(num_digits, finish_on_key, timeout)
+        if result.finished_by is DigitsEnd.CLOSED or self.ended:
+            raise CallEnded
+        return DigitsResult(result.digits, _FINISHED_BY[result.finished_by], result.key)
+
+    # --- recording ------------------------------------------------------------------------
+
+    async def record(
+        self,
+        *,
+        max_length: float,
+        silence_timeout: float,
+        finish_on_key: str,
+        trim: bool,
+        channels: int,
+    ) -> RecordResult:
+        path = self.host.spool_path(self)
+        self.channel.clear_digits()
+        handle = self.channel.start_recording(path, channels)
+        self.recording = handle
+        self._recording_stopped.clear()
+        waits: dict[asyncio.Future[object], str] = {
+            asyncio.ensure_future(asyncio.sleep(max_length)): "max_length",
+            asyncio.ensure_future(self.leg.wait_ended()): "hangup",
+            asyncio.ensure_future(self._recording_stopped.wait()): "stopped",
+        }
+        if silence_timeout > 0:
+            silence = self.channel.wait_for_silence(SILENCE_DBFS, silence_timeout)
+            waits[asyncio.ensure_future(silence)] = "silence"
+        if finish_on_key:
+            waits[asyncio.ensure_future(self._finish_key(finish_on_key))] = "key"
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            self.recording = None
+            handle.stop()
+        first = next(iter(done))
+        ended_by = waits[first]
+        key = first.result() if ended_by == "key" else None
+        await handle.finished()
+        samples, kept = await asyncio.to_thread(_finish_recording, path, channels, trim)
+        return RecordResult(
+            path=path,
+            duration=len(kept) / SAMPLE_RATE if trim else len(samples) / SAMPLE_RATE,
+            channels=channels,
+            ended_by=ended_by,  # type: ignore[arg-type]
+            key=key,  # type: ignore[arg-type]
+            empty=len(kept) == 0,
+        )
+
+    def control_recording(self, change: str) -> bool:
+        """The API's ``{"recording": "paused" | "resumed" | "stopped"}``; answers whether a
+        recording was there to change. Stopping ends a ``record`` verb as if finished."""
+        recording = self.recording
+        if recording is None:
+            return False
+        if change == "paused":
+            recording.pause()
+        elif change == "resumed":
+            recording.resume()
+        elif change == "stopped":
+            self._recording_stopped.set()
+        return True
+
+    async def _finish_key(self, keys: str) -> str:
+        while True:
+            digit = await self.channel.next_digit()
+            if digit is None:
+                await asyncio.Event().wait()  # closed: the hangup wait ends the recording
+            elif digit in keys:
+                return digit
+
+    # --- dial -----------------------------------------------------------------------------
+
+    async def dial(
+        self,
+        targets: list[DialTarget],
+        *,
+        caller_id: str | None,
+        timeout: float,  # noqa: ASYNC109 - the ring time
+        record: Literal["do-not-record", "record-from-answer", "record-from-ringing"],
+        recording_channels: int,
+        hangup_on_star: bool,
+    ) -> DialResult:
+        children: list[LiveCall] = []
+        for target in targets:
+            try:
+                children.append(await self.host.place_child(self, target, caller_id, timeout))
+            except DialRefused as refused:
+                await self.record_error("dial.not_allowed", str(refused))
+        if not children:
+            return DialResult("failed")
+        recording: RecordingHandle | None = None
+        path: Path | None = None
+        if record == "record-from-ringing":
+            path = self.host.spool_path(self)
+            recording = self.channel.start_recording(path, recording_channels)
+        ringback = asyncio.ensure_future(self.channel.play(_ringback(), loop=1000))
+        try:
+            winner, failures = await self._first_answer(children)
+        finally:
+            ringback.cancel()
+            self.channel.stop_playback()
+        if winner is None:
+            if recording is not None:
+                recording.stop()
+                await recording.finished()
+            return DialResult(_dial_status(failures), children[-1].call_id)
+        bridge = Bridge(
+            self.channel,
+            winner.channel,
+            None if record != "record-from-answer" else (path := self.host.spool_path(self)),
+            recording_channels,
+        )
+        recording = recording or bridge.recording
+        self.recording = recording
+        self._recording_stopped.clear()
+        watchers = [asyncio.ensure_future(bridge.wait())]
+        if hangup_on_star:
+            watchers.append(asyncio.ensure_future(self._finish_key("*")))
+        try:
+            await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+            self.recording = None
+            bridge.close()
+        if not winner.ended:
+            await winner.hangup("normal_clearing")
+        await winner.wait_ended()
+        result = None
+        if recording is not None and path is not None:
+            seconds = recording.stop()
+            await recording.finished()
+            result = RecordResult(path, seconds, recording_channels, "hangup")
+        duration = int(np.ceil(winner.answered_seconds))
+        return DialResult("completed", winner.call_id, duration, result)
+
+    async def _first_answer(
+        self, children: list[LiveCall]
+    ) -> tuple[LiveCall | None, list[BaseException]]:
+        """Wait for the first child to answer; cancel the rest. The caller hanging up
+        cancels them all."""
+        answering = {asyncio.ensure_future(_wait_answer(child)): child for child in children}
+        caller_gone = asyncio.ensure_future(self.leg.wait_ended())
+        failures: list[BaseException] = []
+        winner: LiveCall | None = None
+        pending = set(answering)
+        while pending and winner is None and not caller_gone.done():
+            done, pending = await asyncio.wait(
+                pending | {caller_gone}, return_when=asyncio.FIRST_COMPLETED
+            )
+            pending.discard(caller_gone)
+            for finished in done:
+                if finished is caller_gone:
+                    continue
+                error = finished.exception()
+                if error is None and winner is None:
+                    winner = answering[finished]
+                elif error is not None:
+                    failures.append(error)
+        caller_gone.cancel()
+        for future, child in answering.items():
+            if child is not winner:
+                future.cancel()
+                if not child.ended:
+                    child.cause = "normal_clearing"
+                    with contextlib.suppress(Exception):
+                        await _cancel(child)
+        if winner is not None:
+            await winner.mark_answered()
+        return winner, failures
+
+    # --- conference -----------------------------------------------------------------------
+
+    async def conference(
+        self,
+        name: str,
+        *,
+        muted: bool,
+        beep: bool,
+        start_on_enter: bool,
+        end_on_exit: bool,
+        max_participants: int,
+        wait_audio: Int16Array | None,
+        record: bool,
+        on_status: Callable[[ConferenceStatus], None],
+        on_recording: Callable[[RecordResult], Awaitable[None]],
+    ) -> ConferenceResult:
+        return await self.host.join_conference(
+            self,
+            name,
+            muted=muted,
+            beep=beep,
+            start_on_enter=start_on_enter,
+            end_on_exit=end_on_exit,
+            max_participants=max_participants,
+            wait_audio=wait_audio,
+            record=record,
+            on_status=on_status,
+            on_recording=on_recording,
+        )
+
+
+async def _wait_answer(child: LiveCall) -> None:
+    assert isinstance(child.leg, OutboundLeg)
+    await child.leg.wait_answer()
+
+
+async def _cancel(child: LiveCall) -> None:
+    leg = child.leg
+    if isinstance(leg, OutboundLeg) and not leg.answered:
+        await leg.cancel()
+    else:
+        await leg.hangup()
+
+
+def _dial_status(failures: list[BaseException]) -> DialCallStatus:
+    statuses = [f.status for f in failures if isinstance(f, CallFailed)]
+    if statuses and all(status in (486, 600) for status in statuses):
+        return "busy"
+    if statuses and all(status in (408, 480, 487) for status in statuses):
+        return "no_answer"
+    if not failures:
+        return "canceled"  # the caller hung up while it rang
+    return "failed"
+
+
+def _finish_recording(path: Path, channels: int, trim: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Read the spool back; trim it in place when asked. Answers (all, kept) mono samples
+    of the caller (the left channel), kept being what is left after trimming silence."""
+    samples = load_wav(path) if channels == 1 else _left_channel(path)
+    kept = trim_silence(samples, SILENCE_DBFS)
+    if trim and channels == 1 and len(kept) != len(samples):
+        path.write_bytes(encode_wav(kept, SAMPLE_RATE, 1))
+    return samples, kept
+
+
+def _left_channel(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as recording:
+        frames = np.frombuffer(recording.readframes(recording.getnframes()), "<i2")
+    return frames[0::2].copy()

@@ -1,0 +1,523 @@
+"""The call manager: every call this process holds, from INVITE or API request to hangup.
+
+It joins the layers without letting them know of each other: the PBX hands it SIP legs,
+the database keeps each call's record (``voice.lifecycle``), billing authorises and prices
+(``billing``), the interpreter runs the app's actions through :class:`LiveCall`, and the
+recording pipeline takes what was recorded. Commands for a call (the API's redirect,
+hangup and recording control) arrive through a :class:`~sautikit.voice.commands.CommandBus`
+so they reach the process that holds the call, wherever the request landed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select, update
+
+from sautikit.billing.authorisation import (
+    CallLimitExceeded,
+    CallRateGuard,
+    DestinationError,
+    authorise_destination,
+    play_url_allowed,
+)
+from sautikit.billing.ledger import InsufficientFunds, reserve_for_call
+from sautikit.billing.numbers import active_number
+from sautikit.billing.rating import rate_for
+from sautikit.config import Settings
+from sautikit.db import Database
+from sautikit.db.models import Call, Trunk, Workspace
+from sautikit.db.types import utcnow
+from sautikit.events.delivery import workspace_signing_secret
+from sautikit.ids import new_id
+from sautikit.pbx import InboundLeg, OutboundLeg, Pbx
+from sautikit.sip import CallEnd
+from sautikit.voice import lifecycle
+from sautikit.voice.callbacks import AppClient
+from sautikit.voice.control import (
+    ConferenceResult,
+    ConferenceStatus,
+    DialTarget,
+    HangupCause,
+    Int16Array,
+    RecordingSink,
+    RecordResult,
+)
+from sautikit.voice.interpreter import Interpreter
+from sautikit.voice.live import DialRefused, LiveCall
+from sautikit.voice.prompts import PromptCache
+from sautikit.voice.rooms import Rooms
+from sautikit.voice.routing import NoRoute, route_destination, trunk_trusts
+
+__all__ = ["CallManager", "normalise_number"]
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 2.0
+"""How often live calls are stamped as still up: after a crash, their answered duration
+is known to within this."""
+
+
+def normalise_number(user: str) -> str:
+    """A carrier's or phone's idea of a number, in E.164: ``254700…`` → ``+254700…``."""
+    digits = user.strip()
+    if digits.startswith("+"):
+        return digits
+    if digits.isdigit() and digits.startswith("254"):
+        return "+" + digits
+    if digits.isdigit() and digits.startswith("0") and len(digits) == 10:
+        return "+254" + digits[1:]  # a Kenyan national number
+    return digits
+
+
+class CallManager:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        pbx: Pbx,
+        *,
+        recordings: RecordingSink,
+        http: httpx.AsyncClient,
+        node: str | None = None,
+        app_timeout: float = 10.0,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.pbx = pbx
+        self.recordings = recordings
+        self.http = http
+        self.node = node or socket.gethostname()
+        self.app_timeout = app_timeout
+        self.live: dict[str, LiveCall] = {}
+        self.interpreters: dict[str, Interpreter] = {}
+        self.rooms = Rooms(pbx.media, self._new_spool_path)
+        self.prompts = PromptCache(http)
+        self.rate_guard = CallRateGuard()
+        self.accepting = True
+        self._trunks: list[Trunk] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._spool = settings.data_dir / "spool"
+        pbx.on_inbound = self.on_inbound
+
+    # --- life -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the trunks, close what a crash left live, then run the background loops."""
+        self._spool.mkdir(parents=True, exist_ok=True)
+        await self.reload_trunks()
+        await self.recover()
+        self._spawn(self._heartbeat(), "heartbeat")
+
+    async def reload_trunks(self) -> None:
+        async with self.database.sessions() as session:
+            self._trunks = list((await session.scalars(select(Trunk))).all())
+
+    def trusts(self, host: str) -> bool:
+        """Whether INVITEs from ``host`` come from a carrier trunk (no digest needed)."""
+        return trunk_trusts(self._trunks, host)
+
+    async def recover(self) -> None:
+        """SPEC: calls a crash left live are closed with ``network_error`` and the answered
+        duration they really had, up to their last heartbeat."""
+        async with self.database.transaction() as session:
+            stale = (
+                await session.scalars(
+                    select(Call).where(
+                        Call.status.in_(lifecycle.LIVE_STATUSES), Call.owner == self.node
+                    )
+                )
+            ).all()
+            for call in stale:
+                await lifecycle.end_call(
+                    session,
+                    call,
+                    "network_error",
+                    settings=self.settings,
+                    ended_at=call.last_seen_at or call.answered_at or call.created_at,
+                )
+        if stale:
+            log.warning("closed %d calls left live by a previous run", len(stale))
+
+    async def shutdown(self, grace: float) -> None:
+        """Refuse new calls (503), let live ones run up to ``grace`` seconds, then end them."""
+        self.accepting = False
+        if self.live:
+            endings = [asyncio.ensure_future(call.wait_ended()) for call in self.live.values()]
+            await asyncio.wait(endings, timeout=grace)
+        for call in list(self.live.values()):
+            await call.hangup("normal_clearing")
+        for call in list(self.live.values()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(call.wait_ended(), 5)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coroutine: Awaitable[Any], what: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+
+        def finished(done: asyncio.Task[Any]) -> None:
+            self._tasks.discard(done)
+            if not done.cancelled() and done.exception() is not None:
+                log.error("%s failed", what, exc_info=done.exception())
+
+        task.add_done_callback(finished)
+        return task
+
+    async def _heartbeat(self) -> None:
+        beats = 0
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            beats += 1
+            if beats % 5 == 0:
+                await self._maintain()
+            if not self.live:
+                continue
+            try:
+                async with self.database.transaction() as session:
+                    await session.execute(
+                        update(Call)
+                        .where(Call.id.in_(list(self.live)))
+                        .values(last_seen_at=utcnow())
+                    )
+            except Exception:
+                log.exception("heartbeat of live calls failed")
+
+    async def _maintain(self) -> None:
+        """Pick up trunk changes made by other processes, and queued calls whose
+        notification was missed (e.g. sent while no PBX was listening)."""
+        try:
+            await self.reload_trunks()
+            async with self.database.sessions() as session:
+                queued = (
+                    await session.scalars(
+                        select(Call.id).where(Call.status == "queued", Call.owner.is_(None))
+                    )
+                ).all()
+            for call_id in queued:
+                self._spawn(self.place(call_id), f"call {call_id}")
+        except Exception:
+            log.exception("call maintenance failed")
+
+    # --- inbound --------------------------------------------------------------------------
+
+    async def on_inbound(self, leg: InboundLeg) -> None:
+        if not self.accepting:
+            leg.reject(503, "Service Unavailable")
+            return
+        called = normalise_number(leg.called)
+        async with self.database.transaction() as session:
+            number = await active_number(session, called)
+            if number is None or number.workspace_id is None:
+                leg.reject(404, "Not Found")
+                return
+            if not number.voice_url:
+                leg.reject(480, "Temporarily Unavailable")
+                return
+            workspace = await session.get(Workspace, number.workspace_id)
+            assert workspace is not None
+            call = Call(
+                id=new_id(),
+                workspace_id=workspace.id,
+                direction="inbound",
+                from_number=normalise_number(leg.caller),
+                to_number=called,
+                number_id=number.id,
+                action_url=number.voice_url,
+                method=number.voice_method,
+                events_url=number.events_url,
+                fallback_url=number.fallback_url,
+                owner=self.node,
+                sip_call_id=leg.call_id,
+            )
+            try:
+                allowed = await self._reserve(session, workspace, call)
+            except InsufficientFunds:
+                leg.reject(402, "Payment Required")
+                return
+            await lifecycle.record_started(session, call)
+            await lifecycle.mark_ringing(session, call)
+            secret = await workspace_signing_secret(session, workspace.id)
+        live = self._adopt(leg, call)
+        leg.ring()
+        self._spawn(self._run_app(live, call, workspace, secret, allowed), f"call {call.id}")
+
+    async def _reserve(self, session: Any, workspace: Workspace, call: Call) -> int | None:
+        """Hold what the call may cost; answers the seconds the balance allows."""
+        rate = await rate_for(
+            session, workspace.id, call.direction, call.to_number, settings=self.settings
+        )
+        session.add(call)
+        await session.flush()
+        return await reserve_for_call(session, workspace.id, call.id, rate.rate_per_minute_minor)
+
+    def _adopt(self, leg: InboundLeg | OutboundLeg, call: Call) -> LiveCall:
+        live = LiveCall(
+            self,
+            leg,
+            call_id=call.id,
+            workspace_id=call.workspace_id,
+            from_=call.from_number,
+            to=call.to_number,
+            direction="inbound" if call.direction == "inbound" else "outbound",
+        )
+        self.live[call.id] = live
+        return live
+
+    async def _run_app(
+        self,
+        live: LiveCall,
+        call: Call,
+        workspace: Workspace,
+        secret: str,
+        allowed_seconds: int | None,
+    ) -> None:
+        def play_allowed(host: str) -> bool:
+            return any(
+                play_url_allowed(workspace, f"{scheme}://{host}/") for scheme in ("https", "http")
+            )
+
+        interpreter = Interpreter(
+            live,
+            AppClient(self.http, secret, timeout=self.app_timeout),
+            recordings=self.recordings,
+            prompts=self.prompts,
+            play_allowed=play_allowed,
+            fallback_url=call.fallback_url,
+        )
+        self.interpreters[live.call_id] = interpreter
+        limit = self._spawn(
+            self._enforce_limits(live, call.max_duration_seconds, allowed_seconds),
+            f"limits of {call.id}",
+        )
+        try:
+            assert call.action_url is not None
+            await interpreter.run(call.action_url, call.method)
+        except Exception:
+            log.exception("call %s: the interpreter failed", call.id)
+            await live.hangup("application_error")
+        finally:
+            limit.cancel()
+            self.interpreters.pop(live.call_id, None)
+
+    async def _enforce_limits(
+        self, live: LiveCall, max_duration: int | None, allowed: int | None
+    ) -> None:
+        """End the call at ``max_duration`` or when the balance has paid all it can."""
+        await live.answered_event.wait()
+        limits: list[tuple[int, HangupCause]] = []
+        if max_duration:
+            limits.append((max_duration, "max_duration"))
+        if allowed is not None:
+            limits.append((allowed, "insufficient_funds"))
+        if not limits:
+            return
+        seconds, cause = min(limits)
+        await asyncio.sleep(seconds)
+        log.info("call %s: %s after %d s", live.call_id, cause, seconds)
+        await live.hangup(cause)
+
+    # --- outbound -------------------------------------------------------------------------
+
+    async def place(self, call_id: str) -> None:
+        """Dial a queued API call, if this process wins it."""
+        async with self.database.transaction() as session:
+            claimed = await session.execute(
+                update(Call)
+                .where(Call.id == call_id, Call.status == "queued", Call.owner.is_(None))
+                .values(owner=self.node)
+            )
+            if claimed.rowcount != 1:
+                return
+            call = await session.get(Call, call_id)
+            assert call is not None
+            workspace = await session.get(Workspace, call.workspace_id)
+            assert workspace is not None
+            secret = await workspace_signing_secret(session, workspace.id)
+            allowed = await self._reserve(session, workspace, call)
+        try:
+            leg = await self._dial(call.to_number, call.from_number, call.ring_timeout_seconds)
+        except (NoRoute, OSError, ValueError) as error:
+            log.info("call %s: cannot be placed: %s", call.id, error)
+            await self._end_unplaced(call.id, "network_error")
+            return
+        live = self._adopt(leg, call)
+        leg.on_ringing = lambda: self._spawn(self.call_ringing(live), "ringing")
+        try:
+            await leg.wait_answer()
+        except Exception:
+            return  # LiveCall's watcher records how it ended
+        await live.mark_answered()
+        await self._run_app(live, call, workspace, secret, allowed)
+
+    async def _dial(self, to: str, caller_id: str, ring_timeout: float) -> OutboundLeg:
+        kind = "e164" if to.startswith("+") else "sip"
+        route = route_destination(self._trunks, kind, to, secret_key=self.settings.signing_key())
+        return await self.pbx.dial(
+            route.target,
+            from_uri=f"sip:{caller_id}@{self.pbx.sip_host}",
+            destination=route.destination,
+            credentials=route.credentials,
+            ring_timeout=ring_timeout,
+        )
+
+    async def _end_unplaced(self, call_id: str, cause: str) -> None:
+        async with self.database.transaction() as session:
+            call = await session.get(Call, call_id)
+            if call is not None:
+                await lifecycle.end_call(session, call, cause, settings=self.settings)
+
+    async def call_ringing(self, call: LiveCall) -> None:
+        async with self.database.transaction() as session:
+            record = await session.get(Call, call.call_id)
+            if record is not None:
+                await lifecycle.mark_ringing(session, record)
+
+    # --- CallHost -------------------------------------------------------------------------
+
+    async def call_answered(self, call: LiveCall) -> None:
+        async with self.database.transaction() as session:
+            record = await session.get(Call, call.call_id)
+            if record is not None:
+                await lifecycle.mark_answered(session, record)
+
+    async def call_ended(self, call: LiveCall, end: CallEnd) -> None:
+        self.live.pop(call.call_id, None)
+        cause = call.cause or "normal_clearing"
+        async with self.database.transaction() as session:
+            record = await session.get(Call, call.call_id)
+            if record is not None:
+                await lifecycle.end_call(session, record, cause, settings=self.settings)
+
+    async def record_call_error(self, call: LiveCall, code: str, message: str) -> None:
+        async with self.database.transaction() as session:
+            record = await session.get(Call, call.call_id)
+            if record is not None:
+                record.error = {"code": code, "message": message}
+
+    def spool_path(self, call: LiveCall) -> Path:
+        return self._new_spool_path()
+
+    def _new_spool_path(self) -> Path:
+        return self._spool / f"{new_id()}.wav"
+
+    async def place_child(
+        self, parent: LiveCall, target: DialTarget, caller_id: str | None, ring_timeout: float
+    ) -> LiveCall:
+        async with self.database.transaction() as session:
+            workspace = await session.get(Workspace, parent.workspace_id)
+            assert workspace is not None
+            try:
+                destination = authorise_destination(
+                    workspace,
+                    target.address,
+                    allow_private_hosts=self.settings.allow_private_http,
+                )
+            except DestinationError as refused:
+                raise DialRefused(str(refused)) from None
+            caller = await self._caller_id(session, parent, caller_id)
+            try:
+                await self.rate_guard.admit(session, workspace)
+            except CallLimitExceeded as refused:
+                raise DialRefused(str(refused)) from None
+            parent_record = await session.get(Call, parent.call_id)
+            child = Call(
+                id=new_id(),
+                workspace_id=workspace.id,
+                direction="outbound",
+                from_number=caller,
+                to_number=destination.address,
+                parent_call_id=parent.call_id,
+                events_url=parent_record.events_url if parent_record else None,
+                ring_timeout_seconds=int(ring_timeout),
+                owner=self.node,
+            )
+            try:
+                allowed = await self._reserve(session, workspace, child)
+            except InsufficientFunds as short:
+                raise DialRefused(str(short)) from None
+            await lifecycle.record_started(session, child)
+        try:
+            leg = await self._dial(destination.address, caller, ring_timeout)
+        except (NoRoute, OSError, ValueError) as error:
+            await self._end_unplaced(child.id, "network_error")
+            raise DialRefused(str(error)) from None
+        live = self._adopt(leg, child)
+        leg.on_ringing = lambda: self._spawn(self.call_ringing(live), "ringing")
+        self._spawn(self._enforce_limits(live, None, allowed), f"limits of {child.id}")
+        return live
+
+    async def _caller_id(self, session: Any, parent: LiveCall, asked: str | None) -> str:
+        """SPEC §3: a workspace number, or the From or To of the call being bridged."""
+        if asked is None:
+            return parent.from_
+        wanted = normalise_number(asked)
+        if wanted in (parent.from_, parent.to):
+            return wanted
+        if await active_number(session, wanted, workspace_id=parent.workspace_id) is not None:
+            return wanted
+        raise DialRefused(f"caller id {asked} is not a number of this workspace")
+
+    async def join_conference(
+        self,
+        call: LiveCall,
+        name: str,
+        *,
+        muted: bool,
+        beep: bool,
+        start_on_enter: bool,
+        end_on_exit: bool,
+        max_participants: int,
+        wait_audio: Int16Array | None,
+        record: bool,
+        on_status: Callable[[ConferenceStatus], None],
+        on_recording: Callable[[RecordResult], Awaitable[None]],
+    ) -> ConferenceResult:
+        room = self.rooms.room(call.workspace_id, name)
+        return await room.attend(
+            call,
+            muted=muted,
+            beep=beep,
+            start_on_enter=start_on_enter,
+            end_on_exit=end_on_exit,
+            max_participants=max_participants,
+            wait_audio=wait_audio,
+            record=record,
+            on_status=on_status,
+            on_recording=on_recording,
+        )
+
+    # --- commands from the API ------------------------------------------------------------
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        """A message from the command bus: dial a new call, or change a live one."""
+        call_id = message.get("call_id")
+        if not isinstance(call_id, str):
+            return
+        if message.get("type") == "place":
+            await self.place(call_id)
+        elif message.get("type") == "command":
+            await self.execute(call_id, message)
+
+    async def execute(self, call_id: str, command: dict[str, Any]) -> None:
+        """Carry out a live-call command if this process holds the call."""
+        live = self.live.get(call_id)
+        if live is None:
+            return
+        if command.get("status") == "completed":
+            await live.hangup("normal_clearing")
+        elif "action_url" in command:
+            interpreter = self.interpreters.get(call_id)
+            if interpreter is not None:
+                interpreter.redirect_now(command["action_url"], command.get("method", "POST"))
+        elif "recording" in command:
+            live.control_recording(command["recording"])

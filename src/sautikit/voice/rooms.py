@@ -1,0 +1,222 @@
+"""Conference rooms (the ``conference`` verb, SPEC §3): who is in, when the room starts and
+ends, what the participants' apps are told, and the whole-room recording.
+
+A room lives in the process that holds its media; rooms are named per workspace. The
+media mixing itself is :class:`~sautikit.media.Conference`; this module keeps the rules:
+participants wait (hearing the ``waitUrl`` audio) until one with ``startOnEnter`` arrives,
+one with ``endOnExit`` ends the room for all, ``maxParticipants`` turns late comers away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from sautikit.db.types import utcnow
+from sautikit.media import Conference, MediaEngine, RecordingHandle
+from sautikit.voice.control import ConferenceResult, ConferenceStatus, Int16Array, RecordResult
+from sautikit.voice.live import LiveCall
+
+__all__ = ["Participant", "Room", "Rooms"]
+
+log = logging.getLogger(__name__)
+
+Ending = Literal["left", "room_ended", "removed", "full", "hangup"]
+
+
+@dataclass(eq=False)
+class Participant:
+    call: LiveCall
+    muted: bool
+    start_on_enter: bool
+    end_on_exit: bool
+    wait_audio: Int16Array | None
+    on_status: Callable[[ConferenceStatus], None]
+    done: asyncio.Future[Ending] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    waiting: asyncio.Task[object] | None = None
+
+
+class Room:
+    def __init__(
+        self,
+        workspace_id: str,
+        name: str,
+        engine: MediaEngine,
+        spool_path: Callable[[], Path],
+        on_closed: Callable[[Room], None],
+    ) -> None:
+        self.workspace_id = workspace_id
+        self.name = name
+        self.created_at: datetime = utcnow()
+        self.started = False
+        self.participants: dict[str, Participant] = {}
+        self._media = Conference(name, engine, beep=False)
+        self._spool_path = spool_path
+        self._on_closed = on_closed
+        self._recording: RecordingHandle | None = None
+        self._recording_path: Path | None = None
+        self._recording_done: Callable[[RecordResult], Awaitable[None]] | None = None
+        self._wants_recording = False
+
+    # --- joining --------------------------------------------------------------------------
+
+    async def attend(
+        self,
+        call: LiveCall,
+        *,
+        muted: bool,
+        beep: bool,
+        start_on_enter: bool,
+        end_on_exit: bool,
+        max_participants: int,
+        wait_audio: Int16Array | None,
+        record: bool,
+        on_status: Callable[[ConferenceStatus], None],
+        on_recording: Callable[[RecordResult], Awaitable[None]],
+    ) -> ConferenceResult:
+        """Join ``call`` and stay until it leaves the room; answers why it left."""
+        if len(self.participants) >= max_participants:
+            return ConferenceResult("full")
+        member = Participant(call, muted, start_on_enter, end_on_exit, wait_audio, on_status)
+        self.participants[call.call_id] = member
+        if record and not self._wants_recording:
+            self._wants_recording = True
+            self._recording_done = on_recording
+        self._media.beep = beep
+        if self.started:
+            self._media.join(call.channel, muted)
+        elif start_on_enter:
+            self._start()
+        else:
+            member.waiting = asyncio.ensure_future(self._hold(member))
+        self._emit(ConferenceStatus("join", call.call_id))
+        if self.started and self._wants_recording and self._recording is None:
+            self._start_recording()
+        ended = asyncio.ensure_future(call.leg.wait_ended())
+        try:
+            await asyncio.wait({member.done, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+        reason: Ending = member.done.result() if member.done.done() else "hangup"
+        await self._leave(member, beep)
+        return ConferenceResult(reason)
+
+    async def _hold(self, member: Participant) -> None:
+        """Until the room starts: the wait audio on a loop, or silence."""
+        if member.wait_audio is not None:
+            await member.call.channel.play(member.wait_audio, loop=1_000_000)
+
+    def _start(self) -> None:
+        self.started = True
+        self._emit(ConferenceStatus("start"))
+        for member in self.participants.values():
+            if member.waiting is not None:
+                member.waiting.cancel()
+                member.call.channel.stop_playback()
+                member.waiting = None
+            if not member.call.channel.closed:
+                self._media.join(member.call.channel, member.muted)
+
+    # --- leaving --------------------------------------------------------------------------
+
+    async def _leave(self, member: Participant, beep: bool) -> None:
+        self.participants.pop(member.call.call_id, None)
+        if member.waiting is not None:
+            member.waiting.cancel()
+            member.call.channel.stop_playback()
+        self._media.beep = beep
+        self._media.leave(member.call.channel)
+        self._emit(ConferenceStatus("leave", member.call.call_id), also=member)
+        if member.end_on_exit and self.started:
+            for other in self.participants.values():
+                if not other.done.done():
+                    other.done.set_result("room_ended")
+        if not self.participants:
+            await self._close(member)
+
+    def remove(self, call_id: str) -> bool:
+        member = self.participants.get(call_id)
+        if member is None or member.done.done():
+            return False
+        member.done.set_result("removed")
+        return True
+
+    def mute(self, call_id: str, muted: bool) -> bool:
+        member = self.participants.get(call_id)
+        if member is None:
+            return False
+        member.muted = muted
+        if member.call.channel in self._media:
+            self._media.mute(member.call.channel, muted)
+        self._emit(ConferenceStatus("mute" if muted else "unmute", call_id))
+        return True
+
+    async def _close(self, last: Participant) -> None:
+        self._on_closed(self)
+        self._emit(ConferenceStatus("end"), also=last)
+        recording, path, done = self._recording, self._recording_path, self._recording_done
+        self._media.close()
+        if recording is not None and path is not None and done is not None:
+            seconds = recording.stop()
+            with contextlib.suppress(OSError):
+                await recording.finished()
+                await done(RecordResult(path, seconds, 1, "stopped"))
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _start_recording(self) -> None:
+        self._recording_path = self._spool_path()
+        self._recording = self._media.start_recording(self._recording_path)
+
+    def _emit(self, status: ConferenceStatus, also: Participant | None = None) -> None:
+        listeners = list(self.participants.values()) + ([also] if also else [])
+        for member in listeners:
+            try:
+                member.on_status(status)
+            except Exception:
+                log.exception("conference %s: a status listener failed", self.name)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "status": "in-progress" if self.started else "waiting",
+            "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
+            "participants": [
+                {"call_id": call_id, "muted": member.muted}
+                for call_id, member in self.participants.items()
+            ],
+        }
+
+
+class Rooms:
+    """The live rooms of this process, by workspace and name."""
+
+    def __init__(self, engine: MediaEngine, spool_path: Callable[[], Path]) -> None:
+        self._engine = engine
+        self._spool_path = spool_path
+        self._rooms: dict[tuple[str, str], Room] = {}
+
+    def room(self, workspace_id: str, name: str) -> Room:
+        key = (workspace_id, name)
+        room = self._rooms.get(key)
+        if room is None:
+            room = Room(workspace_id, name, self._engine, self._spool_path, self._forget)
+            self._rooms[key] = room
+        return room
+
+    def find(self, workspace_id: str, name: str) -> Room | None:
+        return self._rooms.get((workspace_id, name))
+
+    def of_workspace(self, workspace_id: str) -> list[Room]:
+        return [room for (owner, _), room in self._rooms.items() if owner == workspace_id]
+
+    def _forget(self, room: Room) -> None:
+        self._rooms.pop((room.workspace_id, room.name), None)
