@@ -57,6 +57,14 @@ def _errors(*codes: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorEnvelope, "description": f"`{code}`"} for status, code in codes}
 
 
+_CALL_RECORDING_RESPONSES: dict[int | str, dict[str, Any]] = {
+    302: {"description": "`Location` is a presigned download URL (no API key needed)"},
+    **_errors(
+        (404, "calls.not_found, calls.recording_not_found"), (410, "calls.recording_expired")
+    ),
+}
+
+
 class RecordingOut(BaseModel):
     id: str = Field(description="Also `RecordingSid` in callbacks.")
     call_id: str
@@ -156,10 +164,7 @@ async def _owned(session: AsyncSession, principal: Principal, recording_id: str)
     "/calls/{call_id}/recording",
     status_code=302,
     response_class=RedirectResponse,
-    responses={302: {"description": "`Location` is a presigned download URL (no API key needed)"}}
-    | _errors(
-        (404, "calls.not_found, calls.recording_not_found"), (410, "calls.recording_expired")
-    ),
+    responses=_CALL_RECORDING_RESPONSES,
     summary="Download the call's latest recording",
 )
 async def call_recording(
