@@ -1,0 +1,176 @@
+"""The whole of Sautikit in one test: database, PBX, call manager, API — and the app.
+
+:class:`Stack` wires the same parts ``sautikit serve`` does, on loopback and ephemeral
+ports, around a workspace that holds ``NUMBER`` (whose ``voice_url`` is the test app's
+``/voice``), a funded wallet, and a carrier trunk that trusts 127.0.0.1 and routes
+``+254`` wherever the test points it (a SIPp callee, usually).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import delete, select
+from tests.voice.voice_rig import AppServer
+
+from sautikit import accounts
+from sautikit.api import create_api
+from sautikit.billing.ledger import top_up
+from sautikit.config import Settings
+from sautikit.db import Database
+from sautikit.db.models import Call, Event, Number, Trunk
+from sautikit.db.types import utcnow
+from sautikit.media import TextToSpeech
+from sautikit.net import outbound_client
+from sautikit.pbx import Pbx
+from sautikit.sip import TimerConfig
+from sautikit.storage import open_store
+from sautikit.voice.commands import LocalBus
+from sautikit.voice.control import LocalRecordingSink
+from sautikit.voice.manager import CallManager
+
+NUMBER = "+254700000001"
+CALLEE = "+254720000001"
+
+# A slice of RTP ports per test process (see tests/pbx/conftest.py for why).
+_RTP = 49000 + (os.getpid() % 20) * 100
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    database: Database
+    pbx: Pbx
+    manager: CallManager
+    api: httpx.AsyncClient
+    app: AppServer
+    workspace_id: str
+    headers: dict[str, str]
+    recordings: Path
+
+    @property
+    def sip(self) -> tuple[str, int]:
+        return "127.0.0.1", self.pbx.port
+
+    async def route_trunk_to(self, port: int) -> None:
+        """Send +254 calls to a callee on 127.0.0.1:``port``."""
+        async with self.database.transaction() as session:
+            await session.execute(delete(Trunk))
+            session.add(
+                Trunk(
+                    name="local",
+                    host="127.0.0.1",
+                    port=port,
+                    prefixes=["+254"],
+                    inbound_addresses=["127.0.0.1"],
+                )
+            )
+        await self.manager.reload_trunks()
+
+    async def set_routing(self, **routing: Any) -> None:
+        async with self.database.transaction() as session:
+            number = await session.scalar(select(Number).where(Number.e164 == NUMBER))
+            assert number is not None
+            for name, value in routing.items():
+                setattr(number, name, value)
+
+    async def calls(self) -> list[Call]:
+        async with self.database.sessions() as session:
+            return list((await session.scalars(select(Call).order_by(Call.id))).all())
+
+    async def events(self, call_id: str) -> list[str]:
+        async with self.database.sessions() as session:
+            found = await session.scalars(
+                select(Event.kind).where(Event.call_id == call_id).order_by(Event.id)
+            )
+            return list(found.all())
+
+    async def wait_for_calls_to_end(self, count: int = 1, seconds: float = 20) -> list[Call]:
+        """Wait until ``count`` calls exist and none is live any more."""
+        for _ in range(int(seconds * 10)):
+            calls = await self.calls()
+            if len(calls) >= count and all(
+                call.status not in ("queued", "ringing", "answered") for call in calls
+            ):
+                return calls
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"calls still live: {[(c.id, c.status) for c in await self.calls()]}")
+
+
+@asynccontextmanager
+async def open_stack(database: Database, app: AppServer, tmp_path: Path) -> AsyncIterator[Stack]:
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        secret_key="test-secret",
+        allow_private_http=True,
+        node_id="test-node",
+        shutdown_grace_seconds=1,
+    )
+    async with database.transaction() as session:
+        workspace = await accounts.create_workspace(session, "Acme")
+        key = await accounts.create_api_key(session, workspace.id, sorted(accounts.SCOPES))
+        session.add(
+            Number(
+                e164=NUMBER,
+                monthly_price_minor=10_000,
+                status="active",
+                workspace_id=workspace.id,
+                voice_url=app.url("/voice"),
+                claimed_at=utcnow(),
+                paid_until=utcnow() + timedelta(days=30),
+            )
+        )
+        await top_up(session, workspace.id, 100_000, idempotency_key="seed")
+    http = outbound_client(allow_private=True, timeout=3)
+    manager: CallManager | None = None
+    pbx = Pbx(
+        sip_port=0,
+        rtp_ports=(_RTP, _RTP + 99),
+        tts=TextToSpeech(tmp_path / "tts"),
+        timers=TimerConfig(t1=0.1),
+        authenticate_invite=lambda _request, source: not (manager and manager.trusts(source.host)),
+    )
+    recordings = tmp_path / "recordings"
+    manager = CallManager(
+        settings,
+        database,
+        pbx,
+        recordings=LocalRecordingSink(recordings),
+        http=http,
+        node="test-node",
+        app_timeout=2,
+    )
+    await pbx.start()
+    await manager.start()
+    bus = LocalBus()
+    bus.subscribe(manager.handle)
+    api = create_api(settings, database, open_store(settings), bus=bus, calls=manager)
+    transport = httpx.ASGITransport(app=api, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sautikit.test") as client:
+        stack = Stack(
+            settings,
+            database,
+            pbx,
+            manager,
+            client,
+            app,
+            workspace.id,
+            {"Authorization": f"Bearer {key.secret}"},
+            recordings,
+        )
+        await stack.route_trunk_to(5999)
+        try:
+            yield stack
+        finally:
+            await manager.shutdown(0)
+            await pbx.close()
+            await bus.close()
+            await http.aclose()
