@@ -380,3 +380,20 @@ async def test_recovery_closes_calls_a_crash_left_live(stack: Stack) -> None:
         "network_error",
         42,
     )
+
+
+@sqlite_only
+async def test_shutdown_ends_live_calls_after_the_grace(stack: Stack) -> None:
+    stack.app.route("/answered", document({"pause": {"length": 60}}))
+    async with Sipp(scenario=SIP_SCENARIOS / "uas_answer.xml", timeout=20) as callee:
+        await stack.route_trunk_to(callee.port)
+        await _place(stack)
+        for _ in range(50):
+            if stack.app.hits_to("/answered"):
+                break
+            await asyncio.sleep(0.1)
+        await stack.manager.shutdown(grace=0.5)
+        result = await callee.wait()
+    assert result.returncode == 0, result.explain()  # SIPp got our BYE
+    (call,) = await stack.wait_for_calls_to_end()
+    assert (call.status, call.hangup_cause) == ("completed", "normal_clearing")
