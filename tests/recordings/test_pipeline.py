@@ -17,6 +17,7 @@ from tests.recordings.support import FakeCall, write_spool
 
 from sautikit.api import create_api
 from sautikit.db.models import Event, Recording, Transcription, Workspace
+from sautikit.voice.callbacks import AppRequestError
 from sautikit.voice.control import RecordingInfo, RecordResult
 
 
@@ -203,3 +204,17 @@ async def test_storing_twice_writes_one_event_and_one_object(rig: Rig) -> None:
 async def test_begin_refuses_other_channel_counts(rig: Rig) -> None:
     with pytest.raises(ValueError, match="mono or two-channel"):
         await rig.pipeline.begin("x", rig.workspace_id, "record", channels=3)
+
+
+async def test_the_interpreters_client_marks_a_delivered_record_callback(rig: Rig) -> None:
+    _, recording_id, info = await _record(rig, 1.0, action_url=rig.app.url)
+    client = await rig.pipeline.app_client(rig.workspace_id, rig.http)
+    fields = {"CallId": "c", "RecordingSid": recording_id, "RecordingUrl": info.url}
+
+    unreachable = await client.notify("http://127.0.0.1:9/hook", fields)
+    unmarked = (await _row(rig, recording_id)).callback_sent_at
+    with pytest.raises(AppRequestError, match="not JSON"):  # the app got it, answered junk
+        await client.fetch_actions(rig.app.url, "POST", fields)
+
+    assert not unreachable and unmarked is None
+    assert (await _row(rig, recording_id)).callback_sent_at is not None

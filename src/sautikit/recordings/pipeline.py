@@ -7,7 +7,8 @@
                           "uploading":  put in the workspace's bucket or the operator's
                           "ready":      row filled in + call.recording.ready event, one
                                         transaction; a transcription job if asked
-    mark_callback_sent()  the record action's callback was posted (the interpreter posts it)
+    mark_callback_sent()  the record action's callback reached the app (the interpreter
+                          posts it; RecordingCallbackClient marks it)
 
 :class:`RecordingPipeline` is the :class:`~sautikit.voice.control.RecordingSink` the
 interpreter hands recordings to. Every step is safe to run again: the object key is a
@@ -48,13 +49,21 @@ from sautikit.recordings.finalise import (
 )
 from sautikit.recordings.stores import WorkspaceStores
 from sautikit.storage import ObjectStore, PresignedUrl, StorageError
-from sautikit.voice.callbacks import DEFAULT_TIMEOUT, AppClient
+from sautikit.voice.actions import Action
+from sautikit.voice.callbacks import (
+    DEFAULT_TIMEOUT,
+    AppClient,
+    AppErrorKind,
+    AppRequestError,
+    Fields,
+)
 from sautikit.voice.control import CallControl, RecordingInfo, RecordingSource, RecordResult
 
 __all__ = [
     "DEFAULT_URL_LIFETIME",
     "SPOOL_DIRECTORY",
     "AppClientFactory",
+    "RecordingCallbackClient",
     "RecordingPipeline",
     "StoredRecording",
     "event_data",
@@ -88,6 +97,52 @@ def signed_app_clients(
         return AppClient(http, secret, timeout=timeout)
 
     return client_for
+
+
+class RecordingCallbackClient(AppClient):
+    """An :class:`AppClient` for the interpreter that calls
+    :meth:`RecordingPipeline.mark_callback_sent` once a callback carrying a
+    ``RecordingSid`` has reached the app — the app answered, whatever it answered. Built by
+    :meth:`RecordingPipeline.app_client`; a callback that never arrived (unreachable,
+    refused, timed out) stays unmarked, and recovery posts it at the next start."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        secret: str,
+        pipeline: RecordingPipeline,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(http, secret, timeout=timeout)
+        self.pipeline = pipeline
+
+    async def fetch_actions(self, url: str, method: str, fields: Fields) -> list[Action]:
+        try:
+            actions = await super().fetch_actions(url, method, fields)
+        except AppRequestError as exc:
+            if exc.kind not in _UNDELIVERED:
+                await self._delivered(fields)
+            raise
+        await self._delivered(fields)
+        return actions
+
+    async def notify(self, url: str, fields: Fields, method: str = "POST") -> bool:
+        delivered = await super().notify(url, fields, method)
+        if delivered:
+            await self._delivered(fields)
+        return delivered
+
+    async def _delivered(self, fields: Fields) -> None:
+        recording_id = fields.get("RecordingSid")
+        if isinstance(recording_id, str) and recording_id:
+            await self.pipeline.mark_callback_sent(recording_id)
+
+
+# The request may not have reached the app: recovery had better post it again.
+_UNDELIVERED: Final = frozenset(
+    {AppErrorKind.UNREACHABLE, AppErrorKind.REFUSED, AppErrorKind.TIMEOUT}
+)
 
 
 def storage_key(recording: Recording, format: str) -> str:
@@ -181,6 +236,19 @@ class RecordingPipeline:
                 )
             )
         return recording_id, spool
+
+    async def app_client(
+        self,
+        workspace_id: str,
+        http: httpx.AsyncClient,
+        *,
+        request_timeout: float = DEFAULT_TIMEOUT,
+    ) -> RecordingCallbackClient:
+        """The client a call's interpreter should post with: signed with the workspace's
+        secret, and marking record callbacks sent (see :class:`RecordingCallbackClient`)."""
+        async with self.database.transaction() as session:
+            secret = await workspace_signing_secret(session, workspace_id)
+        return RecordingCallbackClient(http, secret, self, timeout=request_timeout)
 
     # --- RecordingSink --------------------------------------------------------------------
 
@@ -278,6 +346,8 @@ class RecordingPipeline:
             if recording.status == "ready":
                 info = await self._ready_info(recording, workspace)
                 return StoredRecording(recording_id, "ready", info, event_written=False)
+            if recording.status not in UNFINISHED_STATES:  # empty, failed, deleted, expired
+                return self._unstored(recording, recording.status)
             recording.status = "finalising"
         format: RecordingFormat = "mp3" if workspace.recording_format == "mp3" else "wav"
         spool = Path(recording.spool_path or "")
