@@ -39,6 +39,7 @@ import boto3
 import httpx
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import SecretStr
 
 from sautikit import accounts
 from sautikit.config import Settings
@@ -187,7 +188,7 @@ async def main() -> None:
     print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     with tempfile.TemporaryDirectory() as temporary:
         root = Path(temporary)
-        settings = Settings(data_dir=root / "var", secret_key="bench")
+        settings = Settings(data_dir=root / "var", secret_key=SecretStr("bench"))
         database = Database(settings.effective_database_url)
         await upgrade_database(database)
         (root / "weed").mkdir()

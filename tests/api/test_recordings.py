@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from tests.recordings.support import FakeCall, write_spool
+from tests.recordings.support import fake_call, write_spool
 from tests.support import KeyFactory
 
 from sautikit.config import Settings
@@ -60,7 +60,7 @@ async def _recording(
     _, spool = await pipeline.begin(call_id, workspace_id, "record", transcribe=transcribe)
     write_spool(spool, 1.0)
     info = await pipeline.recording_finished(
-        FakeCall(call_id, workspace_id),
+        fake_call(call_id, workspace_id),
         RecordResult(spool, 1.0, 1, "silence"),
         source="record",
         transcribe=transcribe,

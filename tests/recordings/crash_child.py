@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from pydantic import SecretStr
 
 from sautikit.config import Settings
 from sautikit.db import Database
@@ -43,7 +44,7 @@ class Call:
 
 async def main(argv: list[str]) -> None:
     mode, url, search_path, data_dir, workspace_id, call_id, action_url = argv
-    settings = Settings(data_dir=Path(data_dir), secret_key="test-secret")
+    settings = Settings(data_dir=Path(data_dir), secret_key=SecretStr("test-secret"))
     options = {"connect_args": {"server_settings": {"search_path": search_path}}}
     database = Database(url, **(options if search_path else {}))
     local = open_store(settings)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 
 from sautikit.media.audio import SAMPLE_RATE, WavSpoolWriter
+from sautikit.voice.control import CallControl
 
-__all__ = ["FakeCall", "tone", "write_spool"]
+__all__ = ["fake_call", "tone", "write_spool"]
 
 
 def tone(seconds: float, *, frequency: float = 440.0, level: int = 8000) -> np.ndarray:
@@ -45,7 +46,7 @@ def write_spool(
 
 
 @dataclass
-class FakeCall:
+class _CallFields:
     """The few CallControl fields the recording sink reads."""
 
     call_id: str
@@ -54,3 +55,8 @@ class FakeCall:
     to: str = "+254722000001"
     direction: Literal["inbound", "outbound"] = "inbound"
     status: str = "answered"
+
+
+def fake_call(call_id: str, workspace_id: str) -> CallControl:
+    """A call leg as the sink sees it: its ids and SPEC §3 fields, no media."""
+    return cast(CallControl, _CallFields(call_id, workspace_id))

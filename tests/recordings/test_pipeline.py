@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 from tests.recordings.conftest import Rig
-from tests.recordings.support import FakeCall, write_spool
+from tests.recordings.support import fake_call, write_spool
 
 from sautikit.api import create_api
 from sautikit.db.models import Event, Recording, Transcription, Workspace
@@ -46,7 +46,7 @@ async def _record(rig: Rig, seconds: float = 3.0, **begin: Any) -> tuple[str, st
     write_spool(spool, seconds)
     result = RecordResult(spool, seconds, 1, "silence")
     info = await rig.pipeline.recording_finished(
-        FakeCall(call_id, rig.workspace_id),
+        fake_call(call_id, rig.workspace_id),
         result,
         source="record",
         transcribe=bool(begin.get("transcribe", False)),
@@ -101,7 +101,7 @@ async def test_a_dial_recording_without_begin_is_stored_with_two_channels(rig: R
     write_spool(spool, 2.0, channels=2)
 
     info = await rig.pipeline.recording_finished(
-        FakeCall(call_id, rig.workspace_id),
+        fake_call(call_id, rig.workspace_id),
         RecordResult(spool, 2.0, 2, "hangup"),
         source="dial",
         transcribe=False,
@@ -135,7 +135,7 @@ async def test_trim_silence_keeps_only_the_speech(rig: Rig) -> None:
     write_spool(spool, 2.0, lead_silence=2.0, tail_silence=4.0)
 
     info = await rig.pipeline.recording_finished(
-        FakeCall(call_id, rig.workspace_id),
+        fake_call(call_id, rig.workspace_id),
         RecordResult(spool, 8.0, 1, "silence"),
         source="record",
         transcribe=False,
@@ -179,7 +179,7 @@ async def test_a_spool_that_is_not_audio_fails_and_is_kept(rig: Rig) -> None:
     spool.write_bytes(b"not a wav at all")
 
     info = await rig.pipeline.recording_finished(
-        FakeCall(call_id, rig.workspace_id),
+        fake_call(call_id, rig.workspace_id),
         RecordResult(spool, 1.0, 1, "silence"),
         source="record",
         transcribe=False,

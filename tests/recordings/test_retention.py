@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.recordings.conftest import Rig
-from tests.recordings.support import FakeCall, write_spool
+from tests.recordings.support import fake_call, write_spool
 
 from sautikit.db.models import Recording, Workspace
 from sautikit.db.types import utcnow
@@ -18,7 +18,7 @@ async def _recording(rig: Rig, workspace_id: str) -> Recording:
     _, spool = await rig.pipeline.begin(call_id, workspace_id, "dial", channels=2)
     write_spool(spool, 1.0, channels=2)
     info = await rig.pipeline.recording_finished(
-        FakeCall(call_id, workspace_id),
+        fake_call(call_id, workspace_id),
         RecordResult(spool, 1.0, 2, "hangup"),
         source="dial",
         transcribe=False,

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 from tests.recordings.conftest import Rig
-from tests.recordings.support import FakeCall, write_spool
+from tests.recordings.support import fake_call, write_spool
 from tests.storage.conftest import S3Server
 
 from sautikit.crypto import encrypt_secret
@@ -47,7 +47,7 @@ async def _record(rig: Rig, pipeline: RecordingPipeline, seconds: float) -> Reco
     _, spool = await pipeline.begin(call_id, rig.workspace_id, "record", action_url=rig.app.url)
     write_spool(spool, seconds)
     return await pipeline.recording_finished(
-        FakeCall(call_id, rig.workspace_id),
+        fake_call(call_id, rig.workspace_id),
         RecordResult(spool, seconds, 1, "silence"),
         source="record",
         transcribe=False,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 from tests.recordings.conftest import Rig
-from tests.recordings.support import FakeCall, write_spool
+from tests.recordings.support import fake_call, write_spool
 
 from sautikit.billing.ledger import top_up
 from sautikit.db.models import Event, Transcription, WalletEntry
@@ -61,7 +61,7 @@ async def _recording(rig: Rig, *, clip: Path | None = None) -> tuple[str, str]:
     else:
         shutil.copyfile(clip, spool)
     info = await rig.pipeline.recording_finished(
-        FakeCall(call_id, rig.workspace_id),
+        fake_call(call_id, rig.workspace_id),
         RecordResult(spool, 2.0, 1, "silence"),
         source="record",
         transcribe=True,
@@ -76,7 +76,7 @@ def _worker(rig: Rig, engine: ScriptedEngine | str, **options: object) -> Transc
         rig.settings,
         rig.stores,
         rig.pipeline.app_clients,
-        engine=engine,  # type: ignore[arg-type]
+        engine=engine,
         **options,  # type: ignore[arg-type]
     )
 
