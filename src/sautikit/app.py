@@ -94,7 +94,6 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             sip_port=settings.sip_port,
             rtp_ports=settings.rtp_port_range,
             tts=TextToSpeech(settings.data_dir / "tts"),
-            authenticate_invite=lambda _request, source: not manager.trusts(source.host),
         )
         manager = CallManager(
             settings,

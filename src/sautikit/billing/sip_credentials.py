@@ -218,6 +218,10 @@ class DeviceDirectory:
     def login(self, username: str) -> DeviceLogin | None:
         return self._logins.get(username)
 
+    def for_number(self, number_id: str) -> list[DeviceLogin]:
+        """The logins of a number's devices: who rings when it has no ``voice_url``."""
+        return [login for login in self._logins.values() if login.number_id == number_id]
+
     def realm_for(self, username: str) -> str | None:
         """The workspace id of ``username``'s login: the realm its device must answer."""
         login = self._logins.get(username)

@@ -45,7 +45,9 @@ class Pbx:
         self.media = MediaEngine(media_host or sip_host, rtp_ports, tts)
         self.on_inbound = on_inbound
         self._sip_user = sip_user
-        self._user_agent_options = user_agent_options
+        self.user_agent_options = user_agent_options
+        """Options for the :class:`UserAgent` made at :meth:`start` (digest lookups, the
+        INVITE policy, timers); call logic may add to them before then."""
         self._agent: UserAgent | None = None
 
     @property
@@ -66,7 +68,7 @@ class Pbx:
             self.sip_port,
             on_incoming_call=self._incoming,
             user=self._sip_user,
-            **self._user_agent_options,
+            **self.user_agent_options,
         )
         log.info("PBX listening for SIP on %s:%d (UDP and TCP)", self.sip_host, self.port)
 

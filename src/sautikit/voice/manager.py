@@ -31,14 +31,17 @@ from sautikit.billing.authorisation import (
 from sautikit.billing.ledger import InsufficientFunds, reserve_for_call
 from sautikit.billing.numbers import active_number
 from sautikit.billing.rating import rate_for
+from sautikit.billing.sip_credentials import DeviceDirectory, DeviceLogin
 from sautikit.config import Settings
 from sautikit.db import Database
 from sautikit.db.models import Call, Trunk, Workspace
 from sautikit.db.types import utcnow
 from sautikit.events.delivery import workspace_signing_secret
 from sautikit.ids import new_id
-from sautikit.pbx import InboundLeg, OutboundLeg, Pbx
-from sautikit.sip import CallEnd
+from sautikit.media import Bridge
+from sautikit.pbx import CallLeg, InboundLeg, OutboundLeg, Pbx
+from sautikit.sip import CallEnd, CallFailed, Request
+from sautikit.sip.transport import Peer
 from sautikit.voice import lifecycle
 from sautikit.voice.callbacks import AppClient
 from sautikit.voice.control import (
@@ -105,7 +108,15 @@ class CallManager:
         self._trunks: list[Trunk] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._spool = settings.data_dir / "spool"
+        self.devices = DeviceDirectory()
         pbx.on_inbound = self.on_inbound
+        # Carriers are trusted by address; anyone else (a device) must answer a digest
+        # challenge with its SIP credential, in the realm of its workspace (SPEC §6).
+        pbx.user_agent_options.update(
+            authenticate_invite=self._needs_digest,
+            lookup_ha1=self.devices.lookup_ha1,
+            realm_for=self._realm_for,
+        )
 
     # --- life -----------------------------------------------------------------------------
 
@@ -117,8 +128,17 @@ class CallManager:
         self._spawn(self._heartbeat(), "heartbeat")
 
     async def reload_trunks(self) -> None:
+        """Re-read the trunks and the device logins (changed by the CLI or the API)."""
         async with self.database.sessions() as session:
             self._trunks = list((await session.scalars(select(Trunk))).all())
+            await self.devices.reload(session)
+
+    def _needs_digest(self, _request: Request, source: Peer) -> bool:
+        return not self.trusts(source.host)
+
+    def _realm_for(self, request: Request) -> str:
+        user = (request.to if request.method == "REGISTER" else request.from_).uri.user or ""
+        return self.devices.realm_for(user) or "sautikit"
 
     def trusts(self, host: str) -> bool:
         """Whether INVITEs from ``host`` come from a carrier trunk (no digest needed)."""
@@ -215,21 +235,34 @@ class CallManager:
             leg.reject(503, "Service Unavailable")
             return
         called = normalise_number(leg.called)
+        device: DeviceLogin | None = None
+        if leg.sip.authenticated_user is not None:
+            device = self.devices.login(leg.sip.authenticated_user)
+            if device is None:
+                leg.reject(403, "Forbidden")
+                return
+        async with self.database.sessions() as session:
+            ours = await active_number(session, called) is not None
+        if not ours and device is not None:  # a device calling out (SPEC §6)
+            await self._device_call(leg, device, called)
+            return
         async with self.database.transaction() as session:
             number = await active_number(session, called)
             if number is None or number.workspace_id is None:
                 leg.reject(404, "Not Found")
                 return
-            if not number.voice_url:
+            ringing_devices = [] if number.voice_url else self._device_bindings(number.id)
+            if not number.voice_url and not ringing_devices:
                 leg.reject(480, "Temporarily Unavailable")
                 return
             workspace = await session.get(Workspace, number.workspace_id)
             assert workspace is not None
+            caller = device.number if device is not None else normalise_number(leg.caller)
             call = Call(
                 id=new_id(),
                 workspace_id=workspace.id,
                 direction="inbound",
-                from_number=normalise_number(leg.caller),
+                from_number=caller,
                 to_number=called,
                 number_id=number.id,
                 action_url=number.voice_url,
@@ -249,7 +282,136 @@ class CallManager:
             secret = await workspace_signing_secret(session, workspace.id)
         live = self._adopt(leg, call)
         leg.ring()
+        if ringing_devices:
+            self._spawn(self._ring_devices(live, ringing_devices), f"call {call.id}")
+            return
         self._spawn(self._run_app(live, call, workspace, secret, allowed), f"call {call.id}")
+
+    def _device_bindings(self, number_id: str) -> list[tuple[str, Peer | None]]:
+        """Registered contacts of the number's devices: (contact URI, NAT source)."""
+        found = []
+        for login in self.devices.for_number(number_id):
+            for binding in self.pbx.agent.lookup(f"sip:{login.username}@{self.pbx.sip_host}"):
+                source = binding.source
+                peer = (
+                    None if source is None else Peer(source.transport, source.host, source.port)  # type: ignore[arg-type]
+                )
+                found.append((binding.contact, peer))
+        return found
+
+    async def _ring_devices(self, live: LiveCall, bindings: list[tuple[str, Peer | None]]) -> None:
+        """A number with no ``voice_url`` rings its registered devices; the first to answer
+        is bridged to the caller."""
+        legs = []
+        for contact, source in bindings:
+            with contextlib.suppress(OSError, ValueError):
+                legs.append(
+                    await self.pbx.dial(
+                        contact,
+                        from_uri=f"sip:{live.from_}@{self.pbx.sip_host}",
+                        destination=source,
+                        ring_timeout=30,
+                    )
+                )
+        answered: OutboundLeg | None = None
+        waits = {asyncio.ensure_future(leg.wait_answer()): leg for leg in legs}
+        pending = set(waits)
+        gone = asyncio.ensure_future(live.leg.wait_ended())
+        while pending and answered is None and not gone.done():
+            done, pending = await asyncio.wait(pending | {gone}, return_when="FIRST_COMPLETED")
+            pending.discard(gone)
+            answered = next((waits[f] for f in done if f is not gone and not f.exception()), None)
+        gone.cancel()
+        for leg in legs:
+            if leg is not answered and not leg.ended:
+                with contextlib.suppress(Exception):
+                    await leg.cancel()
+        if answered is None:
+            await live.hangup("no_answer")
+            return
+        await live.answer()
+        await self._bridge_until_one_hangs_up(live, answered, caller_side=live.leg)
+
+    async def _device_call(self, leg: InboundLeg, device: DeviceLogin, destination: str) -> None:
+        """A registered device dials out as its number: authorised, held and billed like
+        an API call, then bridged."""
+        async with self.database.transaction() as session:
+            workspace = await session.get(Workspace, device.workspace_id)
+            assert workspace is not None
+            try:
+                target = authorise_destination(
+                    workspace, destination, allow_private_hosts=self.settings.allow_private_http
+                )
+                await self.rate_guard.admit(session, workspace)
+            except (DestinationError, CallLimitExceeded) as refused:
+                log.info("device %s may not call %s: %s", device.username, destination, refused)
+                leg.reject(403, "Forbidden")
+                return
+            call = Call(
+                id=new_id(),
+                workspace_id=workspace.id,
+                direction="outbound",
+                from_number=device.number,
+                to_number=target.address,
+                number_id=device.number_id,
+                owner=self.node,
+                sip_call_id=leg.call_id,
+            )
+            try:
+                allowed = await self._reserve(session, workspace, call)
+            except InsufficientFunds:
+                leg.reject(402, "Payment Required")
+                return
+            await lifecycle.record_started(session, call)
+        try:
+            out = await self._dial(target.address, device.number, 60)
+        except (NoRoute, OSError, ValueError):
+            leg.reject(503, "Service Unavailable")
+            await self._end_unplaced(call.id, "network_error")
+            return
+        live = self._adopt(out, call)
+
+        def ringing() -> None:
+            with contextlib.suppress(Exception):
+                leg.ring()
+            self._spawn(self.call_ringing(live), "ringing")
+
+        out.on_ringing = ringing
+        try:
+            await out.wait_answer()
+        except CallFailed as failed:
+            leg.reject(failed.status if 400 <= failed.status < 700 else 480)
+            return
+        try:
+            await leg.answer()
+        except Exception:
+            await live.hangup("caller_hangup")
+            return
+        await live.mark_answered()
+        limits = self._spawn(self._enforce_limits(live, None, allowed), f"limits of {call.id}")
+        await self._bridge_until_one_hangs_up(live, leg, caller_side=leg)
+        limits.cancel()
+
+    async def _bridge_until_one_hangs_up(
+        self, live: LiveCall, other: CallLeg, *, caller_side: CallLeg
+    ) -> None:
+        """Bridge the billed call's leg with ``other`` until either side hangs up, then
+        hang up the other side, recording who ended it."""
+        bridge = Bridge(live.leg.channel, other.channel)
+        ends = {
+            asyncio.ensure_future(live.leg.wait_ended()): live.leg,
+            asyncio.ensure_future(other.wait_ended()): other,
+        }
+        done, _ = await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+        bridge.close()
+        first = ends[next(iter(done))]
+        for waiting in ends:
+            waiting.cancel()
+        if first is live.leg:
+            if not other.ended:
+                await other.hangup()
+        else:
+            await live.hangup("caller_hangup" if first is caller_side else "callee_hangup")
 
     async def _reserve(self, session: Any, workspace: Workspace, call: Call) -> int | None:
         """Hold what the call may cost; answers the seconds the balance allows."""
