@@ -1,8 +1,10 @@
 """RTP packets against byte fixtures written from RFC 3550 §5.1's layout."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from sautikit.media.rtp import RtpExtension, RtpPacket, RtpParseError
+from sautikit.media.rtp import RtpExtension, RtpPacket, RtpParseError, pack_header
 
 # V=2 P=0 X=0 CC=0 | M=1 PT=0 | seq 0x1234 | ts 0x00000a00 | ssrc 0xdeadbeef | 4 octets of payload
 PCMU_WITH_MARKER = bytes.fromhex("80 80 1234 00000a00 deadbeef ffff7f00")
@@ -89,3 +91,29 @@ def test_malformed_packets_raise_rtp_parse_error(wire: bytes, reason: str) -> No
 def test_encode_rejects_out_of_range_fields(packet: RtpPacket) -> None:
     with pytest.raises(ValueError):
         packet.encode()
+
+
+@given(
+    payload_type=st.integers(0, 127),
+    sequence=st.integers(0, 0xFFFF),
+    timestamp=st.integers(0, 0xFFFF_FFFF),
+    ssrc=st.integers(0, 0xFFFF_FFFF),
+    marker=st.booleans(),
+    payload=st.binary(max_size=200),
+)
+def test_pack_header_writes_what_encode_would(
+    payload_type: int, sequence: int, timestamp: int, ssrc: int, marker: bool, payload: bytes
+) -> None:
+    wire = bytearray(b"\xaa" * 12) + payload
+    pack_header(wire, payload_type, sequence, timestamp, ssrc, marker)
+    packet = RtpPacket(payload_type, sequence, timestamp, ssrc, payload, marker)
+    assert bytes(wire) == packet.encode()
+    assert RtpPacket.parse(bytes(wire)) == packet
+
+
+@pytest.mark.parametrize(
+    "fields", [(128, 0, 0, 0), (-1, 0, 0, 0), (0, 65536, 0, 0), (0, 0, 1 << 32, 0), (0, 0, 0, -1)]
+)
+def test_pack_header_rejects_out_of_range_fields(fields: tuple[int, int, int, int]) -> None:
+    with pytest.raises(ValueError):
+        pack_header(bytearray(12), *fields)

@@ -592,3 +592,23 @@ async def test_sipp_rtp_echo_returns_our_audio_and_dtmf(tmp_path: Path) -> None:
         alice.close()
         process.terminate()
         await process.wait()
+
+
+async def test_a_packet_the_kernel_refuses_is_dropped_and_counted(peer: socket.socket) -> None:
+    bob = await open_session(remote=peer.getsockname())
+    try:
+        assert bob.send_frame(np.zeros(160, np.int16))
+        await until(lambda: _readable(peer), "first packet")
+        first = RtpPacket.parse(peer.recv(2048)).sequence
+        # An IPv6 destination cannot be reached from this IPv4 socket: sendto fails.
+        bob.set_remote(("::1", 9))
+        assert not bob.send_frame(np.zeros(160, np.int16))
+        assert bob.stats.socket_errors == 1
+        assert bob.stats.packets_sent == 1
+        bob.set_remote(peer.getsockname())
+        assert bob.send_frame(np.zeros(160, np.int16))
+        await until(lambda: _readable(peer), "third packet")
+        # The dropped packet's number was spent, so the far end can count it as lost.
+        assert RtpPacket.parse(peer.recv(2048)).sequence == (first + 2) & 0xFFFF
+    finally:
+        bob.close()

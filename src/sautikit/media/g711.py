@@ -89,24 +89,28 @@ _ALAW_DECODE = _build_alaw_decode()
 _ALAW_ENCODE = _build_alaw_encode()
 
 
+# ``take`` rather than fancy indexing: the same gather, with a quarter less overhead on the
+# 160-sample frames sent and received 50 times a second per leg.
+
+
 def ulaw_encode(samples: Samples) -> bytes:
     """int16 samples to µ-law octets, one per sample."""
-    return _ULAW_ENCODE[np.asarray(samples, dtype=np.int16).view(np.uint16)].tobytes()
+    return _ULAW_ENCODE.take(np.asarray(samples, dtype=np.int16).view(np.uint16)).tobytes()
 
 
 def ulaw_decode(payload: bytes) -> Samples:
     """µ-law octets to int16 samples."""
-    return _ULAW_DECODE[np.frombuffer(payload, dtype=np.uint8)]
+    return _ULAW_DECODE.take(np.frombuffer(payload, dtype=np.uint8))
 
 
 def alaw_encode(samples: Samples) -> bytes:
     """int16 samples to A-law octets, one per sample."""
-    return _ALAW_ENCODE[np.asarray(samples, dtype=np.int16).view(np.uint16)].tobytes()
+    return _ALAW_ENCODE.take(np.asarray(samples, dtype=np.int16).view(np.uint16)).tobytes()
 
 
 def alaw_decode(payload: bytes) -> Samples:
     """A-law octets to int16 samples."""
-    return _ALAW_DECODE[np.frombuffer(payload, dtype=np.uint8)]
+    return _ALAW_DECODE.take(np.frombuffer(payload, dtype=np.uint8))
 
 
 @dataclass(frozen=True, slots=True)

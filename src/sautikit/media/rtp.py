@@ -30,6 +30,7 @@ __all__ = [
     "RtpExtension",
     "RtpPacket",
     "RtpParseError",
+    "pack_header",
 ]
 
 RTP_VERSION = 2
@@ -156,3 +157,33 @@ class RtpPacket:
         if self.padding:
             parts.append(bytes(self.padding - 1) + bytes((self.padding,)))
         return b"".join(parts)
+
+
+def pack_header(
+    buffer: bytearray,
+    payload_type: int,
+    sequence: int,
+    timestamp: int,
+    ssrc: int,
+    marker: bool = False,
+) -> None:
+    """Write a plain fixed header (no CSRC, extension or padding) over ``buffer[:12]``.
+
+    The send path's form of :meth:`RtpPacket.encode`: one precompiled struct packed into a
+    buffer the session keeps, with no packet object made for each of the 50 packets a
+    second of every leg. Raises :class:`ValueError` if a field is out of range.
+    """
+    if not 0 <= payload_type <= 0x7F:
+        raise ValueError(f"payload type {payload_type} is not 0..127")
+    try:
+        _FIXED_HEADER.pack_into(
+            buffer,
+            0,
+            RTP_VERSION << 6,
+            (0x80 if marker else 0) | payload_type,
+            sequence,
+            timestamp,
+            ssrc,
+        )
+    except struct.error as error:
+        raise ValueError(f"RTP header field out of range: {error}") from error

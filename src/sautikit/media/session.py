@@ -60,7 +60,7 @@ from sautikit.media.rtcp import (
     ntp_timestamp,
     parse_compound,
 )
-from sautikit.media.rtp import RtpPacket, RtpParseError
+from sautikit.media.rtp import RTP_HEADER_SIZE, RtpPacket, RtpParseError, pack_header
 
 __all__ = ["RtpSession", "SessionStats"]
 
@@ -91,6 +91,19 @@ class SessionStats:
     rtcp_received: int = 0
     rtcp_garbage: int = 0
     socket_errors: int = 0
+
+
+def _bound_socket(host: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket bound to ``(host, port)``, IPv6 for an IPv6 literal."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class _Endpoint(asyncio.DatagramProtocol):
@@ -182,6 +195,10 @@ class RtpSession:
         self._pending: npt.NDArray[np.int16] = np.zeros(0, np.int16)
         self._losses = 0
         self._rtp_transport: asyncio.DatagramTransport | None = None
+        # Media goes out on the socket itself, the packet packed over one buffer: the send
+        # path runs for every leg on every tick and the transport adds nothing there.
+        self._rtp_socket: socket.socket | None = None
+        self._wire = bytearray(RTP_HEADER_SIZE)
         self._rtcp_transport: asyncio.DatagramTransport | None = None
         self._next_rtcp = time.monotonic() + self._rtcp_delay()
         self._closed = False
@@ -206,15 +223,17 @@ class RtpSession:
         """
         session = cls(**options)
         loop = asyncio.get_running_loop()
-        if sock is not None:
+        if sock is None:
+            sock = _bound_socket(host, port)
+        try:
             rtp_transport, _ = await loop.create_datagram_endpoint(
                 lambda: _Endpoint(session, rtcp=False), sock=sock
             )
-        else:
-            rtp_transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Endpoint(session, rtcp=False), local_addr=(host, port)
-            )
+        except BaseException:
+            sock.close()
+            raise
         session._rtp_transport = rtp_transport
+        session._rtp_socket = sock
         if rtcp:
             try:
                 if rtcp_sock is not None:
@@ -435,11 +454,21 @@ class RtpSession:
         self._dtmf_queue.extend(self._dtmf_sender.packets(digit, duration_ms))
 
     def _send(self, payload_type: int, timestamp: int, payload: bytes, marker: bool) -> bool:
-        if self.remote is None or self._rtp_transport is None or self._closed:
+        remote = self.remote
+        if remote is None or self._rtp_socket is None or self._closed:
             return False
-        packet = RtpPacket(payload_type, self._sequence, timestamp, self.ssrc, payload, marker)
-        self._rtp_transport.sendto(packet.encode(), self.remote)
+        wire = self._wire
+        pack_header(wire, payload_type, self._sequence, timestamp, self.ssrc, marker)
+        wire[RTP_HEADER_SIZE:] = payload
+        # The number is spent even if the kernel drops the packet: the far end sees a loss.
         self._sequence = (self._sequence + 1) & 0xFFFF
+        try:
+            self._rtp_socket.sendto(wire, remote)
+        except OSError:
+            # A full socket buffer or an unreachable route: late media is worth nothing,
+            # so the packet is dropped rather than queued, and counted.
+            self.stats.socket_errors += 1
+            return False
         self.stats.packets_sent += 1
         self.stats.octets_sent += len(payload)
         self._sent_since_report = True
