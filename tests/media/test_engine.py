@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from sautikit.media import (
     SilenceEnd,
 )
 from sautikit.media.audio import encode_wav
+from sautikit.media.engine import PunctualSleep
 from sautikit.media.rtp import RtpPacket
 
 
@@ -215,3 +217,28 @@ async def test_a_failing_room_is_closed_and_its_members_go_on(
     outcome = await rig.run_until(member.play(voice(900, 0.4)))
     assert outcome.end is PlayEnd.FINISHED
     assert amplitude_at(phone.heard_since(0), 900) > 2000
+
+
+async def test_the_clock_sleep_never_wakes_before_its_deadline() -> None:
+    # The engine's clock sleeps on a timer thread; a tick must never come early.
+    sleep = PunctualSleep()
+    try:
+        for delay in (0.0, 0.001, 0.02, 0.013):
+            deadline = time.monotonic() + delay
+            await sleep(delay)
+            assert time.monotonic() >= deadline
+    finally:
+        sleep.close()
+
+
+async def test_a_cancelled_clock_sleep_leaves_the_next_one_working() -> None:
+    sleep = PunctualSleep()
+    try:
+        waiter = asyncio.ensure_future(sleep(0.02))
+        await asyncio.sleep(0)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        await asyncio.wait_for(sleep(0.01), 5)
+    finally:
+        sleep.close()
