@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from sautikit.billing.ledger import InsufficientFunds, available, charge_transcription
@@ -121,7 +122,11 @@ class TranscriptionWorker:
         try:
             while True:
                 self._wakeup.clear()
-                await self._start_jobs()
+                try:
+                    await self._start_jobs()
+                except (SQLAlchemyError, OSError):
+                    # The database is away: jobs wait in it, so try again at the next poll.
+                    log.exception("cannot claim transcription jobs")
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.poll_interval):
                         await self._wakeup.wait()
