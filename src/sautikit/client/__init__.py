@@ -1,0 +1,102 @@
+"""The Python SDK for the Sautikit REST API: ``Sautikit`` (sync) and ``AsyncSautikit``.
+
+::
+
+    from sautikit.client import Sautikit
+
+    client = Sautikit("sk_live_…", base_url="http://127.0.0.1:8080")
+    call = client.calls.create(
+        to="+254722999000", from_="+254700000001", action_url="https://app.example.com/answer"
+    )
+    for call in client.calls.list(status="completed"):
+        print(call.id, call.price_minor, call.currency)
+
+Both clients have the same resources (``calls``, ``numbers``, ``sip_credentials``,
+``recordings``, ``conferences``, ``wallet``, ``webhooks``, ``events``, ``settings``,
+``pricing``, ``workspace``), answer typed models, follow ``next_cursor`` when iterated,
+send an ``Idempotency-Key`` with every POST, and raise :class:`SautikitError` subclasses.
+Voice-action builders are in :mod:`sautikit.actions`; webhook signatures are checked with
+:func:`sautikit.webhooks.verify`. See docs/sdk.md.
+"""
+
+from sautikit.client._async import AsyncPaginator, AsyncSautikit
+from sautikit.client._errors import (
+    AuthenticationError,
+    ConflictError,
+    ConnectionFailedError,
+    InsufficientFundsError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    SautikitError,
+    ValidationError,
+)
+from sautikit.client._models import (
+    AvailableNumber,
+    Call,
+    CallEvent,
+    CallRecording,
+    Conference,
+    ConferenceParticipant,
+    Delivery,
+    DeliveryAttempt,
+    DestinationRate,
+    Event,
+    Number,
+    Pricing,
+    Recording,
+    Settings,
+    SipCredential,
+    SipCredentialCreated,
+    Transcription,
+    WalletBalance,
+    WalletTransaction,
+    Webhook,
+    WebhookCreated,
+    Workspace,
+)
+from sautikit.client._request import NOT_GIVEN, Page
+from sautikit.client._sync import Paginator, Sautikit
+from sautikit.webhooks import WebhookVerificationError, verify
+
+__all__ = [
+    "NOT_GIVEN",
+    "AsyncPaginator",
+    "AsyncSautikit",
+    "AuthenticationError",
+    "AvailableNumber",
+    "Call",
+    "CallEvent",
+    "CallRecording",
+    "Conference",
+    "ConferenceParticipant",
+    "ConflictError",
+    "ConnectionFailedError",
+    "Delivery",
+    "DeliveryAttempt",
+    "DestinationRate",
+    "Event",
+    "InsufficientFundsError",
+    "NotFoundError",
+    "Number",
+    "Page",
+    "Paginator",
+    "PermissionDeniedError",
+    "Pricing",
+    "RateLimitedError",
+    "Recording",
+    "Sautikit",
+    "SautikitError",
+    "Settings",
+    "SipCredential",
+    "SipCredentialCreated",
+    "Transcription",
+    "ValidationError",
+    "WalletBalance",
+    "WalletTransaction",
+    "Webhook",
+    "WebhookCreated",
+    "WebhookVerificationError",
+    "Workspace",
+    "verify",
+]
