@@ -31,7 +31,16 @@ _MODULES = ("stdio", "g711", "aufile", "sndfile", "account", "menu", "uuid")
 
 
 class Baresip:
-    def __init__(self, folder: Path, name: str, voice: Path, rtp_ports: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        name: str,
+        voice: Path,
+        rtp_ports: tuple[int, int],
+        *,
+        register: tuple[str, int, str] | None = None,
+    ) -> None:
+        """``register`` (host, port, password) registers ``name`` there with digest auth."""
         self.folder = folder
         self.name = name
         self.port = _free_pair()
@@ -49,10 +58,12 @@ class Baresip:
             f"rtp_ports {rtp_ports[0]}-{rtp_ports[1]}",
         ]
         (folder / "config").write_text("\n".join(lines) + "\n")
-        (folder / "accounts").write_text(
-            f"<sip:{name}@127.0.0.1:{self.port};transport=udp>;regint=0;"
-            "answermode=auto;audio_codecs=PCMU\n"
-        )
+        if register is None:
+            account = f"<sip:{name}@127.0.0.1:{self.port};transport=udp>;regint=0"
+        else:
+            host, port, password = register
+            account = f"<sip:{name}@{host}:{port};transport=udp>;auth_pass={password};regint=60"
+        (folder / "accounts").write_text(f"{account};answermode=auto;audio_codecs=PCMU\n")
         self._process: asyncio.subprocess.Process | None = None
         self.seconds = 0.0
 

@@ -26,12 +26,12 @@ from sautikit.api import create_api
 from sautikit.billing.ledger import top_up
 from sautikit.config import Settings
 from sautikit.db import Database
-from sautikit.db.models import Call, Event, Number, Trunk
+from sautikit.db.models import Call, Event, Number, SipCredential, Trunk
 from sautikit.db.types import utcnow
 from sautikit.media import TextToSpeech
 from sautikit.net import outbound_client
 from sautikit.pbx import Pbx
-from sautikit.sip import TimerConfig
+from sautikit.sip import TimerConfig, compute_ha1
 from sautikit.storage import open_store
 from sautikit.voice.commands import LocalBus
 from sautikit.voice.control import LocalRecordingSink
@@ -60,8 +60,9 @@ class Stack:
     def sip(self) -> tuple[str, int]:
         return "127.0.0.1", self.pbx.port
 
-    async def route_trunk_to(self, port: int) -> None:
-        """Send +254 calls to a callee on 127.0.0.1:``port``."""
+    async def route_trunk_to(self, port: int, *, trusted: tuple[str, ...] = ("127.0.0.1",)) -> None:
+        """Send +254 calls to a callee on 127.0.0.1:``port``; INVITEs from ``trusted``
+        addresses come from the carrier (anyone else must authenticate as a device)."""
         async with self.database.transaction() as session:
             await session.execute(delete(Trunk))
             session.add(
@@ -70,7 +71,7 @@ class Stack:
                     host="127.0.0.1",
                     port=port,
                     prefixes=["+254"],
-                    inbound_addresses=["127.0.0.1"],
+                    inbound_addresses=list(trusted),
                 )
             )
         await self.manager.reload_trunks()
@@ -81,6 +82,22 @@ class Stack:
             assert number is not None
             for name, value in routing.items():
                 setattr(number, name, value)
+
+    async def add_device(self, username: str, password: str) -> None:
+        """A SIP credential on NUMBER, as the credentials API makes it (HA1 only)."""
+        async with self.database.transaction() as session:
+            number = await session.scalar(select(Number).where(Number.e164 == NUMBER))
+            assert number is not None
+            session.add(
+                SipCredential(
+                    workspace_id=self.workspace_id,
+                    number_id=number.id,
+                    username=username,
+                    ha1_md5=compute_ha1(username, self.workspace_id, password, "MD5"),
+                    ha1_sha256=compute_ha1(username, self.workspace_id, password, "SHA-256"),
+                )
+            )
+        await self.manager.reload_trunks()
 
     async def calls(self) -> list[Call]:
         async with self.database.sessions() as session:

@@ -132,8 +132,9 @@ class InboundLeg(CallLeg):
 
     @property
     def called(self) -> str:
-        """The Request-URI's user part: the number dialled."""
-        return self.sip.called.user or str(self.sip.called)
+        """The number dialled: the Request-URI's user part, else the To header's (some
+        devices send the INVITE to the server's bare address)."""
+        return self.sip.called.user or self.sip.request.to.uri.user or str(self.sip.called)
 
     def ring(self) -> None:
         self.sip.ring()

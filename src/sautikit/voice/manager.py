@@ -38,7 +38,7 @@ from sautikit.db.models import Call, Trunk, Workspace
 from sautikit.db.types import utcnow
 from sautikit.events.delivery import workspace_signing_secret
 from sautikit.ids import new_id
-from sautikit.media import Bridge
+from sautikit.media import Bridge, ChannelClosed
 from sautikit.pbx import CallLeg, InboundLeg, OutboundLeg, Pbx
 from sautikit.sip import CallEnd, CallFailed, Request
 from sautikit.sip.transport import Peer
@@ -397,13 +397,17 @@ class CallManager:
     ) -> None:
         """Bridge the billed call's leg with ``other`` until either side hangs up, then
         hang up the other side, recording who ended it."""
-        bridge = Bridge(live.leg.channel, other.channel)
+        try:
+            bridge: Bridge | None = Bridge(live.leg.channel, other.channel)
+        except ChannelClosed:  # one side hung up as it answered
+            bridge = None
         ends = {
             asyncio.ensure_future(live.leg.wait_ended()): live.leg,
             asyncio.ensure_future(other.wait_ended()): other,
         }
         done, _ = await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
-        bridge.close()
+        if bridge is not None:
+            bridge.close()
         first = ends[next(iter(done))]
         for waiting in ends:
             waiting.cancel()

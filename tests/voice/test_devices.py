@@ -1,0 +1,114 @@
+"""SIP devices (SPEC §6): a softphone registers with its number's credential, receives the
+number's calls when no app answers it, and calls out as the number, billed like any call."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.baresip import Baresip, requires_baresip
+from tests.media.media_rig import rms
+from tests.sipp import SCENARIOS as SIP_SCENARIOS
+from tests.sipp import Sipp, requires_sipp
+from tests.voice.stack import CALLEE, NUMBER, Stack, open_stack
+from tests.voice.voice_rig import AppServer
+
+from sautikit.db import Database
+from sautikit.media import tone
+from sautikit.media.audio import encode_wav
+
+pytestmark = [requires_sipp, pytest.mark.parametrize("empty_database", ["sqlite"], indirect=True)]
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+@pytest.fixture
+async def stack(database: Database, app: AppServer, tmp_path: Path) -> AsyncIterator[Stack]:
+    async with open_stack(database, app, tmp_path) as opened:
+        yield opened
+
+
+def register_alice(stack: Stack) -> Sipp:
+    """SIPp's REGISTER as alice, password s3cret (uac_register_auth.xml)."""
+    return Sipp(scenario=SIP_SCENARIOS / "uac_register_auth.xml", remote=stack.sip, service="alice")
+
+
+async def test_a_device_registers_with_digest(stack: Stack) -> None:
+    await stack.add_device("alice", "s3cret")
+    result = await register_alice(stack).run()
+    assert result.returncode == 0, result.explain()
+    (binding,) = stack.pbx.agent.lookup("sip:alice@127.0.0.1")
+    assert binding.contact.startswith("sip:alice@127.0.0.1")
+
+
+async def test_a_wrong_password_is_refused(stack: Stack) -> None:
+    await stack.add_device("alice", "not-s3cret")
+    result = await register_alice(stack).run()
+    assert result.returncode != 0
+    assert stack.pbx.agent.lookup("sip:alice@127.0.0.1") == []
+
+
+async def test_a_device_calls_out_as_its_number(stack: Stack) -> None:
+    await stack.add_device("alice", "s3cret")
+    async with Sipp(scenario=SIP_SCENARIOS / "uas_answer.xml", timeout=20) as callee:
+        await stack.route_trunk_to(callee.port, trusted=())  # the device must authenticate
+        device = await Sipp(
+            scenario=SIP_SCENARIOS / "uac_invite_auth.xml",
+            remote=stack.sip,
+            service=CALLEE,
+            timeout=20,
+        ).run()
+        result = await callee.wait()
+    assert device.returncode == 0, device.explain()
+    assert result.returncode == 0, result.explain()
+    (call,) = await stack.wait_for_calls_to_end()
+    assert (call.direction, call.from_number, call.to_number) == ("outbound", NUMBER, CALLEE)
+    assert call.status == "completed" and call.price_minor is not None
+
+
+async def test_an_unauthenticated_stranger_cannot_call_out(stack: Stack) -> None:
+    await stack.route_trunk_to(5999, trusted=())
+    result = await Sipp(
+        scenario=SIP_SCENARIOS / "uac_offer_g711_dtmf.xml", remote=stack.sip, service=CALLEE
+    ).run()
+    assert result.returncode != 0
+    assert "407" in result.explain()
+    assert await stack.calls() == []
+
+
+@requires_baresip
+async def test_a_registered_softphone_rings_for_its_number(stack: Stack, tmp_path: Path) -> None:
+    await stack.add_device("alice", "s3cret")
+    await stack.set_routing(voice_url=None)
+    voice = tmp_path / "alice.wav"
+    voice.write_bytes(encode_wav(tone(1000, 12.0)))
+    phone = Baresip(
+        tmp_path / "alice",
+        "alice",
+        voice,
+        (37200, 37299),
+        register=("127.0.0.1", stack.pbx.port, "s3cret"),
+    )
+    await phone.start(seconds=12)
+    for _ in range(50):
+        if stack.pbx.agent.lookup("sip:alice@127.0.0.1"):
+            break
+        await asyncio.sleep(0.1)
+    assert stack.pbx.agent.lookup("sip:alice@127.0.0.1"), "baresip did not register"
+    result = await Sipp(
+        scenario=SCENARIOS / "caller_talks_then_hangs_up.xml",
+        remote=stack.sip,
+        service=NUMBER,
+        timeout=20,
+    ).run()
+    assert result.returncode == 0, result.explain()
+    await phone.wait()
+    (call,) = await stack.wait_for_calls_to_end()
+    assert call.status == "completed" and call.hangup_cause == "caller_hangup"
+    with wave.open(str(phone.heard())) as heard:
+        audio = np.frombuffer(heard.readframes(heard.getnframes()), "<i2")
+    assert rms(audio) > 300  # alice heard the caller's speech
