@@ -4,7 +4,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sautikit.media.rtp import RtpExtension, RtpPacket, RtpParseError, pack_header
+from sautikit.media.rtp import (
+    RtpExtension,
+    RtpPacket,
+    RtpParseError,
+    pack_header,
+    unpack_plain_header,
+)
 
 # V=2 P=0 X=0 CC=0 | M=1 PT=0 | seq 0x1234 | ts 0x00000a00 | ssrc 0xdeadbeef | 4 octets of payload
 PCMU_WITH_MARKER = bytes.fromhex("80 80 1234 00000a00 deadbeef ffff7f00")
@@ -117,3 +123,37 @@ def test_pack_header_writes_what_encode_would(
 def test_pack_header_rejects_out_of_range_fields(fields: tuple[int, int, int, int]) -> None:
     with pytest.raises(ValueError):
         pack_header(bytearray(12), *fields)
+
+
+@given(
+    payload_type=st.integers(0, 127),
+    sequence=st.integers(0, 0xFFFF),
+    timestamp=st.integers(0, 0xFFFF_FFFF),
+    ssrc=st.integers(0, 0xFFFF_FFFF),
+    marker=st.booleans(),
+    payload=st.binary(max_size=200),
+)
+def test_unpack_plain_header_reads_what_parse_reads(
+    payload_type: int, sequence: int, timestamp: int, ssrc: int, marker: bool, payload: bytes
+) -> None:
+    wire = RtpPacket(payload_type, sequence, timestamp, ssrc, payload, marker).encode()
+    assert unpack_plain_header(wire) == (payload_type, sequence, timestamp, ssrc, marker)
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [
+        RtpPacket(0, 1, 2, 3, b"x", csrc=(7,)),
+        RtpPacket(0, 1, 2, 3, b"x", extension=RtpExtension(1, b"abcd")),
+        RtpPacket(0, 1, 2, 3, b"x", padding=4),
+    ],
+)
+def test_unpack_plain_header_leaves_other_packets_to_parse(packet: RtpPacket) -> None:
+    assert unpack_plain_header(packet.encode()) is None
+
+
+@given(st.binary(max_size=40))
+def test_unpack_plain_header_never_raises(data: bytes) -> None:
+    header = unpack_plain_header(data)
+    if header is not None:
+        assert RtpPacket.parse(data).ssrc == header[3]

@@ -31,6 +31,7 @@ __all__ = [
     "RtpPacket",
     "RtpParseError",
     "pack_header",
+    "unpack_plain_header",
 ]
 
 RTP_VERSION = 2
@@ -187,3 +188,17 @@ def pack_header(
         )
     except struct.error as error:
         raise ValueError(f"RTP header field out of range: {error}") from error
+
+
+def unpack_plain_header(data: bytes) -> tuple[int, int, int, int, bool] | None:
+    """The receive path's form of :meth:`RtpPacket.parse`, for the usual packet.
+
+    For a plain packet (version 2 with no padding, extension or CSRCs: what nearly every
+    phone sends) returns ``(payload_type, sequence, timestamp, ssrc, marker)``, the payload
+    being ``data[RTP_HEADER_SIZE:]``; for anything else None, and :meth:`RtpPacket.parse`
+    decides. No packet object is made.
+    """
+    if len(data) < RTP_HEADER_SIZE or data[0] != RTP_VERSION << 6:
+        return None
+    _, second, sequence, timestamp, ssrc = _FIXED_HEADER.unpack_from(data)
+    return second & 0x7F, sequence, timestamp, ssrc, second >= 0x80

@@ -60,7 +60,13 @@ from sautikit.media.rtcp import (
     ntp_timestamp,
     parse_compound,
 )
-from sautikit.media.rtp import RTP_HEADER_SIZE, RtpPacket, RtpParseError, pack_header
+from sautikit.media.rtp import (
+    RTP_HEADER_SIZE,
+    RtpPacket,
+    RtpParseError,
+    pack_header,
+    unpack_plain_header,
+)
 
 __all__ = ["RtpSession", "SessionStats"]
 
@@ -339,24 +345,35 @@ class RtpSession:
     # -- receive ---------------------------------------------------------------------------
 
     def _on_rtp(self, data: bytes, addr: Address) -> None:
-        try:
-            packet = RtpPacket.parse(data)
-        except RtpParseError:
-            self.stats.garbage += 1
-            return
-        is_dtmf = packet.payload_type == self.dtmf_payload_type
-        if packet.payload_type != self.payload_type and not is_dtmf:
+        header = unpack_plain_header(data)
+        if header is not None:
+            payload_type, sequence, timestamp, ssrc, marker = header
+            payload = data[RTP_HEADER_SIZE:]
+        else:
+            try:
+                packet = RtpPacket.parse(data)
+            except RtpParseError:
+                self.stats.garbage += 1
+                return
+            payload_type, sequence, timestamp = (
+                packet.payload_type,
+                packet.sequence,
+                packet.timestamp,
+            )
+            ssrc, marker, payload = packet.ssrc, packet.marker, packet.payload
+        is_dtmf = payload_type == self.dtmf_payload_type
+        if payload_type != self.payload_type and not is_dtmf:
             self.stats.unknown_payload_type += 1
             return
-        if not self._accept_source(addr[:2], packet.ssrc):
+        if not self._accept_source(addr[:2], ssrc):
             return
         self.stats.packets_received += 1
-        self._source(packet.ssrc).update(packet.sequence, packet.timestamp, time.monotonic())
+        self._source(ssrc).update(sequence, timestamp, time.monotonic())
         if not is_dtmf:
-            self.jitter.push(packet.sequence, packet.ssrc, packet.payload)
+            self.jitter.push(sequence, ssrc, payload)
             return
         try:
-            digit = self._dtmf_receiver.feed(packet.payload, packet.timestamp, packet.marker)
+            digit = self._dtmf_receiver.feed(payload, timestamp, marker)
         except DtmfParseError:
             self.stats.garbage += 1
             return
