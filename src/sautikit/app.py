@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from datetime import timedelta
+from typing import Any
 
 import uvicorn
 from alembic.runtime.migration import MigrationContext
@@ -16,13 +19,18 @@ from sautikit.api import create_api
 from sautikit.config import ConfigError, Settings
 from sautikit.db import Database, upgrade_database
 from sautikit.db.migrate import alembic_config
+from sautikit.db.types import utcnow
 from sautikit.events.delivery import DeliveryWorker
 from sautikit.media import TextToSpeech
 from sautikit.net import outbound_client
 from sautikit.pbx import Pbx
+from sautikit.recordings.pipeline import RecordingPipeline, signed_app_clients
+from sautikit.recordings.recovery import recover_recordings
+from sautikit.recordings.retention import sweep_retention
+from sautikit.recordings.stores import WorkspaceStores
+from sautikit.recordings.worker import TranscriptionWorker
 from sautikit.storage import open_store
 from sautikit.voice.commands import open_bus
-from sautikit.voice.control import LocalRecordingSink
 from sautikit.voice.manager import CallManager
 
 __all__ = ["open_database", "require_current_schema", "serve"]
@@ -89,6 +97,28 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
         stack.push_async_callback(http.aclose)
         bus = open_bus(settings.effective_database_url)
         stack.push_async_callback(bus.close)
+        stores = WorkspaceStores(settings, store)
+        stack.push_async_callback(stores.close)
+        app_clients = signed_app_clients(database, http, timeout=settings.app_timeout_seconds)
+        transcriber = TranscriptionWorker(
+            database,
+            settings,
+            stores,
+            app_clients,
+            engine=settings.transcription_engine,
+            model_path=settings.transcription_model_path or None,
+            concurrency=settings.transcription_concurrency,
+        )
+        recordings = RecordingPipeline(
+            database,
+            settings,
+            stores,
+            app_clients,
+            url_lifetime=timedelta(seconds=settings.recording_url_lifetime_seconds),
+            on_transcription_queued=transcriber.wake,
+        )
+        # Spools a crash left behind are stored, and their callbacks sent, before new calls.
+        await recover_recordings(recordings)
         pbx = Pbx(
             sip_host=settings.sip_host,
             sip_port=settings.sip_port,
@@ -99,7 +129,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             settings,
             database,
             pbx,
-            recordings=LocalRecordingSink(settings.data_dir / "recordings"),
+            recordings=recordings,
             http=http,
             node=settings.node_id,
             app_timeout=settings.app_timeout_seconds,
@@ -111,8 +141,9 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
         bus.subscribe(manager.handle)
         await bus.start()
         worker = DeliveryWorker(database, settings)
-        delivering = asyncio.create_task(worker.run())
-        stack.push_async_callback(_stop_worker, worker, delivering)
+        _run_in_background(stack, worker.run(), worker.stop, worker.aclose)
+        _run_in_background(stack, transcriber.run())
+        _run_in_background(stack, _sweep_retention(database, stores, settings))
 
         api = create_api(settings, database, store, bus=bus, calls=manager)
         server = _ApiServer(
@@ -141,7 +172,35 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
         await serving
 
 
-async def _stop_worker(worker: DeliveryWorker, running: asyncio.Task[None]) -> None:
-    worker.stop()
-    await running
-    await worker.aclose()
+def _run_in_background(
+    stack: AsyncExitStack,
+    work: Coroutine[Any, Any, None],
+    stop: Callable[[], None] | None = None,
+    close: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Run ``work`` until shutdown: then ``stop`` it (or cancel it) and ``close`` it."""
+    task = asyncio.create_task(work)
+
+    async def finish() -> None:
+        if stop is not None:
+            stop()
+        else:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if close is not None:
+            await close()
+
+    stack.push_async_callback(finish)
+
+
+async def _sweep_retention(database: Database, stores: WorkspaceStores, settings: Settings) -> None:
+    """Remove recordings older than their workspace's retention, every so often."""
+    while True:
+        try:
+            removed = await sweep_retention(database, stores, utcnow())
+            if removed:
+                log.info("retention removed %d recordings", removed)
+        except Exception:
+            log.exception("the retention sweep failed")
+        await asyncio.sleep(settings.retention_sweep_seconds)

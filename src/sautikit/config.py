@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     app_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
+    recording_url_lifetime_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+    transcription_engine: Literal["whisper", "pocketsphinx"] = "whisper"
+    transcription_model_path: str = Field(
+        default="", description="A model folder; empty means the bundled model."
+    )
+    transcription_concurrency: int = Field(default=1, ge=1, le=16)
+    retention_sweep_seconds: int = Field(default=3600, ge=60)
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 

@@ -9,15 +9,19 @@ ports, around a workspace that holds ``NUMBER`` (whose ``voice_url`` is the test
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import numpy as np
 from sqlalchemy import delete, select
 from tests.voice.voice_rig import AppServer
 
@@ -31,10 +35,11 @@ from sautikit.db.types import utcnow
 from sautikit.media import TextToSpeech
 from sautikit.net import outbound_client
 from sautikit.pbx import Pbx
+from sautikit.recordings.pipeline import RecordingPipeline, signed_app_clients
+from sautikit.recordings.stores import WorkspaceStores
 from sautikit.sip import TimerConfig, compute_ha1
 from sautikit.storage import open_store
 from sautikit.voice.commands import LocalBus
-from sautikit.voice.control import LocalRecordingSink
 from sautikit.voice.manager import CallManager
 
 NUMBER = "+254700000001"
@@ -54,7 +59,6 @@ class Stack:
     app: AppServer
     workspace_id: str
     headers: dict[str, str]
-    recordings: Path
 
     @property
     def sip(self) -> tuple[str, int]:
@@ -82,6 +86,19 @@ class Stack:
             assert number is not None
             for name, value in routing.items():
                 setattr(number, name, value)
+
+    async def recording_audio(self, recording_id: str) -> tuple[int, list[np.ndarray]]:
+        """A stored recording, fetched the way an app does: its signed download URL."""
+        shown = await self.api.get(f"/v1/recordings/{recording_id}", headers=self.headers)
+        assert shown.status_code == 200, shown.text
+        url = urlsplit(shown.json()["download_url"])
+        audio = await self.api.get(f"{url.path}?{url.query}")
+        assert audio.status_code == 200, audio.text
+        with wave.open(io.BytesIO(audio.content)) as recording:
+            frames = np.frombuffer(recording.readframes(recording.getnframes()), "<i2")
+            channels = recording.getnchannels()
+            rate = recording.getframerate()
+        return rate, [frames[channel::channels] for channel in range(channels)]
 
     async def add_device(self, username: str, password: str) -> None:
         """A SIP credential on NUMBER, as the credentials API makes it (HA1 only)."""
@@ -154,12 +171,14 @@ async def open_stack(database: Database, app: AppServer, tmp_path: Path) -> Asyn
         timers=TimerConfig(t1=0.1),
         digest_algorithms=("MD5",),  # SIPp 3.6 and baresip 1.0 answer MD5 only
     )
-    recordings = tmp_path / "recordings"
+    store = open_store(settings)
+    stores = WorkspaceStores(settings, store)
+    recordings = RecordingPipeline(database, settings, stores, signed_app_clients(database, http))
     manager = CallManager(
         settings,
         database,
         pbx,
-        recordings=LocalRecordingSink(recordings),
+        recordings=recordings,
         http=http,
         node="test-node",
         app_timeout=2,
@@ -168,7 +187,7 @@ async def open_stack(database: Database, app: AppServer, tmp_path: Path) -> Asyn
     await manager.start()
     bus = LocalBus()
     bus.subscribe(manager.handle)
-    api = create_api(settings, database, open_store(settings), bus=bus, calls=manager)
+    api = create_api(settings, database, store, bus=bus, calls=manager)
     transport = httpx.ASGITransport(app=api, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://sautikit.test") as client:
         stack = Stack(
@@ -180,7 +199,6 @@ async def open_stack(database: Database, app: AppServer, tmp_path: Path) -> Asyn
             app,
             workspace.id,
             {"Authorization": f"Bearer {key.secret}"},
-            recordings,
         )
         await stack.route_trunk_to(5999)
         try:

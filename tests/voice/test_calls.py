@@ -75,8 +75,7 @@ async def test_voicemail(stack: Stack) -> None:
     fields = callback.fields
     assert fields["CallId"] == call.id and fields["Digits"] == "#"
     assert 6 <= fields["RecordingDuration"] <= 10  # 7 s of speech, cut at the key
-    recording = next(stack.recordings.glob(f"{fields['RecordingSid']}.wav"))
-    _, (voice_audio,) = read_wav_channels(recording)
+    _, (voice_audio,) = await stack.recording_audio(fields["RecordingSid"])
     assert rms(voice_audio) > 300
     assert call.status == "completed" and call.hangup_cause == "normal_clearing"
     assert call.duration_seconds is not None and call.duration_seconds >= 9
@@ -84,6 +83,7 @@ async def test_voicemail(stack: Stack) -> None:
         "call.started",
         "call.ringing",
         "call.answered",
+        "call.recording.ready",
         "call.completed",
     ]
 
@@ -120,8 +120,7 @@ async def test_dial_with_record_from_answer(stack: Stack) -> None:
     (dialled,) = stack.app.hits_to("/dialled")
     assert dialled.fields["DialCallStatus"] == "completed"
     assert dialled.fields["DialCallId"] == child.id
-    recording = stack.recordings / f"{dialled.fields['RecordingSid']}.wav"
-    _, (left, right) = read_wav_channels(recording)
+    _, (left, right) = await stack.recording_audio(dialled.fields["RecordingSid"])
     assert dialled.fields["RecordingChannels"] == 2
     assert rms(left) > 300 and rms(right) > 300  # the caller left, the callee right
 

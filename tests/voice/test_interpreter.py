@@ -29,6 +29,7 @@ from sautikit.voice.control import (
     DialTarget,
     LocalRecordingSink,
     RecordingInfo,
+    RecordingIntent,
     RecordingSource,
     RecordResult,
 )
@@ -133,6 +134,12 @@ async def test_seed_voicemail_flow(
     assert call.steps() == ["answer", "say", "play", "record", "hangup"]
     assert call.said()[0].startswith("You have reached the voicemail of Acme Corp.")
     assert call.log[3] == ("record", 120, 10, "#", True, 1)
+    # Known before recording starts, so a crash mid-recording still ends in the callback.
+    assert call.intents == [
+        RecordingIntent(
+            app.url("/voicemail/recording"), "POST", True, app.url("/voicemail/transcript")
+        )
+    ]
     assert call.cause == "normal_clearing" and call.errors == []
     first, callback = app.hits
     assert first.fields["CallStatus"] == "ringing" and first.fields["Direction"] == "inbound"

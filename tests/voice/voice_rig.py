@@ -39,6 +39,7 @@ from sautikit.voice.control import (
     HangupCause,
     Int16Array,
     PlayOutcome,
+    RecordingIntent,
     RecordResult,
 )
 
@@ -211,6 +212,8 @@ class FakeCall:
     block_on: str | None = None
     """This media step never finishes by itself (a live redirect must abandon it)."""
     log: list[tuple[Any, ...]] = field(default_factory=list)
+    intents: list[RecordingIntent] = field(default_factory=list)
+    """What each ``record`` was told to do with its recording."""
     errors: list[tuple[str, str]] = field(default_factory=list)
     cause: HangupCause | str | None = None
     ended: bool = False
@@ -306,9 +309,11 @@ class FakeCall:
         finish_on_key: str,
         trim: bool,
         channels: int,
+        intent: RecordingIntent = RecordingIntent(),
     ) -> RecordResult:
         if self.ended:
             raise CallEnded
+        self.intents.append(intent)
         self.log.append(("record", max_length, silence_timeout, finish_on_key, trim, channels))
         script = self.recordings.popleft() if self.recordings else ScriptedRecording()
         if self.hang_up_on == "record":

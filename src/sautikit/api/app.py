@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
@@ -58,6 +60,7 @@ def create_api(
     app.state.store = store
     app.state.bus = bus or open_bus(settings.effective_database_url)
     app.state.calls = calls
+    app.state.recording_url_lifetime = timedelta(seconds=settings.recording_url_lifetime_seconds)
     app.state.rate_guard = calls.rate_guard if calls is not None else CallRateGuard()
     app.state.registry = registry
     app.state.context = ApiContext(

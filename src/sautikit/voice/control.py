@@ -43,6 +43,7 @@ __all__ = [
     "PlayOutcome",
     "RecordResult",
     "RecordingInfo",
+    "RecordingIntent",
     "RecordingSink",
     "RecordingSource",
 ]
@@ -102,6 +103,17 @@ class RecordResult:
     empty: bool = False
     """Nothing but silence was heard: the app is told ``RecordingDuration: 0``, nothing is
     stored, and the sink's :meth:`RecordingSink.discard` removes the spool file."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingIntent:
+    """What the app wants done with a ``record`` verb's recording, known before it starts so
+    that a recording cut short by a crash is still stored and its callback still posted."""
+
+    action_url: str | None = None
+    action_method: str = "POST"
+    transcribe: bool = False
+    transcribe_callback: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +244,7 @@ class CallControl(Protocol):
         finish_on_key: str,
         trim: bool,
         channels: int,
+        intent: RecordingIntent = RecordingIntent(),
     ) -> RecordResult:
         """Record what the caller says into a new spool file until ``silence_timeout``
         seconds of silence after speech (0: never), ``max_length`` seconds, a key of

@@ -62,6 +62,7 @@ from sautikit.voice.control import (
     DialTarget,
     Int16Array,
     PlayOutcome,
+    RecordingIntent,
     RecordingSink,
     RecordingSource,
     RecordResult,
@@ -307,6 +308,12 @@ class Interpreter:
             finish_on_key=action.finish_on_key,
             trim=action.trim == "trim-silence",
             channels=1,
+            intent=RecordingIntent(
+                action.action,
+                action.method,
+                action.wants_transcription,
+                action.transcribe_callback,
+            ),
         )
         fields = await self._store(
             result,

@@ -45,6 +45,8 @@ from sautikit.voice.control import (
     HangupCause,
     Int16Array,
     PlayOutcome,
+    RecordingIntent,
+    RecordingSource,
     RecordResult,
 )
 
@@ -81,7 +83,17 @@ class CallHost(Protocol):
         """Start ringing ``target`` as a child leg of ``parent``; raises DialRefused."""
         ...
 
-    def spool_path(self, call: LiveCall) -> Path: ...
+    async def begin_recording(
+        self,
+        call: LiveCall,
+        source: RecordingSource,
+        *,
+        channels: int,
+        trim: bool = False,
+        intent: RecordingIntent = RecordingIntent(),
+    ) -> Path:
+        """Open the recording's row (so a crash cannot lose it) and answer its spool path."""
+        ...
 
     async def join_conference(
         self,
@@ -279,8 +291,11 @@ class LiveCall:
         finish_on_key: str,
         trim: bool,
         channels: int,
+        intent: RecordingIntent = RecordingIntent(),
     ) -> RecordResult:
-        path = self.host.spool_path(self)
+        path = await self.host.begin_recording(
+            self, "record", channels=channels, trim=trim, intent=intent
+        )
         self.channel.clear_digits()
         handle = self.channel.start_recording(path, channels)
         self.recording = handle
@@ -361,7 +376,7 @@ class LiveCall:
         recording: RecordingHandle | None = None
         path: Path | None = None
         if record == "record-from-ringing":
-            path = self.host.spool_path(self)
+            path = await self.host.begin_recording(self, "dial", channels=recording_channels)
             recording = self.channel.start_recording(path, recording_channels)
         ringback = asyncio.ensure_future(self.channel.play(_ringback(), loop=1000))
         try:
@@ -374,10 +389,12 @@ class LiveCall:
                 recording.stop()
                 await recording.finished()
             return DialResult(_dial_status(failures), children[-1].call_id)
+        if record == "record-from-answer":
+            path = await self.host.begin_recording(self, "dial", channels=recording_channels)
         bridge = Bridge(
             self.channel,
             winner.channel,
-            None if record != "record-from-answer" else (path := self.host.spool_path(self)),
+            path if record == "record-from-answer" else None,
             recording_channels,
         )
         recording = recording or bridge.recording

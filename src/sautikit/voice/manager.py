@@ -36,21 +36,21 @@ from sautikit.config import Settings
 from sautikit.db import Database
 from sautikit.db.models import Call, Trunk, Workspace
 from sautikit.db.types import utcnow
-from sautikit.events.delivery import workspace_signing_secret
 from sautikit.ids import new_id
 from sautikit.media import Bridge, ChannelClosed
 from sautikit.pbx import CallLeg, InboundLeg, OutboundLeg, Pbx
+from sautikit.recordings.pipeline import RecordingPipeline
 from sautikit.sip import CallEnd, CallFailed, Request
 from sautikit.sip.transport import Peer
 from sautikit.voice import lifecycle
-from sautikit.voice.callbacks import AppClient
 from sautikit.voice.control import (
     ConferenceResult,
     ConferenceStatus,
     DialTarget,
     HangupCause,
     Int16Array,
-    RecordingSink,
+    RecordingIntent,
+    RecordingSource,
     RecordResult,
 )
 from sautikit.voice.interpreter import Interpreter
@@ -87,7 +87,7 @@ class CallManager:
         database: Database,
         pbx: Pbx,
         *,
-        recordings: RecordingSink,
+        recordings: RecordingPipeline,
         http: httpx.AsyncClient,
         node: str | None = None,
         app_timeout: float = 10.0,
@@ -101,7 +101,10 @@ class CallManager:
         self.app_timeout = app_timeout
         self.live: dict[str, LiveCall] = {}
         self.interpreters: dict[str, Interpreter] = {}
-        self.rooms = Rooms(pbx.media, self._new_spool_path)
+        self.rooms = Rooms(
+            pbx.media,
+            lambda room, call: self.begin_recording(call, "conference", channels=1),
+        )
         self.prompts = PromptCache(http)
         self.rate_guard = CallRateGuard()
         self.accepting = True
@@ -279,13 +282,12 @@ class CallManager:
                 return
             await lifecycle.record_started(session, call)
             await lifecycle.mark_ringing(session, call)
-            secret = await workspace_signing_secret(session, workspace.id)
         live = self._adopt(leg, call)
         leg.ring()
         if ringing_devices:
             self._spawn(self._ring_devices(live, ringing_devices), f"call {call.id}")
             return
-        self._spawn(self._run_app(live, call, workspace, secret, allowed), f"call {call.id}")
+        self._spawn(self._run_app(live, call, workspace, allowed), f"call {call.id}")
 
     def _device_bindings(self, number_id: str) -> list[tuple[str, Peer | None]]:
         """Registered contacts of the number's devices: (contact URI, NAT source)."""
@@ -444,7 +446,6 @@ class CallManager:
         live: LiveCall,
         call: Call,
         workspace: Workspace,
-        secret: str,
         allowed_seconds: int | None,
     ) -> None:
         def play_allowed(host: str) -> bool:
@@ -452,9 +453,14 @@ class CallManager:
                 play_url_allowed(workspace, f"{scheme}://{host}/") for scheme in ("https", "http")
             )
 
+        # The pipeline's client marks a record callback as delivered, so crash recovery
+        # posts only the ones that never reached the app.
+        app = await self.recordings.app_client(
+            workspace.id, self.http, request_timeout=self.app_timeout
+        )
         interpreter = Interpreter(
             live,
-            AppClient(self.http, secret, timeout=self.app_timeout),
+            app,
             recordings=self.recordings,
             prompts=self.prompts,
             play_allowed=play_allowed,
@@ -508,7 +514,6 @@ class CallManager:
             assert call is not None
             workspace = await session.get(Workspace, call.workspace_id)
             assert workspace is not None
-            secret = await workspace_signing_secret(session, workspace.id)
             allowed = await self._reserve(session, workspace, call)
         try:
             leg = await self._dial(call.to_number, call.from_number, call.ring_timeout_seconds)
@@ -523,7 +528,7 @@ class CallManager:
         except Exception:
             return  # LiveCall's watcher records how it ended
         await live.mark_answered()
-        await self._run_app(live, call, workspace, secret, allowed)
+        await self._run_app(live, call, workspace, allowed)
 
     async def _dial(self, to: str, caller_id: str, ring_timeout: float) -> OutboundLeg:
         kind = "e164" if to.startswith("+") else "sip"
@@ -570,11 +575,27 @@ class CallManager:
             if record is not None:
                 record.error = {"code": code, "message": message}
 
-    def spool_path(self, call: LiveCall) -> Path:
-        return self._new_spool_path()
-
-    def _new_spool_path(self) -> Path:
-        return self._spool / f"{new_id()}.wav"
+    async def begin_recording(
+        self,
+        call: LiveCall,
+        source: RecordingSource,
+        *,
+        channels: int,
+        trim: bool = False,
+        intent: RecordingIntent = RecordingIntent(),
+    ) -> Path:
+        _, path = await self.recordings.begin(
+            call.call_id,
+            call.workspace_id,
+            source,
+            action_url=intent.action_url,
+            action_method=intent.action_method,
+            transcribe=intent.transcribe,
+            transcribe_callback=intent.transcribe_callback,
+            channels=channels,
+            trim=trim,
+        )
+        return path
 
     async def place_child(
         self, parent: LiveCall, target: DialTarget, caller_id: str | None, ring_timeout: float

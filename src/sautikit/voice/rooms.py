@@ -50,7 +50,7 @@ class Room:
         workspace_id: str,
         name: str,
         engine: MediaEngine,
-        spool_path: Callable[[], Path],
+        begin_recording: Callable[[Room, LiveCall], Awaitable[Path]],
         on_closed: Callable[[Room], None],
     ) -> None:
         self.workspace_id = workspace_id
@@ -59,12 +59,13 @@ class Room:
         self.started = False
         self.participants: dict[str, Participant] = {}
         self._media = Conference(name, engine, beep=False)
-        self._spool_path = spool_path
+        self._begin_recording = begin_recording
         self._on_closed = on_closed
         self._recording: RecordingHandle | None = None
         self._recording_path: Path | None = None
         self._recording_done: Callable[[RecordResult], Awaitable[None]] | None = None
         self._wants_recording = False
+        self._recording_begun = False
 
     # --- joining --------------------------------------------------------------------------
 
@@ -98,8 +99,9 @@ class Room:
         else:
             member.waiting = asyncio.ensure_future(self._hold(member))
         self._emit(ConferenceStatus("join", call.call_id))
-        if self.started and self._wants_recording and self._recording is None:
-            self._start_recording()
+        if self.started and self._wants_recording and not self._recording_begun:
+            self._recording_begun = True  # before the await, so a joiner cannot start another
+            await self._start_recording(call)
         ended = asyncio.ensure_future(call.leg.wait_ended())
         try:
             await asyncio.wait({member.done, ended}, return_when=asyncio.FIRST_COMPLETED)
@@ -172,8 +174,8 @@ class Room:
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _start_recording(self) -> None:
-        self._recording_path = self._spool_path()
+    async def _start_recording(self, call: LiveCall) -> None:
+        self._recording_path = await self._begin_recording(self, call)
         self._recording = self._media.start_recording(self._recording_path)
 
     def _emit(self, status: ConferenceStatus, also: Participant | None = None) -> None:
@@ -199,16 +201,19 @@ class Room:
 class Rooms:
     """The live rooms of this process, by workspace and name."""
 
-    def __init__(self, engine: MediaEngine, spool_path: Callable[[], Path]) -> None:
+    def __init__(
+        self, engine: MediaEngine, begin_recording: Callable[[Room, LiveCall], Awaitable[Path]]
+    ) -> None:
+        """``begin_recording`` opens a whole-room recording, attributed to ``call``."""
         self._engine = engine
-        self._spool_path = spool_path
+        self._begin_recording = begin_recording
         self._rooms: dict[tuple[str, str], Room] = {}
 
     def room(self, workspace_id: str, name: str) -> Room:
         key = (workspace_id, name)
         room = self._rooms.get(key)
         if room is None:
-            room = Room(workspace_id, name, self._engine, self._spool_path, self._forget)
+            room = Room(workspace_id, name, self._engine, self._begin_recording, self._forget)
             self._rooms[key] = room
         return room
 
