@@ -33,14 +33,15 @@ Int16Array = npt.NDArray[np.int16]
 class CallScript:
     """What the phone does once a call is up.
 
-    It speaks ``voice`` (a WAV file), then ``say`` (text, through text-to-speech), then
-    presses ``dtmf`` after ``dtmf_delay`` seconds, and records what it hears to
-    ``record_to``. It hangs up ``hangup_after`` seconds after answer when that is set,
+    After ``speak_after`` seconds (to let a prompt play) it speaks ``voice`` (a WAV file),
+    then ``say`` (text, through text-to-speech), then presses ``dtmf`` after
+    ``dtmf_delay`` seconds, and records what it hears to ``record_to``. It hangs up ``hangup_after`` seconds after answer when that is set,
     else ``linger`` seconds after its script ran out; the far end may hang up first.
     """
 
     voice: Path | None = None
     say: str | None = None
+    speak_after: float = 0.0
     language: str = "en-US"
     dtmf: str = ""
     dtmf_delay: float = 0.5
@@ -185,6 +186,7 @@ class Phone:
                 raise ValueError("this phone has no text-to-speech")
             voice.append(await tts.synthesize(script.say, script.language))
         if voice:
+            await asyncio.sleep(script.speak_after)
             report.events.append("speaking")
             await leg.channel.play(voice)
         if script.dtmf:
