@@ -173,6 +173,7 @@ def test_false_and_zero_are_given_values_not_absent_ones() -> None:
 
 def test_the_module_exports_a_builder_per_verb_and_response() -> None:
     assert set(actions.__all__) == {
+        "Action",
         "say",
         "play",
         "get_digits",

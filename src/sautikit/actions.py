@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 __all__ = [
+    "Action",
     "conference",
     "dial",
     "get_digits",
@@ -38,6 +39,7 @@ __all__ = [
 ]
 
 Action = dict[str, dict[str, Any]]
+"""One action: ``{verb: {parameter: value}}``."""
 Method = Literal["POST", "GET"]
 
 

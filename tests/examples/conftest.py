@@ -12,6 +12,10 @@ from types import ModuleType
 
 import pytest
 
+# The SDK's fixtures (a workspace, its inventory and wallet, the API over TCP), for the
+# examples that call the real API.
+from tests.client.conftest import fund, inventory, live_url, workspace  # noqa: F401
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
