@@ -35,8 +35,9 @@ class CallScript:
 
     After ``speak_after`` seconds (to let a prompt play) it speaks ``voice`` (a WAV file),
     then ``say`` (text, through text-to-speech), then presses ``dtmf`` after
-    ``dtmf_delay`` seconds, and records what it hears to ``record_to``. It hangs up ``hangup_after`` seconds after answer when that is set,
-    else ``linger`` seconds after its script ran out; the far end may hang up first.
+    ``dtmf_delay`` seconds, and records what it hears to ``record_to``. It hangs up
+    ``hangup_after`` seconds after answer when that is set, else ``linger`` seconds after
+    its script ran out; the far end may hang up first.
     """
 
     voice: Path | None = None
