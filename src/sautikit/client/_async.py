@@ -8,6 +8,7 @@ This module is the one definition of the resources. ``_sync.py`` is generated fr
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -452,7 +453,7 @@ class AsyncEvents(_AsyncResource):
 
     async def redeliver(
         self, event_id: str, *, idempotency_key: str | None = None
-    ) -> list[Delivery]:
+    ) -> builtins.list[Delivery]:  # ``list`` here is the method above
         """Send the event again; answers the new pending deliveries."""
         url = path("/v1/events/{}/redeliver", event_id)
         answer = await self._transport.json(ApiRequest.post(url, idempotency_key=idempotency_key))

@@ -81,7 +81,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         if retry_after is not None and retry_after.isdigit():
             return min(float(retry_after), 30.0)
-        return self.backoff * 2**attempt
+        return self.backoff * 2.0**attempt
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ GENERATED from ``_async.py`` by ``python -m sautikit.client._unasync``; do not e
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -443,7 +444,9 @@ class Events(_Resource):
         url = path("/v1/events/{}/deliveries", event_id)
         return self._list(Delivery, url, query(limit=limit))
 
-    def redeliver(self, event_id: str, *, idempotency_key: str | None = None) -> list[Delivery]:
+    def redeliver(
+        self, event_id: str, *, idempotency_key: str | None = None
+    ) -> builtins.list[Delivery]:  # ``list`` here is the method above
         """Send the event again; answers the new pending deliveries."""
         url = path("/v1/events/{}/redeliver", event_id)
         answer = self._transport.json(ApiRequest.post(url, idempotency_key=idempotency_key))

@@ -53,16 +53,22 @@ def _rewrite(source: str) -> str:
     return _HEADER + "\n" + body
 
 
-def _format(source: str) -> str:
-    """Reformat with ruff, so lines the rewrite shortened are laid out as ruff would."""
+def _ruff(*arguments: str, source: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(SYNC_TARGET), "-"],
+        [sys.executable, "-m", "ruff", *arguments, "--stdin-filename", str(SYNC_TARGET), "-"],
         input=source,
         capture_output=True,
         text=True,
         check=True,
     )
     return done.stdout
+
+
+def _format(source: str) -> str:
+    """Sort the imports (``time`` sorts elsewhere than ``asyncio``) and reformat the lines
+    the rewrite shortened, both as ruff would."""
+    sorted_imports = _ruff("check", "--select", "I", "--fix", "--exit-zero", source=source)
+    return _ruff("format", source=sorted_imports)
 
 
 def generate() -> str:
