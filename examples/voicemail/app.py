@@ -72,7 +72,7 @@ class S3Store:
     """Any S3-compatible bucket, through boto3 (credentials from its usual environment)."""
 
     def __init__(self, bucket: str, endpoint_url: str | None, region: str | None) -> None:
-        import boto3  # only the S3 path needs it
+        import boto3  # type: ignore[import-untyped]  # only the S3 path needs it
 
         self.bucket = bucket
         self.s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)

@@ -493,10 +493,6 @@ class AsyncSettingsResource(_AsyncResource):
             retention_days=retention_days,
             low_balance_threshold_minor=low_balance_threshold_minor,
         )
-        fields = {
-            name: list(value) if isinstance(value, tuple) else value
-            for name, value in fields.items()
-        }
         return await self._one(Settings, ApiRequest("PATCH", "/v1/settings", json=fields))
 
 
