@@ -46,7 +46,7 @@ class VoicemailSettings:
     s3_bucket: str | None = None  # None: store under local_dir instead of S3
     s3_endpoint_url: str | None = None  # MinIO, Ceph, R2 …; None: AWS S3
     aws_region: str | None = None
-    local_dir: Path = Path("voicemails")
+    local_dir: Path = Path(".")  # without a bucket: files go to local_dir/voicemails/…
 
     @classmethod
     def from_env(cls) -> VoicemailSettings:
@@ -56,7 +56,7 @@ class VoicemailSettings:
             s3_bucket=os.environ.get("S3_BUCKET") or None,
             s3_endpoint_url=os.environ.get("S3_ENDPOINT_URL") or None,
             aws_region=os.environ.get("AWS_REGION") or None,
-            local_dir=Path(os.environ.get("VOICEMAIL_DIR", "voicemails")),
+            local_dir=Path(os.environ.get("VOICEMAIL_DIR", ".")),
         )
 
 
@@ -92,7 +92,8 @@ class S3Store:
 
 
 class FolderStore:
-    """A local folder: the file, and its metadata beside it as ``<name>.json``."""
+    """A local folder laid out like the bucket (``<root>/voicemails/<CallId>/…``): the
+    file, and its metadata beside it as ``<name>.json``."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
