@@ -169,10 +169,36 @@ async def test_rtp_timestamps_follow_ticks_the_clock_skipped(rig: Rig) -> None:
     try:
         channel = await rig.engine.open_channel()
         channel.configure(HOST, listener.getsockname()[1])
-        for tick in (0, 1, 7):  # the clock skipped ticks 2 to 6 in a stall
+        # The clock skipped ticks 2 to 6 in a stall; tick 8 sends what tick 7 queued.
+        for tick in (0, 1, 7, 8):
             rig.engine.on_tick(tick)
         stamps = [RtpPacket.parse(listener.recv(2048)).timestamp for _ in range(3)]
         assert [stamps[1] - stamps[0], stamps[2] - stamps[1]] == [160, 6 * 160]
+    finally:
+        listener.close()
+
+
+async def test_each_tick_sends_first_what_the_last_tick_queued(rig: Rig) -> None:
+    # Packets leave as the tick starts, before any other work, so every leg's send
+    # intervals stay 20 ms however long the work of a tick takes.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind((HOST, 0))
+    listener.setblocking(False)
+    try:
+        channel = await rig.engine.open_channel()
+        channel.configure(HOST, listener.getsockname()[1])
+        rig.engine.on_tick(0)
+        with pytest.raises(BlockingIOError):
+            listener.recv(2048)
+        rig.engine.on_tick(1)
+        first = RtpPacket.parse(listener.recv(2048))
+        assert first.marker  # the tick-0 frame, the stream's first packet
+        with pytest.raises(BlockingIOError):
+            listener.recv(2048)
+        await channel.close()
+        rig.engine.on_tick(2)
+        with pytest.raises(BlockingIOError):
+            listener.recv(2048)  # a leg that hung up sends nothing more
     finally:
         listener.close()
 

@@ -612,3 +612,26 @@ async def test_a_packet_the_kernel_refuses_is_dropped_and_counted(peer: socket.s
         assert RtpPacket.parse(peer.recv(2048)).sequence == (first + 2) & 0xFFFF
     finally:
         bob.close()
+
+
+async def test_a_queued_frame_goes_out_on_flush(peer: socket.socket) -> None:
+    bob = await open_session(remote=peer.getsockname())
+    try:
+        bob.queue_frame(np.zeros(160, np.int16))
+        assert not _readable(peer)
+        assert bob.flush()
+        await until(lambda: _readable(peer), "the queued packet")
+        first = RtpPacket.parse(peer.recv(2048))
+        assert not bob.flush()  # nothing queued any more
+        # A frame queued over an unsent one replaces it; the far end sees one loss.
+        bob.queue_frame(np.zeros(160, np.int16))
+        bob.queue_frame(np.full(160, 1000, np.int16))
+        assert bob.flush()
+        await until(lambda: _readable(peer), "the second packet")
+        second = RtpPacket.parse(peer.recv(2048))
+        assert second.sequence == (first.sequence + 2) & 0xFFFF
+        assert second.timestamp == (first.timestamp + 2 * 160) & 0xFFFF_FFFF
+        assert int(ulaw_decode(second.payload)[0]) != 0
+        assert bob.stats.packets_sent == 2
+    finally:
+        bob.close()

@@ -5,7 +5,8 @@ by its :class:`~sautikit.media.engine.MediaEngine`, which calls it three times p
 tick: :meth:`MediaChannel.receive` (take the frame the far end said, deliver DTMF, feed
 silence detectors, expire timeouts), then the bridge or conference the leg is in sets
 :attr:`MediaChannel.feed`, then :meth:`MediaChannel.transmit` (add the prompt playing to
-this leg, send the frame, write recordings). Nothing here awaits on the tick and nothing
+this leg, queue the frame, write recordings); the next tick starts with
+:meth:`MediaChannel.flush`, which sends it. Nothing here awaits on the tick and nothing
 here runs timers of its own: every timeout is counted in media-clock ticks, so it moves
 with the audio and a test can run it with ticks driven by hand. Recordings only queue
 frames on the tick; the engine's recording thread does the file I/O.
@@ -319,8 +320,8 @@ class MediaChannel:
     :meth:`play`, :meth:`play_file`, :meth:`say`, :meth:`stop_playback`,
     :meth:`start_recording`, :meth:`wait_for_silence`, :meth:`next_digit`,
     :meth:`collect_digits`, :meth:`send_dtmf`, :meth:`clear_digits` and :meth:`close`.
-    The engine drives :meth:`receive` and :meth:`transmit`; bridges and conferences use
-    :attr:`inbound`, :attr:`feed`, :meth:`attach` and :meth:`detach`.
+    The engine drives :meth:`flush`, :meth:`receive` and :meth:`transmit`; bridges and
+    conferences use :attr:`inbound`, :attr:`feed`, :meth:`attach` and :meth:`detach`.
     """
 
     def __init__(self, engine: MediaEngine, session: RtpSession, ports: RtpPortPair) -> None:
@@ -584,8 +585,15 @@ class MediaChannel:
         if self._silence_waiters:
             self._feed_silence_waiters()
 
+    def flush(self) -> None:
+        """Phase 0, first thing on a tick: send the frame :meth:`transmit` queued on the last
+        (not once the leg went on hold meanwhile)."""
+        if self.sending:
+            self.session.flush()
+
     def transmit(self) -> None:
-        """Phase 3: send what this leg hears this tick, and record both directions."""
+        """Phase 3: queue what this leg hears this tick (sent by :meth:`flush` at the start
+        of the next), and record both directions."""
         heard = self.feed
         self.feed = None
         playback = self._playback
@@ -598,7 +606,7 @@ class MediaChannel:
         if heard is None:
             heard = SILENT_FRAME
         if self.sending:
-            self.session.send_frame(heard)
+            self.session.queue_frame(heard)
         else:
             self.session.skip(1)
         for recording in self._recordings:

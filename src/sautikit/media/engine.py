@@ -2,14 +2,19 @@
 
 :class:`MediaEngine` owns the process's :class:`~sautikit.media.clock.MediaClock` and its
 :class:`~sautikit.media.ports.RtpPortAllocator`, and is the clock's only subscriber. Each
-20 ms tick runs in three phases over all media at once, so audio crosses a bridge or a
+20 ms tick runs in phases over all media at once, so audio crosses a bridge or a
 conference within the tick it arrived in (no one-tick skew) and no call keeps a timer:
 
+0. flush: every channel sends the packet it queued on the previous tick, first thing, so
+   packets leave at the tick itself, 20 ms apart, whatever the rest of the work costs
+   (sending at the end of each channel's work spread a leg's send intervals by the
+   variation of all the work before it: milliseconds at a hundred calls);
 1. receive: every channel takes its inbound frame from its RTP session (and its DTMF
    digits, silence detection and timeouts);
 2. mix: every bridge and conference sets what each of its channels hears (a conference
    mixes all its members in one vectorised mix-minus);
-3. transmit: every channel adds its prompt, sends its frame and writes its recordings.
+3. transmit: every channel adds its prompt, encodes and queues its frame, and writes its
+   recordings.
 
 Nothing awaits inside a tick: waiters are woken through futures. A channel whose tick work
 raises is logged and closed, so one broken call never stops the clock for the others.
@@ -295,6 +300,13 @@ class MediaEngine:
         elapsed = max(1, tick - self.tick) if self._ticks_run else 1
         self.tick = tick
         for channel in channels:
+            try:
+                channel.flush()
+            except Exception:
+                self._fail(channel)
+        for channel in channels:
+            if channel.closed:
+                continue
             try:
                 channel.receive(elapsed)
             except Exception:

@@ -205,6 +205,7 @@ class RtpSession:
         # path runs for every leg on every tick and the transport adds nothing there.
         self._rtp_socket: socket.socket | None = None
         self._wire = bytearray(RTP_HEADER_SIZE)
+        self._queued = False
         self._rtcp_transport: asyncio.DatagramTransport | None = None
         self._next_rtcp = time.monotonic() + self._rtcp_delay()
         self._closed = False
@@ -435,7 +436,18 @@ class RtpSession:
         """Encode and send one frame (or, while a DTMF event is on, its next packet instead).
 
         The RTP timestamp advances by the frame's length whether or not anything could be
-        sent; returns True if a packet went out.
+        sent; returns True if a packet went out. :meth:`queue_frame` then :meth:`flush`.
+        """
+        self.queue_frame(samples)
+        return self.flush()
+
+    def queue_frame(self, samples: npt.NDArray[np.int16]) -> None:
+        """Encode one frame (or the next DTMF packet) now; :meth:`flush` sends it.
+
+        The media engine queues every leg's frame on one tick and flushes them all at the
+        start of the next, so packets leave right at each tick, 20 ms apart however long
+        the tick's work took. A packet queued and not flushed is replaced by the next one
+        (its sequence number stays spent: the far end counts it lost).
         """
         self._maybe_send_rtcp()
         if self._dtmf_queue:
@@ -443,22 +455,41 @@ class RtpSession:
             if dtmf.marker:
                 self._dtmf_timestamp = self._timestamp
             assert self.dtmf_payload_type is not None
-            sent = self._send(
-                self.dtmf_payload_type, self._dtmf_timestamp, dtmf.payload, dtmf.marker
-            )
+            self._pack(self.dtmf_payload_type, self._dtmf_timestamp, dtmf.payload, dtmf.marker)
         else:
             payload = self.codec.encode(samples)
-            sent = self._send(self.payload_type, self._timestamp, payload, self._first_packet)
-            if sent:
+            if self._pack(self.payload_type, self._timestamp, payload, self._first_packet):
                 self._first_packet = False
         self._timestamp = (self._timestamp + len(samples)) & 0xFFFF_FFFF
-        return sent
+
+    def flush(self) -> bool:
+        """Send the packet :meth:`queue_frame` made, if any; True if a packet went out."""
+        if not self._queued:
+            return False
+        self._queued = False
+        remote = self.remote
+        if remote is None or self._rtp_socket is None or self._closed:
+            return False
+        wire = self._wire
+        try:
+            self._rtp_socket.sendto(wire, remote)
+        except OSError:
+            # A full socket buffer or an unreachable route: late media is worth nothing,
+            # so the packet is dropped rather than queued, and counted.
+            self.stats.socket_errors += 1
+            return False
+        self.stats.packets_sent += 1
+        self.stats.octets_sent += len(wire) - RTP_HEADER_SIZE
+        self._sent_since_report = True
+        return True
 
     def skip(self, ticks: int) -> None:
         """Account for media-clock ticks that sent nothing (the clock skipped them in a stall).
 
-        The RTP timestamp moves on as time did, so the far end's playout stays in step.
+        The RTP timestamp moves on as time did, so the far end's playout stays in step. A
+        packet queued and not flushed is dropped: its time has passed too.
         """
+        self._queued = False
         self._timestamp = (self._timestamp + ticks * FRAME_SAMPLES) & 0xFFFF_FFFF
 
     def send_dtmf(self, digit: str, duration_ms: int = 100) -> None:
@@ -470,25 +501,15 @@ class RtpSession:
             raise ValueError("telephone-event was not negotiated for this session")
         self._dtmf_queue.extend(self._dtmf_sender.packets(digit, duration_ms))
 
-    def _send(self, payload_type: int, timestamp: int, payload: bytes, marker: bool) -> bool:
-        remote = self.remote
-        if remote is None or self._rtp_socket is None or self._closed:
+    def _pack(self, payload_type: int, timestamp: int, payload: bytes, marker: bool) -> bool:
+        if self.remote is None or self._rtp_socket is None or self._closed:
             return False
         wire = self._wire
         pack_header(wire, payload_type, self._sequence, timestamp, self.ssrc, marker)
         wire[RTP_HEADER_SIZE:] = payload
-        # The number is spent even if the kernel drops the packet: the far end sees a loss.
+        # The number is spent even if the packet is never sent: the far end sees a loss.
         self._sequence = (self._sequence + 1) & 0xFFFF
-        try:
-            self._rtp_socket.sendto(wire, remote)
-        except OSError:
-            # A full socket buffer or an unreachable route: late media is worth nothing,
-            # so the packet is dropped rather than queued, and counted.
-            self.stats.socket_errors += 1
-            return False
-        self.stats.packets_sent += 1
-        self.stats.octets_sent += len(payload)
-        self._sent_since_report = True
+        self._queued = True
         return True
 
     # -- RTCP ------------------------------------------------------------------------------
