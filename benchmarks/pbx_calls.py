@@ -13,13 +13,13 @@ Each trial starts three processes on loopback and stops by itself:
   then hangs up. Calls are placed at ``--rate`` per second up to the trial's count, and
   each is held long enough that all of them overlap for ``--window`` seconds.
 
-Inside the media process each session's :meth:`RtpSession.send_frame` is wrapped to note
-when every packet left, so send intervals are measured per channel, where the clock's
-jitter shows. Lost packets are the RFC 3550 count (expected minus received) of every
-stream received: the caller's speech and the callee's echo of our own packets, which
-counts a loss in either direction. CPU and packets/s are taken over the window in which
-every call of the trial was up; CPU covers the whole process (event loop, media clock and
-the recording thread).
+Inside the media process each session's :meth:`RtpSession.flush` (which sends the frame the
+engine queued) is wrapped to note when every packet left, so send intervals are measured
+per channel, where the clock's jitter shows. Lost packets are the RFC 3550 count (expected
+minus received) of every stream received: the caller's speech and the callee's echo of our
+own packets, which counts a loss in either direction. CPU and packets/s are taken over the
+window in which every call of the trial was up; CPU covers the whole process (event loop,
+media clock and the recording thread).
 
 A count is *held* when a majority of its runs bridged every call, lost no packet and kept
 the p99 send-interval deviation under 2 ms. Figures are medians over the runs.
@@ -132,17 +132,17 @@ CALLER_SCENARIO = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 
 
 def _time_sends(session: RtpSession, sent_at: list[float]) -> None:
-    """Note the time of every packet the session sends (through its public send_frame)."""
-    send_frame = session.send_frame
+    """Note the time of every packet the session sends (the engine sends through flush)."""
+    flush = session.flush
     clock = time.perf_counter
 
-    def timed(samples: npt.NDArray[np.int16]) -> bool:
-        sent = send_frame(samples)
+    def timed() -> bool:
+        sent = flush()
         if sent:
             sent_at.append(clock())
         return sent
 
-    session.send_frame = timed  # type: ignore[method-assign]
+    session.flush = timed  # type: ignore[method-assign]
 
 
 def _lost(session: RtpSession) -> int:
@@ -184,8 +184,9 @@ class _GcPauses:
 
 async def _serve(args: argparse.Namespace) -> None:
     os.sched_setaffinity(0, {args.core})
-    if args.nice:
-        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
+    if args.realtime:
+        # As `asterisk -p` does: other work on the core can no longer delay a tick.
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(10))
     totals = _MediaTotals()
     gc_pauses = _GcPauses()
     recordings = Path(args.recordings)
@@ -361,8 +362,8 @@ def trial(calls: int, args: argparse.Namespace) -> Trial:
             command.append("--no-record")
         if args.profile:
             command += ["--profile", args.profile]
-        if args.nice:
-            command += ["--nice", str(args.nice)]
+        if args.realtime:
+            command.append("--realtime")
         media = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         processes.append(media)
         assert media.stdout is not None and media.stdin is not None
@@ -453,6 +454,7 @@ def _judge(calls: int, report: dict[str, Any], sipp_failed: int) -> Trial:
     )
     held = (
         report["bridged"] == calls
+        and report["intervals"] >= calls  # send times were taken while every call was up
         and sipp_failed == 0
         and report["lost"] == 0
         and report["deviation_p99_ms"] < MAX_P99_DEVIATION_MS
@@ -480,7 +482,8 @@ def drive(args: argparse.Namespace) -> None:
     if shutil.which("sipp") is None:
         sys.exit("SIPp is not installed (Debian package sip-tester)")
     print(
-        f"media process on core {args.pbx_core}, SIPp on core {args.load_core}; "
+        f"media process on core {args.pbx_core}{' (SCHED_RR)' if args.realtime else ''}, "
+        f"SIPp on core {args.load_core}; recording {'on' if args.record else 'off'}; "
         f"{args.rate} calls/s offered, {args.window} s with every call up; "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
     )
@@ -528,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--profile", help="write a cProfile of the media process here")
     parser.add_argument(
-        "--nice", type=int, default=0, help="run the media process at this niceness (-20..19)"
+        "--realtime", action="store_true", help="run the media process as SCHED_RR (needs root)"
     )
     parser.add_argument("--verbose", action="store_true", help="print every run")
     # The media process's own options (this script runs itself with --serve).
