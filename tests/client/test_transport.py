@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sautikit.client import (
     AsyncSautikit,
@@ -15,6 +18,7 @@ from sautikit.client import (
     SautikitError,
     ValidationError,
 )
+from sautikit.client._errors import error_from_response
 
 WORKSPACE = {
     "id": "0190a0a0-0000-7000-8000-000000000001",
@@ -142,3 +146,27 @@ def test_the_sync_client_retries_the_same_way() -> None:
 def test_a_client_needs_a_key() -> None:
     with pytest.raises(SautikitError):
         Sautikit("")
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+
+
+@given(
+    status=st.integers(400, 599),
+    content=st.binary(max_size=200)
+    | _json.map(lambda value: json.dumps(value).encode())
+    | st.builds(
+        lambda detail: json.dumps({"error": detail}).encode(),
+        st.dictionaries(st.sampled_from(["code", "message", "request_id", "field"]), _json),
+    ),
+)
+def test_any_error_answer_becomes_a_sautikit_error(status: int, content: bytes) -> None:
+    error = error_from_response(httpx.Response(status, content=content))
+    assert isinstance(error, SautikitError) and error.status == status
+    assert isinstance(error.message, str)
+    for value in (error.code, error.field, error.request_id):
+        assert value is None or isinstance(value, str)

@@ -105,9 +105,13 @@ def error_from_response(response: httpx.Response) -> SautikitError:
     request_id = response.headers.get("X-Request-Id")
     try:
         detail = response.json()["error"]
-        code, message = str(detail["code"]), str(detail["message"])
-        field = detail.get("field")
-        request_id = detail.get("request_id") or request_id
+        code, message = detail["code"], detail["message"]
+        field, own_id = detail.get("field"), detail.get("request_id")
+        if not all(isinstance(value, str) for value in (code, message)) or not all(
+            value is None or isinstance(value, str) for value in (field, own_id)
+        ):
+            raise TypeError("not the envelope's types")
+        request_id = own_id or request_id
     except (ValueError, KeyError, TypeError):  # not the envelope: a proxy's page, say
         code, message, field = None, response.text[:200] or response.reason_phrase, None
     fields: dict[str, Any] = {
