@@ -116,9 +116,7 @@ def open_store(settings: VoicemailSettings) -> VoicemailStore:
 
 
 async def _fields(request: Request) -> dict[str, Any]:
-    """The callback's fields: a JSON body (Sautikit's POST), a form, or the query (GET)."""
-    if request.method == "GET":
-        return dict(request.query_params)
+    """The callback's fields: a JSON body (what Sautikit posts) or, as in the seed, a form."""
     if request.headers.get("content-type", "").startswith("application/json"):
         payload = await request.json()
         return payload if isinstance(payload, dict) else {}
@@ -137,10 +135,11 @@ def create_app(
     async def require_signature(request: Request) -> None:
         if settings.signing_secret is None:
             return
-        # Sautikit signs the raw body of a POST, and the raw query string of a GET.
-        signed = request.scope["query_string"] if request.method == "GET" else await request.body()
+        # Over the raw body, before parsing it (a GET callback would sign its query string).
         try:
-            verify(signed, request.headers.get(SIGNATURE_HEADER), settings.signing_secret)
+            verify(
+                await request.body(), request.headers.get(SIGNATURE_HEADER), settings.signing_secret
+            )
         except WebhookVerificationError as refused:
             raise HTTPException(status_code=401, detail=str(refused)) from None
 
