@@ -116,11 +116,9 @@ def open_store(settings: VoicemailSettings) -> VoicemailStore:
 
 
 async def _fields(request: Request) -> dict[str, Any]:
-    """The callback's fields: a JSON body (what Sautikit posts) or, as in the seed, a form."""
-    if request.headers.get("content-type", "").startswith("application/json"):
-        payload = await request.json()
-        return payload if isinstance(payload, dict) else {}
-    return dict(await request.form())
+    """The callback's fields: Sautikit posts them as a JSON object."""
+    payload = await request.json()
+    return payload if isinstance(payload, dict) else {}
 
 
 def create_app(
