@@ -183,18 +183,3 @@ async def test_with_a_bucket_the_recording_goes_to_s3(
     assert stored["Body"].read() == WAV
     assert stored["Metadata"] == {"callid": "call-s3", "duration": "3"}
     assert stored["ContentType"] == "audio/wav"
-
-
-async def test_a_form_encoded_callback_is_read_too_as_in_the_seed(tmp_path: Path) -> None:
-    settings = voicemail.VoicemailSettings(local_dir=tmp_path)
-    transport = httpx.ASGITransport(app=voicemail.create_app(settings))
-    fields = {
-        "CallId": "c9",
-        "RecordingSid": "r9",
-        "TranscriptionStatus": "completed",
-        "TranscriptionText": "Habari",
-    }
-    async with httpx.AsyncClient(transport=transport, base_url="http://app.test") as client:
-        answer = await client.post("/voicemail/transcript", data=fields)
-    assert answer.status_code == 204
-    assert (tmp_path / "voicemails" / "c9" / "r9.txt").read_text() == "Habari"
