@@ -89,6 +89,10 @@ class Settings(BaseSettings):
         description="Let callbacks, events and play URLs reach loopback and private addresses.",
     )
 
+    min_call_funding_seconds: int = Field(
+        default=60, ge=1, le=3600, description="A call is placed only if the wallet pays this long."
+    )
+
     # Defaults of SPEC §6 while the rate deck is empty.
     default_outbound_rate_minor: int = Field(default=300, ge=0)
     default_inbound_rate_minor: int = Field(default=0, ge=0)

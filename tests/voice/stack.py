@@ -140,13 +140,21 @@ class Stack:
 
 
 @asynccontextmanager
-async def open_stack(database: Database, app: AppServer, tmp_path: Path) -> AsyncIterator[Stack]:
+async def open_stack(
+    database: Database,
+    app: AppServer,
+    tmp_path: Path,
+    *,
+    credit_minor: int = 100_000,
+    **settings_overrides: Any,
+) -> AsyncIterator[Stack]:
     settings = Settings(
         data_dir=tmp_path / "var",
         secret_key="test-secret",
         allow_private_http=True,
         node_id="test-node",
         shutdown_grace_seconds=1,
+        **settings_overrides,
     )
     async with database.transaction() as session:
         workspace = await accounts.create_workspace(session, "Acme")
@@ -162,7 +170,7 @@ async def open_stack(database: Database, app: AppServer, tmp_path: Path) -> Asyn
                 paid_until=utcnow() + timedelta(days=30),
             )
         )
-        await top_up(session, workspace.id, 100_000, idempotency_key="seed")
+        await top_up(session, workspace.id, credit_minor, idempotency_key="seed")
     http = outbound_client(allow_private=True, timeout=3)
     pbx = Pbx(
         sip_port=0,

@@ -21,7 +21,7 @@ from tests.voice.stack import CALLEE, NUMBER, Stack, open_stack
 from tests.voice.voice_rig import AppServer, Reply, document
 
 from sautikit.db import Database
-from sautikit.db.models import Call
+from sautikit.db.models import Call, Rate
 from sautikit.db.types import utcnow
 from sautikit.media import tone
 from sautikit.media.audio import encode_wav
@@ -396,3 +396,54 @@ async def test_shutdown_ends_live_calls_after_the_grace(stack: Stack) -> None:
     assert result.returncode == 0, result.explain()  # SIPp got our BYE
     (call,) = await stack.wait_for_calls_to_end()
     assert (call.status, call.hangup_cause) == ("completed", "normal_clearing")
+
+
+@pytest.mark.parametrize("empty_database", ["sqlite"], indirect=True)
+async def test_a_call_is_cut_off_when_the_money_runs_out(
+    database: Database, app: AppServer, tmp_path: Path
+) -> None:
+    """SPEC §6: a call lasts at most what the balance pays for, then ends with
+    insufficient_funds. Here the wallet pays 3 s at KES 60 a minute (100 minor a second)."""
+    async with open_stack(
+        database, app, tmp_path, credit_minor=300, min_call_funding_seconds=2
+    ) as stack:
+        async with database.transaction() as session:
+            session.add(Rate(direction="outbound", prefix="+25472", rate_per_minute_minor=6000))
+        stack.app.route("/answered", document({"pause": {"length": 60}}))
+        async with Sipp(scenario=SIP_SCENARIOS / "uas_answer.xml", timeout=20) as callee:
+            await stack.route_trunk_to(callee.port)
+            await _place(stack)
+            result = await callee.wait()  # SIPp hears our BYE when the money runs out
+        assert result.returncode == 0, result.explain()
+        (call,) = await stack.wait_for_calls_to_end()
+        assert call.hangup_cause == "insufficient_funds"
+        assert (call.duration_seconds, call.price_minor) == (3, 300)
+        balance = await stack.api.get("/v1/wallet/balance", headers=stack.headers)
+        assert balance.json()["balance_minor"] == 0
+
+
+@sqlite_only
+async def test_recovery_prices_an_ended_call_left_unbilled(stack: Stack) -> None:
+    """A crash between a hangup and its debit: the next start debits it, once."""
+    answered = utcnow() - timedelta(minutes=2)
+    async with stack.database.transaction() as session:
+        session.add(
+            Call(
+                id="01a20d00-0000-7000-8000-000000000002",
+                workspace_id=stack.workspace_id,
+                direction="outbound",
+                from_number=NUMBER,
+                to_number=CALLEE,
+                status="completed",
+                answered_at=answered,
+                ended_at=answered + timedelta(seconds=61),
+                duration_seconds=61,
+            )
+        )
+    before = (await stack.api.get("/v1/wallet/balance", headers=stack.headers)).json()
+    await stack.manager.recover()
+    await stack.manager.recover()
+    (call,) = await stack.calls()
+    assert call.price_minor == 305  # ceil(61 × 300 / 60)
+    after = (await stack.api.get("/v1/wallet/balance", headers=stack.headers)).json()
+    assert before["balance_minor"] - after["balance_minor"] == 305

@@ -252,13 +252,14 @@ async def reserve_for_call(
     rate_per_minute_minor: int,
     *,
     max_seconds: int = MAX_CALL_SECONDS,
+    min_seconds: int = 60,
 ) -> int:
     """Hold money for a live call and answer the longest it may last, in seconds.
 
     The hold is what the spendable balance pays for, up to ``max_seconds``; a free rate
     holds nothing and allows ``max_seconds``. Raises ``InsufficientFunds`` when the
-    spendable balance cannot pay one minute. A second reservation for the same call
-    replaces the first.
+    spendable balance cannot pay ``min_seconds`` (SPEC §6: one minute). A second
+    reservation for the same call replaces the first.
     """
     if max_seconds < 1:
         raise ValueError("max_seconds must be at least 1")
@@ -269,8 +270,9 @@ async def reserve_for_call(
         seconds, amount = max_seconds, 0
     else:
         spendable = wallet.balance_minor - await _held(session, workspace_id, except_call=call_id)
-        if spendable < rate_per_minute_minor:
-            raise InsufficientFunds(spendable, rate_per_minute_minor)
+        needed = price_for(min_seconds, rate_per_minute_minor)
+        if spendable < needed:
+            raise InsufficientFunds(spendable, needed)
         seconds = min(max_seconds, seconds_affordable(spendable, rate_per_minute_minor))
         amount = price_for(seconds, rate_per_minute_minor)
     await release_reservation(session, call_id)

@@ -28,7 +28,7 @@ from sautikit.billing.authorisation import (
     authorise_destination,
     play_url_allowed,
 )
-from sautikit.billing.ledger import InsufficientFunds, reserve_for_call
+from sautikit.billing.ledger import InsufficientFunds, reserve_for_call, settle_ended_calls
 from sautikit.billing.numbers import active_number
 from sautikit.billing.rating import rate_for
 from sautikit.billing.sip_credentials import DeviceDirectory, DeviceLogin
@@ -166,8 +166,13 @@ class CallManager:
                     settings=self.settings,
                     ended_at=call.last_seen_at or call.answered_at or call.created_at,
                 )
+            # A call ended but not priced (a crash between its hangup and its debit in
+            # an earlier version, or a failed settlement) is priced now, exactly once.
+            settled = await settle_ended_calls(session, settings=self.settings)
         if stale:
             log.warning("closed %d calls left live by a previous run", len(stale))
+        if settled:
+            log.warning("settled %d ended calls that had no price", settled)
 
     async def shutdown(self, grace: float) -> None:
         """Refuse new calls (503), let live ones run up to ``grace`` seconds, then end them."""
@@ -426,7 +431,13 @@ class CallManager:
         )
         session.add(call)
         await session.flush()
-        return await reserve_for_call(session, workspace.id, call.id, rate.rate_per_minute_minor)
+        return await reserve_for_call(
+            session,
+            workspace.id,
+            call.id,
+            rate.rate_per_minute_minor,
+            min_seconds=self.settings.min_call_funding_seconds,
+        )
 
     def _adopt(self, leg: InboundLeg | OutboundLeg, call: Call) -> LiveCall:
         live = LiveCall(
@@ -494,7 +505,8 @@ class CallManager:
         if not limits:
             return
         seconds, cause = min(limits)
-        await asyncio.sleep(seconds)
+        # A started second is billed whole: hang up just inside the last paid second.
+        await asyncio.sleep(max(0.0, seconds - 0.25))
         log.info("call %s: %s after %d s", live.call_id, cause, seconds)
         await live.hangup(cause)
 

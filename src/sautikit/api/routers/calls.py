@@ -167,7 +167,13 @@ async def place_call(
     await session.flush()
     rate = await rate_for(session, workspace.id, "outbound", call.to_number, settings=settings)
     try:
-        await reserve_for_call(session, workspace.id, call.id, rate.rate_per_minute_minor)
+        await reserve_for_call(
+            session,
+            workspace.id,
+            call.id,
+            rate.rate_per_minute_minor,
+            min_seconds=settings.min_call_funding_seconds,
+        )
     except InsufficientFunds as short:
         raise ApiError(402, "wallet.insufficient_funds", str(short)) from None
     await lifecycle.record_started(session, call)
