@@ -28,8 +28,8 @@ demo: $(BIN)/.installed
 	$(BIN)/sautikit demo
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 
 test: $(BIN)/.installed system-packages lint
 	$(BIN)/pytest

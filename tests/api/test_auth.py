@@ -77,3 +77,14 @@ async def test_only_the_hash_of_a_key_is_stored(database: Database) -> None:
         (stored,) = await accounts.list_api_keys(session, workspace.id)
     assert created.secret not in (stored.key_hash, stored.prefix)
     assert stored.key_hash == accounts.hash_api_key(created.secret)
+
+
+async def test_the_signing_secret_is_shown_to_webhook_managers(
+    client: httpx.AsyncClient, make_key: KeyFactory
+) -> None:
+    workspace_id, manager = await make_key(["webhooks.manage"])
+    _, reader = await make_key(["calls.read"], workspace_id=workspace_id)
+    secret = (await client.get("/v1/workspace", headers=manager)).json()["signing_secret"]
+    assert secret.startswith("whsec_")
+    assert (await client.get("/v1/workspace", headers=manager)).json()["signing_secret"] == secret
+    assert (await client.get("/v1/workspace", headers=reader)).json()["signing_secret"] is None

@@ -18,6 +18,9 @@ app = typer.Typer(help="A test phone: place or answer calls with a voice and a k
 
 Voice = Annotated[Path | None, typer.Option("--play", help="A WAV to speak as the voice.")]
 Say = Annotated[str | None, typer.Option("--say", help="A sentence to speak (text-to-speech).")]
+SpeakAfter = Annotated[
+    float, typer.Option("--speak-after", help="Seconds to listen (to a prompt) before speaking.")
+]
 Language = Annotated[str, typer.Option("--language", help="Language of --say, e.g. en-US, sw.")]
 Dtmf = Annotated[str, typer.Option("--dtmf", help="Keys to press after speaking, e.g. 1234#.")]
 Record = Annotated[Path | None, typer.Option("--record", help="Record what the phone hears.")]
@@ -37,6 +40,7 @@ def _address(value: str) -> tuple[str, int]:
 def _script(
     voice: Path | None,
     say: str | None,
+    speak_after: float,
     language: str,
     dtmf: str,
     record: Path | None,
@@ -45,6 +49,7 @@ def _script(
     return CallScript(
         voice=voice,
         say=say,
+        speak_after=speak_after,
         language=language,
         dtmf=dtmf,
         record_to=record,
@@ -79,6 +84,7 @@ def call(
     password: Annotated[str | None, typer.Option("--password", help="Digest password.")] = None,
     voice: Voice = None,
     say: Say = None,
+    speak_after: SpeakAfter = 0.0,
     language: Language = "en-US",
     dtmf: Dtmf = "",
     record: Record = None,
@@ -87,7 +93,7 @@ def call(
 ) -> None:
     """Call TARGET, speak, press keys, record what is heard, then hang up."""
     credentials = (username, password or "") if username else None
-    script = _script(voice, say, language, dtmf, record, hangup_after)
+    script = _script(voice, say, speak_after, language, dtmf, record, hangup_after)
 
     async def run() -> CallReport:
         async with _phone(listen) as phone:
@@ -110,13 +116,14 @@ def answer(
     calls: Annotated[int, typer.Option("--calls", help="Answer this many calls, then quit.")] = 1,
     voice: Voice = None,
     say: Say = None,
+    speak_after: SpeakAfter = 0.0,
     language: Language = "en-US",
     dtmf: Dtmf = "",
     record: Record = None,
     hangup_after: HangupAfter = None,
 ) -> None:
     """Wait for calls on --listen and answer each one with the same script."""
-    script = _script(voice, say, language, dtmf, record, hangup_after)
+    script = _script(voice, say, speak_after, language, dtmf, record, hangup_after)
 
     async def run() -> None:
         async with _phone(listen) as phone:
