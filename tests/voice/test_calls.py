@@ -447,3 +447,34 @@ async def test_recovery_prices_an_ended_call_left_unbilled(stack: Stack) -> None
     assert call.price_minor == 305  # ceil(61 × 300 / 60)
     after = (await stack.api.get("/v1/wallet/balance", headers=stack.headers)).json()
     assert before["balance_minor"] - after["balance_minor"] == 305
+
+
+@sqlite_only
+async def test_listing_filters_and_isolation(stack: Stack, make_key) -> None:
+    async with stack.database.transaction() as session:
+        for index, (direction, status) in enumerate(
+            [("inbound", "completed"), ("outbound", "busy"), ("outbound", "completed")]
+        ):
+            session.add(
+                Call(
+                    id=f"01a20d00-0000-7000-8000-00000000001{index}",
+                    workspace_id=stack.workspace_id,
+                    direction=direction,
+                    from_number=NUMBER,
+                    to_number=CALLEE,
+                    status=status,
+                )
+            )
+
+    async def ids(**params: str) -> list[str]:
+        answer = await stack.api.get("/v1/calls", params=params, headers=stack.headers)
+        return [call["id"][-2:] for call in answer.json()["data"]]
+
+    assert await ids() == ["12", "11", "10"]  # newest first
+    assert await ids(direction="outbound") == ["12", "11"]
+    assert await ids(status="completed", direction="outbound") == ["12"]
+    assert await ids(to=CALLEE, limit="1") == ["12"]
+    _, stranger = await make_key(["calls.read"])
+    answer = await stack.api.get("/v1/calls/01a20d00-0000-7000-8000-000000000010", headers=stranger)
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "calls.not_found"
+    assert (await stack.api.get("/v1/calls", headers=stranger)).json()["data"] == []
