@@ -31,6 +31,7 @@ from sautikit.media.audio import encode_wav
 from sautikit.media.player import tone
 from sautikit.voice.control import (
     CallEnded,
+    ConferenceOptions,
     ConferenceResult,
     ConferenceStatus,
     DialResult,
@@ -353,32 +354,27 @@ class FakeCall:
     async def conference(
         self,
         name: str,
+        options: ConferenceOptions,
         *,
-        muted: bool,
-        beep: bool,
-        start_on_enter: bool,
-        end_on_exit: bool,
-        max_participants: int,
-        wait_audio: Int16Array | None,
-        record: bool,
         on_status: Callable[[ConferenceStatus], None],
         on_recording: Callable[[RecordResult], Awaitable[None]],
     ) -> ConferenceResult:
+        wait_audio = options.wait_audio
         await self._step(
             "conference",
             name,
             {
-                "muted": muted,
-                "beep": beep,
-                "start_on_enter": start_on_enter,
-                "end_on_exit": end_on_exit,
-                "max_participants": max_participants,
+                "muted": options.muted,
+                "beep": options.beep,
+                "start_on_enter": options.start_on_enter,
+                "end_on_exit": options.end_on_exit,
+                "max_participants": options.max_participants,
                 "wait_audio": None if wait_audio is None else len(wait_audio),
-                "record": record,
+                "record": options.record,
             },
         )
         for event in self.room_events:
             on_status(event)
-        if record:
+        if options.record:
             await on_recording(RecordResult(self._spool(3.0, 1), 3.0, 1, "stopped"))
         return ConferenceResult("room_ended")

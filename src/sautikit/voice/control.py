@@ -32,6 +32,7 @@ from sautikit.ids import new_id
 __all__ = [
     "CallControl",
     "CallEnded",
+    "ConferenceOptions",
     "ConferenceResult",
     "ConferenceStatus",
     "DialCallStatus",
@@ -144,6 +145,20 @@ class ConferenceStatus:
 
     event: str
     call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConferenceOptions:
+    """How a leg takes part in a room (the ``conference`` verb's parameters)."""
+
+    muted: bool = False
+    beep: bool = True
+    start_on_enter: bool = True
+    end_on_exit: bool = False
+    max_participants: int = 250
+    wait_audio: Int16Array | None = None
+    """Played on a loop to a participant until the room starts (``waitUrl``)."""
+    record: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,14 +290,8 @@ class CallControl(Protocol):
     async def conference(
         self,
         name: str,
+        options: ConferenceOptions,
         *,
-        muted: bool,
-        beep: bool,
-        start_on_enter: bool,
-        end_on_exit: bool,
-        max_participants: int,
-        wait_audio: Int16Array | None,
-        record: bool,
         on_status: Callable[[ConferenceStatus], None],
         on_recording: Callable[[RecordResult], Awaitable[None]],
     ) -> ConferenceResult:

@@ -58,6 +58,7 @@ from sautikit.voice.callbacks import AppClient, AppRequestError, Fields
 from sautikit.voice.control import (
     CallControl,
     CallEnded,
+    ConferenceOptions,
     ConferenceStatus,
     DialTarget,
     Int16Array,
@@ -367,13 +368,15 @@ class Interpreter:
 
         await self.call.conference(
             action.name,
-            muted=action.muted,
-            beep=action.beep,
-            start_on_enter=action.start_on_enter,
-            end_on_exit=action.end_on_exit,
-            max_participants=action.max_participants,
-            wait_audio=wait_audio,
-            record=action.record,
+            ConferenceOptions(
+                muted=action.muted,
+                beep=action.beep,
+                start_on_enter=action.start_on_enter,
+                end_on_exit=action.end_on_exit,
+                max_participants=action.max_participants,
+                wait_audio=wait_audio,
+                record=action.record,
+            ),
             on_status=on_status,
             on_recording=on_recording,
         )

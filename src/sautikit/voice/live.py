@@ -36,6 +36,7 @@ from sautikit.pbx import CallLeg, InboundLeg, OutboundLeg
 from sautikit.sip import CallEnd, CallFailed, EndReason
 from sautikit.voice.control import (
     CallEnded,
+    ConferenceOptions,
     ConferenceResult,
     ConferenceStatus,
     DialCallStatus,
@@ -99,14 +100,8 @@ class CallHost(Protocol):
         self,
         call: LiveCall,
         name: str,
+        options: ConferenceOptions,
         *,
-        muted: bool,
-        beep: bool,
-        start_on_enter: bool,
-        end_on_exit: bool,
-        max_participants: int,
-        wait_audio: Int16Array | None,
-        record: bool,
         on_status: Callable[[ConferenceStatus], None],
         on_recording: Callable[[RecordResult], Awaitable[None]],
     ) -> ConferenceResult: ...
@@ -461,29 +456,13 @@ class LiveCall:
     async def conference(
         self,
         name: str,
+        options: ConferenceOptions,
         *,
-        muted: bool,
-        beep: bool,
-        start_on_enter: bool,
-        end_on_exit: bool,
-        max_participants: int,
-        wait_audio: Int16Array | None,
-        record: bool,
         on_status: Callable[[ConferenceStatus], None],
         on_recording: Callable[[RecordResult], Awaitable[None]],
     ) -> ConferenceResult:
         return await self.host.join_conference(
-            self,
-            name,
-            muted=muted,
-            beep=beep,
-            start_on_enter=start_on_enter,
-            end_on_exit=end_on_exit,
-            max_participants=max_participants,
-            wait_audio=wait_audio,
-            record=record,
-            on_status=on_status,
-            on_recording=on_recording,
+            self, name, options, on_status=on_status, on_recording=on_recording
         )
 
 

@@ -44,11 +44,11 @@ from sautikit.sip import CallEnd, CallFailed, Request
 from sautikit.sip.transport import Peer
 from sautikit.voice import lifecycle
 from sautikit.voice.control import (
+    ConferenceOptions,
     ConferenceResult,
     ConferenceStatus,
     DialTarget,
     HangupCause,
-    Int16Array,
     RecordingIntent,
     RecordingSource,
     RecordResult,
@@ -670,30 +670,13 @@ class CallManager:
         self,
         call: LiveCall,
         name: str,
+        options: ConferenceOptions,
         *,
-        muted: bool,
-        beep: bool,
-        start_on_enter: bool,
-        end_on_exit: bool,
-        max_participants: int,
-        wait_audio: Int16Array | None,
-        record: bool,
         on_status: Callable[[ConferenceStatus], None],
         on_recording: Callable[[RecordResult], Awaitable[None]],
     ) -> ConferenceResult:
         room = self.rooms.room(call.workspace_id, name)
-        return await room.attend(
-            call,
-            muted=muted,
-            beep=beep,
-            start_on_enter=start_on_enter,
-            end_on_exit=end_on_exit,
-            max_participants=max_participants,
-            wait_audio=wait_audio,
-            record=record,
-            on_status=on_status,
-            on_recording=on_recording,
-        )
+        return await room.attend(call, options, on_status=on_status, on_recording=on_recording)
 
     # --- commands from the API ------------------------------------------------------------
 

@@ -20,7 +20,13 @@ from typing import Literal
 
 from sautikit.db.types import utcnow
 from sautikit.media import Conference, MediaEngine, RecordingHandle
-from sautikit.voice.control import ConferenceResult, ConferenceStatus, Int16Array, RecordResult
+from sautikit.voice.control import (
+    ConferenceOptions,
+    ConferenceResult,
+    ConferenceStatus,
+    Int16Array,
+    RecordResult,
+)
 from sautikit.voice.live import LiveCall
 
 __all__ = ["Participant", "Room", "Rooms"]
@@ -72,29 +78,30 @@ class Room:
     async def attend(
         self,
         call: LiveCall,
+        options: ConferenceOptions,
         *,
-        muted: bool,
-        beep: bool,
-        start_on_enter: bool,
-        end_on_exit: bool,
-        max_participants: int,
-        wait_audio: Int16Array | None,
-        record: bool,
         on_status: Callable[[ConferenceStatus], None],
         on_recording: Callable[[RecordResult], Awaitable[None]],
     ) -> ConferenceResult:
         """Join ``call`` and stay until it leaves the room; answers why it left."""
-        if len(self.participants) >= max_participants:
+        if len(self.participants) >= options.max_participants:
             return ConferenceResult("full")
-        member = Participant(call, muted, start_on_enter, end_on_exit, wait_audio, on_status)
+        member = Participant(
+            call,
+            options.muted,
+            options.start_on_enter,
+            options.end_on_exit,
+            options.wait_audio,
+            on_status,
+        )
         self.participants[call.call_id] = member
-        if record and not self._wants_recording:
+        if options.record and not self._wants_recording:
             self._wants_recording = True
             self._recording_done = on_recording
-        self._media.beep = beep
+        self._media.beep = options.beep
         if self.started:
-            self._media.join(call.channel, muted)
-        elif start_on_enter:
+            self._media.join(call.channel, options.muted)
+        elif options.start_on_enter:
             self._start()
         else:
             member.waiting = asyncio.ensure_future(self._hold(member))
@@ -108,7 +115,7 @@ class Room:
         finally:
             ended.cancel()
         reason: Ending = member.done.result() if member.done.done() else "hangup"
-        await self._leave(member, beep)
+        await self._leave(member, options.beep)
         return ConferenceResult(reason)
 
     async def _hold(self, member: Participant) -> None:
