@@ -315,6 +315,8 @@ class LiveCall:
         first = next(iter(done))
         ended_by = waits[first]
         key = first.result() if ended_by == "key" else None
+        if ended_by == "key" and key is None:
+            ended_by = "hangup"
         await handle.finished()
         samples, kept = await asyncio.to_thread(_finish_recording, path, channels, trim)
         return RecordResult(
@@ -340,13 +342,12 @@ class LiveCall:
             self._recording_stopped.set()
         return True
 
-    async def _finish_key(self, keys: str) -> str:
-        while True:
-            digit = await self.channel.next_digit()
-            if digit is None:
-                await asyncio.Event().wait()  # closed: the hangup wait ends the recording
-            elif digit in keys:
+    async def _finish_key(self, keys: str) -> str | None:
+        """The first key of ``keys`` pressed, or None when the call ends first."""
+        while (digit := await self.channel.next_digit()) is not None:
+            if digit in keys:
                 return digit
+        return None
 
     # --- dial -----------------------------------------------------------------------------
 
