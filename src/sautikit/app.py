@@ -16,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from sautikit.api import create_api
+from sautikit.billing.numbers import renew_numbers
 from sautikit.config import ConfigError, Settings
 from sautikit.db import Database, upgrade_database
 from sautikit.db.migrate import alembic_config
@@ -143,7 +144,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
         worker = DeliveryWorker(database, settings)
         _run_in_background(stack, worker.run(), worker.stop, worker.aclose)
         _run_in_background(stack, transcriber.run())
-        _run_in_background(stack, _sweep_retention(database, stores, settings))
+        _run_in_background(stack, _housekeeping(database, stores, settings))
 
         api = create_api(settings, database, store, bus=bus, calls=manager)
         server = _ApiServer(
@@ -194,13 +195,20 @@ def _run_in_background(
     stack.push_async_callback(finish)
 
 
-async def _sweep_retention(database: Database, stores: WorkspaceStores, settings: Settings) -> None:
-    """Remove recordings older than their workspace's retention, every so often."""
+async def _housekeeping(database: Database, stores: WorkspaceStores, settings: Settings) -> None:
+    """Every so often: remove recordings past their workspace's retention, and charge the
+    number rentals that fell due (suspending numbers the wallet cannot pay for)."""
     while True:
         try:
             removed = await sweep_retention(database, stores, utcnow())
-            if removed:
-                log.info("retention removed %d recordings", removed)
+            async with database.transaction() as session:
+                renewals = await renew_numbers(session, utcnow())
+            if removed or renewals.suspended:
+                log.info(
+                    "housekeeping: %d recordings past retention removed, %d numbers suspended",
+                    removed,
+                    len(renewals.suspended),
+                )
         except Exception:
-            log.exception("the retention sweep failed")
-        await asyncio.sleep(settings.retention_sweep_seconds)
+            log.exception("housekeeping failed")
+        await asyncio.sleep(settings.housekeeping_seconds)

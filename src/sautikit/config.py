@@ -67,7 +67,9 @@ class Settings(BaseSettings):
         default="", description="A model folder; empty means the bundled model."
     )
     transcription_concurrency: int = Field(default=1, ge=1, le=16)
-    retention_sweep_seconds: int = Field(default=3600, ge=60)
+    housekeeping_seconds: int = Field(
+        default=3600, ge=60, description="How often retention and number rentals are run."
+    )
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"

@@ -254,6 +254,8 @@ async def test_renewal_charges_each_month_then_suspends_then_releases(database: 
         number = await session.get(Number, number_id)
         assert number is not None and number.status == "suspended"
         assert await ledger.balance(session, workspace_id) == 0
+        suspended = await session.scalars(select(Event).where(Event.kind == "number.suspended"))
+        assert [event.data["number_id"] for event in suspended] == [number_id]
         rentals = (
             await session.scalars(
                 select(WalletEntry.reference).where(WalletEntry.entry_type == "number_rental")

@@ -219,7 +219,7 @@ def _period_key(start: datetime) -> str:
 
 
 def number_event_data(number: Number) -> dict[str, Any]:
-    """The ``data`` of ``number.provisioned`` and ``number.released``."""
+    """The ``data`` of ``number.provisioned``, ``number.released`` and ``number.suspended``."""
     return {
         "number_id": number.id,
         "number": number.e164,
@@ -344,6 +344,15 @@ async def renew_numbers(session: AsyncSession, now: datetime) -> RenewalReport:
             # paid_until stays at the end of the last paid period: the suspension's start.
             number.status = SUSPENDED
             report.suspended.append(number.id)
+            assert number.workspace_id is not None
+            # Not among SPEC §7's kinds: the issue asks that the app hear of it.
+            await record_event(
+                session,
+                workspace_id=number.workspace_id,
+                kind="number.suspended",
+                data=number_event_data(number),
+                target_url=number.events_url,
+            )
         else:
             report.renewed.append(number.id)
     await session.flush()

@@ -1,4 +1,5 @@
-"""The event kinds of SPEC §7."""
+"""The event kinds of SPEC §7, and ``number.suspended`` (a number whose monthly rental
+the wallet could not pay stops taking calls; SPEC §7 has no kind for it)."""
 
 EVENT_KINDS: frozenset[str] = frozenset(
     {
@@ -11,6 +12,7 @@ EVENT_KINDS: frozenset[str] = frozenset(
         "call.transcription.ready",
         "number.provisioned",
         "number.released",
+        "number.suspended",
         "wallet.top_up",
         "wallet.low_balance",
     }
