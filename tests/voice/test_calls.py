@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from tests.media.media_rig import amplitude_at, read_wav_channels, rms
 from tests.sipp import SCENARIOS as SIP_SCENARIOS
 from tests.sipp import Sipp, requires_sipp
@@ -21,7 +22,7 @@ from tests.voice.stack import CALLEE, NUMBER, Stack, open_stack
 from tests.voice.voice_rig import AppServer, Reply, document
 
 from sautikit.db import Database
-from sautikit.db.models import Call, Rate
+from sautikit.db.models import Call, Rate, Trunk
 from sautikit.db.types import utcnow
 from sautikit.media import tone
 from sautikit.media.audio import encode_wav
@@ -478,3 +479,33 @@ async def test_listing_filters_and_isolation(stack: Stack, make_key) -> None:
     answer = await stack.api.get("/v1/calls/01a20d00-0000-7000-8000-000000000010", headers=stranger)
     assert answer.status_code == 404 and answer.json()["error"]["code"] == "calls.not_found"
     assert (await stack.api.get("/v1/calls", headers=stranger)).json()["data"] == []
+
+
+@sqlite_only
+async def test_an_allow_listed_sip_uri_is_dialled_directly(stack: Stack) -> None:
+    stack.app.route("/answered", document({"hangup": {}}))
+    async with Sipp(scenario=SIP_SCENARIOS / "uas_answer.xml", timeout=20) as callee:
+        target = f"sip:bob@127.0.0.1:{callee.port}"
+        body = {"to": target, "from": NUMBER, "action_url": stack.app.url("/answered")}
+        refused = await stack.api.post("/v1/calls", json=body, headers=stack.headers)
+        assert refused.json()["error"]["code"] == "destinations.not_allowed"  # empty list
+        settings = {"sip_host_allowlist": [f"127.0.0.1:{callee.port}"]}
+        changed = await stack.api.patch("/v1/settings", json=settings, headers=stack.headers)
+        assert changed.status_code == 200, changed.text
+        placed = await stack.api.post("/v1/calls", json=body, headers=stack.headers)
+        assert placed.status_code == 201, placed.text
+        result = await callee.wait()
+    assert result.returncode == 0, result.explain()
+    (call,) = await stack.wait_for_calls_to_end()
+    assert (call.to_number, call.status) == (target, "completed")
+
+
+@sqlite_only
+async def test_a_number_no_trunk_carries_fails(stack: Stack) -> None:
+    async with stack.database.transaction() as session:
+        await session.execute(update(Trunk).values(prefixes=["+2541"]))
+    await stack.manager.reload_trunks()
+    await _place(stack)
+    (call,) = await stack.wait_for_calls_to_end()
+    assert (call.status, call.hangup_cause, call.price_minor) == ("failed", "network_error", 0)
+    assert (await stack.events(call.id))[-1] == "call.failed"
