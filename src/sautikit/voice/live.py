@@ -138,6 +138,9 @@ class LiveCall:
         self.recording: RecordingHandle | None = None
         """The recording in progress on this call, for the API's pause/resume/stop."""
         self.answered_event = asyncio.Event()
+        self.journal = asyncio.Lock()
+        """Held while the call's record changes, so ringing, answered and ended are written
+        in the order they happened even when their tasks overlap."""
         self._recording_stopped = asyncio.Event()
         self._answered_at: float | None = None
         self._ended_at: float | None = None

@@ -560,7 +560,7 @@ class CallManager:
                 await lifecycle.end_call(session, call, cause, settings=self.settings)
 
     async def call_ringing(self, call: LiveCall) -> None:
-        async with self.database.transaction() as session:
+        async with call.journal, self.database.transaction() as session:
             record = await session.get(Call, call.call_id)
             if record is not None:
                 await lifecycle.mark_ringing(session, record)
@@ -568,7 +568,7 @@ class CallManager:
     # --- CallHost -------------------------------------------------------------------------
 
     async def call_answered(self, call: LiveCall) -> None:
-        async with self.database.transaction() as session:
+        async with call.journal, self.database.transaction() as session:
             record = await session.get(Call, call.call_id)
             if record is not None:
                 await lifecycle.mark_answered(session, record)
@@ -576,7 +576,7 @@ class CallManager:
     async def call_ended(self, call: LiveCall, end: CallEnd) -> None:
         self.live.pop(call.call_id, None)
         cause = call.cause or "normal_clearing"
-        async with self.database.transaction() as session:
+        async with call.journal, self.database.transaction() as session:
             record = await session.get(Call, call.call_id)
             if record is not None:
                 await lifecycle.end_call(session, record, cause, settings=self.settings)
