@@ -170,7 +170,8 @@ async def open_stack(
                 paid_until=utcnow() + timedelta(days=30),
             )
         )
-        await top_up(session, workspace.id, credit_minor, idempotency_key="seed")
+        if credit_minor:
+            await top_up(session, workspace.id, credit_minor, idempotency_key="seed")
     http = outbound_client(allow_private=True, timeout=3)
     pbx = Pbx(
         sip_port=0,

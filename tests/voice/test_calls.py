@@ -509,3 +509,23 @@ async def test_a_number_no_trunk_carries_fails(stack: Stack) -> None:
     (call,) = await stack.wait_for_calls_to_end()
     assert (call.status, call.hangup_cause, call.price_minor) == ("failed", "network_error", 0)
     assert (await stack.events(call.id))[-1] == "call.failed"
+
+
+@pytest.mark.parametrize("empty_database", ["sqlite"], indirect=True)
+async def test_a_rated_inbound_call_the_wallet_cannot_pay_is_refused(
+    database: Database, app: AppServer, tmp_path: Path
+) -> None:
+    async with open_stack(database, app, tmp_path, credit_minor=0) as stack:
+        async with database.transaction() as session:
+            session.add(
+                Rate(
+                    workspace_id=stack.workspace_id,
+                    direction="inbound",
+                    prefix="+254",
+                    rate_per_minute_minor=100,
+                )
+            )
+        result = await caller(stack, SIP_SCENARIOS / "uac_offer_g711_dtmf.xml").run()
+        assert "402" in result.explain()
+        assert await stack.calls() == []  # nothing half-recorded
+        assert stack.app.hits == []

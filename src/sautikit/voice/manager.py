@@ -254,15 +254,33 @@ class CallManager:
         if not ours and device is not None:  # a device calling out (SPEC §6)
             await self._device_call(leg, device, called)
             return
+        try:
+            admitted = await self._admit_inbound(leg, called, device)
+        except InsufficientFunds:  # the transaction rolled back: no call was recorded
+            leg.reject(402, "Payment Required")
+            return
+        if admitted is not None:
+            live, call, workspace, allowed, ringing_devices = admitted
+            leg.ring()
+            if ringing_devices:
+                self._spawn(self._ring_devices(live, ringing_devices), f"call {call.id}")
+            else:
+                self._spawn(self._run_app(live, call, workspace, allowed), f"call {call.id}")
+
+    async def _admit_inbound(
+        self, leg: InboundLeg, called: str, device: DeviceLogin | None
+    ) -> tuple[LiveCall, Call, Workspace, int, list[tuple[str, Peer | None]]] | None:
+        """Record the inbound call (and hold its cost), or reject it; raises
+        InsufficientFunds, rolling everything back, when the wallet cannot pay."""
         async with self.database.transaction() as session:
             number = await active_number(session, called)
             if number is None or number.workspace_id is None:
                 leg.reject(404, "Not Found")
-                return
+                return None
             ringing_devices = [] if number.voice_url else self._device_bindings(number.id)
             if not number.voice_url and not ringing_devices:
                 leg.reject(480, "Temporarily Unavailable")
-                return
+                return None
             workspace = await session.get(Workspace, number.workspace_id)
             assert workspace is not None
             caller = device.number if device is not None else normalise_number(leg.caller)
@@ -280,19 +298,10 @@ class CallManager:
                 owner=self.node,
                 sip_call_id=leg.call_id,
             )
-            try:
-                allowed = await self._reserve(session, workspace, call)
-            except InsufficientFunds:
-                leg.reject(402, "Payment Required")
-                return
+            allowed = await self._reserve(session, workspace, call)
             await lifecycle.record_started(session, call)
             await lifecycle.mark_ringing(session, call)
-        live = self._adopt(leg, call)
-        leg.ring()
-        if ringing_devices:
-            self._spawn(self._ring_devices(live, ringing_devices), f"call {call.id}")
-            return
-        self._spawn(self._run_app(live, call, workspace, allowed), f"call {call.id}")
+        return self._adopt(leg, call), call, workspace, allowed, ringing_devices
 
     def _device_bindings(self, number_id: str) -> list[tuple[str, Peer | None]]:
         """Registered contacts of the number's devices: (contact URI, NAT source)."""
@@ -367,6 +376,7 @@ class CallManager:
             try:
                 allowed = await self._reserve(session, workspace, call)
             except InsufficientFunds:
+                await session.rollback()  # nothing of this call is kept
                 leg.reject(402, "Payment Required")
                 return
             await lifecycle.record_started(session, call)
