@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -39,7 +40,7 @@ from sautikit.media import (
     SilenceEnd,
 )
 from sautikit.media.audio import encode_wav
-from sautikit.media.engine import PunctualSleep
+from sautikit.media.engine import GIL_SWITCH_INTERVAL, PunctualSleep
 from sautikit.media.rtp import RtpPacket
 
 
@@ -268,3 +269,10 @@ async def test_a_cancelled_clock_sleep_leaves_the_next_one_working() -> None:
         await asyncio.wait_for(sleep(0.01), 5)
     finally:
         sleep.close()
+
+
+async def test_a_running_engine_keeps_gil_switches_short() -> None:
+    # The recording thread must not hold the loop's thread off for the default 5 ms.
+    async with MediaEngine(HOST, PORT_RANGE) as engine:
+        await until(lambda: engine.stats().clock.ticks > 0, "the clock ticks")
+        assert sys.getswitchinterval() <= GIL_SWITCH_INTERVAL

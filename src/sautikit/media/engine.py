@@ -8,7 +8,8 @@ conference within the tick it arrived in (no one-tick skew) and no call keeps a 
 0. flush: every channel sends the packet it queued on the previous tick, first thing, so
    packets leave at the tick itself, 20 ms apart, whatever the rest of the work costs
    (sending at the end of each channel's work spread a leg's send intervals by the
-   variation of all the work before it: milliseconds at a hundred calls);
+   variation of all the work before it: milliseconds at a hundred calls). The price is
+   one frame (20 ms) of send latency;
 1. receive: every channel takes its inbound frame from its RTP session (and its DTMF
    digits, silence detection and timeouts);
 2. mix: every bridge and conference sets what each of its channels hears (a conference
@@ -92,7 +93,8 @@ class PunctualSleep:
     millisecond late: on this alone, 20 ms send intervals spread by about 1.6 ms at the
     99th percentile, most of a 2 ms budget. ``time.sleep`` in a thread wakes within tens
     of microseconds and hands the wake-up to the loop; spinning the loop instead would be
-    as punctual but burn a tenth of a core on an idle server. Call :meth:`close` when done.
+    as punctual but burn a tenth of a core on an idle server. Requests are served one at a
+    time, in order, as one clock makes them. Call :meth:`close` when done.
     """
 
     def __init__(self) -> None:
