@@ -230,6 +230,7 @@ class RtpSession:
         """
         session = cls(**options)
         loop = asyncio.get_running_loop()
+        owned = sock is None
         if sock is None:
             sock = _bound_socket(host, port)
         try:
@@ -237,7 +238,8 @@ class RtpSession:
                 lambda: _Endpoint(session, rtcp=False), sock=sock
             )
         except BaseException:
-            sock.close()
+            if owned:  # a socket the caller gave stays the caller's to close
+                sock.close()
             raise
         session._rtp_transport = rtp_transport
         session._rtp_socket = sock
