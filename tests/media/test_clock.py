@@ -231,3 +231,10 @@ def test_empty_stats_and_bad_interval() -> None:
     assert MediaClock().stats().lateness_p99 == 0.0
     with pytest.raises(ValueError, match="positive"):
         MediaClock(0)
+
+
+async def test_a_clock_closed_before_its_first_tick_stops() -> None:
+    clock = MediaClock()
+    clock.start()
+    await asyncio.wait_for(clock.close(), 2)
+    assert not clock.running

@@ -129,6 +129,8 @@ class MediaClock:
         """Run the clock in a task of the current event loop."""
         if self._task is not None and not self._task.done():
             raise RuntimeError("the media clock is already running")
+        # Reset here, not in run(): a stop() before the task first runs must still count.
+        self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self.run(), name="media-clock")
 
     def stop(self) -> None:
@@ -147,7 +149,6 @@ class MediaClock:
         if self._running:
             raise RuntimeError("the media clock is already running")
         self._running = True
-        self._stopping = False
         interval = self.interval
         start = self._now() - self._next_tick * interval
         try:
