@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import threading
 import time
 from collections import deque
@@ -27,9 +28,11 @@ from urllib.parse import parse_qsl
 import numpy as np
 import uvicorn
 
+from sautikit.ids import new_id
 from sautikit.media.audio import encode_wav
 from sautikit.media.player import tone
 from sautikit.voice.control import (
+    CallControl,
     CallEnded,
     ConferenceOptions,
     ConferenceResult,
@@ -40,7 +43,9 @@ from sautikit.voice.control import (
     HangupCause,
     Int16Array,
     PlayOutcome,
+    RecordingInfo,
     RecordingIntent,
+    RecordingSource,
     RecordResult,
 )
 
@@ -378,3 +383,36 @@ class FakeCall:
         if options.record:
             await on_recording(RecordResult(self._spool(3.0, 1), 3.0, 1, "stopped"))
         return ConferenceResult("room_ended")
+
+
+class LocalRecordingSink:
+    """A recording sink for interpreter tests: moves each file to ``directory`` as
+    ``<sid>.wav`` and answers its ``file://`` URL (the real pipeline stores objects and
+    answers signed HTTP URLs). ``transcribe`` is accepted and ignored."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    async def recording_finished(
+        self,
+        call: CallControl,
+        result: RecordResult,
+        *,
+        source: RecordingSource,
+        transcribe: bool,
+        transcribe_callback: str | None,
+    ) -> RecordingInfo:
+        sid = new_id()
+        target = self.directory / f"{sid}.wav"
+
+        def move() -> None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            shutil.move(result.path, target)
+
+        await asyncio.to_thread(move)
+        return RecordingInfo(
+            sid, target.resolve().as_uri(), round(result.duration), result.channels
+        )
+
+    async def discard(self, result: RecordResult) -> None:
+        await asyncio.to_thread(result.path.unlink, missing_ok=True)

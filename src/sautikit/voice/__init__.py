@@ -6,11 +6,17 @@
   recording sink the recording pipeline implements.
 * :mod:`~sautikit.voice.prompts` — ``play`` audio: allow-listed, fetched, decoded, cached.
 * :mod:`~sautikit.voice.interpreter` — runs a call's actions, failures included.
+* :mod:`~sautikit.voice.live` — ``CallControl`` over a PBX call leg; :mod:`~sautikit.voice.rooms`
+  — conference rooms.
+* :mod:`~sautikit.voice.manager` — the call manager: inbound routing, outbound placement,
+  devices, live-call commands; :mod:`~sautikit.voice.lifecycle` — call records and their
+  events; :mod:`~sautikit.voice.routing` — trunks; :mod:`~sautikit.voice.commands` — the
+  command bus between the API and the process holding a call.
 """
 
 from sautikit.voice.actions import ActionDocumentError, parse_action_document
 from sautikit.voice.callbacks import AppClient, AppErrorKind, AppRequestError
-from sautikit.voice.control import CallControl, CallEnded, LocalRecordingSink, RecordingSink
+from sautikit.voice.control import CallControl, CallEnded, RecordingSink
 from sautikit.voice.interpreter import ApplicationError, Interpreter
 from sautikit.voice.prompts import PromptCache, PromptError
 
@@ -23,7 +29,6 @@ __all__ = [
     "CallControl",
     "CallEnded",
     "Interpreter",
-    "LocalRecordingSink",
     "PromptCache",
     "PromptError",
     "RecordingSink",

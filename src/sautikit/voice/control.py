@@ -4,8 +4,8 @@ The interpreter never touches SIP or RTP. It drives one call leg through
 :class:`CallControl`, a small media-level interface the PBX implements over its dialog and
 :class:`~sautikit.media.channel.MediaChannel`, and tests implement with a scripted fake. A
 finished recording goes to a :class:`RecordingSink`, the seam the recording pipeline
-(spool → object store → recording row) fills; :class:`LocalRecordingSink` keeps files in a
-directory until then.
+(spool → object store → recording row) fills:
+:class:`~sautikit.recordings.pipeline.RecordingPipeline`.
 
 Contract shared by every ``async`` media method of :class:`CallControl`: when the call
 ends (the far end hangs up, or the PBX ends it) while the method waits, it raises
@@ -17,8 +17,6 @@ it was doing on the call: the prompt, the collection, the recording, the dial at
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +24,6 @@ from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
-
-from sautikit.ids import new_id
 
 __all__ = [
     "CallControl",
@@ -40,7 +36,6 @@ __all__ = [
     "DialTarget",
     "DigitsResult",
     "HangupCause",
-    "LocalRecordingSink",
     "PlayOutcome",
     "RecordResult",
     "RecordingInfo",
@@ -329,37 +324,3 @@ class RecordingSink(Protocol):
     async def discard(self, result: RecordResult) -> None:
         """An empty recording: remove its spool file; nothing is stored."""
         ...
-
-
-class LocalRecordingSink:
-    """Stand-in until the recording pipeline lands: moves each file to ``directory`` as
-    ``<sid>.wav`` and answers a ``file://`` URL (not reachable by apps — the pipeline will
-    answer signed HTTP URLs). It does not transcribe: ``transcribe`` is accepted and
-    ignored, since transcription belongs to the pipeline."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    async def recording_finished(
-        self,
-        call: CallControl,
-        result: RecordResult,
-        *,
-        source: RecordingSource,
-        transcribe: bool,
-        transcribe_callback: str | None,
-    ) -> RecordingInfo:
-        sid = new_id()
-        target = self.directory / f"{sid}.wav"
-
-        def move() -> None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            shutil.move(result.path, target)
-
-        await asyncio.to_thread(move)
-        return RecordingInfo(
-            sid, target.resolve().as_uri(), round(result.duration), result.channels
-        )
-
-    async def discard(self, result: RecordResult) -> None:
-        await asyncio.to_thread(result.path.unlink, missing_ok=True)
