@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,13 @@ def test_start_up_stops_on_a_wrong_setting(monkeypatch: pytest.MonkeyPatch) -> N
     result = CliRunner().invoke(app, ["serve"])
     assert result.exit_code == 2
     assert "SAUTIKIT_HTTP_PORT" in result.output
+
+
+def test_realtime_priority_takes_effect_in_its_own_process() -> None:
+    script = (
+        "import os; from sautikit.app import raise_to_realtime_priority as r; "
+        "print(r(), os.sched_getscheduler(0) == os.SCHED_RR)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    allowed = os.geteuid() == 0  # CAP_SYS_NICE
+    assert done.stdout.split() == ([str(allowed)] * 2), done.stderr

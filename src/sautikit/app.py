@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
@@ -34,7 +35,7 @@ from sautikit.storage import open_store
 from sautikit.voice.commands import open_bus
 from sautikit.voice.manager import CallManager
 
-__all__ = ["open_database", "require_current_schema", "serve"]
+__all__ = ["open_database", "raise_to_realtime_priority", "require_current_schema", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,17 @@ async def require_current_schema(database: Database) -> None:
         )
 
 
+def raise_to_realtime_priority() -> bool:
+    """Schedule this process SCHED_RR, so other work on the core cannot delay the 20 ms
+    media tick (benchmarks/README.md measures the difference); needs CAP_SYS_NICE."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(10))
+    except (OSError, AttributeError) as refused:
+        log.warning("could not raise to real-time priority: %s", refused)
+        return False
+    return True
+
+
 class _ApiServer(uvicorn.Server):
     """uvicorn without its own signal handling: Sautikit's shutdown decides the order."""
 
@@ -89,6 +101,8 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
     them and stops the rest.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.realtime_priority:
+        raise_to_realtime_priority()
     store = open_store(settings)
     async with open_database(settings) as database, AsyncExitStack() as stack:
         stack.push_async_callback(store.close)

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         default_factory=socket.gethostname,
         description="Names this process in calls.owner; unique per process sharing a database.",
     )
+    realtime_priority: bool = Field(
+        default=False,
+        description="Run the process at real-time priority (SCHED_RR), as media servers are.",
+    )
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     app_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
