@@ -10,10 +10,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sautikit.db.models import Event
+from sautikit.db.models import Call, Event
 from sautikit.events.kinds import EVENT_KINDS
 
-__all__ = ["record_event"]
+__all__ = ["record_call_event", "record_event"]
 
 
 async def record_event(
@@ -35,3 +35,20 @@ async def record_event(
     session.add(event)
     await session.flush()
     return event
+
+
+async def record_call_event(
+    session: AsyncSession, *, call_id: str, kind: str, data: dict[str, Any]
+) -> Event:
+    """An event about a call, sent to the call's ``events_url`` as well as subscriptions."""
+    call = await session.get(Call, call_id)
+    if call is None:
+        raise LookupError(f"no call {call_id}")
+    return await record_event(
+        session,
+        workspace_id=call.workspace_id,
+        kind=kind,
+        data=data,
+        call_id=call.id,
+        target_url=call.events_url,
+    )

@@ -36,10 +36,10 @@ from sqlalchemy import select, update
 
 from sautikit.config import Settings
 from sautikit.db import Database
-from sautikit.db.models import Call, Recording, Transcription, Workspace
+from sautikit.db.models import Recording, Transcription, Workspace
 from sautikit.db.types import utcnow
 from sautikit.events.delivery import workspace_signing_secret
-from sautikit.events.outbox import record_event
+from sautikit.events.outbox import record_call_event
 from sautikit.ids import new_id
 from sautikit.recordings.finalise import (
     FinalisedRecording,
@@ -402,13 +402,10 @@ class RecordingPipeline:
             recording.format = finalised.format
             recording.size_bytes = finalised.size_bytes
             recording.sha256 = finalised.sha256
-            call = await session.get(Call, recording.call_id)
-            await record_event(
+            await record_call_event(
                 session,
-                workspace_id=recording.workspace_id,
-                kind="call.recording.ready",
                 call_id=recording.call_id,
-                target_url=call.events_url if call is not None else None,
+                kind="call.recording.ready",
                 data=event_data(recording, link),
             )
             if recording.transcribe:

@@ -40,9 +40,9 @@ from sautikit.billing.ledger import InsufficientFunds, available, charge_transcr
 from sautikit.billing.rating import price_for
 from sautikit.config import Settings
 from sautikit.db import Database
-from sautikit.db.models import Call, Recording, Transcription, Workspace
+from sautikit.db.models import Recording, Transcription, Workspace
 from sautikit.db.types import utcnow
-from sautikit.events.outbox import record_event
+from sautikit.events.outbox import record_call_event
 from sautikit.media.audio import AudioFormatError, load_audio
 from sautikit.recordings.finalise import CONTENT_TYPES
 from sautikit.recordings.pipeline import AppClientFactory
@@ -290,13 +290,10 @@ class TranscriptionWorker:
             job.error = failure
             job.engine = engine
             job.completed_at = utcnow()
-            call = await session.get(Call, recording.call_id)
-            await record_event(
+            await record_call_event(
                 session,
-                workspace_id=job.workspace_id,
-                kind="call.transcription.ready",
                 call_id=recording.call_id,
-                target_url=call.events_url if call is not None else None,
+                kind="call.transcription.ready",
                 data=transcription_data(job, recording),
             )
             if recording.transcribe_callback is None:
