@@ -107,11 +107,13 @@ async def test_presigned_url_downloads_with_plain_http(store: S3ObjectStore) -> 
 
 async def test_expired_presigned_url_is_refused(store: S3ObjectStore) -> None:
     await store.put_bytes("rec_4.wav", WAV_HEADER, "audio/wav")
-    url, _ = await store.presigned_url("rec_4.wav", timedelta(seconds=1))
+    # SigV4 times are whole seconds: a lifetime of a few seconds keeps the first fetch
+    # inside it even on a loaded machine.
+    url, _ = await store.presigned_url("rec_4.wav", timedelta(seconds=3))
     async with httpx.AsyncClient() as http:
         assert (await http.get(url)).status_code == 200
 
-        await asyncio.sleep(2)
+        await asyncio.sleep(4.5)
         response = await http.get(url)
 
     assert response.status_code == 403
