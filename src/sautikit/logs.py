@@ -7,7 +7,7 @@ import logging
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TextIO
 
 __all__ = ["configure_logging", "request_id_var"]
 
@@ -33,8 +33,9 @@ class JsonLinesFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if record.request_id:  # type: ignore[attr-defined]
-            entry["request_id"] = record.request_id  # type: ignore[attr-defined]
+        request_id = getattr(record, "request_id", None)  # set by _RequestIdFilter
+        if request_id:
+            entry["request_id"] = request_id
         for key, value in record.__dict__.items():
             if key not in _RESERVED:
                 entry[key] = value
@@ -55,7 +56,7 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(
-    level: str = "info", fmt: Literal["text", "json"] = "text", stream=sys.stderr
+    level: str = "info", fmt: Literal["text", "json"] = "text", stream: TextIO = sys.stderr
 ) -> None:
     """Install one handler on the root logger; calling again replaces it."""
     handler = logging.StreamHandler(stream)

@@ -143,12 +143,16 @@ async def run_ticks(engine: MediaEngine, phones: list[Phone], count: int) -> Non
 async def run_until(
     engine: MediaEngine, phones: list[Phone], work: Awaitable[T], max_ticks: int = 1000
 ) -> T:
-    """Tick by hand until ``work`` is done (failing after ``max_ticks``); returns its result."""
+    """Tick by hand until ``work`` is done (failing after ``max_ticks``); returns its result.
+
+    Each tick also yields a millisecond of real time: work that waits on a thread (speech
+    synthesis) must not lose the race against a loop spinning ticks on a loaded machine."""
     task = asyncio.ensure_future(work)
     for _ in range(max_ticks):
         if task.done():
             return task.result()
         await run_ticks(engine, phones, 1)
+        await asyncio.sleep(0.001)
     task.cancel()
     pytest.fail(f"not done after {max_ticks} ticks")
 

@@ -23,12 +23,14 @@ class ApiContext:
 
 
 def api_context(request: Request) -> ApiContext:
-    return request.app.state.context
+    context: ApiContext = request.app.state.context
+    return context
 
 
 def db_session(request: Request) -> AsyncSession:
     """The request's session; ``SautikitRoute`` opens its transaction and commits it."""
-    return request.state.db
+    session: AsyncSession = request.state.db
+    return session
 
 
 DbSession = Annotated[AsyncSession, Depends(db_session)]

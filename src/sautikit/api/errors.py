@@ -8,6 +8,7 @@ Every error a client sees looks like
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -60,7 +61,7 @@ def error_response(
     message: str,
     *,
     field: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     detail: dict[str, Any] = {"code": code, "message": message, "request_id": request_id_var.get()}
     if field is not None:

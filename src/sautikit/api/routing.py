@@ -113,12 +113,13 @@ class _Claim:
         return cls(principal.workspace_id, key, request.url.path, digest.hexdigest(), ttl)
 
     async def _find(self, session: AsyncSession) -> IdempotencyRecord | None:
-        return await session.scalar(
+        found: IdempotencyRecord | None = await session.scalar(
             select(IdempotencyRecord).where(
                 IdempotencyRecord.workspace_id == self.workspace_id,
                 IdempotencyRecord.key == self.key,
             )
         )
+        return found
 
     async def take(self, session: AsyncSession) -> IdempotencyRecord | Response:
         """Claim the key in ``session``, or answer with what an earlier request stored."""

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sautikit.billing.ledger import InsufficientFunds, charge_number_rental
 from sautikit.billing.sip_credentials import revoke_number_credentials
 from sautikit.db.models import Number
+from sautikit.db.types import rows_changed
 from sautikit.events.outbox import record_event
 
 __all__ = [
@@ -282,7 +283,7 @@ async def claim_number(
     number = await session.get(Number, number_id, populate_existing=True)
     if number is None:
         raise NumberNotFound(number_id)
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_changed(result) != 1:
         raise NumberNotAvailable(f"{number.e164} is not available")
     await _charge_period(session, number, now)
     await record_event(

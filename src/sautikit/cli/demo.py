@@ -158,6 +158,7 @@ async def _serving(app: Any) -> AsyncIterator[str]:
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
     )
+    # The demo already runs inside its event loop; uvicorn must not install another.
     server.config.setup_event_loop = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn has no event
@@ -210,8 +211,10 @@ async def run_demo(settings: Settings, console: Console) -> int:
     step.ok(f"demo workspace with {DEMO_NUMBER} and {format_kes(50_000)} of credit")
 
     listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    sautikit = asyncio.create_task(serve(settings, on_ready=listening.set_result))
-    await asyncio.wait({sautikit, listening}, return_when=asyncio.FIRST_COMPLETED)
+    sautikit: asyncio.Future[Any] = asyncio.create_task(
+        serve(settings, on_ready=listening.set_result)
+    )
+    await asyncio.wait([sautikit, listening], return_when=asyncio.FIRST_COMPLETED)
     if not listening.done():
         await sautikit  # start-up failed: let its error surface
     base = listening.result()

@@ -43,6 +43,7 @@ app.add_typer(phone.app, name="phone")
 app.add_typer(numbers.app, name="numbers")
 app.add_typer(trunks.app, name="trunks")
 for command_group in billing.app.registered_groups:
+    assert command_group.typer_instance is not None  # each group was added as a Typer
     app.add_typer(command_group.typer_instance, name=command_group.name)
 
 

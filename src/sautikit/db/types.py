@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import DateTime
+from sqlalchemy import CursorResult, DateTime, Result
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UtcDateTime", "utcnow"]
+__all__ = ["UtcDateTime", "rows_changed", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -37,3 +38,11 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE run through ``session.execute`` changed.
+
+    Such statements answer a ``CursorResult``, which has ``rowcount``; SQLAlchemy's
+    annotations give ``session.execute`` the wider ``Result``, hence the one cast here."""
+    return cast(CursorResult[Any], result).rowcount

@@ -449,7 +449,7 @@ def recover_wav(path: str | os.PathLike[str]) -> int:
         body = next((off for cid, off, _ in chunks if cid == b"data"), None)
         if fmt is None or body is None or fmt[1] < 16 or fmt[0] + 16 > len(head):
             raise AudioFormatError(f"{os.fspath(path)} has no WAV 'fmt ' and 'data' chunks")
-        (block_align,) = struct.unpack_from("<H", head, fmt[0] + 12)
+        block_align: int = struct.unpack_from("<H", head, fmt[0] + 12)[0]
         if block_align == 0:
             raise AudioFormatError(f"{os.fspath(path)} declares a block alignment of 0")
         data_bytes = max(0, size - body)

@@ -212,6 +212,7 @@ class EspeakLibrary:
         if status != _EE_OK:
             raise TtsError(f"espeak-ng failed to synthesise (error {status})")
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.int16)
+        # int16 in gives int16 out (resample's contract); its annotation covers float too.
         return resample(samples, espeak.sample_rate, SAMPLE_RATE)  # type: ignore[return-value]
 
 
@@ -285,6 +286,7 @@ class PiperEngine:
         if not chunks:
             return np.zeros(0, dtype=np.int16)
         samples = np.concatenate([chunk.audio_int16_array for chunk in chunks])
+        # int16 in gives int16 out (resample's contract).
         return resample(samples, chunks[0].sample_rate, SAMPLE_RATE)  # type: ignore[return-value]
 
 

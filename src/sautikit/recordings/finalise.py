@@ -133,7 +133,7 @@ def _read_pcm(spool: Path) -> tuple[int, np.ndarray]:
 
 
 def _write_mp3(path: Path, samples: np.ndarray, channels: int) -> None:
-    import lameenc  # type: ignore[import-not-found]  # a compiled module without stubs
+    import lameenc
 
     encoder = lameenc.Encoder()
     encoder.set_in_sample_rate(SAMPLE_RATE)

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 
 from sautikit.db import Database
 from sautikit.db.models import Recording, Workspace
+from sautikit.db.types import rows_changed
 from sautikit.recordings.stores import WorkspaceStores
 from sautikit.storage import StorageError
 
@@ -83,4 +84,4 @@ async def _expire(
             .where(Recording.id == recording.id, Recording.status == "ready")
             .values(status="expired", deleted_at=now)
         )
-    return bool(changed.rowcount)  # type: ignore[attr-defined]
+    return rows_changed(changed) > 0

@@ -41,7 +41,7 @@ from sautikit.billing.rating import price_for
 from sautikit.config import Settings
 from sautikit.db import Database
 from sautikit.db.models import Recording, Transcription, Workspace
-from sautikit.db.types import utcnow
+from sautikit.db.types import rows_changed, utcnow
 from sautikit.events.outbox import record_call_event
 from sautikit.media.audio import AudioFormatError, load_audio
 from sautikit.recordings.finalise import CONTENT_TYPES
@@ -189,7 +189,7 @@ class TranscriptionWorker:
                         attempts=Transcription.attempts + 1,
                     )
                 )
-                if taken.rowcount != 1:  # type: ignore[attr-defined]
+                if rows_changed(taken) != 1:
                     continue  # another worker was first
                 attempt = await session.scalar(
                     select(Transcription.attempts).where(Transcription.id == transcription_id)

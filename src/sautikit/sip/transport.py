@@ -140,7 +140,7 @@ class _StreamConnection(asyncio.Protocol):
         self.peer = Peer("tcp", address[0], address[1])
         if not self._layer._register_connection(self):
             logger.warning("refusing TCP connection from %s: too many connections", self.peer)
-            transport.abort()
+            self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._layer._forget_connection(self)

@@ -248,7 +248,8 @@ class S3ObjectStore(ObjectStore):
         def download() -> bytes:
             response = self._client.get_object(Bucket=self.location.bucket, Key=name)
             with response["Body"] as body:
-                return body.read()
+                data: bytes = body.read()
+                return data
 
         return await self._call("download", key, download)
 

@@ -16,7 +16,7 @@ import time
 import wave
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 SILENCE_DBFS = -40.0
 """Quieter than this is silence: the record verb's timeout and empty recordings."""
 
-_FINISHED_BY = {
+_FINISHED_BY: dict[DigitsEnd, Literal["key", "max_digits", "timeout"]] = {
     DigitsEnd.KEY: "key",
     DigitsEnd.MAX_DIGITS: "max_digits",
     DigitsEnd.TIMEOUT: "timeout",
@@ -326,6 +326,7 @@ class LiveCall:
             path=path,
             duration=len(kept) / SAMPLE_RATE if trim else len(samples) / SAMPLE_RATE,
             channels=channels,
+            # The waits map each task to its RecordEnd name; the key task answers a str.
             ended_by=ended_by,  # type: ignore[arg-type]
             key=key,  # type: ignore[arg-type]
             empty=len(kept) == 0,
@@ -399,7 +400,7 @@ class LiveCall:
         recording = recording or bridge.recording
         self.recording = recording
         self._recording_stopped.clear()
-        watchers = [asyncio.ensure_future(bridge.wait())]
+        watchers: list[asyncio.Future[Any]] = [asyncio.ensure_future(bridge.wait())]
         if hangup_on_star:
             watchers.append(asyncio.ensure_future(self._finish_key("*")))
         try:
@@ -425,8 +426,10 @@ class LiveCall:
     ) -> tuple[LiveCall | None, list[BaseException]]:
         """Wait for the first child to answer; cancel the rest. The caller hanging up
         cancels them all."""
-        answering = {asyncio.ensure_future(_wait_answer(child)): child for child in children}
-        caller_gone = asyncio.ensure_future(self.leg.wait_ended())
+        answering: dict[asyncio.Future[Any], LiveCall] = {
+            asyncio.ensure_future(_wait_answer(child)): child for child in children
+        }
+        caller_gone: asyncio.Future[Any] = asyncio.ensure_future(self.leg.wait_ended())
         failures: list[BaseException] = []
         winner: LiveCall | None = None
         pending = set(answering)

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sautikit.db.types import utcnow
 from sautikit.media import Conference, MediaEngine, RecordingHandle
@@ -109,9 +109,9 @@ class Room:
         if self.started and self._wants_recording and not self._recording_begun:
             self._recording_begun = True  # before the await, so a joiner cannot start another
             await self._start_recording(call)
-        ended = asyncio.ensure_future(call.leg.wait_ended())
+        ended: asyncio.Future[Any] = asyncio.ensure_future(call.leg.wait_ended())
         try:
-            await asyncio.wait({member.done, ended}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([member.done, ended], return_when=asyncio.FIRST_COMPLETED)
         finally:
             ended.cancel()
         reason: Ending = member.done.result() if member.done.done() else "hangup"

@@ -43,7 +43,9 @@ def _room(request: Request, principal: Principal, name: str) -> Room:
 
 
 @router.get("", summary="Live conference rooms")
-async def list_conferences(request: Request, principal: Principal = Depends(read)) -> dict:
+async def list_conferences(
+    request: Request, principal: Principal = Depends(read)
+) -> dict[str, Any]:
     rooms = _rooms(request)
     found = [] if rooms is None else rooms.of_workspace(principal.workspace_id)
     return {"data": [room.describe() for room in found], "next_cursor": None}

@@ -121,6 +121,7 @@ def _out(workspace: Workspace) -> SettingsOut:
         play_host_allowlist=workspace.play_host_allowlist,
         max_concurrent_calls=workspace.max_concurrent_calls,
         max_calls_per_second=workspace.max_calls_per_second,
+        # The column holds only the formats this schema allows (checked on write).
         recording_format=workspace.recording_format,  # type: ignore[arg-type]
         storage_url=workspace.storage_url,
         storage_credentials_set=workspace.storage_credentials is not None,

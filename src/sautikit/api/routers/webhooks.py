@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import AnyHttpUrl, BaseModel, Field, field_validator
@@ -84,7 +85,7 @@ async def list_webhooks(
     session: DbSession,
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(manage),
-) -> dict:
+) -> dict[str, Any]:
     query = select(WebhookSubscription).where(
         WebhookSubscription.workspace_id == principal.workspace_id
     )

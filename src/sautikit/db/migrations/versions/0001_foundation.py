@@ -5,6 +5,8 @@ Revises:
 Create Date: 2026-11-24
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -16,11 +18,11 @@ branch_labels = None
 depends_on = None
 
 
-def _id() -> sa.Column:
+def _id() -> sa.Column[str]:
     return sa.Column("id", sa.String(36), primary_key=True)
 
 
-def _workspace(nullable: bool = False) -> sa.Column:
+def _workspace(nullable: bool = False) -> sa.Column[str]:
     return sa.Column(
         "workspace_id",
         sa.String(36),
@@ -29,7 +31,7 @@ def _workspace(nullable: bool = False) -> sa.Column:
     )
 
 
-def _created_at() -> sa.Column:
+def _created_at() -> sa.Column[Any]:
     return sa.Column("created_at", UtcDateTime(), nullable=False)
 
 
