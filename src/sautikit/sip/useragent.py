@@ -967,6 +967,9 @@ class UserAgent:
         self._pending: dict[tuple[str, str, int], IncomingCall] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        #: Hears responses matching no call: answers to INVITEs a dead process sent
+        #: (:class:`~sautikit.sip.teardown.Teardown` ACKs them).
+        self.on_orphan_response: Callable[[Response, Peer], None] | None = None
 
     @classmethod
     async def listen(
@@ -1103,6 +1106,8 @@ class UserAgent:
             return
         if call is not None:
             call._on_in_dialog_response(response)
+        elif self.on_orphan_response is not None:
+            self.on_orphan_response(response, source)
 
     # -- dispatch -------------------------------------------------------------------------
 
