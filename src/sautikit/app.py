@@ -97,8 +97,10 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
     """Run the API, the PBX and the workers in one process until SIGINT or SIGTERM.
 
     ``on_ready`` receives the API's base URL once it listens (useful with port 0).
-    Shutdown refuses new calls, gives live calls ``shutdown_grace_seconds``, then ends
-    them and stops the rest.
+    SIGTERM (or SIGINT) drains: new calls are refused (SIP 503, API 503), ``/readyz``
+    answers 503, the API keeps serving the live calls for ``shutdown_grace_seconds``;
+    then the calls still up are ended and written, and the rest stops. A second signal
+    ends the grace at once.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.realtime_priority:
@@ -152,7 +154,8 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
         await pbx.start()
         stack.push_async_callback(pbx.close)
         await manager.start()
-        stack.push_async_callback(manager.shutdown, settings.shutdown_grace_seconds)
+        # On the way out after an error: nothing drained, so end the calls at once.
+        stack.push_async_callback(manager.shutdown, 0)
         bus.subscribe(manager.handle)
         await bus.start()
         worker = DeliveryWorker(database, settings)
@@ -169,11 +172,11 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
                 log_config=None,
                 access_log=False,
                 lifespan="off",
+                timeout_graceful_shutdown=API_CLOSE_SECONDS,
             )
         )
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
+        stop = _StopSignals()
+        stop.install(asyncio.get_running_loop())
         serving = asyncio.create_task(server.serve())
         # uvicorn offers no start-up event to await; its flag flips within milliseconds.
         while not server.started and not serving.done():  # noqa: ASYNC110
@@ -184,7 +187,37 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             log.info("Sautikit API listening on %s, SIP on %s:%d", base_url, pbx.sip_host, pbx.port)
             if on_ready is not None:
                 on_ready(base_url)
+        stopping = asyncio.ensure_future(stop.requested.wait())
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not serving.done():
+            # Drain with the API still up: /readyz answers 503 so a balancer moves on,
+            # while apps can still list, redirect and hang up the calls that remain.
+            log.info("shutting down: draining live calls for %g s", settings.shutdown_grace_seconds)
+            await manager.shutdown(settings.shutdown_grace_seconds, hurry=stop.hurry)
+            server.should_exit = True
         await serving
+
+
+API_CLOSE_SECONDS = 1
+"""After the drain, how long requests still in flight may take before the API closes."""
+
+
+class _StopSignals:
+    """SIGTERM or SIGINT asks for a drain; a second one cuts the grace short."""
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.hurry = asyncio.Event()
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._received)
+
+    def _received(self) -> None:
+        if self.requested.is_set():
+            self.hurry.set()
+        self.requested.set()
 
 
 def _run_in_background(

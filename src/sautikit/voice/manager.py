@@ -63,6 +63,10 @@ __all__ = ["CallManager", "normalise_number"]
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_FINISH_SECONDS = 4.0
+"""After the grace, how long ending the live calls and writing what they leave may take:
+the process exits within the grace plus this plus the rest of its shutdown (< 5 s)."""
+
 HEARTBEAT_SECONDS = 2.0
 """How often live calls are stamped as still up: after a crash, their answered duration
 is known to within this."""
@@ -110,6 +114,7 @@ class CallManager:
         self.accepting = True
         self._trunks: list[Trunk] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._heartbeat_task: asyncio.Task[Any] | None = None
         self._spool = settings.data_dir / "spool"
         self.devices = DeviceDirectory()
         pbx.on_inbound = self.on_inbound
@@ -128,7 +133,7 @@ class CallManager:
         self._spool.mkdir(parents=True, exist_ok=True)
         await self.reload_trunks()
         await self.recover()
-        self._spawn(self._heartbeat(), "heartbeat")
+        self._heartbeat_task = self._spawn(self._heartbeat(), "heartbeat")
 
     async def reload_trunks(self) -> None:
         """Re-read the trunks and the device logins (changed by the CLI or the API)."""
@@ -174,17 +179,44 @@ class CallManager:
         if settled:
             log.warning("settled %d ended calls that had no price", settled)
 
-    async def shutdown(self, grace: float) -> None:
-        """Refuse new calls (503), let live ones run up to ``grace`` seconds, then end them."""
+    async def shutdown(self, grace: float, *, hurry: asyncio.Event | None = None) -> None:
+        """Drain: refuse new calls (503), let live ones run up to ``grace`` seconds (or
+        until ``hurry`` is set), then end them with BYE; wait, up to
+        :data:`SHUTDOWN_FINISH_SECONDS` more, until every ended call's record, bill, events
+        and recordings are written (the interpreters finish their last callbacks); only
+        then stop what is left."""
         self.accepting = False
-        if self.live:
-            endings = [asyncio.ensure_future(call.wait_ended()) for call in self.live.values()]
-            await asyncio.wait(endings, timeout=grace)
-        for call in list(self.live.values()):
-            await call.hangup("normal_clearing")
-        for call in list(self.live.values()):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(call.wait_ended(), 5)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        hurried = asyncio.ensure_future(hurry.wait()) if hurry is not None else None
+        # Calls may still start during the grace (a live call's dial): wait for them too.
+        while self.live and loop.time() < deadline and not (hurried and hurried.done()):
+            endings = {asyncio.ensure_future(call.wait_ended()) for call in self.live.values()}
+            waits = endings | ({hurried} if hurried is not None else set())
+            await asyncio.wait(
+                waits, timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
+            )
+            for ending in endings:
+                ending.cancel()
+        if hurried is not None:
+            hurried.cancel()
+        finish_by = loop.time() + SHUTDOWN_FINISH_SECONDS
+        live = list(self.live.values())
+        if live:
+            log.info("shutdown: ending %d live calls", len(live))
+            await asyncio.wait(
+                [asyncio.ensure_future(call.hangup("normal_clearing")) for call in live],
+                timeout=max(0.1, finish_by - loop.time()),
+            )
+            await asyncio.wait(
+                [asyncio.ensure_future(call.wait_ended()) for call in live],
+                timeout=max(0.1, finish_by - loop.time()),
+            )
+        # The interpreters of ended calls post their last callbacks and store their
+        # recordings; the heartbeat and other loops never end by themselves.
+        work = [task for task in self._tasks if task is not self._heartbeat_task]
+        if work:
+            await asyncio.wait(work, timeout=max(0.1, finish_by - loop.time()))
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -505,25 +537,37 @@ class CallManager:
     async def _enforce_limits(
         self, live: LiveCall, max_duration: int | None, allowed: int | None
     ) -> None:
-        """End the call at ``max_duration`` or when the balance has paid all it can."""
-        await live.answered_event.wait()
-        limits: list[tuple[int, HangupCause]] = []
-        if max_duration:
-            limits.append((max_duration, "max_duration"))
-        if allowed is not None:
-            limits.append((allowed, "insufficient_funds"))
-        if not limits:
-            return
-        seconds, cause = min(limits)
-        # A started second is billed whole: hang up just inside the last paid second.
-        await asyncio.sleep(max(0.0, seconds - 0.25))
-        log.info("call %s: %s after %d s", live.call_id, cause, seconds)
-        await live.hangup(cause)
+        """End the call at ``max_duration`` or when the balance has paid all it can; the
+        timer ends with the call, however the call ends."""
+        ended = asyncio.ensure_future(live.wait_ended())
+        answered = asyncio.ensure_future(live.answered_event.wait())
+        try:
+            await asyncio.wait({ended, answered}, return_when=asyncio.FIRST_COMPLETED)
+            limits: list[tuple[int, HangupCause]] = []
+            if max_duration:
+                limits.append((max_duration, "max_duration"))
+            if allowed is not None:
+                limits.append((allowed, "insufficient_funds"))
+            if ended.done() or not limits:
+                return
+            seconds, cause = min(limits)
+            # A started second is billed whole: hang up just inside the last paid second.
+            await asyncio.wait({ended}, timeout=max(0.0, seconds - 0.25))
+            if ended.done():
+                return
+            log.info("call %s: %s after %d s", live.call_id, cause, seconds)
+            await live.hangup(cause)
+        finally:
+            ended.cancel()
+            answered.cancel()
 
     # --- outbound -------------------------------------------------------------------------
 
     async def place(self, call_id: str) -> None:
-        """Dial a queued API call, if this process wins it."""
+        """Dial a queued API call, if this process wins it (a draining one leaves it to
+        the others)."""
+        if not self.accepting:
+            return
         async with self.database.transaction() as session:
             claimed = await session.execute(
                 update(Call)

@@ -17,8 +17,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The process can serve: the database answers")
+@router.get(
+    "/readyz", summary="The process takes new work: not shutting down, the database answers"
+)
 async def readyz(request: Request) -> JSONResponse:
+    calls = getattr(request.app.state, "calls", None)
+    if calls is not None and not calls.accepting:  # draining after SIGTERM: send no more
+        return JSONResponse({"status": "draining", "checks": {"calls": "draining"}}, 503)
     try:
         await api_context(request).database.ping()
     except Exception as exc:  # any failure to reach the database means not ready

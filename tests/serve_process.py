@@ -1,0 +1,235 @@
+"""A real ``sautikit serve`` process, configured as an operator would, for lifetime tests.
+
+Shutdown and crash recovery are about a process: its signals, its exit, what the next
+process on the same data finds. So these tests run ``python -m sautikit serve`` as a
+child, configured through ``SAUTIKIT_*`` variables alone, and talk to it over loopback:
+HTTP for the API, SIP from SIPp.
+
+:func:`serve_database` gives each test its own database on either engine: a SQLite file
+(which ``serve`` migrates itself), or a PostgreSQL role whose default ``search_path`` is
+a schema of its own (``ALTER ROLE … SET search_path``, an operator's way to share a
+server; the test migrates it, as ``sautikit db upgrade`` would). :func:`seed` writes a
+workspace with a key, a funded wallet, ``NUMBER`` pointing at the test app and a trunk
+routing ``+254`` to a SIPp callee.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy import delete, select
+from tests.conftest import POSTGRES_URL
+from tests.sipp import free_port
+
+from sautikit import accounts
+from sautikit.billing.ledger import top_up
+from sautikit.db import Database, upgrade_database
+from sautikit.db.models import Call, Event, Number, Trunk
+from sautikit.db.types import utcnow
+
+__all__ = [
+    "CALLEE",
+    "NUMBER",
+    "Seeded",
+    "ServeProcess",
+    "calls",
+    "events",
+    "seed",
+    "serve_database",
+]
+
+NUMBER = "+254700000001"
+CALLEE = "+254720000001"
+_LISTENING = re.compile(r"API listening on (http://[0-9.]+:[0-9]+)")
+
+
+@contextlib.asynccontextmanager
+async def serve_database(engine: str, tmp_path: Path) -> AsyncIterator[tuple[str, Database]]:
+    """(URL for the child process, a Database on it for the test), dropped afterwards."""
+    if engine == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'var' / 'sautikit.db'}"
+        database = Database(url)
+        await upgrade_database(database)
+        try:
+            yield url, database
+        finally:
+            await database.close()
+        return
+    role = f"t_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await admin.execute(f"CREATE ROLE {role} LOGIN")
+        await admin.execute(f"CREATE SCHEMA {role} AUTHORIZATION {role}")
+        await admin.execute(f"ALTER ROLE {role} SET search_path = {role}")
+        url = POSTGRES_URL.replace("postgres@", f"{role}@", 1)
+        database = Database(url)
+        await upgrade_database(database)
+        try:
+            yield url, database
+        finally:
+            await database.close()
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {role} CASCADE")
+        await admin.execute(f"DROP ROLE IF EXISTS {role}")
+        await admin.close()
+
+
+@dataclass(frozen=True)
+class Seeded:
+    workspace_id: str
+    headers: dict[str, str]
+
+
+async def seed(database: Database, *, voice_url: str, trunk_port: int) -> Seeded:
+    async with database.transaction() as session:
+        workspace = await accounts.create_workspace(session, "Acme")
+        key = await accounts.create_api_key(session, workspace.id, sorted(accounts.SCOPES))
+        session.add(
+            Number(
+                e164=NUMBER,
+                monthly_price_minor=10_000,
+                status="active",
+                workspace_id=workspace.id,
+                voice_url=voice_url,
+                claimed_at=utcnow(),
+                paid_until=utcnow() + timedelta(days=30),
+            )
+        )
+        await top_up(session, workspace.id, 100_000, idempotency_key="seed")
+        await session.execute(delete(Trunk))
+        session.add(
+            Trunk(
+                name="local",
+                host="127.0.0.1",
+                port=trunk_port,
+                prefixes=["+254"],
+                inbound_addresses=["127.0.0.1"],
+            )
+        )
+    return Seeded(workspace.id, {"Authorization": f"Bearer {key.secret}"})
+
+
+async def calls(database: Database) -> list[Call]:
+    async with database.sessions() as session:
+        return list((await session.scalars(select(Call).order_by(Call.id))).all())
+
+
+async def events(database: Database, call_id: str) -> list[str]:
+    async with database.sessions() as session:
+        found = await session.scalars(
+            select(Event.kind).where(Event.call_id == call_id).order_by(Event.id)
+        )
+        return list(found.all())
+
+
+class ServeProcess:
+    """``python -m sautikit serve`` on ``database_url`` and ``data_dir``, its SIP on a
+    fixed port (a restarted process takes it over, as in production), its API on an
+    ephemeral one (:attr:`base_url` once started). Its log is kept in :attr:`log_path`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        database_url: str,
+        *,
+        sip_port: int | None = None,
+        grace: float = 2.0,
+        rtp_ports: tuple[int, int] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.sip_port = sip_port or free_port()
+        low = 30000 + (os.getpid() % 50) * 200
+        low, high = rtp_ports or (low, low + 199)
+        self.env = {
+            **os.environ,
+            "SAUTIKIT_DATA_DIR": str(data_dir),
+            "SAUTIKIT_DATABASE_URL": database_url,
+            "SAUTIKIT_HTTP_PORT": "0",
+            "SAUTIKIT_SIP_PORT": str(self.sip_port),
+            "SAUTIKIT_RTP_PORTS": f"{low}-{high}",
+            "SAUTIKIT_SHUTDOWN_GRACE_SECONDS": str(grace),
+            "SAUTIKIT_ALLOW_PRIVATE_HTTP": "true",
+            "SAUTIKIT_SECRET_KEY": "test-secret",
+            "SAUTIKIT_NODE_ID": "serve-test",
+            "SAUTIKIT_APP_TIMEOUT_SECONDS": "3",
+            "SAUTIKIT_LOG_LEVEL": "info",
+            **(env or {}),
+        }
+        self.env.pop("SAUTIKIT_CONFIG_FILE", None)
+        self.log_path = data_dir.parent / f"serve-{secrets.token_hex(3)}.log"
+        self.base_url = ""
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def sip(self) -> tuple[str, int]:
+        return "127.0.0.1", self.sip_port
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    async def start(self, within: float = 60.0) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "sautikit",
+                "serve",
+                env=self.env,
+                cwd=self.data_dir.parent,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        for _ in range(int(within / 0.05)):
+            found = _LISTENING.search(self.log)
+            if found:
+                self.base_url = found.group(1)
+                return self.base_url
+            if self._process.returncode is not None:
+                break
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"sautikit serve did not start:\n{self.log[-4000:]}")
+
+    def api(self, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers or {}, timeout=10)
+
+    def send_signal(self, signum: signal.Signals) -> None:
+        assert self._process is not None
+        self._process.send_signal(signum)
+
+    async def wait_exit(self, within: float) -> int | None:
+        """The exit code, or None if it still runs after ``within`` seconds."""
+        assert self._process is not None
+        try:
+            return await asyncio.wait_for(self._process.wait(), within)
+        except TimeoutError:
+            return None
+
+    async def kill(self) -> None:
+        process = self._process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+    async def __aenter__(self) -> ServeProcess:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.kill()
