@@ -94,9 +94,10 @@ async def test_sigterm_drains_while_the_api_still_controls_the_live_call(
     answered = app.route("/answered", document({"pause": {"length": 60}}))
     async with Sipp(scenario=SIP_SCENARIOS / "uas_answer.xml", timeout=60) as callee:
         seeded = await seed(database, voice_url=app.url("/voice"), trunk_port=callee.port)
-        async with ServeProcess(tmp_path / "var", url, grace=60) as serve, serve.api(
-            seeded.headers
-        ) as api:
+        async with (
+            ServeProcess(tmp_path / "var", url, grace=60) as serve,
+            serve.api(seeded.headers) as api,
+        ):
             assert (await api.get("/readyz")).status_code == 200
             call_id = await place_call(api, answered)
 
@@ -149,13 +150,12 @@ async def test_sigterm_ends_a_recording_call_cleanly_at_the_end_of_the_grace(
         document({"record": {"action": app.url("/recorded"), "timeout": 30, "maxLength": 120}}),
     )
     app.route("/recorded", document({"hangup": {}}))
-    async with Sipp(
-        scenario=PBX_SCENARIOS / "callee_answers_and_speaks.xml", timeout=60
-    ) as callee:
+    async with Sipp(scenario=PBX_SCENARIOS / "callee_answers_and_speaks.xml", timeout=60) as callee:
         seeded = await seed(database, voice_url=app.url("/voice"), trunk_port=callee.port)
-        async with ServeProcess(tmp_path / "var", url, grace=grace) as serve, serve.api(
-            seeded.headers
-        ) as api:
+        async with (
+            ServeProcess(tmp_path / "var", url, grace=grace) as serve,
+            serve.api(seeded.headers) as api,
+        ):
             call_id = await place_call(api, answered)
 
             async def recording() -> bool:
