@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from tests.daraja import DarajaMockProcess, running_daraja_mock
 from tests.support import KeyFactory
 
 from sautikit import accounts
@@ -91,3 +92,10 @@ def make_key(database: Database) -> KeyFactory:
         return workspace_id, {"Authorization": f"Bearer {created.secret}"}
 
     return make
+
+
+@pytest.fixture(scope="module")
+def daraja_mock() -> Iterator[DarajaMockProcess]:
+    """daraja-mock (PyPI) running as its own process on loopback, one per test module."""
+    with running_daraja_mock() as mock:
+        yield mock

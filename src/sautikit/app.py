@@ -17,6 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from sautikit.api import create_api
+from sautikit.billing.mpesa import TopUpService
 from sautikit.billing.numbers import renew_numbers
 from sautikit.config import ConfigError, Settings
 from sautikit.db import Database, upgrade_database
@@ -163,7 +164,11 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
         _run_in_background(stack, transcriber.run())
         _run_in_background(stack, _housekeeping(database, stores, settings))
 
-        api = create_api(settings, database, store, bus=bus, calls=manager)
+        topups = TopUpService(settings, database) if settings.daraja_enabled else None
+        if topups is not None:
+            _run_in_background(stack, topups.run(), topups.stop, topups.aclose)
+
+        api = create_api(settings, database, store, bus=bus, calls=manager, topups=topups)
         server = _ApiServer(
             uvicorn.Config(
                 api,

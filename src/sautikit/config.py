@@ -7,6 +7,7 @@ then the defaults below, which are the embedded single-machine setup of SPEC §1
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import socket
@@ -105,6 +106,27 @@ class Settings(BaseSettings):
     default_number_rental_minor: int = Field(default=10_000, ge=0)
     default_transcription_rate_minor: int = Field(default=100, ge=0)
 
+    # M-Pesa through Safaricom's Daraja API (issue 18); top-ups are off until these are set.
+    daraja_consumer_key: SecretStr = Field(default=SecretStr(""))
+    daraja_consumer_secret: SecretStr = Field(default=SecretStr(""))
+    daraja_shortcode: str = Field(default="", description="The Paybill number payments go to.")
+    daraja_passkey: SecretStr = Field(default=SecretStr(""), description="The STK push passkey.")
+    daraja_environment: Literal["sandbox", "production"] = "sandbox"
+    daraja_base_url: str = Field(
+        default="", description="Daraja's address; empty means the environment's own."
+    )
+    daraja_callback_base_url: str = Field(
+        default="", description="How Safaricom reaches this API; default public_url."
+    )
+    daraja_callback_allowlist: list[str] = Field(
+        default_factory=list,
+        description="Addresses or CIDRs M-Pesa callbacks may come from; empty allows any.",
+    )
+    daraja_stk_query_after_seconds: int = Field(
+        default=90, ge=10, description="A push with no callback by then is asked about."
+    )
+    daraja_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
     @field_validator("rtp_ports")
     @classmethod
     def _check_rtp_ports(cls, value: str) -> str:
@@ -113,6 +135,16 @@ class Settings(BaseSettings):
             raise ValueError("expected a range like 20000-29999")
         if not 1024 <= int(low) < int(high) <= 65535:
             raise ValueError("the range must lie within 1024-65535, low before high")
+        return value
+
+    @field_validator("daraja_callback_allowlist")
+    @classmethod
+    def _check_callback_allowlist(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR") from None
         return value
 
     @field_validator("database_url")
@@ -153,6 +185,27 @@ class Settings(BaseSettings):
     @property
     def effective_public_url(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.http_host}:{self.http_port}"
+
+    @property
+    def daraja_enabled(self) -> bool:
+        return bool(
+            self.daraja_consumer_key.get_secret_value()
+            and self.daraja_consumer_secret.get_secret_value()
+            and self.daraja_shortcode
+            and self.daraja_passkey.get_secret_value()
+        )
+
+    @property
+    def effective_daraja_base_url(self) -> str:
+        if self.daraja_base_url:
+            return self.daraja_base_url.rstrip("/")
+        if self.daraja_environment == "production":
+            return "https://api.safaricom.co.ke"
+        return "https://sandbox.safaricom.co.ke"
+
+    @property
+    def effective_daraja_callback_base_url(self) -> str:
+        return self.daraja_callback_base_url.rstrip("/") or self.effective_public_url
 
     @property
     def rtp_port_range(self) -> tuple[int, int]:

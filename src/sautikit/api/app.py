@@ -15,6 +15,7 @@ from sautikit.api.errors import ErrorEnvelope, install_error_handlers
 from sautikit.api.middleware import HttpMetrics, RequestContextMiddleware
 from sautikit.api.ratelimit import RateLimiter
 from sautikit.billing.authorisation import CallRateGuard
+from sautikit.billing.mpesa import TopUpService
 from sautikit.config import Settings
 from sautikit.db import Database
 from sautikit.storage import ObjectStore
@@ -43,9 +44,11 @@ def create_api(
     *,
     bus: CommandBus | None = None,
     calls: CallManager | None = None,
+    topups: TopUpService | None = None,
 ) -> FastAPI:
     """The API; ``bus`` carries work to the PBX (by default one that suits the database),
-    ``calls`` is this process's call manager where it runs a PBX too."""
+    ``calls`` is this process's call manager where it runs a PBX too, ``topups`` the
+    M-Pesa service where Daraja is configured (its owner closes it)."""
     app = FastAPI(
         title="Sautikit",
         version=sautikit.__version__,
@@ -61,6 +64,7 @@ def create_api(
     app.state.store = store
     app.state.bus = bus or open_bus(settings.effective_database_url)
     app.state.calls = calls
+    app.state.topups = topups
     app.state.recording_url_lifetime = timedelta(seconds=settings.recording_url_lifetime_seconds)
     app.state.rate_guard = calls.rate_guard if calls is not None else CallRateGuard()
     app.state.registry = registry

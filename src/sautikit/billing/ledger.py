@@ -19,7 +19,9 @@ a call may last only as long as its hold pays for, so concurrent calls share the
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -148,12 +150,14 @@ async def post_entry(
     call_id: str | None = None,
     number_id: str | None = None,
     reference: str | None = None,
+    top_up_details: Mapping[str, Any] | None = None,
 ) -> WalletEntry:
     """Credit (positive) or debit (negative) the wallet in ``session``'s transaction.
 
     A key already posted returns its entry and changes nothing. A debit larger than the
     balance less live calls' holds raises ``InsufficientFunds`` and changes nothing.
-    Fires ``wallet.top_up`` for a credit, and ``wallet.low_balance`` when the balance
+    Fires ``wallet.top_up`` for a credit (``top_up_details`` adds the payment's fields,
+    e.g. the M-Pesa receipt), and ``wallet.low_balance`` when the balance
     falls below the workspace's threshold from at or above it. Raises ``LookupError``
     for an unknown workspace and ``ValueError`` for a malformed entry.
     """
@@ -202,8 +206,10 @@ async def post_entry(
                 "entry_id": entry.id,
                 "amount_minor": amount_minor,
                 "balance_minor": wallet.balance_minor,
+                "new_balance_minor": wallet.balance_minor,
                 "currency": wallet.currency,
                 "reference": reference,
+                **(top_up_details or {}),
             },
         )
     below = wallet.balance_minor < threshold
@@ -231,8 +237,10 @@ async def top_up(
     *,
     idempotency_key: str,
     reference: str | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> WalletEntry:
-    """An operator's credit (a payment received); ``amount_minor`` must be positive."""
+    """A credit for a payment received (an operator's, or a confirmed M-Pesa top-up);
+    ``amount_minor`` must be positive; ``details`` go into the ``wallet.top_up`` event."""
     if amount_minor <= 0:
         raise ValueError("a top-up must be a positive amount of minor units")
     return await post_entry(
@@ -242,6 +250,7 @@ async def top_up(
         entry_type="top_up",
         idempotency_key=idempotency_key,
         reference=reference,
+        top_up_details=details,
     )
 
 

@@ -29,10 +29,12 @@ __all__ = [
     "DeliveryAttempt",
     "Event",
     "IdempotencyRecord",
+    "MpesaPayment",
     "Number",
     "Rate",
     "Recording",
     "SipCredential",
+    "TopUp",
     "Transcription",
     "Trunk",
     "Wallet",
@@ -77,6 +79,8 @@ class Workspace(Base):
     low_balance_threshold_minor: Mapped[int] = mapped_column(BigInteger, default=10_000)
     # Signs events_url deliveries and voice callbacks; made on first use.
     signing_secret: Mapped[str | None] = mapped_column(String(100))
+    # The account number a customer types to pay this workspace by M-Pesa Paybill.
+    mpesa_account_ref: Mapped[str | None] = mapped_column(String(12), unique=True)
 
 
 class ApiKey(Base):
@@ -396,3 +400,58 @@ class WalletReservation(Base):
     )
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TopUp(Base):
+    """A payment into the wallet (issue 18): an M-Pesa STK push or a Paybill payment.
+
+    ``pending`` until M-Pesa answers, then ``confirmed`` (one ledger credit, ``entry_id``)
+    or ``failed`` (``failure_reason``). ``provider_reference`` is the M-Pesa receipt.
+    """
+
+    __tablename__ = "topups"
+
+    id: Mapped[str] = _id_column()
+    workspace_id: Mapped[str] = _workspace_column()
+    provider: Mapped[str] = mapped_column(String(16), default="mpesa")
+    method: Mapped[str] = mapped_column(String(16))  # stk_push | paybill
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3), default="KES")
+    phone_e164: Mapped[str | None] = mapped_column(String(20))
+    account_reference: Mapped[str | None] = mapped_column(String(20))
+    checkout_request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    merchant_request_id: Mapped[str | None] = mapped_column(String(64))
+    provider_reference: Mapped[str | None] = mapped_column(String(64), unique=True)
+    result_code: Mapped[str | None] = mapped_column(String(16))
+    failure_reason: Mapped[str | None] = mapped_column(String(255))
+    entry_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("wallet_entries.id", ondelete="SET NULL")
+    )
+    # Set just before the push is sent: a push never sent is sent by the sweep after a crash.
+    push_sent_at: Mapped[datetime | None]
+    query_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    settled_at: Mapped[datetime | None]
+
+
+class MpesaPayment(Base):
+    """Money M-Pesa reported that matches no workspace or push: kept for the operator to
+    assign (``sautikit mpesa assign``), never dropped."""
+
+    __tablename__ = "mpesa_payments"
+
+    id: Mapped[str] = _id_column()
+    source: Mapped[str] = mapped_column(String(8))  # c2b | stk
+    trans_id: Mapped[str] = mapped_column(String(64), unique=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    msisdn: Mapped[str | None] = mapped_column(String(100))
+    account_reference: Mapped[str | None] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default="unmatched", index=True)
+    topup_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("topups.id", ondelete="SET NULL")
+    )
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    assigned_at: Mapped[datetime | None]
