@@ -91,9 +91,8 @@ def make(call: FakeCall, http: httpx.AsyncClient, sink: SpySink) -> Make:
     def build(**options: Any) -> Interpreter:
         return Interpreter(
             call,
-            AppClient(
-                http, SECRET, timeout=1.0
-            ),  # short, for the tests of a silent app; not tight for a loaded machine
+            # Short, for the tests of a silent app; not so tight that a loaded machine fails.
+            AppClient(http, SECRET, timeout=1.0),
             recordings=sink,
             prompts=PromptCache(http),
             play_allowed=lambda host: host == "127.0.0.1",
