@@ -51,7 +51,11 @@ async def open_database(
     operator (``sautikit db upgrade``) so that several processes never race to do it, and
     start-up stops with a clear message while it is behind.
     """
-    database = Database(settings.effective_database_url)
+    database = Database(
+        settings.effective_database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_pool_overflow,
+    )
     try:
         if migrate if migrate is not None else database.is_sqlite:
             await upgrade_database(database)

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="", description="SQLAlchemy URL; empty means SQLite under data_dir."
     )
+    database_pool_size: int = Field(
+        default=20, ge=1, le=1000, description="Database connections kept open for reads."
+    )
+    database_pool_overflow: int = Field(
+        default=20, ge=0, le=1000, description="Extra connections opened under load."
+    )
     storage_url: str = Field(default="", description="Empty means a directory under data_dir.")
 
     http_host: str = "127.0.0.1"

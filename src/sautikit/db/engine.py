@@ -1,11 +1,12 @@
-"""Engine and session factory for one database URL."""
+"""Engine, sessions and the single writer for one database URL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -16,33 +17,97 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-__all__ = ["Database"]
+from sautikit.db.writer import Job, Writer
+
+__all__ = ["DEFAULT_POOL_OVERFLOW", "DEFAULT_POOL_SIZE", "Database"]
+
+T = TypeVar("T")
+
+DEFAULT_POOL_SIZE = 20
+DEFAULT_POOL_OVERFLOW = 20
+POOL_TIMEOUT_SECONDS = 30.0
 
 
 class Database:
-    """One engine and its session factory.
+    """One database: a pool of readers and the process's single writer.
 
-    SQLite gets WAL and a busy timeout so the API, the PBX and the workers of one process
-    can write without "database is locked" errors; foreign keys are switched on as
-    PostgreSQL always has them.
+    * :meth:`sessions` — reads. On SQLite (WAL) readers never wait for the writer.
+    * :meth:`write` / :meth:`write_later` — jobs for the single writer
+      (:mod:`sautikit.db.writer`): serialised in this process, committed in groups.
+    * :meth:`transaction` — a read-write block. On SQLite it runs on the single writer
+      connection, in its turn; on PostgreSQL, whose row locks let writers run side by
+      side, on a pooled connection, after the writes handed over before it are committed.
+
+    ``pool_size``/``max_overflow`` size the pool (the operator's
+    ``SAUTIKIT_DATABASE_POOL_SIZE``); SQLite gets WAL, a busy timeout for other processes
+    (the CLI) and foreign keys, as PostgreSQL always has them.
     """
 
-    def __init__(self, url: str, **engine_options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        max_overflow: int = DEFAULT_POOL_OVERFLOW,
+        **engine_options: Any,
+    ) -> None:
         self.url = make_url(url)
-        if self.is_sqlite and self.url.database and self.url.database != ":memory:":
+        memory = self.is_sqlite and (not self.url.database or self.url.database == ":memory:")
+        if self.is_sqlite and not memory and self.url.database:
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        if not memory and "poolclass" not in engine_options:
+            engine_options.setdefault("pool_size", pool_size)
+            engine_options.setdefault("max_overflow", max_overflow)
+            engine_options.setdefault("pool_timeout", POOL_TIMEOUT_SECONDS)
         self.engine: AsyncEngine = create_async_engine(url, **engine_options)
+        """The readers' engine (and migrations')."""
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        if self.is_sqlite and not memory:
+            writer_options = {
+                key: value
+                for key, value in engine_options.items()
+                if key not in ("pool_size", "max_overflow")
+            }
+            # Exactly one connection writes; it takes the file lock at BEGIN (IMMEDIATE),
+            # so a write never fails half-way on a lock another process holds.
+            self.writer_engine = create_async_engine(
+                url, pool_size=1, max_overflow=0, **writer_options
+            )
+            event.listen(self.writer_engine.sync_engine, "connect", _sqlite_writer_connect)
+            event.listen(self.writer_engine.sync_engine, "begin", _sqlite_begin_immediate)
+        else:  # PostgreSQL's writer takes a pooled connection per batch
+            self.writer_engine = self.engine
+        self.writer = Writer(self.writer_engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
         return self.url.get_backend_name() == "sqlite"
 
+    async def write(self, job: Job[T], *, what: str = "write") -> T:
+        """Run ``job`` on the single writer; answers its result once committed."""
+        return await self.writer.write(job, what=what)
+
+    def write_later(self, job: Callable[[AsyncSession], Awaitable[Any]], *, what: str) -> None:
+        """Hand ``job`` to the single writer without waiting (failures are logged)."""
+        self.writer.write_later(job, what=what)
+
+    async def wait_written(self) -> None:
+        """Wait until every write handed over so far is committed."""
+        await self.writer.wait_written()
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed on success, rolled back on error."""
+        """A session inside one transaction: committed on success, rolled back on error.
+
+        It sees every write handed over before it began.
+        """
+        if self.is_sqlite:
+            async with self.writer.transaction() as session:
+                yield session
+            return
+        await self.writer.wait_written()
         async with self.sessions() as session, session.begin():
             yield session
 
@@ -51,7 +116,12 @@ class Database:
             await connection.execute(text("SELECT 1"))
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        try:
+            await asyncio.shield(self.writer.close())
+        finally:
+            if self.writer_engine is not self.engine:
+                await self.writer_engine.dispose()
+            await self.engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -61,3 +131,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_writer_connect(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    # The driver's own transaction handling would BEGIN late and break SAVEPOINTs;
+    # SQLAlchemy's documented recipe hands BEGIN to the "begin" event instead.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")

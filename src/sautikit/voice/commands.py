@@ -19,9 +19,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+
+from sautikit.db.writer import on_commit
 
 __all__ = ["CHANNEL", "CommandBus", "LocalBus", "PostgresBus", "open_bus"]
 
@@ -71,10 +72,10 @@ class LocalBus(CommandBus):
     async def publish(self, session: AsyncSession, message: dict[str, Any]) -> None:
         loop = asyncio.get_running_loop()
 
-        def after_commit(_session: Session) -> None:
+        def deliver() -> None:
             loop.call_soon_threadsafe(self._deliver, message)
 
-        event.listen(session.sync_session, "after_commit", after_commit, once=True)
+        on_commit(session, deliver)
 
 
 class PostgresBus(CommandBus):

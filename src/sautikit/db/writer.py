@@ -1,0 +1,321 @@
+"""The single database writer of a process: one queue, one connection, group commit.
+
+Every write of the process is a *job* (an ``async`` function of a session) or a
+:meth:`Writer.transaction` block. One worker task takes them in the order they arrived and
+runs as many as are waiting (up to ``max_batch``) inside **one** database transaction,
+each inside its own SAVEPOINT, then commits once. So:
+
+* On SQLite exactly one connection of the process ever writes: writes queue on an
+  in-process queue instead of on SQLite's file lock, and nothing in this process can see
+  ``database is locked`` (another process still waits on ``busy_timeout``).
+* Under load a burst of writes costs one commit (one fsync) instead of one each — group
+  commit, as databases do for their own log. When the queue is idle a job is committed at
+  once: batching adds no wait.
+* A job that raises rolls back only its own savepoint; the error reaches its caller and
+  the rest of the batch commits.
+
+A caller that needs the result awaits :meth:`Writer.write` (it returns after COMMIT).
+A write that can wait — a ringing mark, a heartbeat, an event — is handed over with
+:meth:`Writer.write_later` and never delays the caller; its failure is logged. Jobs run in
+the order they were handed over, so a later job sees an earlier one's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
+
+__all__ = ["Job", "Writer", "WriterClosed", "on_commit"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+Job = Callable[[AsyncSession], Awaitable[T]]
+"""A unit of writing: gets a session inside its own savepoint; what it returns (or
+raises) is the caller's answer. It must not commit or wait on anything slow."""
+
+MAX_BATCH = 128
+"""Jobs committed together at most: bounds how long the first of a batch waits."""
+
+
+class WriterClosed(RuntimeError):
+    """The database is closing: no new writes are taken."""
+
+
+@dataclass(eq=False)
+class _Entry:
+    """One place in the queue: a job, or a turn for a ``transaction()`` block."""
+
+    seq: int
+    what: str
+    job: Job[Any] | None = None
+    # A job's answer (None for fire-and-forget), or the block's "committed" signal.
+    result: asyncio.Future[Any] | None = None
+    # A block's turn: the worker puts the connection here, the block answers on `finished`.
+    turn: asyncio.Future[AsyncConnection] | None = None
+    finished: asyncio.Future[bool] | None = None
+    outcome: list[Any] = field(default_factory=list)
+    on_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Holding:
+    task: asyncio.Task[Any] | None
+    connection: AsyncConnection
+    on_commit: list[Callable[[], None]]
+
+
+_holding: ContextVar[_Holding | None] = ContextVar("sautikit_writer_holding", default=None)
+
+
+_ON_COMMIT = "sautikit_on_commit"
+
+
+def _savepoint_session(
+    connection: AsyncConnection, callbacks: list[Callable[[], None]]
+) -> AsyncSession:
+    # Each job gets its own session (its own identity map) on the shared connection: its
+    # begin() is a SAVEPOINT inside the batch's transaction, its commit a RELEASE.
+    session = AsyncSession(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    session.info[_ON_COMMIT] = callbacks
+    return session
+
+
+def on_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Call ``callback`` once the work of ``session`` is really committed (not when a
+    writer's savepoint is released); dropped if it rolls back."""
+    callbacks = session.info.get(_ON_COMMIT)
+    if isinstance(callbacks, list):
+        callbacks.append(callback)
+        return
+
+    def committed(_session: Session) -> None:
+        callback()
+
+    event.listen(session.sync_session, "after_commit", committed, once=True)
+
+
+class Writer:
+    """The one writer of ``engine`` in this process (see the module's doc)."""
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = MAX_BATCH) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._queue: deque[_Entry] = deque()
+        self._wake = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._sequence = itertools.count(1)
+        self._submitted = 0
+        self._committed = 0
+        self._drained: asyncio.Condition | None = None
+        self._closed = False
+        self.batches = 0
+        """Transactions committed so far (a batch of one or more writes each)."""
+        self.writes = 0
+        """Writes committed so far."""
+
+    # --- the caller's side ----------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Writes handed over and not yet committed (queued or in the running batch)."""
+        return self._submitted - self._committed
+
+    async def write(self, job: Job[T], *, what: str = "write") -> T:
+        """Run ``job`` in the next batch and answer what it returned, once committed."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._put(_Entry(self._next(), what, job=job, result=future))
+        return await future
+
+    def write_later(self, job: Job[Any], *, what: str = "write") -> None:
+        """Hand ``job`` over and return at once; a failure is logged, not raised."""
+        self._put(_Entry(self._next(), what, job=job))
+
+    async def wait_written(self) -> None:
+        """Wait until everything handed over before this call is committed (or failed)."""
+        target = self._submitted
+        if self._committed >= target:
+            return
+        condition = self._condition()
+        async with condition:
+            await condition.wait_for(lambda: self._committed >= target)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A block that writes in its turn, inside the batch, and exits once committed.
+
+        The block holds the writer while it runs: keep it short and never wait inside it
+        for another task's write. A block nested in one the task already holds becomes a
+        savepoint of it.
+        """
+        task = asyncio.current_task()
+        holding = _holding.get()
+        if holding is not None and holding.task is task:
+            callbacks: list[Callable[[], None]] = []
+            nested = _savepoint_session(holding.connection, callbacks)
+            try:
+                async with nested.begin():
+                    yield nested
+            finally:
+                await nested.close()
+            holding.on_commit.extend(callbacks)  # only once the block succeeded
+            return
+        loop = asyncio.get_running_loop()
+        entry = _Entry(
+            self._next(),
+            "transaction",
+            result=loop.create_future(),
+            turn=loop.create_future(),
+            finished=loop.create_future(),
+        )
+        self._put(entry)
+        assert entry.turn is not None and entry.finished is not None and entry.result is not None
+        try:
+            connection = await entry.turn
+        except BaseException:
+            entry.turn.cancel()  # the worker skips a turn nobody waits for
+            raise
+        token = _holding.set(_Holding(task, connection, entry.on_commit))
+        session = _savepoint_session(connection, entry.on_commit)
+        ok = False
+        try:
+            async with session.begin():
+                yield session
+            ok = True
+        finally:
+            _holding.reset(token)
+            with contextlib.suppress(Exception):
+                await session.close()
+            entry.finished.set_result(ok)
+        await entry.result  # the batch's COMMIT (raises if it failed)
+
+    # --- life -----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Commit what was handed over, then stop; later writes raise WriterClosed."""
+        self._closed = True
+        if self._worker is None:
+            return
+        await self.wait_written()
+        self._worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._worker
+        self._worker = None
+
+    # --- the worker -----------------------------------------------------------------------
+
+    def _next(self) -> int:
+        if self._closed:
+            raise WriterClosed("the database is closing")
+        return next(self._sequence)
+
+    def _put(self, entry: _Entry) -> None:
+        self._submitted = entry.seq
+        self._queue.append(entry)
+        self._wake.set()
+        loop = asyncio.get_running_loop()
+        if self._worker is None or self._worker.done() or self._worker.get_loop() is not loop:
+            self._wake = asyncio.Event()
+            self._drained = None
+            self._worker = loop.create_task(self._run(), name="sautikit database writer")
+            self._wake.set()
+
+    def _condition(self) -> asyncio.Condition:
+        if self._drained is None:
+            self._drained = asyncio.Condition()
+        return self._drained
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch = await self._run_batch()
+                self._committed = batch[-1].seq if batch else self._committed
+                if self._drained is not None:
+                    async with self._drained:
+                        self._drained.notify_all()
+
+    async def _run_batch(self) -> list[_Entry]:
+        """Run what is queued (up to ``max_batch``) in one transaction; answers the entries
+        taken, each with its outcome already delivered."""
+        taken: list[_Entry] = []
+        done: list[_Entry] = []  # ran without error: answered after the commit
+        try:
+            async with self.engine.connect() as connection:
+                await connection.begin()
+                while self._queue and len(taken) < self.max_batch:
+                    entry = self._queue.popleft()
+                    taken.append(entry)
+                    if await self._run_entry(connection, entry):
+                        done.append(entry)
+                await connection.commit()
+        except Exception as failed:
+            log.error("a database write batch failed to commit: %s", failed)
+            for entry in done:
+                self._fail(entry, failed)
+            return taken
+        self.batches += 1
+        self.writes += len(done)
+        for entry in done:
+            if entry.result is not None and not entry.result.done():
+                entry.result.set_result(entry.outcome[0] if entry.outcome else None)
+            for callback in entry.on_commit:
+                try:
+                    callback()
+                except Exception:
+                    log.exception("a callback after the commit of %r failed", entry.what)
+        return taken
+
+    async def _run_entry(self, connection: AsyncConnection, entry: _Entry) -> bool:
+        """Run one job or block in its savepoint; False if it failed (and was answered)."""
+        if entry.turn is not None:
+            assert entry.finished is not None
+            if entry.turn.done():  # the block's task gave up waiting
+                return False
+            entry.turn.set_result(connection)
+            if not await entry.finished:
+                entry.on_commit.clear()
+                self._fail(entry, None)
+                return False
+            return True
+        assert entry.job is not None
+        if entry.result is not None and entry.result.done():  # the caller went away
+            return False
+        session = _savepoint_session(connection, entry.on_commit)
+        try:
+            async with session.begin():
+                entry.outcome.append(await entry.job(session))
+        except Exception as error:
+            entry.on_commit.clear()
+            if entry.result is None:
+                log.error("database write %r failed", entry.what, exc_info=error)
+            self._fail(entry, error)
+            return False
+        finally:
+            await session.close()
+        return True
+
+    @staticmethod
+    def _fail(entry: _Entry, error: BaseException | None) -> None:
+        if entry.result is None or entry.result.done():
+            return
+        if error is None:  # a block that raised: its own task has the error already
+            entry.result.cancel()
+        else:
+            entry.result.set_exception(error)
