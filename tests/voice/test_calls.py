@@ -118,7 +118,7 @@ async def test_dial_with_record_from_answer(stack: Stack) -> None:
     assert child.parent_call_id == parent.id
     assert (child.direction, child.from_number, child.to_number) == ("outbound", NUMBER, CALLEE)
     assert child.status == "completed" and parent.status == "completed"
-    (dialled,) = stack.app.hits_to("/dialled")
+    (dialled,) = await stack.app.wait_for_hits("/dialled")
     assert dialled.fields["DialCallStatus"] == "completed"
     assert dialled.fields["DialCallId"] == child.id
     _, (left, right) = await stack.recording_audio(dialled.fields["RecordingSid"])

@@ -124,6 +124,15 @@ class AppServer:
     def hits_to(self, path: str) -> list[Hit]:
         return [hit for hit in self.hits if hit.path == path]
 
+    async def wait_for_hits(self, path: str, count: int = 1, seconds: float = 20) -> list[Hit]:
+        """The requests to ``path`` once ``count`` have arrived: a callback sent after a
+        call ends (a dial's action, with its recording) may trail the call's last row."""
+        for _ in range(int(seconds * 20)):
+            if len(self.hits_to(path)) >= count:
+                break
+            await asyncio.sleep(0.05)
+        return self.hits_to(path)
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "http"
         body = b""
