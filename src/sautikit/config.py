@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     app_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
     recording_url_lifetime_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
-    transcription_engine: Literal["whisper", "pocketsphinx"] = "whisper"
+    transcription_engine: Literal["whisper"] = "whisper"
     transcription_model_path: str = Field(
         default="", description="A model folder; empty means the bundled model."
     )

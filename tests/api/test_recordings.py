@@ -18,7 +18,7 @@ from sautikit.db.types import utcnow
 from sautikit.recordings.pipeline import RecordingPipeline, signed_app_clients
 from sautikit.recordings.retention import sweep_retention
 from sautikit.recordings.stores import WorkspaceStores
-from sautikit.recordings.transcription import Transcript
+from sautikit.recordings.transcription import Transcript, Word
 from sautikit.recordings.worker import TranscriptionWorker
 from sautikit.storage import open_store
 from sautikit.voice.control import RecordResult
@@ -223,7 +223,7 @@ async def test_transcription_is_served_once_asked_for(
             pass
 
         def transcribe(self, samples: object) -> Transcript:
-            return Transcript("hello there", "en", 1.0, self.name)
+            return Transcript("hello there", "en", 1.0, self.name, (Word("hello", 0.1, 0.4, 0.9),))
 
     queued = (await client.get(f"/v1/recordings/{asked}/transcription", headers=headers)).json()
     free = settings.model_copy(update={"default_transcription_rate_minor": 0})
@@ -236,3 +236,20 @@ async def test_transcription_is_served_once_asked_for(
     assert (done["status"], done["text"], done["engine"]) == ("completed", "hello there", "fixed")
     assert none.status_code == 404
     assert none.json()["error"]["code"] == "recordings.transcription_not_found"
+    by_id = await client.get(f"/v1/transcripts/{done['id']}", headers=headers)
+    assert by_id.status_code == 200 and by_id.json() == done
+    assert done["language"] == "en"
+    assert done["channels"] == [
+        {
+            "channel": 0,
+            "speaker": None,
+            "text": "hello there",
+            "words": [{"word": "hello", "start": 0.1, "end": 0.4, "confidence": 0.9}],
+        }
+    ]
+    missing = await client.get("/v1/transcripts/nope", headers=headers)
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "transcripts.not_found"
+    _, stranger = await make_key(["recordings.read"])
+    hidden = await client.get(f"/v1/transcripts/{done['id']}", headers=stranger)
+    assert hidden.status_code == 404

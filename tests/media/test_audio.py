@@ -20,6 +20,7 @@ from sautikit.media.audio import (
     WavSpoolWriter,
     encode_wav,
     load_audio,
+    load_audio_channels,
     load_wav,
     recover_wav,
     resample,
@@ -120,6 +121,19 @@ def test_mulaw_and_alaw_wavs_expand_to_linear() -> None:
     np.testing.assert_array_equal(mulaw, [0, -32124, 32124, 0])
     alaw = load_wav(wav_bytes(bytes([0xD5, 0x55, 0xAA, 0x2A]), format_tag=6, bits=8))
     np.testing.assert_array_equal(alaw, [8, -8, 32256, -32256])
+
+
+def test_channels_can_be_kept_apart() -> None:
+    left = np.array([1000, 2000, -4000], dtype=np.int16)
+    stereo = np.stack([left, -left], axis=1)
+    channels = load_audio_channels(encode_wav(stereo, channels=2), "audio/wav")
+    assert len(channels) == 2
+    np.testing.assert_array_equal(channels[0], left)
+    np.testing.assert_array_equal(channels[1], -left)
+    mp3 = load_audio_channels((FIXTURES / "tone-440hz-22050-stereo.mp3").read_bytes())
+    assert len(mp3) == 2 and len(mp3[0]) == len(mp3[1]) > 0
+    with pytest.raises(AudioFormatError, match="unsupported audio"):
+        load_audio_channels(b"neither", "text/plain")
 
 
 def test_stereo_is_downmixed() -> None:

@@ -1,4 +1,4 @@
-"""Offline transcription of 8 kHz recordings with Whisper and pocketsphinx."""
+"""Offline transcription of 8 kHz recordings with Whisper: words, timings, silence."""
 
 from __future__ import annotations
 
@@ -19,20 +19,14 @@ from sautikit.media.audio import SAMPLE_RATE
 from sautikit.media.tts import TextToSpeech
 from sautikit.recordings.transcription import (
     ENGINE_NAMES,
-    PocketsphinxEngine,
     TranscriptionError,
     WhisperEngine,
     create_engine,
-    narrowband_model,
 )
 
 CALL_BACK = "please call me back tomorrow morning"
 BALANCE = "i would like to check my account balance"
-# Pocketsphinx hears little of espeak-ng's voice; a longer message gives it something to find.
-MESSAGE = (
-    "hello, this is a message for the accounts team. "
-    "please call me back tomorrow morning about the payment."
-)
+DELIVERY = "the delivery will arrive on monday afternoon"
 
 
 def _words(text: str) -> list[str]:
@@ -51,7 +45,7 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, npt.NDArray[np
     tts = TextToSpeech(tmp_path_factory.mktemp("tts"))
 
     async def speak_all() -> dict[str, npt.NDArray[np.int16]]:
-        return {text: await tts.synthesize(text) for text in (CALL_BACK, BALANCE, MESSAGE)}
+        return {text: await tts.synthesize(text) for text in (CALL_BACK, BALANCE, DELIVERY)}
 
     return asyncio.run(speak_all())
 
@@ -59,13 +53,6 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, npt.NDArray[np
 @pytest.fixture(scope="module")
 def whisper() -> WhisperEngine:
     engine = WhisperEngine()
-    engine.load()
-    return engine
-
-
-@pytest.fixture(scope="module")
-def pocketsphinx(tmp_path_factory: pytest.TempPathFactory) -> PocketsphinxEngine:
-    engine = PocketsphinxEngine(cache_dir=tmp_path_factory.mktemp("models"))
     engine.load()
     return engine
 
@@ -109,37 +96,54 @@ def test_whisper_ignores_line_noise_below_the_silence_threshold(whisper: Whisper
     assert whisper.transcribe(hiss).text == ""
 
 
-def test_pocketsphinx_transcribes_8khz_speech(
-    pocketsphinx: PocketsphinxEngine, speech: dict[str, npt.NDArray[np.int16]]
+def test_words_carry_times_on_the_recording_clock_across_a_long_silence(
+    whisper: WhisperEngine, speech: dict[str, npt.NDArray[np.int16]]
 ) -> None:
-    transcript = pocketsphinx.transcribe(speech[MESSAGE])
-    assert transcript.text.strip()
-    assert transcript.engine == "pocketsphinx"
-    assert transcript.language == "en"
-    assert pocketsphinx.transcribe(np.zeros(2 * SAMPLE_RATE, np.int16)).text == ""
+    first, second = speech[CALL_BACK], speech[DELIVERY]
+    second_starts = 2 * SAMPLE_RATE + len(first) + 6 * SAMPLE_RATE
+    recording = np.concatenate(
+        [
+            np.zeros(2 * SAMPLE_RATE, np.int16),
+            first,
+            np.zeros(6 * SAMPLE_RATE, np.int16),
+            second,
+            np.zeros(SAMPLE_RATE, np.int16),
+        ]
+    )
+    transcript = whisper.transcribe(recording)
+    assert _share_heard(CALL_BACK, transcript.text) >= 0.7, transcript.text
+    assert _share_heard(DELIVERY, transcript.text) >= 0.6, transcript.text
+    assert "".join(_words(" ".join(w.text for w in transcript.words))) == "".join(
+        _words(transcript.text)
+    )
+    times = {_words(word.text)[0]: word for word in transcript.words if _words(word.text)}
+    # "call" is said in the first sentence, "afternoon" after the six seconds of silence.
+    assert 2.0 - 0.3 <= times["call"].start <= 2.0 + len(first) / SAMPLE_RATE
+    assert times["afternoon"].start >= second_starts / SAMPLE_RATE
+    assert times["afternoon"].end <= len(recording) / SAMPLE_RATE
+    starts = [word.start for word in transcript.words]
+    assert starts == sorted(starts)
+    assert all(word.start <= word.end for word in transcript.words)
+    assert 0.0 < transcript.confidence <= 1.0
+
+
+def test_hints_are_accepted_and_keep_the_words(
+    whisper: WhisperEngine, speech: dict[str, npt.NDArray[np.int16]]
+) -> None:
+    transcript = whisper.transcribe(speech[BALANCE], hints=["account balance", "M-Pesa"])
+    assert _share_heard(BALANCE, transcript.text) >= 0.6, transcript.text
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(samples=arrays(np.int16, st.integers(0, SAMPLE_RATE // 2)))
-def test_pocketsphinx_takes_any_short_audio(
-    pocketsphinx: PocketsphinxEngine, samples: npt.NDArray[np.int16]
+def test_whisper_takes_any_short_audio(
+    whisper: WhisperEngine, samples: npt.NDArray[np.int16]
 ) -> None:
-    assert isinstance(pocketsphinx.transcribe(samples).text, str)
-
-
-def test_narrowband_copy_is_made_once_and_leaves_the_bundled_model_alone(
-    pocketsphinx: PocketsphinxEngine, tmp_path: Path
-) -> None:
-    bundled = pocketsphinx.model_path
-    copy = narrowband_model(bundled, tmp_path)
-    assert "-upperf 3500" in (copy / "feat.params").read_text().splitlines()
-    assert "-upperf 3500" not in (bundled / "feat.params").read_text().splitlines()
-    assert narrowband_model(bundled, tmp_path) == copy
-    assert [path.name for path in tmp_path.iterdir()] == [copy.name]
-    # A model already made for 8 kHz is used where it is.
-    assert narrowband_model(copy, tmp_path / "elsewhere") == copy
+    transcript = whisper.transcribe(samples)
+    assert isinstance(transcript.text, str)
+    assert all(0 <= word.start <= word.end for word in transcript.words)
 
 
 @pytest.mark.parametrize("engine", ENGINE_NAMES)
@@ -150,7 +154,7 @@ def test_samples_that_are_not_mono_int16_are_refused(
     engine: str, samples: npt.NDArray[np.generic], tmp_path: Path
 ) -> None:
     with pytest.raises(TranscriptionError, match="1-D int16"):
-        create_engine(engine, cache_dir=tmp_path).transcribe(samples)  # type: ignore[arg-type]
+        create_engine(engine).transcribe(samples)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("engine", ENGINE_NAMES)
@@ -180,19 +184,9 @@ def test_a_corrupt_whisper_model_fails_as_a_transcription_error(tmp_path: Path) 
         engine.transcribe(np.zeros(SAMPLE_RATE, np.int16))
 
 
-def test_a_corrupt_pocketsphinx_model_fails_as_a_transcription_error(tmp_path: Path) -> None:
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "feat.params").write_text("-upperf 3500\n")
-    (model / "mdef").write_bytes(b"not a model")
-    engine = create_engine("pocketsphinx", model, cache_dir=tmp_path / "cache")
-    with pytest.raises(TranscriptionError, match="cannot load the pocketsphinx model"):
-        engine.transcribe(np.zeros(SAMPLE_RATE, np.int16))
-
-
 def test_an_unknown_engine_is_refused_with_the_known_names() -> None:
-    with pytest.raises(TranscriptionError, match="whisper, pocketsphinx"):
-        create_engine("vosk")
+    with pytest.raises(TranscriptionError, match="choose one of whisper"):
+        create_engine("pocketsphinx")
 
 
 def test_engine_names_are_read_loosely() -> None:

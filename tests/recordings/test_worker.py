@@ -18,11 +18,13 @@ from tests.recordings.support import fake_call, write_spool
 from sautikit.billing.ledger import top_up
 from sautikit.db.models import Event, Transcription, WalletEntry
 from sautikit.db.types import utcnow
+from sautikit.media.audio import SAMPLE_RATE, WavSpoolWriter, load_wav
 from sautikit.recordings.transcription import Transcript, TranscriptionError
 from sautikit.recordings.worker import TranscriptionWorker
 from sautikit.voice.control import RecordResult
 
-CLIP = Path(__file__).parents[2] / "benchmarks" / "clips" / "01-call-back.wav"
+CLIPS = Path(__file__).parents[2] / "benchmarks" / "clips"
+CLIP = CLIPS / "01-call-back.wav"
 
 
 class ScriptedEngine:
@@ -49,20 +51,31 @@ async def _fund(rig: Rig, amount: int = 10_000) -> None:
         await top_up(session, rig.workspace_id, amount, idempotency_key="test-credit")
 
 
-async def _recording(rig: Rig, *, clip: Path | None = None) -> tuple[str, str]:
-    """A ready recording that asked for a transcript; answers (call id, recording id)."""
+async def _recording(
+    rig: Rig, *, clip: Path | None = None, dual: np.ndarray | None = None
+) -> tuple[str, str]:
+    """A ready recording that asked for a transcript; answers (call id, recording id).
+    ``dual`` is a (frames, 2) array for a two-channel recording."""
     call_id = await rig.new_call()
     callback = rig.app.url + "/transcript"
     _, spool = await rig.pipeline.begin(
-        call_id, rig.workspace_id, "record", transcribe=True, transcribe_callback=callback
+        call_id,
+        rig.workspace_id,
+        "dial" if dual is not None else "record",
+        transcribe=True,
+        transcribe_callback=callback,
+        channels=2 if dual is not None else 1,
     )
-    if clip is None:
+    if dual is not None:
+        with WavSpoolWriter(spool, channels=2) as writer:
+            writer.write(dual)
+    elif clip is None:
         write_spool(spool, 2.0)
     else:
         shutil.copyfile(clip, spool)
     info = await rig.pipeline.recording_finished(
         fake_call(call_id, rig.workspace_id),
-        RecordResult(spool, 2.0, 1, "silence"),
+        RecordResult(spool, 2.0, 2 if dual is not None else 1, "silence"),
         source="record",
         transcribe=True,
         transcribe_callback=callback,
@@ -226,3 +239,38 @@ async def test_whisper_transcribes_a_spoken_clip(rig: Rig) -> None:
     job = await _job(rig, recording_id)
     assert job.status == "completed" and job.engine == "whisper"
     assert "call me back" in (job.text or "").lower()
+
+
+async def test_a_dual_recording_is_transcribed_per_party_with_timed_words(rig: Rig) -> None:
+    await _fund(rig)
+    caller = load_wav(CLIPS / "01-call-back.wav")  # "Please call me back tomorrow morning."
+    callee = load_wav(CLIPS / "05-new-number.wav")  # "My phone number has changed since ..."
+    # The caller speaks first; the callee answers after a 4 s pause on the caller's side.
+    callee_starts = len(caller) + 4 * SAMPLE_RATE
+    frames = callee_starts + len(callee) + SAMPLE_RATE
+    dual = np.zeros((frames, 2), np.int16)
+    dual[: len(caller), 0] = caller
+    dual[callee_starts : callee_starts + len(callee), 1] = callee
+    _, recording_id = await _recording(rig, dual=dual)
+
+    await _worker(rig, "whisper").run_pending()
+
+    job = await _job(rig, recording_id)
+    assert job.status == "completed" and job.language == "en"
+    assert job.channels is not None
+    assert [channel["speaker"] for channel in job.channels] == ["caller", "callee"]
+    caller_words = job.channels[0]["words"]
+    callee_words = job.channels[1]["words"]
+    assert "call me back" in job.channels[0]["text"].lower()
+    assert "since last week" in job.channels[1]["text"].lower()
+    # Words are in order, inside the audio, and where each party spoke.
+    for words in (caller_words, callee_words):
+        starts = [word["start"] for word in words]
+        assert starts == sorted(starts)
+        assert all(0 <= word["start"] <= word["end"] <= frames / SAMPLE_RATE for word in words)
+        assert all(0.0 <= word["confidence"] <= 1.0 for word in words)
+    assert caller_words[-1]["end"] <= callee_starts / SAMPLE_RATE + 0.3
+    assert callee_words[0]["start"] >= callee_starts / SAMPLE_RATE - 0.5
+    lines = (job.text or "").splitlines()
+    assert [line.split(":")[0] for line in lines] == ["Caller", "Callee"]
+    assert _callbacks(rig)[0]["TranscriptionText"] == job.text

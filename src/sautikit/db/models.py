@@ -342,6 +342,11 @@ class Transcription(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     engine: Mapped[str | None] = mapped_column(String(32))
     text: Mapped[str | None] = mapped_column(Text)
+    # ISO 639-1 code of the language transcribed; null until completed.
+    language: Mapped[str | None] = mapped_column(String(8))
+    # Per channel of the recording: {"channel", "speaker", "text", "words": [{"word",
+    # "start", "end", "confidence"}]}; a dual recording has the caller first, the callee next.
+    channels: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # A worker's claim; a claim older than the job timeout is taken over, so none is stuck.

@@ -40,6 +40,7 @@ __all__ = [
     "WavSpoolWriter",
     "encode_wav",
     "load_audio",
+    "load_audio_channels",
     "load_wav",
     "recover_wav",
     "resample",
@@ -177,6 +178,12 @@ def _chunks(data: bytes) -> list[tuple[bytes, int, int]]:
 
 def _decode_wav(data: bytes) -> tuple[FloatArray, int]:
     """Decode WAV bytes to (mono float samples in [-1, 1), sample rate)."""
+    samples, rate = _decode_wav_channels(data)
+    return samples.mean(axis=1), rate
+
+
+def _decode_wav_channels(data: bytes) -> tuple[FloatArray, int]:
+    """Decode WAV bytes to (float samples in [-1, 1) of shape (frames, channels), rate)."""
     chunks = _chunks(data)
     fmt = next(((off, size) for cid, off, size in chunks if cid == b"fmt "), None)
     body = next(((off, size) for cid, off, size in chunks if cid == b"data"), None)
@@ -212,7 +219,7 @@ def _decode_wav(data: bytes) -> tuple[FloatArray, int]:
     available = min(body_size, len(data) - body_offset)
     raw = data[body_offset : body_offset + available - available % block_align]
     samples = _decode_samples(raw, format_tag, bits)
-    return samples.reshape(-1, channels).mean(axis=1), rate
+    return samples.reshape(-1, channels), rate
 
 
 def _decode_samples(raw: bytes, format_tag: int, bits: int) -> FloatArray:
@@ -269,6 +276,12 @@ def _looks_like_mp3(data: bytes) -> bool:
 
 
 def _decode_mp3(data: bytes) -> Int16Array:
+    mono: Int16Array = _decode_mp3_channels(data).mean(axis=1).astype(np.int16)
+    return mono
+
+
+def _decode_mp3_channels(data: bytes) -> Int16Array:
+    """MP3 bytes as 8 kHz int16 samples of shape (frames, channels)."""
     try:
         import miniaudio
     except ImportError as exc:  # pragma: no cover - depends on the installation
@@ -280,9 +293,14 @@ def _decode_mp3(data: bytes) -> Int16Array:
     samples = np.frombuffer(decoded.samples, dtype=np.int16).astype(np.float64) / 32768.0
     if decoded.nchannels < 1 or decoded.sample_rate < 1 or samples.size == 0:
         raise AudioFormatError("MP3 holds no audio frames")
-    mono = samples[: samples.size - samples.size % decoded.nchannels]
-    mono = mono.reshape(-1, decoded.nchannels).mean(axis=1)
-    return _to_int16(_resample_float(mono, decoded.sample_rate, SAMPLE_RATE))
+    frames = samples[: samples.size - samples.size % decoded.nchannels]
+    frames = frames.reshape(-1, decoded.nchannels)
+    channels = [
+        _to_int16(_resample_float(frames[:, channel], decoded.sample_rate, SAMPLE_RATE))
+        for channel in range(decoded.nchannels)
+    ]
+    frames_by_channel: Int16Array = np.stack(channels, axis=1)
+    return frames_by_channel
 
 
 def load_audio(data: bytes, content_type: str | None = None) -> Int16Array:
@@ -296,6 +314,24 @@ def load_audio(data: bytes, content_type: str | None = None) -> Int16Array:
         return load_wav(data)
     if _looks_like_mp3(data) or media_type in _MP3_TYPES:
         return _decode_mp3(data)
+    raise AudioFormatError(
+        f"unsupported audio: content type {content_type or 'missing'!r} and unrecognised bytes"
+    )
+
+
+def load_audio_channels(data: bytes, content_type: str | None = None) -> list[Int16Array]:
+    """Like :func:`load_audio`, but one 8 kHz ``int16`` array per channel, first (left)
+    channel first: a dual-channel call recording keeps its two parties apart."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if data[:4] == b"RIFF" or (media_type in _WAV_TYPES and not _looks_like_mp3(data)):
+        samples, rate = _decode_wav_channels(data)
+        return [
+            _to_int16(_resample_float(samples[:, channel], rate, SAMPLE_RATE))
+            for channel in range(samples.shape[1])
+        ]
+    if _looks_like_mp3(data) or media_type in _MP3_TYPES:
+        frames = _decode_mp3_channels(data)
+        return [np.ascontiguousarray(frames[:, channel]) for channel in range(frames.shape[1])]
     raise AudioFormatError(
         f"unsupported audio: content type {content_type or 'missing'!r} and unrecognised bytes"
     )

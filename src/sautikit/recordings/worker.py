@@ -5,7 +5,11 @@ in the transaction that makes the recording ``ready``. The worker claims them
 (``queued`` → ``running``), transcribes with an offline engine in a thread, and ends each
 ``completed`` or ``failed``:
 
-* the row holds the text (``GET /v1/recordings/{id}/transcription``);
+* the row holds the text, its language and, per channel, a speaker label and every word
+  with its start, end and confidence (``GET /v1/transcripts/{id}``, also
+  ``GET /v1/recordings/{id}/transcription``). A dual-channel recording is transcribed one
+  channel at a time: the first is the ``caller``, the second the ``callee`` (SPEC §4's
+  ``recordingChannels``), and the text reads as the conversation, one labelled turn a line;
 * ``call.transcription.ready`` is written in the same transaction;
 * the record verb's ``transcribeCallback`` gets ``TranscriptionText``,
   ``TranscriptionStatus`` (``completed`` | ``failed``), ``TranscriptionSid``,
@@ -43,22 +47,32 @@ from sautikit.db import Database
 from sautikit.db.models import Recording, Transcription, Workspace
 from sautikit.db.types import rows_changed, utcnow
 from sautikit.events.outbox import record_call_event
-from sautikit.media.audio import AudioFormatError, load_audio
+from sautikit.media.audio import AudioFormatError, load_audio_channels
 from sautikit.recordings.finalise import CONTENT_TYPES
 from sautikit.recordings.pipeline import AppClientFactory
 from sautikit.recordings.stores import WorkspaceStores
 from sautikit.recordings.transcription import (
+    Transcript,
     TranscriptionEngine,
     TranscriptionError,
     create_engine,
 )
 from sautikit.storage import StorageError
 
-__all__ = ["DEFAULT_CLAIM_TIMEOUT", "TranscriptionWorker", "transcription_data"]
+__all__ = [
+    "DEFAULT_CLAIM_TIMEOUT",
+    "DUAL_SPEAKERS",
+    "TranscriptionWorker",
+    "channel_transcripts",
+    "conversation_text",
+    "transcription_data",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CLAIM_TIMEOUT: Final = timedelta(minutes=10)
+DUAL_SPEAKERS: Final = ("caller", "callee")
+"""Who speaks on each channel of a dual recording, first channel first."""
 _DEFAULT_POLL_SECONDS: Final = 5.0
 
 
@@ -72,12 +86,65 @@ class _Claim:
     attempt: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Heard:
+    """A finished transcription, ready to store."""
+
+    text: str
+    engine: str
+    language: str | None
+    channels: list[dict[str, Any]]
+
+
+def channel_transcripts(transcripts: list[Transcript]) -> list[dict[str, Any]]:
+    """The stored per-channel form: speaker labels for a dual recording, none for mono."""
+    speakers: tuple[str | None, ...] = (
+        DUAL_SPEAKERS if len(transcripts) == len(DUAL_SPEAKERS) else (None,) * len(transcripts)
+    )
+    return [
+        {
+            "channel": index,
+            "speaker": speaker,
+            "text": transcript.text,
+            "words": [
+                {
+                    "word": word.text,
+                    "start": word.start,
+                    "end": word.end,
+                    "confidence": word.confidence,
+                }
+                for word in transcript.words
+            ],
+        }
+        for index, (speaker, transcript) in enumerate(zip(speakers, transcripts, strict=True))
+    ]
+
+
+def conversation_text(channels: list[dict[str, Any]]) -> str:
+    """The transcript's text: a mono recording's words as heard; for labelled channels, the
+    words of both in time order, one ``Speaker: words`` line per turn."""
+    if len(channels) == 1 or any(channel["speaker"] is None for channel in channels):
+        return " ".join(channel["text"] for channel in channels if channel["text"]).strip()
+    timed = sorted(
+        (word["start"], index, channel["speaker"], word["word"])
+        for index, channel in enumerate(channels)
+        for word in channel["words"]
+    )
+    turns: list[tuple[str, list[str]]] = []
+    for _, _, speaker, word in timed:
+        if turns and turns[-1][0] == speaker:
+            turns[-1][1].append(word)
+        else:
+            turns.append((speaker, [word]))
+    return "\n".join(f"{speaker.capitalize()}: {' '.join(words)}" for speaker, words in turns)
+
+
 class TranscriptionWorker:
     """Runs transcription jobs, at most ``concurrency`` at once, until cancelled.
 
-    ``engine`` is an engine name for :func:`create_engine` (``whisper``, the default, or
-    ``pocketsphinx``), with ``model_path`` replacing its bundled model; or an engine
-    object. The engine is built and loaded on the first job, in a thread.
+    ``engine`` is an engine name for :func:`create_engine` (``whisper``), with
+    ``model_path`` replacing its bundled model; or an engine object. The engine is built
+    and loaded on the first job, in a thread.
     """
 
     def __init__(
@@ -202,16 +269,16 @@ class TranscriptionWorker:
     async def _run_job(self, claim: _Claim) -> None:
         async with self._slots:
             try:
-                text, engine = await self._transcribe(claim)
+                heard = await self._transcribe(claim)
             except _JobFailed as exc:
                 await self._finish(claim, failure=str(exc))
             except Exception as exc:  # any bug ends the job as failed, never stuck
                 log.exception("transcription %s failed unexpectedly", claim.transcription_id)
                 await self._finish(claim, failure=f"internal error: {type(exc).__name__}")
             else:
-                await self._finish(claim, text=text, engine=engine)
+                await self._finish(claim, heard=heard)
 
-    async def _transcribe(self, claim: _Claim) -> tuple[str, str]:
+    async def _transcribe(self, claim: _Claim) -> _Heard:
         if claim.attempt > self.max_attempts:
             raise _JobFailed(f"gave up after {self.max_attempts} attempts")
         async with self.database.transaction() as session:
@@ -227,12 +294,24 @@ class TranscriptionWorker:
                 raise _JobFailed("the wallet cannot pay for the transcription")
         try:
             data = await self.stores.for_workspace(workspace).get_bytes(recording.storage_key)
-            samples = await asyncio.to_thread(load_audio, data, CONTENT_TYPES[recording.format])
+            channels = await asyncio.to_thread(
+                load_audio_channels, data, CONTENT_TYPES[recording.format]
+            )
+            if len(channels) > len(DUAL_SPEAKERS):
+                raise _JobFailed(f"the recording has {len(channels)} channels, not one or two")
             engine = await self._loaded_engine()
-            transcript = await asyncio.to_thread(engine.transcribe, samples)
+            transcripts = [
+                await asyncio.to_thread(engine.transcribe, samples) for samples in channels
+            ]
         except (StorageError, AudioFormatError, TranscriptionError) as exc:
             raise _JobFailed(str(exc)) from exc
-        return transcript.text, transcript.engine
+        stored = channel_transcripts(transcripts)
+        return _Heard(
+            conversation_text(stored),
+            transcripts[0].engine,
+            transcripts[0].language or None,
+            stored,
+        )
 
     async def _loaded_engine(self) -> TranscriptionEngine:
         async with self._engine_lock:
@@ -246,18 +325,15 @@ class TranscriptionWorker:
         self,
         claim: _Claim,
         *,
-        text: str = "",
-        engine: str | None = None,
+        heard: _Heard | None = None,
         failure: str | None = None,
     ) -> None:
         """End the job, if this claim still holds it: row, charge and event in one
         transaction; then the app's transcribeCallback."""
         try:
-            notice = await self._complete(claim, text, engine or self._engine_name, failure)
+            notice = await self._complete(claim, heard, failure)
         except InsufficientFunds:
-            notice = await self._complete(
-                claim, "", engine or self._engine_name, "the wallet cannot pay for it"
-            )
+            notice = await self._complete(claim, None, "the wallet cannot pay for it")
         if notice is None:
             return
         url, method, workspace_id, fields = notice
@@ -265,7 +341,7 @@ class TranscriptionWorker:
         await client.notify(url, fields, method)
 
     async def _complete(
-        self, claim: _Claim, text: str, engine: str, failure: str | None
+        self, claim: _Claim, heard: _Heard | None, failure: str | None
     ) -> tuple[str, str, str, dict[str, str | int]] | None:
         async with self.database.transaction() as session:
             job = await session.scalar(
@@ -277,7 +353,9 @@ class TranscriptionWorker:
                 log.info("transcription %s was taken over; dropping this result", claim)
                 return None
             recording = await session.get_one(Recording, job.recording_id)
-            if failure is None:
+            if heard is None and failure is None:
+                failure = "internal error: no transcript"
+            if heard is not None and failure is None:
                 await charge_transcription(
                     session,
                     job.workspace_id,
@@ -285,10 +363,13 @@ class TranscriptionWorker:
                     recording.duration_seconds or 0,
                     settings=self.settings,
                 )
-            job.status = "failed" if failure is not None else "completed"
-            job.text = text if failure is None else None
+            done = heard if failure is None else None
+            job.status = "failed" if done is None else "completed"
+            job.text = done.text if done is not None else None
+            job.language = done.language if done is not None else None
+            job.channels = done.channels if done is not None else None
             job.error = failure
-            job.engine = engine
+            job.engine = heard.engine if heard is not None else self._engine_name
             job.completed_at = utcnow()
             await record_call_event(
                 session,

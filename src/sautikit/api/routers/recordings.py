@@ -88,15 +88,53 @@ class RecordingPage(BaseModel):
     next_cursor: str | None
 
 
+class TranscriptWord(BaseModel):
+    word: str
+    start: float = Field(description="Seconds from the start of the recording.")
+    end: float = Field(description="Seconds from the start of the recording.")
+    confidence: float = Field(description="The model's confidence in the word, 0 to 1.")
+
+
+class TranscriptChannel(BaseModel):
+    channel: int = Field(description="0 for the first (left) channel, 1 for the second.")
+    speaker: str | None = Field(
+        description="`caller` or `callee` for a dual-channel recording; null for mono."
+    )
+    text: str
+    words: list[TranscriptWord]
+
+
 class TranscriptionOut(BaseModel):
     id: str = Field(description="Also `TranscriptionSid` in the transcribeCallback.")
     recording_id: str
     status: str = Field(description="queued, running, completed or failed.")
-    text: str | None
+    text: str | None = Field(
+        description="A mono recording's words; for a dual recording, the conversation with "
+        "one `Caller: …` or `Callee: …` line per turn. Null until completed."
+    )
+    language: str | None = Field(description="ISO 639-1 code, e.g. `en`; null until completed.")
+    channels: list[TranscriptChannel] = Field(
+        description="Per channel of the recording, its words with times; empty until completed."
+    )
     engine: str | None
     error: str | None = Field(description="Why it failed; null otherwise.")
     created_at: datetime
     completed_at: datetime | None
+
+
+def _transcription_out(job: Transcription) -> TranscriptionOut:
+    return TranscriptionOut(
+        id=job.id,
+        recording_id=job.recording_id,
+        status=job.status,
+        text=job.text,
+        language=job.language,
+        channels=[TranscriptChannel.model_validate(channel) for channel in job.channels or []],
+        engine=job.engine,
+        error=job.error,
+        created_at=job.created_at,
+        completed_at=job.completed_at,
+    )
 
 
 def _stores(request: Request) -> WorkspaceStores:
@@ -287,13 +325,22 @@ async def get_transcription(
             "recordings.transcription_not_found",
             f"recording {recording_id} was not transcribed",
         )
-    return TranscriptionOut(
-        id=job.id,
-        recording_id=job.recording_id,
-        status=job.status,
-        text=job.text,
-        engine=job.engine,
-        error=job.error,
-        created_at=job.created_at,
-        completed_at=job.completed_at,
-    )
+    return _transcription_out(job)
+
+
+@router.get(
+    "/transcripts/{transcript_id}",
+    response_model=TranscriptionOut,
+    responses=_errors((404, "transcripts.not_found")),
+    summary="A transcript, with speakers and word timestamps",
+)
+async def get_transcript(
+    transcript_id: str, session: DbSession, principal: Principal = Depends(read)
+) -> TranscriptionOut:
+    """A transcript by its id (`TranscriptionSid`): the text, and per channel the speaker
+    (`caller`/`callee` for a dual recording) and every word with its start, end and
+    confidence. Needs `recordings.read`."""
+    job = await session.get(Transcription, transcript_id)
+    if job is None or job.workspace_id != principal.workspace_id:
+        raise ApiError(404, "transcripts.not_found", f"no transcript {transcript_id}")
+    return _transcription_out(job)

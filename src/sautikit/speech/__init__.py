@@ -1,0 +1,1 @@
+"""Speech understanding shared by recordings and live calls: voice-activity detection."""
