@@ -22,7 +22,7 @@ from sautikit.sip.transaction import (
 from sautikit.sip.transport import Peer, SipTransportLayer
 from sautikit.sip.uri import SipUri
 
-FAST = TimerConfig(t1=0.02, t2=0.08, t4=0.1, trying_after=0.05)
+FAST = TimerConfig(t1=0.02, t2=0.08, t4=0.1)
 
 
 class RecordingUser:
@@ -281,6 +281,7 @@ async def test_server_retransmits_its_final_response_until_the_ack(
     invite = phone_request(phone, "INVITE", bob.transport.port)
     phone.send(invite, bob.transport.port)
     transaction = await next_item(user.transactions)
+    assert (await next_item(phone.received)).status == 100  # sent before the TU saw it
     first, second = await next_item(phone.received), await next_item(phone.received)
     assert first.status == second.status == 486  # timer G resends without any prompt
     phone.send(invite, bob.transport.port)  # the request repeats: the 486 answers it again
@@ -329,7 +330,7 @@ async def test_invite_486_and_ack_between_two_layers(make_layer: MakeLayer) -> N
     assert server.state in (TransactionState.CONFIRMED, TransactionState.TERMINATED)
 
 
-async def test_2xx_ack_reaches_the_tu_and_invite_repeats_are_absorbed(
+async def test_2xx_ack_reaches_the_tu_and_invite_repeats_get_the_2xx_again(
     make_layer: MakeLayer, phone: UdpPhone
 ) -> None:
     user = RecordingUser(lambda tx: tx.respond(tx.request.create_response(200, to_tag="b")))
@@ -353,6 +354,23 @@ async def test_2xx_ack_reaches_the_tu_and_invite_repeats_are_absorbed(
     assert user.transactions.empty()
 
 
+async def test_a_repeated_invite_in_accepted_gets_the_same_2xx_not_a_new_transaction(
+    make_layer: MakeLayer, phone: UdpPhone
+) -> None:
+    user = RecordingUser(lambda tx: tx.respond(tx.request.create_response(200, to_tag="b")))
+    bob = await make_layer(user)
+    invite = phone_request(phone, "INVITE", bob.transport.port)
+    phone.send(invite, bob.transport.port)
+    assert (await next_item(phone.received)).status == 100
+    ok = await next_item(phone.received)
+    assert ok.status == 200
+    phone.send(invite, bob.transport.port)
+    again = await next_item(phone.received)
+    assert again.status == 200 and again.to.tag == ok.to.tag
+    await next_item(user.transactions)
+    assert user.transactions.empty()
+
+
 async def test_cancel_is_matched_to_its_invite_server_transaction(make_layer: MakeLayer) -> None:
     def answer(transaction: ServerTransaction) -> None:
         request = transaction.request
@@ -372,6 +390,7 @@ async def test_cancel_is_matched_to_its_invite_server_transaction(make_layer: Ma
     invite = alice.send_request(
         new_request("INVITE", bob.transport.port), bob_peer, ringing.put_nowait
     )
+    assert (await next_item(ringing)).status == 100
     assert (await next_item(ringing)).status == 180
     cancel = alice.send_request(invite.request.create_cancel(), bob_peer)
     assert (await asyncio.wait_for(cancel.final_response, 5)).status == 200
@@ -466,6 +485,7 @@ async def test_a_crashing_tu_answers_500_instead_of_leaving_the_caller_hanging(
 
     bob = await make_layer(RecordingUser(crash))
     phone.send(phone_request(phone, "INVITE", bob.transport.port), bob.transport.port)
+    assert (await next_item(phone.received)).status == 100
     assert (await next_item(phone.received)).status == 500
 
 

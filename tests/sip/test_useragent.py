@@ -36,7 +36,7 @@ from sautikit.sip.transaction import ServerTransaction, TransactionLayer
 from sautikit.sip.transport import Peer, SipTransportLayer
 from sautikit.sip.uri import SipUri
 
-FAST = TimerConfig(t1=0.01, t2=0.04, t4=0.05, trying_after=0.05)
+FAST = TimerConfig(t1=0.01, t2=0.04, t4=0.05)
 WAIT = 5.0
 
 MakeAgent = Callable[..., Awaitable[UserAgent]]
@@ -924,3 +924,73 @@ async def test_a_carrier_challenging_our_bye_gets_it_again_with_credentials(
     assert verdict.ok
     phone.send(second.create_response(200), agent.transport.port)
     assert (await asyncio.wait_for(hanging_up, WAIT)).reason is EndReason.LOCAL_HANGUP
+
+
+async def test_the_first_answer_to_an_invite_is_100_trying_before_the_handler_runs(
+    make_agent: MakeAgent, phone: UdpPhone
+) -> None:
+    release = asyncio.Event()
+
+    async def slow(call: IncomingCall) -> None:
+        await release.wait()
+        call.reject(486)
+
+    agent = await make_agent(on_incoming_call=slow)
+    invite = phone_invite(phone, agent, offer().encode())
+    phone.send(invite, agent.transport.port)
+    trying = await next_item(phone.received)
+    assert isinstance(trying, Response) and trying.status == 100 and trying.to.tag is None
+    release.set()
+    assert (await final(phone, invite)).status == 486
+
+
+async def test_a_refusal_carries_retry_after_and_a_retransmitted_invite_gets_it_again(
+    make_agent: MakeAgent, phone: UdpPhone
+) -> None:
+    calls: list[IncomingCall] = []
+
+    async def overloaded(call: IncomingCall) -> None:
+        calls.append(call)
+        call.reject(503, headers=[("Retry-After", "7")])
+
+    agent = await make_agent(on_incoming_call=overloaded)
+    invite = phone_invite(phone, agent, offer().encode())
+    phone.send(invite, agent.transport.port)
+    refused = await final(phone, invite)
+    assert refused.status == 503 and refused.headers.get("Retry-After") == "7"
+    phone.send(invite, agent.transport.port)  # the same bytes again: the 503 was "lost"
+    again = await final(phone, invite)
+    assert again.status == 503 and again.to.tag == refused.to.tag
+    assert again.headers.get("Retry-After") == "7"
+    assert len(calls) == 1
+
+
+async def test_a_retransmitted_invite_after_the_200_gets_the_200_and_is_not_a_new_call(
+    make_agent: MakeAgent, phone: UdpPhone
+) -> None:
+    incoming: IncomingQueue = asyncio.Queue()
+    agent = await make_agent(on_incoming_call=queue_calls(incoming))
+    port = agent.transport.port
+    invite = phone_invite(phone, agent, offer().encode())
+    phone.send(invite, port)
+    call = await next_item(incoming)
+    answering = asyncio.create_task(call.answer(answer_to(call)))
+    ok = await final(phone, invite)
+    assert ok.status == 200
+    phone.send(invite, port)
+    assert (await final(phone, invite)).to.tag == ok.to.tag
+    # The same INVITE by another path (a new branch) is a merged copy: 482, no call.
+    copy = phone_invite(phone, agent, offer().encode())
+    copy.headers.set("Via", f"SIP/2.0/UDP 127.0.0.1:{phone.peer.port};branch=z9hG4bK-other")
+    phone.send(copy, port)
+    assert (await final(phone, copy)).status == 482
+    ack = Request(method="ACK", uri=SipUri.parse(f"sip:sautikit@127.0.0.1:{port}"))
+    ack.headers.add("Via", f"SIP/2.0/UDP 127.0.0.1:{phone.peer.port};branch=z9hG4bK-ack")
+    for name in ("From", "Call-ID"):
+        ack.headers.add(name, invite.headers.get(name) or "")
+    ack.headers.add("To", str(ok.to))
+    ack.headers.add("CSeq", "5 ACK")
+    phone.send(ack, port)
+    await asyncio.wait_for(answering, WAIT)
+    assert call.state is CallState.ANSWERED
+    assert incoming.empty() and len(agent.calls) == 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from sautikit.media import MediaChannel
 from sautikit.sip import (
@@ -151,8 +151,15 @@ class InboundLeg(CallLeg):
         if self.sip.offer is None and remote is not None:
             self._apply(parse_answer(self._local, remote))
 
-    def reject(self, status: int = 486, reason: str | None = None) -> None:
-        self.sip.reject(status, reason)
+    def reject(
+        self,
+        status: int = 486,
+        reason: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Refuse the call with ``status``; ``headers`` go on the response, e.g.
+        ``("Retry-After", "5")`` on a 503 when overloaded (RFC 3261 §21.5.4)."""
+        self.sip.reject(status, reason, headers=headers)
 
 
 class OutboundLeg(CallLeg):

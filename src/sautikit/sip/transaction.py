@@ -8,14 +8,17 @@ The four state machines of §17, driven by ``loop.call_later`` timers from a
   retransmitted failures; the ACK for a 300–699 answer is built and sent here (§17.1.1.3).
 * :class:`NonInviteClientTransaction` — Trying → Proceeding → Completed; timers E, F, K.
 * :class:`InviteServerTransaction` — Proceeding → Completed → Confirmed, or Accepted; sends
-  100 Trying when the TU has not answered within ``trying_after`` (§17.2.1), answers a
-  retransmitted INVITE with the last response, retransmits failures on timer G until the
-  ACK (absorbed here) or timer H; timer I, then L for 2xx.
+  100 Trying at once, before the TU sees the INVITE (§17.2.1 allows it; it stops the
+  caller's retransmissions even when the TU is slow, e.g. on an overloaded loop), answers
+  a retransmitted INVITE with the last response (the final one too, 2xx included),
+  retransmits failures on timer G until the ACK (absorbed here) or timer H; timer I, then
+  L for 2xx.
 * :class:`NonInviteServerTransaction` — Trying → Proceeding → Completed; timer J.
 
 Following RFC 6026, a 2xx ends an INVITE transaction in *Accepted* instead of at once: the
 client passes 2xx retransmissions to the TU until timer M, and the server absorbs INVITE
-retransmissions until timer L, so a repeated INVITE never looks like a new call. Sending the
+retransmissions until timer L (answering each with the 2xx again), so a repeated INVITE
+never looks like a new call. Sending the
 2xx again until its ACK arrives, and sending the ACK for a 2xx, belong to the dialog layer
 (§13.3.1.4, §13.2.2.4): the seam is :meth:`InviteServerTransaction.respond` (still accepted
 in Accepted), :meth:`TransactionLayer.send_stateless`, and the :class:`TransactionUser`
@@ -69,8 +72,6 @@ class TimerConfig:
     t1: float = 0.5
     t2: float = 4.0
     t4: float = 5.0
-    #: How long the TU has to answer an INVITE before the transaction sends 100 Trying.
-    trying_after: float = 0.2
 
     @property
     def transaction_timeout(self) -> float:
@@ -413,10 +414,10 @@ class InviteServerTransaction(ServerTransaction):
         self._interval = layer.timers.t1
 
     def _start(self) -> None:
-        if self.last_response is None and self.state is TransactionState.PROCEEDING:
-            self._start_timer("trying", self._layer.timers.trying_after, self._send_trying)
+        """Nothing to arm: the 100 Trying went out before the TU saw the INVITE."""
 
-    def _send_trying(self) -> None:
+    def send_trying(self) -> None:
+        """100 Trying, sent by the layer as soon as the INVITE is new (§17.2.1)."""
         if self.last_response is None and self.state is TransactionState.PROCEEDING:
             self._send_response(self.request.create_response(100))
 
@@ -427,7 +428,6 @@ class InviteServerTransaction(ServerTransaction):
             return
         if state is not TransactionState.PROCEEDING:
             raise TransactionStateError(f"cannot send {response.status} in state {state.value}")
-        self._stop_timer("trying")
         self._send_response(response)
         timeout = self._layer.timers.transaction_timeout
         if response.is_provisional:
@@ -464,12 +464,15 @@ class InviteServerTransaction(ServerTransaction):
                 self._layer._ack_to_user(request, self.peer)
             return
         if state is TransactionState.PROCEEDING:
-            # The peer has waited at least T1: answer now instead of at 200 ms.
-            self._stop_timer("trying")
             self._send_response(self.last_response or self.request.create_response(100))
-        elif state is TransactionState.COMPLETED and self.last_response is not None:
+        elif (
+            state in (TransactionState.COMPLETED, TransactionState.ACCEPTED)
+            and self.last_response is not None
+        ):
+            # The caller missed our final answer: it gets the same one again, never a
+            # second call. In Accepted that is the 2xx (RFC 6026 lets the UAS resend it).
             self._send_response(self.last_response)
-        # Confirmed and Accepted absorb retransmissions (RFC 6026 §8.7).
+        # Confirmed absorbs retransmissions: the ACK came, so they are stale.
 
 
 class NonInviteServerTransaction(ServerTransaction):
@@ -610,6 +613,8 @@ class TransactionLayer:
                 if isinstance(invite, InviteServerTransaction):
                     transaction.matched_invite = invite
         self._server[key] = transaction
+        if isinstance(transaction, InviteServerTransaction):
+            transaction.send_trying()
         if not self._call_user(self.user.on_request, transaction) and transaction.state in (
             TransactionState.TRYING,
             TransactionState.PROCEEDING,

@@ -634,13 +634,22 @@ class IncomingCall(Call):
             return None
         return self.remote_sdp
 
-    def reject(self, status: int = 486, reason: str | None = None) -> None:
-        """Answer the INVITE with a final failure (486 Busy Here by default)."""
+    def reject(
+        self,
+        status: int = 486,
+        reason: str | None = None,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Answer the INVITE with a final failure (486 Busy Here by default); ``headers``
+        are added to it, e.g. ``Retry-After`` on a 503 (§21.5.4) or ``Warning``."""
         if not 300 <= status <= 699:
             raise ValueError("a rejection is a 3xx-6xx status")
         if self.ended or self._transaction.state is not TransactionState.PROCEEDING:
             raise CallError(f"cannot reject a call in state {self.state.value}")
         response = self._response(status, reason)
+        for name, value in headers:
+            response.headers.add(name, value)
         self._transaction.respond(response)
         self._end(EndReason.REJECTED, status, response.reason)
 
@@ -1169,6 +1178,11 @@ class UserAgent:
 
     def _on_invite(self, transaction: InviteServerTransaction) -> None:
         request = transaction.request
+        if _pending_key(request) in self._pending:
+            # §8.2.2.2: the INVITE of a call we already have, arriving by another path (or
+            # after its transaction ended): a copy, never a second call.
+            _respond(transaction, request.create_response(482, to_tag=new_tag()))
+            return
         authenticated_user = None
         policy = self.authenticate_invite
         if policy is not None and policy(request, transaction.peer):
