@@ -1,12 +1,32 @@
 """Two call legs that hear each other (the ``dial`` verb), with an optional recording.
 
-A :class:`Bridge` is a mixer of the :class:`~sautikit.media.engine.MediaEngine`: on each
-tick, after every channel has received, it gives each leg the other's frame of the same
-tick. Prompts played to a bridged leg are mixed over the other party for that leg only.
+A :class:`Bridge` carries its legs' audio one of two ways, and changes between them as the
+legs' needs change, without a gap:
 
-The recording is two-channel by default (``dial``'s ``recordingChannels: dual``): left is
-what ``a`` says, right what ``b`` says; mono mixes the two. It holds the parties' voices,
-not the prompts played to each.
+* **Relay** (the usual case: same codec and packet time, nothing played to either leg):
+  each packet a leg sends is forwarded to the other the moment it arrives, renumbered into
+  the stream that leg hears (SSRC, sequence and timestamp rewritten, the marker bit set
+  where the stream jumps; RFC 3550 §7's translator). Nothing is decoded and there is no
+  jitter buffer on the path: the far end's own buffer deals with jitter, once. The legs
+  are off the media clock, so a relayed call costs the tick nothing. RFC 4733 events are
+  relayed as they are, so a digit crosses intact, and are detected on the way for the
+  leg's own call logic. RTCP is terminated per leg: each leg gets sender reports about the
+  stream it hears and receiver reports with the loss and jitter measured on what it sends.
+* **Mix** (a prompt to a leg, a leg's own recording or silence detection, hold, DTMF to
+  send, different codecs): on each tick, after every channel has received, each leg is
+  given the other's frame of the same tick, and prompts are mixed over the other party for
+  that leg only.
+
+Switching to the clock is make-before-break: the relay goes on until the clock's first
+frame goes out on the stream, which continues the relayed numbering. Switching back, the
+frame the clock queued is withdrawn and relayed packets take over at the next sequence
+number.
+
+The recording (:class:`~sautikit.media.bridge_recording.BridgeRecording`) is two-channel by
+default (``dial``'s ``recordingChannels: dual``): left is what ``a`` says, right what ``b``
+says; mono mixes the two. It holds the parties' voices, not the prompts played to each.
+When relaying it taps the packets off the forwarding path and reorders them on the
+recording thread, so it never delays them.
 
 DTMF a leg receives is sent on to the other (RFC 4733 both ways), so a caller can work an
 IVR at the far end; the digit stays queued on the leg that received it too, for its own
@@ -22,10 +42,9 @@ import asyncio
 import logging
 import os
 
-import numpy as np
-
-from sautikit.media.channel import MediaChannel, RecordingHandle
-from sautikit.media.mixer import mix
+from sautikit.media.bridge_recording import BridgeRecording
+from sautikit.media.channel import MediaChannel
+from sautikit.media.session import RelayTap
 
 __all__ = ["Bridge"]
 
@@ -33,7 +52,7 @@ log = logging.getLogger(__name__)
 
 
 class Bridge:
-    """``a`` hears ``b`` and ``b`` hears ``a`` from the next tick until unbridged.
+    """``a`` hears ``b`` and ``b`` hears ``a`` from now until unbridged.
 
     Raises ChannelInUse when a leg is already bridged or in a conference, ChannelClosed
     when one has hung up, and ValueError for the same leg twice or legs of two engines.
@@ -55,6 +74,8 @@ class Bridge:
         self.b = b
         self.relay_dtmf = relay_dtmf
         self._ended = asyncio.Event()
+        self._relaying = False
+        self._mixing = False
         a.attach(self)
         try:
             b.attach(self)
@@ -62,20 +83,93 @@ class Bridge:
             a.detach(self)
             raise
         try:
-            self.recording: RecordingHandle | None = (
+            self.recording: BridgeRecording | None = (
                 None
                 if recording_path is None
-                else a.engine.open_recording(recording_path, recording_channels)
+                else a.engine.open_bridge_recording(
+                    recording_path,
+                    recording_channels,
+                    (a.session.codec.decode, b.session.codec.decode),
+                )
             )
         except BaseException:
             a.detach(self)
             b.detach(self)
             raise
-        a.engine.add_mixer(self)
+        self._choose_path()
 
     @property
     def active(self) -> bool:
         return not self._ended.is_set()
+
+    @property
+    def relaying(self) -> bool:
+        """Whether packets are relayed as they come (True) or mixed on the clock."""
+        return self._relaying
+
+    # --- choosing the path ----------------------------------------------------------------
+
+    def _can_relay(self) -> bool:
+        a, b = self.a, self.b
+        return (
+            not a.needs_clock
+            and not b.needs_clock
+            and a.session.codec is b.session.codec
+            and a.ptime == b.ptime
+        )
+
+    def reconsider(self, channel: MediaChannel) -> None:
+        """A leg's needs changed: relay or mix, whichever they now allow."""
+        if not self._ended.is_set():
+            self._choose_path()
+
+    def _choose_path(self) -> None:
+        if self._can_relay():
+            if not self._relaying:
+                self._start_relay()
+        elif not self._mixing:
+            self._start_mixing()
+
+    def _start_relay(self) -> None:
+        a, b = self.a, self.b
+        engine = a.engine
+        if self._mixing:
+            engine.remove_mixer(self)
+            self._mixing = False
+        recording = self.recording
+        for side, (source, target) in enumerate(((a, b), (b, a))):
+            target.session.begin_relay_out()
+            tap = None
+            if recording is not None:
+                tap = _side_tap(recording, side)
+            source.session.relay_to(
+                target.session,
+                tap=tap,
+                on_digit=source.deliver_relayed_digit,
+                forward_dtmf=self.relay_dtmf,
+            )
+            engine.set_clocked(source, False)
+            source.feed = None
+        self._relaying = True
+
+    def _start_mixing(self) -> None:
+        a, b = self.a, self.b
+        if self._relaying:
+            for source, target in ((a, b), (b, a)):
+                source.session.hand_over_to_clock()
+                target.session.end_relay_out(hand_over=target.sending)
+                a.engine.set_clocked(source, True)
+            self._relaying = False
+        a.engine.add_mixer(self)
+        self._mixing = True
+
+    def _stop_relay(self) -> None:
+        for source, target in ((self.a, self.b), (self.b, self.a)):
+            source.session.relay_to(None)
+            target.session.end_relay_out(hand_over=not target.closed and target.sending)
+        self._relaying = False
+
+    # --- the clock path -------------------------------------------------------------------
 
     def mix(self) -> None:
         if self._ended.is_set():
@@ -85,19 +179,19 @@ class Bridge:
         b.feed = a.inbound
         recording = self.recording
         if recording is not None:
-            if recording.channels == 2:
-                recording.write(a.inbound, b.inbound)
-            else:
-                recording.write(mix(np.stack((a.inbound, b.inbound))))
+            recording.write(a.inbound, b.inbound)
 
     def on_digit(self, channel: MediaChannel, digit: str) -> None:
-        if not self.relay_dtmf or self._ended.is_set():
+        # Relaying, the digit's own packets crossed already.
+        if not self.relay_dtmf or self._ended.is_set() or self._relaying:
             return
         other = self.b if channel is self.a else self.a
         try:
             other.send_dtmf(digit)
         except ValueError:
             log.debug("%r negotiated no telephone-event; digit %s not relayed", other, digit)
+
+    # --- the end --------------------------------------------------------------------------
 
     def unbridge(self) -> float | None:
         """End the bridge; returns the seconds recorded, None without a recording.
@@ -106,7 +200,10 @@ class Bridge:
         """
         if not self._ended.is_set():
             self._ended.set()
-            self.a.engine.remove_mixer(self)
+            self._stop_relay()
+            if self._mixing:
+                self.a.engine.remove_mixer(self)
+                self._mixing = False
             self.a.detach(self)
             self.b.detach(self)
         return None if self.recording is None else self.recording.stop()
@@ -124,5 +221,12 @@ class Bridge:
         await self._ended.wait()
 
     def __repr__(self) -> str:
-        state = "active" if self.active else "ended"
+        state = "ended" if not self.active else "relaying" if self._relaying else "mixing"
         return f"<Bridge {self.a!r} <-> {self.b!r} {state}>"
+
+
+def _side_tap(recording: BridgeRecording, side: int) -> RelayTap:
+    def tap(ssrc: int, timestamp: int, payload: bytes, now: float) -> None:
+        recording.tap(side, ssrc, timestamp, payload, now)
+
+    return tap

@@ -117,6 +117,10 @@ class Mixer(Protocol):
     def close(self) -> float | None:
         """Let every channel go and stop any recording (at engine shutdown, or on a fault)."""
 
+    def reconsider(self, channel: MediaChannel) -> None:
+        """What ``channel`` needs changed (a prompt, a recording, hold, a codec): a bridge
+        chooses between relaying packets and mixing on the clock again."""
+
 
 class PlayEnd(enum.Enum):
     """Why a :meth:`MediaChannel.play` ended."""
@@ -341,6 +345,8 @@ class MediaChannel:
         self._digit_waiters: deque[_DigitWaiter] = deque()
         self._silence_waiters: list[_SilenceWaiter] = []
         self._recordings: list[RecordingHandle] = []
+        self.ptime = 20
+        """The packet time in milliseconds the peer asked for (SDP ``a=ptime``)."""
 
     # --- signalling-facing ----------------------------------------------------------------
 
@@ -365,11 +371,13 @@ class MediaChannel:
         codec_name: str = "PCMU",
         payload_type: int | None = None,
         dtmf_payload_type: int | None = 101,
+        ptime: int = 20,
     ) -> None:
         """Apply the negotiated SDP (again on every re-INVITE).
 
         ``payload_type`` defaults to the codec's static number; ``dtmf_payload_type`` is
-        the negotiated telephone-event number, None when the peer offered none.
+        the negotiated telephone-event number, None when the peer offered none; ``ptime``
+        the packet time the peer asked for.
         """
         codec = codec_by_name(codec_name)
         session = self.session
@@ -377,12 +385,15 @@ class MediaChannel:
         session.payload_type = codec.payload_type if payload_type is None else payload_type
         session.dtmf_payload_type = dtmf_payload_type
         session.set_remote((remote_address, remote_port))
+        self.ptime = ptime
+        self._reconsider()
 
     def set_direction(self, send: bool, receive: bool) -> None:
         """Hold and resume: without ``send`` no RTP goes out (its timestamps still advance);
         without ``receive`` what arrives is heard, recorded and mixed as silence."""
         self.sending = send
         self.receiving = receive
+        self._reconsider()
 
     # --- playback -------------------------------------------------------------------------
 
@@ -406,6 +417,7 @@ class MediaChannel:
         self.stop_playback()
         playback = _Playback(player, interrupt_on_dtmf, asyncio.get_running_loop().create_future())
         self._playback = playback
+        self._reconsider()
         try:
             return await playback.done
         finally:
@@ -452,6 +464,7 @@ class MediaChannel:
         playback.player.stop()
         if not playback.done.done():
             playback.done.set_result(PlayOutcome(end, digit, playback.player.position))
+        self._reconsider()
 
     # --- recording ------------------------------------------------------------------------
 
@@ -463,9 +476,14 @@ class MediaChannel:
         """
         if self._closed:
             raise ChannelClosed("cannot record a closed channel")
-        handle = self.engine.open_recording(path, channels, self._recordings.remove)
+        handle = self.engine.open_recording(path, channels, self._recording_stopped)
         self._recordings.append(handle)
+        self._reconsider()
         return handle
+
+    def _recording_stopped(self, handle: RecordingHandle) -> None:
+        self._recordings.remove(handle)
+        self._reconsider()
 
     # --- silence --------------------------------------------------------------------------
 
@@ -479,11 +497,13 @@ class MediaChannel:
         detector = SilenceDetector(threshold_dbfs, duration)
         waiter = _SilenceWaiter(detector, asyncio.get_running_loop().create_future())
         self._silence_waiters.append(waiter)
+        self._reconsider()
         try:
             return await waiter.future
         finally:
             if waiter in self._silence_waiters:
                 self._silence_waiters.remove(waiter)
+            self._reconsider()
 
     # --- DTMF -----------------------------------------------------------------------------
 
@@ -498,6 +518,8 @@ class MediaChannel:
         ticks = None if timeout is None else seconds_to_ticks(timeout)
         waiter = _DigitWaiter(asyncio.get_running_loop().create_future(), ticks)
         self._digit_waiters.append(waiter)
+        if ticks is not None:
+            self._reconsider()  # a timeout counted in ticks needs the clock
         try:
             return await waiter.future
         except asyncio.CancelledError:
@@ -510,6 +532,8 @@ class MediaChannel:
         finally:
             if waiter in self._digit_waiters:
                 self._digit_waiters.remove(waiter)
+            if ticks is not None:
+                self._reconsider()
 
     async def collect_digits(
         self,
@@ -545,10 +569,15 @@ class MediaChannel:
         """
         for digit in digits:
             self.session.send_dtmf(digit, duration_ms)
+        self._reconsider()  # the events go out on the clock
 
     def clear_digits(self) -> None:
         """Forget queued digits (e.g. before a ``getDigits`` that wants fresh input)."""
         self._digits.clear()
+
+    def deliver_relayed_digit(self, digit: str) -> None:
+        """A digit detected on the relay path, as it arrived (the leg is off the clock)."""
+        self._deliver_digit(digit)
 
     def _deliver_digit(self, digit: str) -> None:
         while self._digit_waiters:
@@ -606,7 +635,11 @@ class MediaChannel:
         if heard is None:
             heard = SILENT_FRAME
         if self.sending:
-            self.session.queue_frame(heard)
+            session = self.session
+            sending_dtmf = session.sending_dtmf
+            session.queue_frame(heard)
+            if sending_dtmf and not session.sending_dtmf:
+                self._reconsider()
         else:
             self.session.skip(1)
         for recording in self._recordings:
@@ -637,6 +670,26 @@ class MediaChannel:
 
     # --- bridges and conferences ----------------------------------------------------------
 
+    @property
+    def needs_clock(self) -> bool:
+        """Whether this leg's media needs the tick: a prompt, its own recording, silence
+        detection, a digit timeout, DTMF to send, or hold. Otherwise a bridge may relay
+        its packets as they come."""
+        return (
+            self._closed
+            or self._playback is not None
+            or bool(self._recordings)
+            or bool(self._silence_waiters)
+            or any(waiter.ticks_left is not None for waiter in self._digit_waiters)
+            or self.session.sending_dtmf
+            or not (self.sending and self.receiving)
+        )
+
+    def _reconsider(self) -> None:
+        mixer = self._mixer
+        if mixer is not None:
+            mixer.reconsider(self)
+
     def attach(self, mixer: Mixer) -> None:
         """Called by a bridge or conference taking this leg in."""
         if self._closed:
@@ -650,6 +703,7 @@ class MediaChannel:
         if self._mixer is mixer:
             self._mixer = None
             self.feed = None
+            self.engine.set_clocked(self, True)
 
     # --- life -----------------------------------------------------------------------------
 

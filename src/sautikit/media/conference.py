@@ -93,6 +93,9 @@ class Conference:
     def on_digit(self, channel: MediaChannel, digit: str) -> None:
         """Keys pressed in a room are for the member's own call logic, not the room."""
 
+    def reconsider(self, channel: MediaChannel) -> None:
+        """A room always mixes on the clock."""
+
     def mute(self, channel: MediaChannel, muted: bool = True) -> None:
         """Stop (or resume) letting the others hear ``channel``; KeyError if not a member."""
         if channel not in self._members:

@@ -47,7 +47,8 @@ from typing import Final
 
 import numpy as np
 
-from sautikit.media.channel import MediaChannel, Mixer, RecordingHandle
+from sautikit.media.bridge_recording import BridgeRecording
+from sautikit.media.channel import Int16Array, MediaChannel, Mixer, RecordingHandle
 from sautikit.media.clock import ClockStats, MediaClock
 from sautikit.media.g711 import codec_by_name
 from sautikit.media.ports import RtpPortAllocator, RtpPortPair
@@ -71,6 +72,8 @@ class EngineStats:
 
     clock: ClockStats
     channels: int
+    relayed_channels: int
+    """Channels whose packets a bridge relays as they arrive, off the tick."""
     mixers: int
     ports_in_use: int
     tick_work_mean: float
@@ -163,7 +166,12 @@ class MediaEngine:
         self.clock.subscribe(self)
         self.tick = -1
         """Index of the clock's last tick run (-1 before the first)."""
+        self.tick_started = 0.0
+        """When (time.monotonic) the last tick began."""
         self._channels: dict[MediaChannel, None] = {}
+        # Channels whose packets are relayed (see Bridge): off the tick, which then costs
+        # O(clocked channels), not O(all of them).
+        self._relayed: set[MediaChannel] = set()
         self._mixers: dict[Mixer, None] = {}
         self._channel_snapshot: tuple[MediaChannel, ...] | None = ()
         self._mixer_snapshot: tuple[Mixer, ...] | None = ()
@@ -253,10 +261,26 @@ class MediaEngine:
     def channels(self) -> tuple[MediaChannel, ...]:
         return tuple(self._channels)
 
+    def set_clocked(self, channel: MediaChannel, clocked: bool) -> None:
+        """Take a channel off the tick while a bridge relays its packets, or back on."""
+        if clocked:
+            if channel in self._relayed:
+                self._relayed.discard(channel)
+                self._channel_snapshot = None
+        elif channel in self._channels and channel not in self._relayed:
+            self._relayed.add(channel)
+            self._channel_snapshot = None
+
+    @property
+    def relayed_channels(self) -> int:
+        """Channels off the tick, their packets relayed."""
+        return len(self._relayed)
+
     def forget(self, channel: MediaChannel, ports: RtpPortPair) -> None:
         """Called by a closing channel: stop ticking it and give its ports back."""
         if self._channels.pop(channel, False) is not False:
             self._channel_snapshot = None
+        self._relayed.discard(channel)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -279,6 +303,15 @@ class MediaEngine:
         """
         return RecordingHandle(path, channels, self._disk, on_stop)
 
+    def open_bridge_recording(
+        self,
+        path: str | os.PathLike[str],
+        channels: int,
+        decode: tuple[Callable[[bytes], Int16Array], Callable[[bytes], Int16Array]],
+    ) -> BridgeRecording:
+        """A bridge's recording at ``path``, fed by relayed packets or clocked frames."""
+        return BridgeRecording(self, path, channels, self._disk, decode)
+
     def add_mixer(self, mixer: Mixer) -> None:
         """Called by a bridge or conference: mix it on every tick from the next one."""
         self._mixers[mixer] = None
@@ -293,8 +326,10 @@ class MediaEngine:
     def on_tick(self, tick: int) -> None:
         """One 20 ms step of all media; called by the clock, or by tests directly."""
         started = time.perf_counter()
+        self.tick_started = time.monotonic()
         if self._channel_snapshot is None:
-            self._channel_snapshot = tuple(self._channels)
+            relayed = self._relayed
+            self._channel_snapshot = tuple(c for c in self._channels if c not in relayed)
         if self._mixer_snapshot is None:
             self._mixer_snapshot = tuple(self._mixers)
         channels = self._channel_snapshot
@@ -350,6 +385,7 @@ class MediaEngine:
         return EngineStats(
             clock=self.clock.stats(),
             channels=len(self._channels),
+            relayed_channels=len(self._relayed),
             mixers=len(self._mixers),
             ports_in_use=self.ports.in_use,
             tick_work_mean=self._work_total / self._ticks_run if self._ticks_run else 0.0,

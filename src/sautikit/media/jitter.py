@@ -93,6 +93,12 @@ class JitterBuffer:
         self._hold = 0
         self._confirm_seq = None
 
+    def reset(self) -> None:
+        """Forget every packet and the numbering (statistics stay): the stream went by
+        another path (the relay) meanwhile, so what comes next starts playout afresh."""
+        self._restart(None)
+        self.target_depth = self.min_depth
+
     def __len__(self) -> int:
         """Frames buffered now."""
         return len(self._packets)

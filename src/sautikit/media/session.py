@@ -35,10 +35,12 @@ import logging
 import random
 import secrets
 import socket
+import struct
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -62,13 +64,14 @@ from sautikit.media.rtcp import (
 )
 from sautikit.media.rtp import (
     RTP_HEADER_SIZE,
+    RTP_VERSION,
     RtpPacket,
     RtpParseError,
     pack_header,
     unpack_plain_header,
 )
 
-__all__ = ["RtpSession", "SessionStats"]
+__all__ = ["RelayTap", "RtpSession", "SessionStats"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,15 @@ Address = tuple[str, int]
 _NEW_SOURCE_LATCH_FACTOR = 25
 # Remote SSRCs whose statistics are kept (and reported on) at once.
 _MAX_SOURCES = 4
+# A relayed stream whose sequence moves further than this (forward, or back) has restarted
+# (RFC 3550 A.1's MAX_DROPOUT and MAX_MISORDER): the rewrite re-anchors, with the marker bit.
+_RELAY_MAX_DROPOUT: Final = 3000
+_RELAY_MAX_MISORDER: Final = 100
+_RELAY_HEADER = struct.Struct("!BBHII")
+_HEADER_TIMESTAMP = struct.Struct("!I")
+
+RelayTap = Callable[[int, int, bytes, float], None]
+"""Called with ``(ssrc, timestamp, payload, arrival)`` for each audio packet relayed."""
 
 
 @dataclass(slots=True)
@@ -93,6 +105,8 @@ class SessionStats:
     foreign: int = 0
     latches: int = 0
     dtmf_digits: int = 0
+    packets_relayed: int = 0
+    """Packets sent on this leg's stream as relayed from the bridged leg (in packets_sent)."""
     rtcp_sent: int = 0
     rtcp_received: int = 0
     rtcp_garbage: int = 0
@@ -209,6 +223,26 @@ class RtpSession:
         self._rtcp_transport: asyncio.DatagramTransport | None = None
         self._next_rtcp = time.monotonic() + self._rtcp_delay()
         self._closed = False
+        self.last_received: float | None = None
+        """When (time.monotonic) the last valid packet of the peer arrived; None before."""
+        # The relay path (see :meth:`relay_to`). Receiving side: where packets go at once.
+        self._relay_target: RtpSession | None = None
+        self._relay_only = False
+        self._forward_dtmf = True
+        self._tap: RelayTap | None = None
+        self._on_digit: Callable[[str], None] | None = None
+        # Sending side: whether relayed packets go out on this stream, and the rewrite.
+        self._relay_out = False
+        self._handing_over = False
+        self._relay_ssrc: int | None = None
+        self._relay_in_sequence = 0
+        self._sequence_offset = 0
+        self._timestamp_offset = 0
+        self._relay_wire = bytearray(RTP_HEADER_SIZE)
+        # The last audio packet sent (relayed or not), for re-anchoring timestamps on time.
+        self._last_sent_timestamp: int | None = None
+        self._last_sent_time = 0.0
+        self._queued_payload_type = 0
 
     @classmethod
     async def open(
@@ -371,7 +405,20 @@ class RtpSession:
         if not self._accept_source(addr[:2], ssrc):
             return
         self.stats.packets_received += 1
-        self._source(ssrc).update(sequence, timestamp, time.monotonic())
+        now = time.monotonic()
+        self.last_received = now
+        self._source(ssrc).update(sequence, timestamp, now)
+        target = self._relay_target
+        if target is not None:
+            if target._relay_out and (self._forward_dtmf or not is_dtmf):
+                target._relay(is_dtmf, sequence, timestamp, ssrc, marker, payload, now)
+            if now >= self._next_rtcp:
+                self._maybe_send_rtcp()
+            if self._relay_only and not is_dtmf:
+                tap = self._tap
+                if tap is not None:
+                    tap(ssrc, timestamp, payload, now)
+                return
         if not is_dtmf:
             self.jitter.push(sequence, ssrc, payload)
             return
@@ -382,7 +429,11 @@ class RtpSession:
             return
         if digit is not None:
             self.stats.dtmf_digits += 1
-            self.digits.put_nowait(digit)
+            on_digit = self._on_digit
+            if on_digit is not None:
+                on_digit(digit)
+            else:
+                self.digits.put_nowait(digit)
 
     def _source(self, ssrc: int) -> ReceptionStatistics:
         source = self.sources.get(ssrc)
@@ -473,6 +524,21 @@ class RtpSession:
         if remote is None or self._rtp_socket is None or self._closed:
             return False
         wire = self._wire
+        now = time.monotonic()
+        if self._relay_out:
+            # The first clocked frame after the relay: it takes over the stream now.
+            self._relay_out = False
+            self._handing_over = False
+            self._resume_clocked(now)
+            pack_header(
+                wire, self._queued_payload_type, self._sequence, self._timestamp, self.ssrc, True
+            )
+            self._sequence = (self._sequence + 1) & 0xFFFF
+            self._timestamp = (self._timestamp + len(wire) - RTP_HEADER_SIZE) & 0xFFFF_FFFF
+            self._first_packet = False
+        if self._queued_payload_type == self.payload_type:
+            self._last_sent_timestamp = _HEADER_TIMESTAMP.unpack_from(wire, 4)[0]
+            self._last_sent_time = now
         try:
             self._rtp_socket.sendto(wire, remote)
         except OSError:
@@ -494,6 +560,11 @@ class RtpSession:
         self._queued = False
         self._timestamp = (self._timestamp + ticks * FRAME_SAMPLES) & 0xFFFF_FFFF
 
+    @property
+    def sending_dtmf(self) -> bool:
+        """Whether RFC 4733 events queued by :meth:`send_dtmf` are still to go out."""
+        return bool(self._dtmf_queue)
+
     def send_dtmf(self, digit: str, duration_ms: int = 100) -> None:
         """Queue one digit as RFC 4733 events; they replace audio on the following ticks.
 
@@ -506,13 +577,163 @@ class RtpSession:
     def _pack(self, payload_type: int, timestamp: int, payload: bytes, marker: bool) -> bool:
         if self.remote is None or self._rtp_socket is None or self._closed:
             return False
+        if self._relay_out and not self._handing_over:
+            self._queued = False  # the relay has the stream
+            return False
         wire = self._wire
-        pack_header(wire, payload_type, self._sequence, timestamp, self.ssrc, marker)
+        self._queued_payload_type = payload_type
+        self._queued = True
         wire[RTP_HEADER_SIZE:] = payload
+        if self._relay_out:
+            # Handing over from the relay: numbered when it goes out (see :meth:`flush`).
+            return True
+        pack_header(wire, payload_type, self._sequence, timestamp, self.ssrc, marker)
         # The number is spent even if the packet is never sent: the far end sees a loss.
         self._sequence = (self._sequence + 1) & 0xFFFF
-        self._queued = True
         return True
+
+    # -- relay -----------------------------------------------------------------------------
+
+    def relay_to(
+        self,
+        target: RtpSession | None,
+        *,
+        tap: RelayTap | None = None,
+        on_digit: Callable[[str], None] | None = None,
+        forward_dtmf: bool = True,
+    ) -> None:
+        """Forward every valid packet of the peer to ``target`` as it arrives (None: stop).
+
+        The jitter buffer is bypassed: nothing is decoded, the media clock plays no part.
+        ``tap`` sees each audio packet (a recording's own reorder buffer takes it from
+        there) and ``on_digit`` each DTMF digit detected, at once, since nobody reads
+        :attr:`digits` on the clock meanwhile. Whether ``target`` sends what comes is its
+        own state (:meth:`begin_relay_out`). Without ``forward_dtmf``, RFC 4733 events
+        are detected but not forwarded.
+        """
+        self._relay_target = target
+        self._forward_dtmf = forward_dtmf
+        self._relay_only = target is not None
+        self._tap = tap
+        self._on_digit = on_digit
+        if target is not None:
+            self.jitter.reset()
+            self._pending = self._pending[:0]
+            self._last_frame = None
+            self._losses = 0
+
+    def hand_over_to_clock(self) -> None:
+        """Receiving side: buffer packets for the clock again, still forwarding them until
+        the target's first clocked packet replaces the relayed stream (make before break)."""
+        self._relay_only = False
+        self._tap = None
+        self._on_digit = None
+
+    @property
+    def relaying_out(self) -> bool:
+        """Whether packets relayed from another session go out on this stream."""
+        return self._relay_out
+
+    def begin_relay_out(self) -> None:
+        """Sending side: send what a relaying session forwards, in place of clocked frames.
+
+        A frame queued and not yet sent is dropped and its sequence number given back, so
+        the stream stays gapless; the first relayed packet re-anchors the rewrite.
+        """
+        if self._queued:
+            if not self._relay_out:  # a handover's frame took no number yet
+                self._sequence = (self._sequence - 1) & 0xFFFF
+            self._queued = False
+        self._relay_out = True
+        self._handing_over = False
+        self._relay_ssrc = None
+
+    def end_relay_out(self, *, hand_over: bool) -> None:
+        """Sending side: back to the clock. With ``hand_over``, relayed packets still go out
+        until the first clocked frame does (see :meth:`flush`); without, at once."""
+        if not self._relay_out:
+            return
+        if hand_over:
+            self._handing_over = True
+        else:
+            self._relay_out = False
+            self._handing_over = False
+            self._resume_clocked(time.monotonic())
+
+    def _resume_clocked(self, now: float) -> None:
+        # The clocked stream continues the relayed one: the next sequence number, the
+        # timestamp of now, and the marker bit for the jump in content.
+        self._timestamp = self._anchor_timestamp(now)
+        self._first_packet = True
+
+    def _anchor_timestamp(self, now: float) -> int:
+        """The RTP timestamp of ``now`` on this stream: the last audio sent plus the time
+        since, so a stream that changes source keeps time with the clock of the listener."""
+        last = self._last_sent_timestamp
+        if last is None:
+            return self._timestamp
+        elapsed = round((now - self._last_sent_time) * self.codec.clock_rate)
+        return (last + max(0, elapsed)) & 0xFFFF_FFFF
+
+    def _relay(
+        self,
+        is_dtmf: bool,
+        sequence: int,
+        timestamp: int,
+        ssrc: int,
+        marker: bool,
+        payload: bytes,
+        now: float,
+    ) -> None:
+        """Send one packet of the bridged leg on this stream, renumbered into it (RFC 3550
+        §7: a translator rewriting SSRC, sequence and timestamp so this leg hears one
+        continuous stream whoever speaks)."""
+        payload_type = self.dtmf_payload_type if is_dtmf else self.payload_type
+        remote = self.remote
+        sock = self._rtp_socket
+        if payload_type is None or remote is None or sock is None or self._closed:
+            return
+        delta = ((sequence - self._relay_in_sequence + 0x8000) & 0xFFFF) - 0x8000
+        if ssrc != self._relay_ssrc or delta > _RELAY_MAX_DROPOUT or delta < -_RELAY_MAX_MISORDER:
+            # A new source or a restart: carry on from our own numbering and from now.
+            self._relay_ssrc = ssrc
+            self._sequence_offset = (self._sequence - sequence) & 0xFFFF
+            self._timestamp_offset = (self._anchor_timestamp(now) - timestamp) & 0xFFFF_FFFF
+            self._relay_in_sequence = sequence
+            delta = 1
+            marker = marker or not is_dtmf
+        out_sequence = (sequence + self._sequence_offset) & 0xFFFF
+        out_timestamp = (timestamp + self._timestamp_offset) & 0xFFFF_FFFF
+        wire = self._relay_wire
+        _RELAY_HEADER.pack_into(
+            wire,
+            0,
+            RTP_VERSION << 6,
+            (0x80 if marker else 0) | payload_type,
+            out_sequence,
+            out_timestamp,
+            self.ssrc,
+        )
+        wire[RTP_HEADER_SIZE:] = payload
+        try:
+            sock.sendto(wire, remote)
+        except OSError:
+            self.stats.socket_errors += 1
+            return
+        stats = self.stats
+        stats.packets_sent += 1
+        stats.packets_relayed += 1
+        stats.octets_sent += len(payload)
+        self._sent_since_report = True
+        if delta > 0:
+            self._relay_in_sequence = sequence
+            self._sequence = (out_sequence + 1) & 0xFFFF
+            if not is_dtmf:
+                # An event keeps its start timestamp: only audio says what time it is.
+                self._last_sent_timestamp = out_timestamp
+                self._last_sent_time = now
+        if now >= self._next_rtcp:
+            self._maybe_send_rtcp()
 
     # -- RTCP ------------------------------------------------------------------------------
 
@@ -536,7 +757,7 @@ class RtpSession:
             report = SenderReport(
                 self.ssrc,
                 ntp_timestamp(time.time()),
-                self._timestamp,
+                self._anchor_timestamp(now) if self._relay_out else self._timestamp,
                 self.stats.packets_sent & 0xFFFF_FFFF,
                 self.stats.octets_sent & 0xFFFF_FFFF,
                 blocks,

@@ -99,6 +99,7 @@ class CallLeg:
                 media.codec,
                 media.payload_type,
                 media.telephone_event_payload_type,
+                media.ptime,
             )
         self.channel.set_direction(send=media.can_send, receive=media.can_receive)
 
