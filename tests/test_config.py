@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from sautikit.cli import app
 from sautikit.config import ConfigError, load_settings
+from sautikit.sip.digest import DEFAULT_CHALLENGE_ALGORITHMS
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +31,14 @@ def test_embedded_defaults() -> None:
     assert settings.effective_database_url.endswith("var/sautikit.db")
     assert settings.rtp_port_range == (20000, 29999)
     assert settings.max_body_bytes == 1024 * 1024
+    assert settings.sip_digest_algorithm_list == DEFAULT_CHALLENGE_ALGORITHMS
+
+
+def test_digest_algorithms_are_a_setting_in_canonical_spelling(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SAUTIKIT_SIP_DIGEST_ALGORITHMS", "sha-256, md5")
+    assert load_settings().sip_digest_algorithm_list == ("SHA-256", "MD5")
 
 
 def test_environment_beats_the_toml_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -55,6 +64,8 @@ def test_postgres_urls_use_asyncpg(monkeypatch: pytest.MonkeyPatch) -> None:
         ("SAUTIKIT_RTP_PORTS", "30000-20000"),
         ("SAUTIKIT_DATABASE_URL", "mysql://x"),
         ("SAUTIKIT_LOG_FORMAT", "xml"),
+        ("SAUTIKIT_SIP_DIGEST_ALGORITHMS", "SHA-512"),
+        ("SAUTIKIT_SIP_DIGEST_ALGORITHMS", ""),
     ],
 )
 def test_a_wrong_setting_is_named(

@@ -146,6 +146,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             sip_port=settings.sip_port,
             rtp_ports=settings.rtp_port_range,
             tts=TextToSpeech(settings.data_dir / "tts"),
+            digest_algorithms=settings.sip_digest_algorithm_list,
         )
         manager = CallManager(
             settings,

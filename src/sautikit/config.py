@@ -59,6 +59,11 @@ class Settings(BaseSettings):
 
     sip_host: str = "127.0.0.1"
     sip_port: int = Field(default=5080, ge=0, le=65535)
+    sip_digest_algorithms: str = Field(
+        default="MD5",  # sip.digest.DEFAULT_CHALLENGE_ALGORITHMS (not imported: start-up)
+        description="Digest algorithms the registrar challenges phones with, in order: "
+        "MD5 (every phone), SHA-256 (RFC 8760; baresip 1.0 cannot answer it).",
+    )
     rtp_ports: str = "20000-29999"
 
     node_id: str = Field(
@@ -153,6 +158,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"{entry!r} is not an IP address or CIDR") from None
         return value
 
+    @field_validator("sip_digest_algorithms")
+    @classmethod
+    def _check_digest_algorithms(cls, value: str) -> str:
+        from sautikit.sip.digest import DigestError, challenge_algorithms
+
+        try:
+            return ",".join(challenge_algorithms(value))
+        except DigestError as error:
+            raise ValueError(str(error)) from None
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -212,6 +227,10 @@ class Settings(BaseSettings):
     @property
     def effective_daraja_callback_base_url(self) -> str:
         return self.daraja_callback_base_url.rstrip("/") or self.effective_public_url
+
+    @property
+    def sip_digest_algorithm_list(self) -> tuple[str, ...]:
+        return tuple(self.sip_digest_algorithms.split(","))  # canonical once validated
 
     @property
     def rtp_port_range(self) -> tuple[int, int]:

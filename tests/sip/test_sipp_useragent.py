@@ -225,10 +225,8 @@ async def test_sipp_register_with_digest_is_challenged_then_bound(
         return compute_ha1(username, realm, "s3cret", algorithm)
 
     # SIPp 3.6.1 reads only the first challenge and speaks only MD5 ("createAuthHeader:
-    # authentication must use MD5"): old phones like it need an MD5-only realm.
-    agent = await make_agent(
-        lookup_ha1=lookup, realm_for=lambda request: "pbx.test", digest_algorithms=("MD5",)
-    )
+    # authentication must use MD5"): the default challenge (MD5 alone) suits it.
+    agent = await make_agent(lookup_ha1=lookup, realm_for=lambda request: "pbx.test")
     sipp = await start_sipp(
         scenario=SCENARIOS / "uac_register_auth.xml",
         remote=("127.0.0.1", agent.transport.port),
@@ -276,7 +274,6 @@ async def test_sipp_device_invite_is_challenged_407_and_let_in_with_digest(
         on_incoming_call=answering(calls),
         lookup_ha1=lookup,
         realm_for=lambda request: "pbx.test",
-        digest_algorithms=("MD5",),
         authenticate_invite=lambda request, source: True,
     )
     sipp = await start_sipp(

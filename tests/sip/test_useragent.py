@@ -359,7 +359,8 @@ async def test_invite_from_a_device_is_challenged_and_the_caller_answers_with_di
     )
     with pytest.raises(CallFailed) as failure:
         await asyncio.wait_for(intruder.wait_answer(), WAIT)
-    assert failure.value.status == 403
+    # Challenged again, as a wrong password would be: the caller gives up after one try.
+    assert failure.value.status == 407
     assert incoming.empty()
 
 
@@ -488,11 +489,26 @@ async def register(
     return await send(client, request, agent)
 
 
+async def test_register_is_challenged_with_md5_by_default(
+    make_agent: MakeAgent, client: TransactionLayer
+) -> None:
+    agent = await make_agent(lookup_ha1=lookup_ha1, realm_for=lambda r: REALM)
+    first = await send(client, register_request(client, agent, "alice", cseq=1), agent)
+    algorithms = [parse_challenge(v).algorithm for v in first.headers.get_all("WWW-Authenticate")]
+    assert first.status == 401 and algorithms == ["MD5"]
+    assert (await register(client, agent, "alice", "s3cret", algorithm="MD5")).status == 200
+
+
 async def test_register_is_challenged_with_sha256_then_md5_and_binds_the_contact(
     make_agent: MakeAgent, client: TransactionLayer
 ) -> None:
     now = [1000.0]
-    agent = await make_agent(lookup_ha1=lookup_ha1, realm_for=lambda r: REALM, clock=lambda: now[0])
+    agent = await make_agent(
+        lookup_ha1=lookup_ha1,
+        realm_for=lambda r: REALM,
+        clock=lambda: now[0],
+        digest_algorithms=("SHA-256", "MD5"),
+    )
     first = await send(client, register_request(client, agent, "alice", cseq=1), agent)
     assert first.status == 401
     algorithms = [parse_challenge(v).algorithm for v in first.headers.get_all("WWW-Authenticate")]
@@ -523,21 +539,26 @@ async def test_register_with_md5_credentials_and_zero_expiry_unbinds(
     assert agent.lookup(f"sip:bob@{REALM}") == []
 
 
-async def test_register_refusals_423_for_brief_expiry_403_for_strangers_and_wrong_aor(
+async def test_register_refusals_423_for_brief_expiry_401_for_strangers_403_for_wrong_aor(
     make_agent: MakeAgent, client: TransactionLayer
 ) -> None:
     agent = await make_agent(lookup_ha1=lookup_ha1, realm_for=lambda r: REALM)
-    brief = await register(client, agent, "alice", "s3cret", expires=10)
+    brief = await register(client, agent, "alice", "s3cret", algorithm="MD5", expires=10)
     assert brief.status == 423 and brief.headers.get("Min-Expires") == "60"
-    stranger = await register(client, agent, "mallory", "guess", cseq=5)
-    assert stranger.status == 403
+    # An unknown user and a known one with a wrong password get the same answer.
+    stranger = await register(client, agent, "mallory", "guess", algorithm="MD5", cseq=5)
+    wrong = await register(client, agent, "alice", "guess", algorithm="MD5", cseq=7)
+    assert stranger.status == wrong.status == 401
+    assert [parse_challenge(v).algorithm for v in stranger.headers.get_all("WWW-Authenticate")] == [
+        parse_challenge(v).algorithm for v in wrong.headers.get_all("WWW-Authenticate")
+    ]
 
     # bob's valid credentials on alice's address-of-record
-    request = register_request(client, agent, "alice", cseq=7)
+    request = register_request(client, agent, "alice", cseq=9)
     challenge = parse_challenge(
         (await send(client, request, agent)).headers.get_all("WWW-Authenticate")[0]
     )
-    request = register_request(client, agent, "alice", cseq=8)
+    request = register_request(client, agent, "alice", cseq=10)
     request.headers.add(
         "Authorization",
         build_authorization(

@@ -178,7 +178,6 @@ async def open_stack(
         rtp_ports=(_RTP, _RTP + 99),
         tts=TextToSpeech(tmp_path / "tts"),
         timers=TimerConfig(t1=0.1),
-        digest_algorithms=("MD5",),  # SIPp 3.6 and baresip 1.0 answer MD5 only
     )
     store = open_store(settings)
     stores = WorkspaceStores(settings, store)

@@ -34,6 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "CHALLENGE_ALGORITHMS",
+    "DEFAULT_CHALLENGE_ALGORITHMS",
     "SUPPORTED_ALGORITHMS",
     "DigestAuthenticator",
     "DigestChallenge",
@@ -44,6 +46,7 @@ __all__ = [
     "VerifyResult",
     "VerifyStatus",
     "build_authorization",
+    "challenge_algorithms",
     "compute_ha1",
     "parse_challenge",
     "parse_credentials",
@@ -64,6 +67,35 @@ class DigestParseError(DigestError):
 # Canonical spelling of each algorithm, looked up case-insensitively (RFC 7616 §3.3).
 _ALGORITHMS = {name.lower(): name for name in ("MD5", "MD5-sess", "SHA-256", "SHA-256-sess")}
 SUPPORTED_ALGORITHMS: tuple[str, ...] = tuple(_ALGORITHMS.values())
+
+#: What a registrar challenges with unless told otherwise: MD5 alone. Every phone answers
+#: it; baresip 1.0 (libre) gives up on the whole 401 when any challenge names SHA-256
+#: ("Function not implemented"), and SIPp 3.6 answers only the first challenge.
+#: Linphone 5.1 answers either; an operator whose phones all speak SHA-256 can offer it.
+DEFAULT_CHALLENGE_ALGORITHMS: tuple[str, ...] = ("MD5",)
+
+#: Algorithms a registrar may offer (the ``-sess`` variants are answered, never offered).
+CHALLENGE_ALGORITHMS: tuple[str, ...] = ("SHA-256", "MD5")
+
+
+def challenge_algorithms(names: str | Sequence[str]) -> tuple[str, ...]:
+    """Algorithms to offer, in canonical spelling and order given ("SHA-256, MD5" or a
+    sequence); raises :class:`DigestError` for an empty list or one we cannot offer."""
+    items = names.split(",") if isinstance(names, str) else list(names)
+    chosen: list[str] = []
+    for item in items:
+        canonical = _canonical_algorithm(item.strip())
+        if canonical not in CHALLENGE_ALGORITHMS:
+            raise DigestError(
+                f"digest algorithm {item.strip()!r:.40} is not one of "
+                + ", ".join(CHALLENGE_ALGORITHMS)
+            )
+        if canonical not in chosen:
+            chosen.append(canonical)
+    if not chosen:
+        raise DigestError("at least one digest algorithm must be offered")
+    return tuple(chosen)
+
 
 _HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 

@@ -27,7 +27,8 @@ top of one :class:`~sautikit.sip.transport.SipTransportLayer`. It owns the dialo
   (§14.2).
 * §15 — BYE both ways ends the call; §10.3 and §22 — with ``lookup_ha1`` given, REGISTER
   is served by a :class:`~sautikit.sip.registrar.Registrar` behind digest authentication
-  (401 with SHA-256 and MD5 challenges, 403 for unknown users, 423 with Min-Expires), and
+  (401 with the configured algorithms' challenges, the same 401 again for a wrong password
+  and an unknown user, 423 with Min-Expires), and
   an ``authenticate_invite`` policy can demand digest credentials on INVITE (407).
 
 Record-Route and Route are honoured in both roles; rport is the transport's job. A peer
@@ -49,6 +50,7 @@ from typing import Any, cast
 
 from sautikit.sip.dialog import Dialog, DialogId, DialogState, SuccessRetransmitter, new_tag
 from sautikit.sip.digest import (
+    DEFAULT_CHALLENGE_ALGORITHMS,
     DigestAuthenticator,
     DigestError,
     DigestParseError,
@@ -929,9 +931,10 @@ class UserAgent:
     the From host otherwise). ``authenticate_invite(request, source)`` returns True for
     INVITEs that must carry credentials (e.g. from devices; trunks are trusted by source).
     ``registrar`` (default: a new :class:`~sautikit.sip.registrar.Registrar`) keeps the
-    bindings, aged by ``clock``; ``digest_algorithms`` are challenged strongest first
-    (RFC 8760), MD5 alone for old phones that read only the first challenge (SIPp 3.6
-    does); processes sharing ``nonce_secret`` accept each other's nonces.
+    bindings, aged by ``clock``; ``digest_algorithms`` are challenged in the order given
+    (default MD5 alone, which every phone answers: see
+    :data:`~sautikit.sip.digest.DEFAULT_CHALLENGE_ALGORITHMS`); processes sharing
+    ``nonce_secret`` accept each other's nonces.
 
     With ``route_to_source`` (the default) a caller's in-dialog requests (BYE, re-INVITE)
     go back to the address its INVITE came from rather than to its Contact, unless a
@@ -951,7 +954,7 @@ class UserAgent:
         realm_for: RealmResolver | None = None,
         registrar: Registrar | None = None,
         authenticate_invite: InvitePolicy | None = None,
-        digest_algorithms: Sequence[str] = ("SHA-256", "MD5"),
+        digest_algorithms: Sequence[str] = DEFAULT_CHALLENGE_ALGORITHMS,
         nonce_secret: bytes | None = None,
         clock: Callable[[], float] = time.monotonic,
         route_to_source: bool = True,
@@ -1278,7 +1281,8 @@ class UserAgent:
 
     def _authenticate(self, transaction: ServerTransaction, *, proxy: bool) -> str | None:
         """The verified digest username, or None once the request was answered 401/407
-        (no or stale credentials, or a nonce from before a restart) or 403 (unknown user)."""
+        (no, wrong or stale credentials, an unknown user, or a nonce from before a
+        restart)."""
         request = transaction.request
         lookup = self._lookup_ha1
         if lookup is None:
@@ -1303,10 +1307,8 @@ class UserAgent:
             if result.status is VerifyStatus.STALE:
                 stale = True
                 break
-            algorithm = "SHA-256" if credentials.algorithm.upper().startswith("SHA-256") else "MD5"
-            if lookup(credentials.username, realm, algorithm) is None:
-                _respond(transaction, request.create_response(403))
-                return None
+            # An unknown user is challenged again exactly like a wrong password, so the
+            # answers never tell a guesser which usernames exist.
             break
         status = 407 if proxy else 401
         response = request.create_response(status, to_tag=new_tag())
