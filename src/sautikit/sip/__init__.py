@@ -4,7 +4,9 @@ The layers, bottom up (each its own module, each naming the RFC sections it foll
 :mod:`~sautikit.sip.message` and :mod:`~sautikit.sip.uri` (RFC 3261 codecs),
 :mod:`~sautikit.sip.transport` (UDP/TCP, RFC 3581), :mod:`~sautikit.sip.transaction`
 (§17 with RFC 6026), :mod:`~sautikit.sip.dialog` (§12) and
-:mod:`~sautikit.sip.useragent` (the UA core a PBX drives), beside the pure
+:mod:`~sautikit.sip.useragent` (the UA core a PBX drives) with its parts
+:mod:`~sautikit.sip.session` (the calls), :mod:`~sautikit.sip.server_auth`,
+:mod:`~sautikit.sip.client_auth` and :mod:`~sautikit.sip.registrar_service`, beside the pure
 :mod:`~sautikit.sip.sdp`, :mod:`~sautikit.sip.digest` and :mod:`~sautikit.sip.registrar`.
 
 What a PBX needs is re-exported here: start a :class:`UserAgent` with
@@ -30,10 +32,7 @@ from sautikit.sip.sdp import (
     parse_answer,
     parse_sdp,
 )
-from sautikit.sip.transaction import TimerConfig
-from sautikit.sip.transport import Peer, SipTransportError, SipTransportLayer
-from sautikit.sip.uri import NameAddress, SipUri
-from sautikit.sip.useragent import (
+from sautikit.sip.session import (
     Call,
     CallEnd,
     CallError,
@@ -42,8 +41,11 @@ from sautikit.sip.useragent import (
     EndReason,
     IncomingCall,
     OutgoingCall,
-    UserAgent,
 )
+from sautikit.sip.transaction import TimerConfig
+from sautikit.sip.transport import Peer, SipTransportError, SipTransportLayer
+from sautikit.sip.uri import NameAddress, SipUri
+from sautikit.sip.useragent import UserAgent
 
 __all__ = [
     "Binding",

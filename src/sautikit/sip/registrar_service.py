@@ -1,0 +1,100 @@
+"""The registrar service (RFC 3261 §10.3): REGISTER requests in, bindings out.
+
+It sits between the user agent's dispatch and the pure binding store of
+:mod:`sautikit.sip.registrar`: each REGISTER is authenticated (:mod:`sautikit.sip.server_auth`,
+401 until the digest is right), must name the caller's own address-of-record (403
+otherwise), and is answered with the bindings now held (423 with Min-Expires for a too
+brief expiry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sautikit.sip.dialog import new_tag
+from sautikit.sip.message import Request
+from sautikit.sip.registrar import Binding, ContactRequest, Registrar, Source
+from sautikit.sip.server_auth import ServerAuth
+from sautikit.sip.session import respond
+from sautikit.sip.transaction import ServerTransaction
+from sautikit.sip.uri import SipUri
+
+__all__ = ["RegistrarService", "address_of_record", "contact_requests"]
+
+
+class RegistrarService:
+    """Serves REGISTER into ``registrar`` behind ``auth``, aging bindings by ``clock``."""
+
+    def __init__(self, registrar: Registrar, auth: ServerAuth, clock: Callable[[], float]):
+        self.registrar = registrar
+        self.auth = auth
+        self._clock = clock
+
+    def lookup(self, aor: str | SipUri) -> list[Binding]:
+        """The registered contacts of an address-of-record (``sip:alice@example.com``)."""
+        uri = SipUri.parse(aor) if isinstance(aor, str) else aor
+        return self.registrar.lookup(address_of_record(uri), self._clock())
+
+    def on_register(self, transaction: ServerTransaction) -> None:
+        request = transaction.request
+        username = self.auth.authenticate(transaction, proxy=False)
+        if username is None:
+            return
+        to_uri = request.to.uri
+        if to_uri.user != username:
+            respond(transaction, request.create_response(403, "Forbidden (not your AoR)"))
+            return
+        try:
+            expires_header = request.headers.get("Expires")
+            expires = int(expires_header) if expires_header is not None else None
+            contacts = contact_requests(request)
+        except ValueError as error:
+            respond(transaction, request.create_response(400, f"Bad Request: {error}"[:120]))
+            return
+        peer = transaction.peer
+        result = self.registrar.register(
+            address_of_record(to_uri),
+            contacts,
+            call_id=request.call_id,
+            cseq=request.cseq.number,
+            now=self._clock(),
+            expires=expires,
+            source=Source(peer.host, peer.port, peer.transport),
+        )
+        response = request.create_response(result.status_code, result.reason, to_tag=new_tag())
+        if result.min_expires is not None:
+            response.headers.add("Min-Expires", str(result.min_expires))
+        now = self._clock()
+        for binding in result.bindings:
+            response.headers.add(
+                "Contact", f"<{binding.contact}>;expires={binding.expires_in(now)}"
+            )
+        asked = {contact.uri for contact in contacts}
+        granted = [b.expires_in(now) for b in result.bindings if b.contact in asked]
+        if result.ok and contacts:
+            response.headers.add("Expires", str(granted[0] if granted else 0))
+        respond(transaction, response)
+
+
+def address_of_record(uri: SipUri) -> str:
+    """The canonical address-of-record of a URI: scheme, user and lower-cased host."""
+    user = f"{uri.user}@" if uri.user else ""
+    return f"{uri.scheme}:{user}{uri.host.lower()}"
+
+
+def contact_requests(request: Request) -> list[ContactRequest]:
+    """The REGISTER's Contacts as registrar input; raises ValueError on a bad parameter."""
+    if any(value.strip() == "*" for value in request.headers.get_all("Contact")):
+        return [ContactRequest("*")]
+    contacts = []
+    for contact in request.contacts:
+        expires = contact.params.get("expires")
+        q = contact.params.get("q")
+        contacts.append(
+            ContactRequest(
+                str(contact.uri),
+                int(expires) if expires is not None else None,
+                float(q) if q is not None else None,
+            )
+        )
+    return contacts

@@ -1,0 +1,110 @@
+"""Server digest authentication: challenging requests and checking the answers.
+
+The server half of digest (RFC 3261 §22, RFC 7616/8760), as pjsip's ``sip_auth_server``:
+a request without valid credentials is challenged (401 with WWW-Authenticate for a
+registrar, 407 with Proxy-Authenticate for a proxy-style INVITE), with the configured
+algorithms in order. A wrong password, an unknown user and a nonce from before a restart
+all get the same fresh challenge, so the answers never tell a guesser which usernames
+exist; a right answer to an expired nonce is challenged ``stale=true`` so the phone
+retries without asking its user. The client half is :mod:`sautikit.sip.client_auth`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+
+from sautikit.sip.dialog import new_tag
+from sautikit.sip.digest import (
+    DEFAULT_CHALLENGE_ALGORITHMS,
+    DigestAuthenticator,
+    DigestParseError,
+    Ha1Lookup,
+    VerifyStatus,
+    parse_credentials,
+)
+from sautikit.sip.errors import SipParseError
+from sautikit.sip.message import Request
+from sautikit.sip.session import respond
+from sautikit.sip.transaction import ServerTransaction
+from sautikit.sip.transport import Peer
+from sautikit.sip.uri import SipUri
+
+__all__ = ["InvitePolicy", "RealmResolver", "ServerAuth", "default_realm"]
+
+#: ``(request, source) -> True`` when this INVITE must carry digest credentials.
+InvitePolicy = Callable[[Request, Peer], bool]
+#: The digest realm a request is authenticated in (e.g. the tenant's SIP domain).
+RealmResolver = Callable[[Request], str]
+
+
+def default_realm(request: Request) -> str:
+    """The To host for REGISTER, the From host otherwise."""
+    uri = request.to.uri if request.method == "REGISTER" else request.from_.uri
+    return uri.host
+
+
+class ServerAuth:
+    """Digest authentication of requests against ``lookup_ha1`` (``(username, realm,
+    algorithm) -> HA1``), one :class:`DigestAuthenticator` per realm. Processes sharing
+    ``nonce_secret`` accept each other's nonces."""
+
+    def __init__(
+        self,
+        lookup_ha1: Ha1Lookup | None,
+        *,
+        realm_for: RealmResolver | None = None,
+        algorithms: Sequence[str] = DEFAULT_CHALLENGE_ALGORITHMS,
+        nonce_secret: bytes | None = None,
+    ) -> None:
+        self.lookup_ha1 = lookup_ha1
+        self.realm_for = realm_for or default_realm
+        self.algorithms = tuple(algorithms)
+        self._nonce_secret = nonce_secret or secrets.token_bytes(32)
+        self._authenticators: dict[str, DigestAuthenticator] = {}
+
+    def authenticator(self, realm: str) -> DigestAuthenticator:
+        authenticator = self._authenticators.get(realm)
+        if authenticator is None:
+            authenticator = DigestAuthenticator(realm, self._nonce_secret)
+            self._authenticators[realm] = authenticator
+        return authenticator
+
+    def authenticate(self, transaction: ServerTransaction, *, proxy: bool) -> str | None:
+        """The verified digest username, or None once the request was answered 401/407
+        (no, wrong or stale credentials, an unknown user, or a nonce from before a
+        restart), or 403 when there is no user database."""
+        request = transaction.request
+        lookup = self.lookup_ha1
+        if lookup is None:
+            respond(transaction, request.create_response(403, "Forbidden (no user database)"))
+            return None
+        realm = self.realm_for(request)
+        authenticator = self.authenticator(realm)
+        stale = False
+        for value in request.headers.get_all("Proxy-Authorization" if proxy else "Authorization"):
+            try:
+                credentials = parse_credentials(value)
+                same_uri = SipUri.parse(credentials.uri) == request.uri
+            except (DigestParseError, SipParseError):
+                continue
+            if credentials.realm != realm:
+                continue
+            if not same_uri:
+                break
+            result = authenticator.verify(credentials, request.method, lookup, body=request.body)
+            if result.ok:
+                return result.username
+            if result.status is VerifyStatus.STALE:
+                stale = True
+                break
+            # An unknown user is challenged again exactly like a wrong password, so the
+            # answers never tell a guesser which usernames exist.
+            break
+        status = 407 if proxy else 401
+        response = request.create_response(status, to_tag=new_tag())
+        header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+        for challenge in authenticator.challenge(self.algorithms, stale=stale):
+            response.headers.add(header, challenge)
+        respond(transaction, response)
+        return None
