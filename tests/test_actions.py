@@ -21,8 +21,18 @@ from sautikit.actions import (
     reject,
     response,
     say,
+    stream,
 )
-from sautikit.voice.actions import VERBS, Conference, Dial, GetDigits, Record, Say, parse_actions
+from sautikit.voice.actions import (
+    VERBS,
+    Conference,
+    Dial,
+    GetDigits,
+    Record,
+    Say,
+    Stream,
+    parse_actions,
+)
 
 EVERY_VERB_FULLY = response(
     say("Karibu", language="sw", voice="sw", loop=2),
@@ -73,6 +83,18 @@ EVERY_VERB_FULLY = response(
     reject("busy"),
     hangup(),
     pause(3),
+    stream(
+        "wss://agent.example.com/media",
+        track="both",
+        bidirectional=True,
+        subprotocol="audio.drachtio.org",
+        name="agent",
+        parameters={"customer": "42"},
+        status_callback="https://app.example.com/stream",
+        status_callback_method="GET",
+        action="https://app.example.com/after-stream",
+        method="POST",
+    ),
 )
 
 
@@ -93,6 +115,14 @@ def test_every_verb_has_a_builder_and_the_server_accepts_each_fully_given() -> N
         False,
         "do-not-trim",
     )
+    streamed = parsed[-1]
+    assert isinstance(streamed, Stream)
+    assert (streamed.track, streamed.bidirectional, streamed.parameters) == (
+        "both",
+        True,
+        {"customer": "42"},
+    )
+    assert streamed.status_callback_method == "GET"
 
 
 def test_say_is_spec_json() -> None:
@@ -184,6 +214,7 @@ def test_the_module_exports_a_builder_per_verb_and_response() -> None:
         "reject",
         "hangup",
         "pause",
+        "stream",
         "response",
     }
 

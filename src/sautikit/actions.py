@@ -36,6 +36,7 @@ __all__ = [
     "reject",
     "response",
     "say",
+    "stream",
 ]
 
 Action = dict[str, dict[str, Any]]
@@ -191,3 +192,33 @@ def hangup() -> Action:
 def pause(length: int | None = None) -> Action:
     """Wait ``length`` seconds in silence (default 1)."""
     return _action("pause", length=length)
+
+
+def stream(
+    url: str,
+    *,
+    track: Literal["inbound", "outbound", "both"] | None = None,
+    bidirectional: bool | None = None,
+    subprotocol: Literal["audio.drachtio.org"] | None = None,
+    name: str | None = None,
+    parameters: dict[str, str] | None = None,
+    status_callback: str | None = None,
+    status_callback_method: Method | None = None,
+    action: str | None = None,
+    method: Method | None = None,
+) -> Action:
+    """Send the call's audio live to the WebSocket at ``url``; ``bidirectional`` also plays
+    what the app sends back, and waits until the stream ends."""
+    return _action(
+        "stream",
+        url=url,
+        track=track,
+        bidirectional=bidirectional,
+        subprotocol=subprotocol,
+        name=name,
+        parameters=parameters,
+        statusCallback=status_callback,
+        statusCallbackMethod=status_callback_method,
+        action=action,
+        method=method,
+    )

@@ -11,6 +11,7 @@ meant for development and tests).
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -20,7 +21,7 @@ import anyio
 import httpcore
 import httpx
 
-__all__ = ["OutboundAddressRefused", "is_public_address", "outbound_client"]
+__all__ = ["OutboundAddressRefused", "connect_outbound_tcp", "is_public_address", "outbound_client"]
 
 
 class OutboundAddressRefused(httpx.ConnectError):
@@ -88,3 +89,38 @@ def outbound_client(*, allow_private: bool, timeout: float = 10.0) -> httpx.Asyn
     return httpx.AsyncClient(
         transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
     )
+
+
+async def connect_outbound_tcp(
+    host: str,
+    port: int,
+    *,
+    allow_private: bool,
+    timeout: float,  # noqa: ASYNC109 - bounds the resolution and the connect together
+) -> socket.socket:
+    """A connected, non-blocking TCP socket to an app-chosen ``host``, for protocols other
+    than HTTP (the ``stream`` verb's WebSocket). The same rule as :func:`outbound_client`:
+    every address the host resolves to must be public unless ``allow_private``, and the
+    socket connects to an address that was checked. Raises OutboundAddressRefused, or
+    OSError / TimeoutError when the host cannot be reached."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(timeout):
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise OSError(f"cannot resolve {host}: {exc}") from exc
+        addresses = [str(info[4][0]) for info in infos]
+        refused = [address for address in addresses if not is_public_address(address)]
+        if not allow_private and (refused or not addresses):
+            raise OutboundAddressRefused(
+                f"{host} resolves to {', '.join(refused) or 'nothing'}, which apps may not reach"
+            )
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, address)
+        except BaseException:
+            sock.close()
+            raise
+        return sock

@@ -71,6 +71,7 @@ __all__ = [
     "DigitsEnd",
     "DigitsResult",
     "MediaChannel",
+    "MediaTap",
     "Mixer",
     "PlayEnd",
     "PlayOutcome",
@@ -100,6 +101,21 @@ class ChannelClosed(Exception):
 
 class ChannelInUse(Exception):
     """The channel is already in a bridge or conference; a leg is in at most one at a time."""
+
+
+class MediaTap(Protocol):
+    """Something beside call logic that hears a leg live and may speak into it (the
+    ``stream`` verb's WebSocket). Called on the tick: it must only queue, never block."""
+
+    def next_frame(self) -> Int16Array | None:
+        """Audio to mix into what the leg hears on this tick, or None for none."""
+
+    def on_frame(self, inbound: Int16Array, outbound: Int16Array) -> None:
+        """This tick's audio: what the far end said, and what the leg hears (with the
+        tap's own audio in it)."""
+
+    def on_digit(self, digit: str) -> None:
+        """The far end pressed a key (it is also queued for call logic as usual)."""
 
 
 class Mixer(Protocol):
@@ -347,6 +363,7 @@ class MediaChannel:
         self._recordings: list[RecordingHandle] = []
         self.ptime = 20
         """The packet time in milliseconds the peer asked for (SDP ``a=ptime``)."""
+        self._taps: list[MediaTap] = []
 
     # --- signalling-facing ----------------------------------------------------------------
 
@@ -485,6 +502,22 @@ class MediaChannel:
         self._recordings.remove(handle)
         self._reconsider()
 
+    # --- taps -----------------------------------------------------------------------------
+
+    def add_tap(self, tap: MediaTap) -> None:
+        """Let ``tap`` hear this leg and speak into it from the next tick on."""
+        if self._closed:
+            raise ChannelClosed("cannot tap a closed channel")
+        if tap not in self._taps:
+            self._taps.append(tap)
+            self._reconsider()  # a relayed leg goes back on the clock to be heard
+
+    def remove_tap(self, tap: MediaTap) -> None:
+        """Stop feeding ``tap``; idempotent."""
+        if tap in self._taps:
+            self._taps.remove(tap)
+            self._reconsider()
+
     # --- silence --------------------------------------------------------------------------
 
     async def wait_for_silence(
@@ -589,6 +622,8 @@ class MediaChannel:
             self._digits.append(digit)
         if self._mixer is not None:
             self._mixer.on_digit(self, digit)
+        for tap in self._taps:
+            tap.on_digit(digit)
         playback = self._playback
         if playback is not None and playback.interrupt_on_dtmf:
             self._end_playback(PlayEnd.DIGIT, digit)
@@ -632,8 +667,14 @@ class MediaChannel:
                 heard = prompt if heard is None else mix(np.stack((heard, prompt)))
             if playback.player.done:
                 self._end_playback(PlayEnd.FINISHED)
+        for tap in self._taps:
+            spoken = tap.next_frame()
+            if spoken is not None:
+                heard = spoken if heard is None else mix(np.stack((heard, spoken)))
         if heard is None:
             heard = SILENT_FRAME
+        for tap in self._taps:
+            tap.on_frame(self.inbound, heard)
         if self.sending:
             session = self.session
             sending_dtmf = session.sending_dtmf
@@ -672,13 +713,14 @@ class MediaChannel:
 
     @property
     def needs_clock(self) -> bool:
-        """Whether this leg's media needs the tick: a prompt, its own recording, silence
+        """Whether this leg's media needs the tick: a prompt, its own recording, a tap, silence
         detection, a digit timeout, DTMF to send, or hold. Otherwise a bridge may relay
         its packets as they come."""
         return (
             self._closed
             or self._playback is not None
             or bool(self._recordings)
+            or bool(self._taps)
             or bool(self._silence_waiters)
             or any(waiter.ticks_left is not None for waiter in self._digit_waiters)
             or self.session.sending_dtmf
@@ -730,6 +772,7 @@ class MediaChannel:
         self._silence_waiters.clear()
         for recording in list(self._recordings):
             recording.stop()
+        self._taps.clear()
         self.session.close()
         self.engine.forget(self, self._ports)
 

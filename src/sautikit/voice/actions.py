@@ -30,6 +30,10 @@ tightened where a silent mistake would cost a call):
 * ``record.timeout`` 0 turns the silence timeout off; ``transcribeCallback`` implies
   ``transcribe`` (see :attr:`Record.wants_transcription`).
 * ``pause.length`` defaults to 1 second.
+* ``stream.url`` is a ``ws://`` or ``wss://`` URL; ``parameters`` is an object of up to 20
+  string values (sent in the ``start`` message); ``bidirectional: true`` is the blocking,
+  two-way form (Twilio's ``<Connect><Stream>``), otherwise the stream forks and the next
+  action runs at once (``<Start><Stream>``).
 * The limits: 64 KB for the raw document and 100 actions at its top level (the actions
   nested in ``getDigits`` are within the 64 KB).
 """
@@ -67,6 +71,7 @@ __all__ = [
     "Redirect",
     "Reject",
     "Say",
+    "Stream",
     "parse_action_document",
     "parse_actions",
 ]
@@ -82,6 +87,8 @@ _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _KEYS = frozenset("0123456789*#")
 _CONFERENCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._:@+-]{0,127}")
+_STREAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+_MAX_STREAM_PARAMETERS: Final = 20
 
 
 class ActionDocumentError(ValueError):
@@ -182,6 +189,31 @@ def _url_problem(value: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", value):
         return f", got {_show(value)}"
     return None
+
+
+def _websocket_url_problem(value: str) -> str | None:
+    if len(value) > _MAX_URL_LENGTH:
+        return f", got {len(value)} characters (at most {_MAX_URL_LENGTH})"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return f", got {_show(value)}"
+    if parts.scheme not in ("ws", "wss") or not parts.hostname or re.search(r"\s", value):
+        return f", got {_show(value)}"
+    return None
+
+
+def _check_parameters(value: object) -> dict[str, str]:
+    what = f"an object of at most {_MAX_STREAM_PARAMETERS} string values"
+    if not isinstance(value, dict):
+        raise _problem(f"must be {what}, got {_describe(value)}")
+    if len(value) > _MAX_STREAM_PARAMETERS:
+        raise _problem(f"must be {what}, got {len(value)}")
+    for key, item in value.items():
+        if not isinstance(item, str) or len(key) > 256 or len(item) > 1024:
+            raise _problem(f"must be {what} (each at most 1024 characters), got {key!r}")
+    return dict(value)
 
 
 def _language_problem(value: str) -> str | None:
@@ -390,11 +422,66 @@ class Pause(_Verb):
     length: Annotated[int, _integer(1, 3600)] = 1
 
 
-Action = Say | Play | GetDigits | Dial | Conference | Record | Redirect | Reject | Hangup | Pause
+class Stream(_Verb):
+    """Send the call's audio live to the WebSocket at ``url`` (and, bidirectional, back)."""
+
+    verb: ClassVar[str] = "stream"
+    url: Annotated[str, _string(_websocket_url_problem, what="a ws:// or wss:// URL")]
+    track: Annotated[
+        Literal["inbound", "outbound", "both"], _choice("inbound", "outbound", "both")
+    ] = "inbound"
+    bidirectional: Boolean = False
+    subprotocol: Annotated[Literal["audio.drachtio.org"], _choice("audio.drachtio.org")] | None = (
+        None
+    )
+    name: (
+        Annotated[
+            str,
+            _string(
+                lambda value: None if _STREAM_NAME.fullmatch(value) else f", got {_show(value)}",
+                what="a name of 1 to 64 letters, digits, ._:-",
+            ),
+        ]
+        | None
+    ) = None
+    parameters: Annotated[dict[str, str], PlainValidator(_check_parameters)] = Field(
+        default_factory=dict
+    )
+    status_callback: Url | None = Field(None, alias="statusCallback")
+    status_callback_method: Method = Field("POST", alias="statusCallbackMethod")
+    action: Url | None = None
+    method: Method = "POST"
+
+
+Action = (
+    Say
+    | Play
+    | GetDigits
+    | Dial
+    | Conference
+    | Record
+    | Redirect
+    | Reject
+    | Hangup
+    | Pause
+    | Stream
+)
 
 _MODELS: Final[dict[str, type[_Verb]]] = {
     model.verb: model
-    for model in (Say, Play, GetDigits, Dial, Conference, Record, Redirect, Reject, Hangup, Pause)
+    for model in (
+        Say,
+        Play,
+        GetDigits,
+        Dial,
+        Conference,
+        Record,
+        Redirect,
+        Reject,
+        Hangup,
+        Pause,
+        Stream,
+    )
 }
 VERBS: Final = tuple(_MODELS)
 _NESTABLE: Final = ("say", "play")

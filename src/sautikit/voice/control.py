@@ -25,6 +25,8 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from sautikit.media.channel import MediaTap
+
 __all__ = [
     "CallControl",
     "CallEnded",
@@ -36,6 +38,7 @@ __all__ = [
     "DialTarget",
     "DigitsResult",
     "HangupCause",
+    "MediaTap",
     "PlayOutcome",
     "RecordResult",
     "RecordingInfo",
@@ -280,6 +283,15 @@ class CallControl(Protocol):
         workspace number or this call's From or To; None means this call's From. Each
         child leg is a call of its own whose parent is this call. A refused target or
         caller id ends the dial with status ``failed``."""
+        ...
+
+    def add_media_tap(self, tap: MediaTap) -> None:
+        """Let ``tap`` hear the call live and speak into it, every 20 ms from the next
+        tick (the ``stream`` verb); raises CallEnded once the call's media is gone."""
+        ...
+
+    def remove_media_tap(self, tap: MediaTap) -> None:
+        """Stop feeding ``tap``; idempotent, also after the call ended."""
         ...
 
     async def conference(

@@ -27,6 +27,15 @@ Decisions where SPEC §3 is silent:
   ``RecordingUrl``.
 * Conference status events post ``ConferenceName``, ``ConferenceEvent`` (the event name)
   and ``ParticipantCallId`` to ``statusEventsCallbackUrl``; their answers are ignored.
+* ``stream`` (see :mod:`sautikit.voice.stream`): one that cannot connect is an application
+  error (``stream.*``), posted to ``statusCallback`` as ``stream-error``, and the call goes
+  on. A one-way stream forks: the next action runs at once, and the stream lasts until the
+  app closes it, :meth:`Interpreter.stop_streams` (the API's stop) or the call's end. A
+  ``bidirectional`` stream blocks until it ends, then requests ``action`` (with
+  ``StreamSid``, ``StreamName`` and ``StreamEndReason``) or runs the next action. Status
+  callbacks post ``StreamSid``, ``StreamName``, ``StreamEvent`` (``stream-started``,
+  ``stream-stopped``, ``stream-error``) and ``StreamError``; their answers are ignored. At
+  most :data:`MAX_STREAMS` streams run on a call at once.
 
 :meth:`Interpreter.redirect_now` serves the API's live redirect: the current action (or
 fetch) is abandoned at once and the new document runs.
@@ -53,6 +62,7 @@ from sautikit.voice.actions import (
     Redirect,
     Reject,
     Say,
+    Stream,
 )
 from sautikit.voice.callbacks import AppClient, AppRequestError, Fields
 from sautikit.voice.control import (
@@ -69,12 +79,14 @@ from sautikit.voice.control import (
     RecordResult,
 )
 from sautikit.voice.prompts import HostAllowed, PromptCache, PromptError
+from sautikit.voice.stream import MediaStream, StreamError, StreamOpener, StreamSpec
 
-__all__ = ["DEFAULT_APOLOGY", "MAX_REDIRECTS", "ApplicationError", "Interpreter"]
+__all__ = ["DEFAULT_APOLOGY", "MAX_REDIRECTS", "MAX_STREAMS", "ApplicationError", "Interpreter"]
 
 log = logging.getLogger(__name__)
 
 MAX_REDIRECTS: Final = 10
+MAX_STREAMS: Final = 4
 DEFAULT_APOLOGY: Final = "We are sorry, an application error has occurred. Goodbye."
 
 
@@ -114,6 +126,7 @@ class Interpreter:
         fallback_method: str = "POST",
         apology: str = DEFAULT_APOLOGY,
         apology_language: str = "en-US",
+        streams: StreamOpener | None = None,
     ) -> None:
         self.call = call
         self.app = app
@@ -132,6 +145,9 @@ class Interpreter:
         self._live: _Fetch | None = None
         self._wakeup: asyncio.Event = asyncio.Event()
         self._notifications: set[asyncio.Task[bool]] = set()
+        self.streams = streams or StreamOpener()
+        self._streams: dict[str, MediaStream] = {}
+        self._forks: set[asyncio.Task[str]] = set()
 
     @property
     def error(self) -> ApplicationError | None:
@@ -164,6 +180,7 @@ class Interpreter:
             raise
         finally:
             self._running = False
+            await self._end_streams()
             await self._finish_notifications()
 
     def redirect_now(self, url: str, method: str = "POST") -> bool:
@@ -174,6 +191,16 @@ class Interpreter:
         self._live = _Fetch(url, method)
         self._wakeup.set()
         return True
+
+    def stop_streams(self, name: str | None = None) -> int:
+        """Stop the call's stream called ``name`` (every stream when None), as the API's
+        stop does; answers how many were stopped."""
+        stopping = [
+            stream for stream in self._streams.values() if name is None or stream.name == name
+        ]
+        for stream in stopping:
+            stream.stop()
+        return len(stopping)
 
     async def _advance_or_redirect(self, step: _Fetch) -> _Fetch | None:
         live, self._live = self._live, None
@@ -254,6 +281,8 @@ class Interpreter:
             case Pause():
                 await self._answer()
                 await self.call.pause(action.length)
+            case Stream():
+                return await self._stream(action)
         return None
 
     # --- verbs ----------------------------------------------------------------------------
@@ -380,6 +409,78 @@ class Interpreter:
             on_status=on_status,
             on_recording=on_recording,
         )
+
+    async def _stream(self, action: Stream) -> _Fetch | None:
+        await self._answer()
+        spec = StreamSpec(
+            url=action.url,
+            track=action.track,
+            bidirectional=action.bidirectional,
+            subprotocol=action.subprotocol,
+            name=action.name,
+            parameters=action.parameters,
+        )
+        if len(self._streams) >= MAX_STREAMS or (spec.name and spec.name in self._streams):
+            why = f"a stream named {spec.name}" if spec.name in self._streams else "4 streams"
+            message = f"the call already has {why}"
+            self._stream_status(action, None, "stream-error", message)
+            await self._record_error("stream.limit", message)
+            return None
+        try:
+            stream = await self.streams.open(spec, self.call)
+        except StreamError as exc:
+            self._stream_status(action, None, "stream-error", exc.message)
+            await self._record_error(exc.code, exc.message)
+            return None
+        self._streams[stream.name] = stream
+        if not action.bidirectional:
+            fork = asyncio.get_running_loop().create_task(self._run_stream(action, stream))
+            self._forks.add(fork)
+            fork.add_done_callback(self._forks.discard)
+            return None
+        reason = await self._run_stream(action, stream)
+        fields: dict[str, str | int] = {
+            "StreamSid": stream.stream_sid,
+            "StreamName": stream.name,
+            "StreamEndReason": reason,
+        }
+        return await self._then(action.action, action.method, fields)
+
+    async def _run_stream(self, action: Stream, stream: MediaStream) -> str:
+        self._stream_status(action, stream, "stream-started")
+        reason = "failed"
+        try:
+            reason = await stream.run()
+        finally:
+            self._streams.pop(stream.name, None)
+            if reason == "failed":
+                self._stream_status(action, stream, "stream-error", stream.error or "")
+            else:
+                self._stream_status(action, stream, "stream-stopped")
+        return reason
+
+    def _stream_status(
+        self, action: Stream, stream: MediaStream | None, event: str, error: str = ""
+    ) -> None:
+        if action.status_callback is None:
+            return
+        fields = {
+            "StreamSid": stream.stream_sid if stream is not None else "",
+            "StreamName": stream.name if stream is not None else (action.name or ""),
+            "StreamEvent": event,
+            "StreamError": error,
+        }
+        self._notify(
+            self.app.notify(
+                action.status_callback, self._fields(fields), action.status_callback_method
+            )
+        )
+
+    async def _end_streams(self) -> None:
+        """The call is over: every stream stops, and says so to the app."""
+        self.stop_streams()
+        if self._forks:
+            await asyncio.gather(*self._forks, return_exceptions=True)
 
     # --- shared steps ---------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from sautikit.media import (
     Bridge,
+    ChannelClosed,
     DigitsEnd,
     MediaChannel,
     PlayEnd,
@@ -45,6 +46,7 @@ from sautikit.voice.control import (
     DigitsResult,
     HangupCause,
     Int16Array,
+    MediaTap,
     PlayOutcome,
     RecordingIntent,
     RecordingSource,
@@ -278,6 +280,19 @@ class LiveCall:
         if result.finished_by is DigitsEnd.CLOSED or self.ended:
             raise CallEnded
         return DigitsResult(result.digits, _FINISHED_BY[result.finished_by], result.key)
+
+    # --- taps (the stream verb) -------------------------------------------------------------
+
+    def add_media_tap(self, tap: MediaTap) -> None:
+        if self.ended:
+            raise CallEnded
+        try:
+            self.channel.add_tap(tap)
+        except ChannelClosed as exc:
+            raise CallEnded from exc
+
+    def remove_media_tap(self, tap: MediaTap) -> None:
+        self.channel.remove_tap(tap)
 
     # --- recording ------------------------------------------------------------------------
 

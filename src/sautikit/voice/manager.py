@@ -58,6 +58,7 @@ from sautikit.voice.live import DialRefused, LiveCall
 from sautikit.voice.prompts import PromptCache
 from sautikit.voice.rooms import Rooms
 from sautikit.voice.routing import NoRoute, route_destination, trunk_trusts
+from sautikit.voice.stream import StreamOpener
 
 __all__ = ["CallManager", "normalise_number"]
 
@@ -518,6 +519,7 @@ class CallManager:
             prompts=self.prompts,
             play_allowed=play_allowed,
             fallback_url=call.fallback_url,
+            streams=StreamOpener(allow_private=self.settings.allow_private_http),
         )
         self.interpreters[live.call_id] = interpreter
         limit = self._spawn(
@@ -757,3 +759,7 @@ class CallManager:
                 interpreter.redirect_now(command["action_url"], command.get("method", "POST"))
         elif "recording" in command:
             live.control_recording(command["recording"])
+        elif isinstance(command.get("stream"), dict):
+            interpreter = self.interpreters.get(call_id)
+            if interpreter is not None:
+                interpreter.stop_streams(command["stream"].get("name"))

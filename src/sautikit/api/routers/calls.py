@@ -62,12 +62,25 @@ class CallChange(RequestModel):
     method: Literal["POST", "GET"] = "POST"
     status: Literal["completed"] | None = Field(None, description="`completed` hangs up.")
     recording: Literal["paused", "resumed", "stopped"] | None = None
+    stream: Literal["stopped"] | None = Field(
+        None, description="`stopped` ends the call's streams (the `stream` verb)."
+    )
+    stream_name: str | None = Field(
+        None, max_length=64, description="With `stream`: only the stream of this `name`."
+    )
 
     @model_validator(mode="after")
     def _one_change(self) -> CallChange:
-        asked = [self.action_url is not None, self.status is not None, self.recording is not None]
+        asked = [
+            self.action_url is not None,
+            self.status is not None,
+            self.recording is not None,
+            self.stream is not None,
+        ]
         if sum(asked) != 1:
-            raise ValueError("give exactly one of action_url, status or recording")
+            raise ValueError("give exactly one of action_url, status, recording or stream")
+        if self.stream_name is not None and self.stream is None:
+            raise ValueError("stream_name goes with stream")
         return self
 
 
@@ -242,7 +255,10 @@ async def get_call(
     }
 
 
-@router.post("/{call_id}", summary="Redirect, hang up, or control the recording of a live call")
+@router.post(
+    "/{call_id}",
+    summary="Redirect, hang up, or control the recording or streams of a live call",
+)
 async def change_call(
     call_id: str,
     body: CallChange,
@@ -258,6 +274,8 @@ async def change_call(
         command |= {"action_url": str(body.action_url), "method": body.method}
     elif body.status is not None:
         command["status"] = body.status
+    elif body.stream is not None:
+        command["stream"] = {"status": body.stream, "name": body.stream_name}
     else:
         command["recording"] = body.recording
     await request.app.state.bus.publish(session, command)
