@@ -66,6 +66,8 @@ def test_postgres_urls_use_asyncpg(monkeypatch: pytest.MonkeyPatch) -> None:
         ("SAUTIKIT_LOG_FORMAT", "xml"),
         ("SAUTIKIT_SIP_DIGEST_ALGORITHMS", "SHA-512"),
         ("SAUTIKIT_SIP_DIGEST_ALGORITHMS", ""),
+        ("SAUTIKIT_SIP_ADVERTISED_HOST", "0.0.0.0"),
+        ("SAUTIKIT_MEDIA_ADVERTISED_ADDRESS", "::"),
     ],
 )
 def test_a_wrong_setting_is_named(

@@ -57,8 +57,21 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
-    sip_host: str = "127.0.0.1"
+    sip_host: str = Field(
+        default="127.0.0.1", description="The address SIP listens on; 0.0.0.0 for every one."
+    )
     sip_port: int = Field(default=5080, ge=0, le=65535)
+    sip_advertised_host: str = Field(
+        default="",
+        description="The address or name phones and carriers reach SIP at (Via, Contact); "
+        "empty means sip_host, or the primary address when sip_host is 0.0.0.0.",
+    )
+    media_host: str = Field(default="", description="The address RTP binds to; empty: sip_host.")
+    media_advertised_address: str = Field(
+        default="",
+        description="The address SDP names for RTP (a public IP behind 1:1 NAT); empty means "
+        "sip_advertised_host when it is an IP, else media_host (never 0.0.0.0).",
+    )
     sip_digest_algorithms: str = Field(
         default="MD5",  # sip.digest.DEFAULT_CHALLENGE_ALGORITHMS (not imported: start-up)
         description="Digest algorithms the registrar challenges phones with, in order: "
@@ -156,6 +169,13 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or CIDR") from None
+        return value
+
+    @field_validator("sip_advertised_host", "media_advertised_address")
+    @classmethod
+    def _check_advertisable(cls, value: str) -> str:
+        if value and value.strip("[]") in ("0.0.0.0", "::"):
+            raise ValueError("a wildcard address cannot be advertised: nobody can reach it")
         return value
 
     @field_validator("sip_digest_algorithms")

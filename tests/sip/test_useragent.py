@@ -528,6 +528,16 @@ async def test_register_is_challenged_with_sha256_then_md5_and_binds_the_contact
     assert agent.lookup(f"sip:alice@{REALM}") == []
 
 
+async def test_a_binding_is_found_by_its_user_whatever_host_the_phone_registered_to(
+    make_agent: MakeAgent, client: TransactionLayer
+) -> None:
+    agent = await make_agent(lookup_ha1=lookup_ha1, realm_for=lambda r: REALM)
+    assert (await register(client, agent, "alice", "s3cret", algorithm="MD5")).status == 200
+    for host in (REALM, "203.0.113.5", "0.0.0.0", "sip.example.com"):
+        assert len(agent.lookup(f"sip:alice@{host}")) == 1
+    assert agent.lookup("sip:bob@203.0.113.5") == []
+
+
 async def test_register_with_md5_credentials_and_zero_expiry_unbinds(
     make_agent: MakeAgent, client: TransactionLayer
 ) -> None:

@@ -114,8 +114,12 @@ class InboundLeg(CallLeg):
 
     sip: IncomingCall
 
-    def __init__(self, call: IncomingCall, channel: MediaChannel) -> None:
-        super().__init__(call, channel, SdpSession(channel.local_address[0]))
+    def __init__(
+        self, call: IncomingCall, channel: MediaChannel, *, sdp_address: str | None = None
+    ) -> None:
+        """``sdp_address`` is what our SDP names (the advertised media address); by
+        default the channel's own, right only when it is bound to one address."""
+        super().__init__(call, channel, SdpSession(sdp_address or channel.local_address[0]))
         port = channel.local_address[1]
         self._local: SessionDescription
         if call.offer is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -9,9 +10,19 @@ from typing import Any
 from sautikit.media import MediaEngine, TextToSpeech
 from sautikit.pbx.leg import InboundLeg, OutboundLeg
 from sautikit.sip import IncomingCall, NameAddress, SdpSession, SipUri, UserAgent
+from sautikit.sip.addresses import advertised_address
 from sautikit.sip.transport import Peer
 
 __all__ = ["InboundHandler", "Pbx"]
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +34,16 @@ class Pbx:
     """The media plane of one process.
 
     ``on_inbound`` gets every INVITE as an :class:`InboundLeg`; when it returns without
-    answering the call stays up for whoever holds the leg. ``media_host`` is the address
-    RTP binds to and SDP names; ``user_agent_options`` go to :class:`UserAgent` (digest
-    lookups for devices, the INVITE policy, timers).
+    answering the call stays up for whoever holds the leg.
+
+    Addresses (see :mod:`sautikit.sip.addresses`): SIP listens on ``sip_host`` (``0.0.0.0``
+    for every interface) and advertises ``sip_advertised_host`` in Via, Contact and the
+    URIs it builds (default: ``sip_host``, or the primary address for a wildcard);
+    :attr:`sip_host` is that advertised name. RTP binds to ``media_host`` (default
+    ``sip_host``) and SDP names ``media_advertised_address`` (default: the SIP advertised
+    address when it is an IP literal, else as for SIP), never a wildcard.
+    ``user_agent_options`` go to :class:`UserAgent` (digest lookups for devices, the
+    INVITE policy, timers).
     """
 
     def __init__(
@@ -33,16 +51,25 @@ class Pbx:
         *,
         sip_host: str = "127.0.0.1",
         sip_port: int = 5080,
+        sip_advertised_host: str | None = None,
         media_host: str | None = None,
+        media_advertised_address: str | None = None,
         rtp_ports: tuple[int, int] = (20000, 29999),
         tts: TextToSpeech | None = None,
         on_inbound: InboundHandler | None = None,
         sip_user: str = "sautikit",
         **user_agent_options: Any,
     ) -> None:
-        self.sip_host = sip_host
+        #: The address SIP binds to; :attr:`sip_host` is the one others are told.
+        self.listen_host = sip_host
+        self.sip_host = advertised_address(sip_host, sip_advertised_host)
         self.sip_port = sip_port
-        self.media = MediaEngine(media_host or sip_host, rtp_ports, tts)
+        media_bind = media_host or sip_host
+        if not media_advertised_address and _is_ip(self.sip_host) and sip_advertised_host:
+            media_advertised_address = self.sip_host
+        #: The address every SDP we send names for RTP.
+        self.media_address = advertised_address(media_bind, media_advertised_address)
+        self.media = MediaEngine(media_bind, rtp_ports, tts)
         self.on_inbound = on_inbound
         self._sip_user = sip_user
         self.user_agent_options = user_agent_options
@@ -64,13 +91,20 @@ class Pbx:
     async def start(self) -> None:
         self.media.start()
         self._agent = await UserAgent.listen(
-            self.sip_host,
+            self.listen_host,
             self.sip_port,
+            advertised_host=self.sip_host,
             on_incoming_call=self._incoming,
             user=self._sip_user,
             **self.user_agent_options,
         )
-        log.info("PBX listening for SIP on %s:%d (UDP and TCP)", self.sip_host, self.port)
+        log.info(
+            "PBX listening for SIP on %s:%d (UDP and TCP), advertising %s; media at %s",
+            self.listen_host,
+            self.port,
+            self.sip_host,
+            self.media_address,
+        )
 
     async def close(self) -> None:
         if self._agent is not None:
@@ -87,7 +121,7 @@ class Pbx:
     async def _incoming(self, call: IncomingCall) -> None:
         channel = await self.media.open_channel()
         try:
-            leg = InboundLeg(call, channel)
+            leg = InboundLeg(call, channel, sdp_address=self.media_address)
         except BaseException:
             await channel.close()
             raise  # NoCommonCodec: the user agent answers 488
@@ -110,7 +144,7 @@ class Pbx:
         :meth:`OutboundLeg.wait_answer`."""
         channel = await self.media.open_channel()
         try:
-            sdp = SdpSession(channel.local_address[0])
+            sdp = SdpSession(self.media_address)
             offer = sdp.offer(channel.local_address[1])
             call = await self.agent.place_call(
                 target,

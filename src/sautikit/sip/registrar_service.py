@@ -77,9 +77,16 @@ class RegistrarService:
 
 
 def address_of_record(uri: SipUri) -> str:
-    """The canonical address-of-record of a URI: scheme, user and lower-cased host."""
-    user = f"{uri.user}@" if uri.user else ""
-    return f"{uri.scheme}:{user}{uri.host.lower()}"
+    """The key of a URI's bindings: scheme and user, without the host.
+
+    A digest username is unique across the installation and REGISTER is only accepted
+    for the caller's own user, so the host adds nothing, and leaving it out means a phone
+    that registered to ``sip:alice@203.0.113.5`` (the public address), to a DNS name or
+    to the listen address is found the same way. A URI without a user keys by its host.
+    """
+    if uri.user:
+        return f"{uri.scheme}:{uri.user}"
+    return f"{uri.scheme}:{uri.host.lower()}"
 
 
 def contact_requests(request: Request) -> list[ContactRequest]:

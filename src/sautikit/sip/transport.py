@@ -33,6 +33,7 @@ import socket
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal, NamedTuple, cast
 
+from sautikit.sip.addresses import advertised_address
 from sautikit.sip.errors import SipParseError
 from sautikit.sip.message import (
     MAX_MESSAGE_SIZE,
@@ -226,7 +227,9 @@ class SipTransportLayer:
     ) -> None:
         """Listen on ``host:port``; port 0 picks one free port shared by UDP and TCP.
 
-        ``advertised_host`` is what goes into Via sent-by and Contact (default ``host``).
+        ``advertised_host`` is what goes into Via sent-by and Contact (default ``host``, or
+        for a wildcard such as ``0.0.0.0`` the machine's primary address: see
+        :mod:`sautikit.sip.addresses`).
         """
         if not udp and not tcp:
             raise ValueError("start at least one of UDP and TCP")
@@ -256,7 +259,7 @@ class SipTransportLayer:
                 tcp_socket = self._server.sockets[0]
                 bound_port, self._family = tcp_socket.getsockname()[1], tcp_socket.family
             self.host, self.port = host, bound_port
-            self.advertised_host = advertised_host or host
+            self.advertised_host = advertised_address(host, advertised_host)
             return
 
     def make_via(self, transport: TransportName, branch: str) -> Via:
