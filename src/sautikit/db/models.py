@@ -25,6 +25,8 @@ __all__ = [
     "ApiKey",
     "Base",
     "Call",
+    "ConsoleSession",
+    "ConsoleUser",
     "Delivery",
     "DeliveryAttempt",
     "Event",
@@ -460,3 +462,35 @@ class MpesaPayment(Base):
     )
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     assigned_at: Mapped[datetime | None]
+
+
+class ConsoleUser(Base):
+    """A workspace member who signs in to the web console (``/console``)."""
+
+    __tablename__ = "console_users"
+
+    id: Mapped[str] = _id_column()
+    workspace_id: Mapped[str] = _workspace_column()
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    # argon2id, with its parameters and salt in the string.
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))  # owner | developer | viewer
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+
+
+class ConsoleSession(Base):
+    """A signed-in browser: the cookie holds a secret, the row only its SHA-256."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = _id_column()
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # NULL with ``operator`` set: the operator signed in with the operator token.
+    user_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("console_users.id", ondelete="CASCADE"), index=True
+    )
+    operator: Mapped[bool] = mapped_column(Boolean, default=False)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
