@@ -1,0 +1,43 @@
+"""``sautikit console``: the operator makes a workspace's first console member."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sautikit.cli.common import console, in_transaction
+from sautikit.console.auth import ROLES, create_member
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Members of the web console (/console).", no_args_is_help=True)
+
+
+@app.command("add-member")
+def add_member(
+    workspace_id: Annotated[str, typer.Argument(help="The member's workspace.")],
+    email: Annotated[str, typer.Argument(help="The e-mail address they sign in with.")],
+    role: Annotated[str, typer.Option("--role", help=f"One of {', '.join(ROLES)}.")] = "owner",
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            show_default=False,
+            help="Asked for when not given (at least 10 characters).",
+        ),
+    ] = "",
+) -> None:
+    """Add a member who signs in to the console with EMAIL and a password."""
+
+    async def add(session: AsyncSession) -> tuple[str, str]:
+        member = await create_member(session, workspace_id, email, password, role)
+        return member.id, member.email
+
+    member_id, address = in_transaction(add)
+    console.print(
+        f"{address} ({role}) can now sign in at /console — member {member_id}", highlight=False
+    )

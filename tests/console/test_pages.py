@@ -1,0 +1,182 @@
+"""The console over HTTP: sign-in, cookies, CSRF, throttling, roles, tenant isolation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from sautikit import accounts
+from sautikit.api import create_api
+from sautikit.config import Settings
+from sautikit.console.auth import create_member
+from sautikit.db import Database
+from sautikit.db.models import ApiKey, Call
+
+PASSWORD = "correct horse battery"
+OPERATOR_TOKEN = "op_" + "y" * 40
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "var",
+        secret_key=SecretStr("test-secret"),
+        operator_token=SecretStr(OPERATOR_TOKEN),
+    )
+
+
+@pytest.fixture
+def api_app(settings: Settings, database: Database) -> FastAPI:
+    return create_api(settings, database)
+
+
+@pytest.fixture
+async def browser(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=api_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as http:
+        yield http
+
+
+async def member(
+    database: Database, role: str = "owner", email: str = "wanjiru@example.co.ke"
+) -> str:
+    async with database.transaction() as session:
+        workspace = await accounts.create_workspace(session, f"ws-{email}")
+        await create_member(session, workspace.id, email, PASSWORD, role)
+    return workspace.id
+
+
+async def sign_in(http: httpx.AsyncClient, email: str = "wanjiru@example.co.ke") -> httpx.Response:
+    return await http.post("/console/sign-in", data={"email": email, "password": PASSWORD})
+
+
+def csrf(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, "the page has a form with a CSRF token"
+    return found.group(1)
+
+
+async def test_pages_need_a_session(browser: httpx.AsyncClient) -> None:
+    for path in ("/console", "/console/calls", "/console/wallet", "/console/operator"):
+        response = await browser.get(path)
+        assert response.status_code == 303 and response.headers["location"] == "/console/sign-in"
+    page = await browser.get("/console/sign-in")
+    assert page.status_code == 200 and '<label for="email">' in page.text
+    assert (await browser.get("/console/static/htmx.min.js")).status_code == 200
+    assert (await browser.get("/console/static/../auth.py")).status_code == 404
+
+
+async def test_sign_in_sets_a_strict_http_only_cookie_and_sign_out_ends_it(
+    browser: httpx.AsyncClient, database: Database
+) -> None:
+    await member(database)
+    wrong = await browser.post(
+        "/console/sign-in", data={"email": "wanjiru@example.co.ke", "password": "nope"}
+    )
+    assert wrong.status_code == 401 and "do not match" in wrong.text
+    signed_in = await sign_in(browser)
+    assert signed_in.status_code == 303
+    cookie = signed_in.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/console" in cookie
+    overview = await browser.get("/console")
+    assert overview.status_code == 200 and "Overview" in overview.text
+    await browser.post("/console/sign-out", data={"csrf_token": csrf(overview)})
+    assert (await browser.get("/console")).status_code == 303
+
+
+async def test_sign_in_is_throttled_after_five_failures(
+    browser: httpx.AsyncClient, database: Database
+) -> None:
+    await member(database)
+    for _ in range(5):
+        failed = await browser.post(
+            "/console/sign-in", data={"email": "wanjiru@example.co.ke", "password": "guess"}
+        )
+        assert failed.status_code == 401
+    blocked = await sign_in(browser)  # even the right password waits now
+    assert blocked.status_code == 429 and "Too many" in blocked.text
+
+
+async def test_changes_need_the_csrf_token_and_a_role_that_may_change(
+    browser: httpx.AsyncClient, database: Database
+) -> None:
+    workspace_id = await member(database)
+    await sign_in(browser)
+    page = await browser.get("/console/keys")
+    forged = await browser.post("/console/keys", data={"name": "ci"})
+    assert forged.status_code == 403
+    other_site = await browser.post(
+        "/console/keys",
+        data={"name": "ci", "csrf_token": csrf(page)},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert other_site.status_code == 403
+    created = await browser.post(
+        "/console/keys", data={"name": "ci", "csrf_token": csrf(page), "scopes": "calls.read"}
+    )
+    assert created.status_code == 201
+    secret = re.search(r'value="(sk_live_[^"]+)"', created.text)
+    assert secret is not None
+    assert secret.group(1) not in (await browser.get("/console/keys")).text  # shown once
+    async with database.transaction() as session:
+        (key,) = (await session.scalars(select(ApiKey))).all()
+    assert (key.workspace_id, key.scopes, key.name) == (workspace_id, ["calls.read"], "ci")
+
+    async with database.transaction() as session:
+        await create_member(session, workspace_id, "viewer@example.co.ke", PASSWORD, "viewer")
+    browser.cookies.clear()
+    await sign_in(browser, "viewer@example.co.ke")
+    page = await browser.get("/console/keys")
+    refused = await browser.post("/console/keys", data={"name": "x", "csrf_token": csrf(page)})
+    assert refused.status_code == 403 and "Viewers" in refused.text
+
+
+async def test_a_member_cannot_open_another_workspaces_call_by_url(
+    browser: httpx.AsyncClient, database: Database
+) -> None:
+    mine = await member(database)
+    theirs = await member(database, email="otieno@example.co.ke")
+    async with database.transaction() as session:
+        call_a = Call(
+            workspace_id=mine,
+            direction="outbound",
+            from_number="+254700000001",
+            to_number="+254711000001",
+        )
+        call_b = Call(
+            workspace_id=theirs,
+            direction="outbound",
+            from_number="+254700000002",
+            to_number="+254722000002",
+        )
+        session.add_all([call_a, call_b])
+    await sign_in(browser)
+    assert (await browser.get(f"/console/calls/{call_a.id}")).status_code == 200
+    other = await browser.get(f"/console/calls/{call_b.id}")
+    assert other.status_code == 404 and "+254722000002" not in other.text
+    listed = await browser.get("/console/calls")
+    assert call_a.id in listed.text and call_b.id not in listed.text
+    assert (await browser.get(f"/console/recordings/{call_b.id}/audio")).status_code == 404
+
+
+async def test_the_operator_signs_in_with_the_token_and_members_cannot_open_its_pages(
+    browser: httpx.AsyncClient, database: Database
+) -> None:
+    await member(database)
+    await sign_in(browser)
+    assert (await browser.get("/console/operator")).status_code == 403
+    browser.cookies.clear()
+    wrong = await browser.post("/console/operator/sign-in", data={"token": "op_wrong"})
+    assert wrong.status_code == 401
+    right = await browser.post("/console/operator/sign-in", data={"token": OPERATOR_TOKEN})
+    assert right.status_code == 303
+    page = await browser.get("/console/operator")
+    assert page.status_code == 200 and "ws-wanjiru@example.co.ke" in page.text
+    assert (await browser.get("/console")).status_code == 303  # members' pages are not its
