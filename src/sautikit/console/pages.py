@@ -85,6 +85,8 @@ _CALL_STATUSES = ("queued", "ringing", "answered", "completed", "busy", "no_answ
 
 
 def _database(request: Request) -> Database:
+    """Pages read with ``sessions()``, never queueing on the writer; forms that change
+    something use ``transaction()``."""
     return api_context(request).database
 
 
@@ -289,7 +291,7 @@ async def sign_out(request: Request, csrf_token: str = Form("")) -> Response:
 
 @router.get("")
 async def overview(request: Request) -> Response:
-    async with _database(request).transaction() as session:
+    async with _database(request).sessions() as session:
         viewer = await _member(request, session)
         if isinstance(viewer, Response):
             return viewer
@@ -335,7 +337,7 @@ async def calls_page(
     direction: str = Query(""),
     number: str = Query(""),
 ) -> Response:
-    async with _database(request).transaction() as session:
+    async with _database(request).sessions() as session:
         viewer = await _member(request, session)
         if isinstance(viewer, Response):
             return viewer
@@ -360,7 +362,7 @@ async def calls_page(
 @router.get("/calls/live")
 async def live_calls_rows(request: Request) -> Response:
     """The live calls' table rows: the page polls this every two seconds."""
-    async with _database(request).transaction() as session:
+    async with _database(request).sessions() as session:
         viewer = await _viewer(request, session)
         if viewer is None:
             return Response(status_code=401)
@@ -377,7 +379,7 @@ async def _owned_call(session: AsyncSession, viewer: Viewer, call_id: str) -> Ca
 
 @router.get("/calls/{call_id}")
 async def call_page(request: Request, call_id: str) -> Response:
-    async with _database(request).transaction() as session:
+    async with _database(request).sessions() as session:
         viewer = await _member(request, session)
         if isinstance(viewer, Response):
             return viewer
@@ -443,7 +445,7 @@ async def _recording_store_and_key(
 @router.get("/recordings/{recording_id}/audio")
 async def recording_audio(request: Request, recording_id: str) -> Response:
     """302 to a presigned URL of the recording: the audio element loads it from there."""
-    async with _database(request).transaction() as session:
+    async with _database(request).sessions() as session:
         viewer = await _member(request, session)
         if isinstance(viewer, Response):
             return viewer
@@ -465,7 +467,7 @@ async def recording_audio(request: Request, recording_id: str) -> Response:
 @router.get("/recordings/{recording_id}/waveform.svg")
 async def recording_waveform(request: Request, recording_id: str) -> Response:
     """One waveform per channel, drawn from the stored WAV."""
-    async with _database(request).transaction() as session:
+    async with _database(request).sessions() as session:
         viewer = await _member(request, session)
         if isinstance(viewer, Response):
             return viewer
@@ -486,7 +488,7 @@ async def recording_waveform(request: Request, recording_id: str) -> Response:
 
 @router.get("/numbers")
 async def numbers_page(request: Request, notice: str = Query("")) -> Response:
-    async with _database(request).transaction() as session:
+    async with _database(request).sessions() as session:
         viewer = await _member(request, session)
         if isinstance(viewer, Response):
             return viewer
@@ -579,7 +581,7 @@ async def release(request: Request, number_id: str, csrf_token: str = Form("")) 
 
 @router.get("/keys")
 async def keys_page(request: Request) -> Response:
-    async with _database(request).transaction() as session:
+    async with _database(request).sessions() as session:
         viewer = await _member(request, session)
         if isinstance(viewer, Response):
             return viewer
@@ -664,7 +666,7 @@ async def _deliveries(session: AsyncSession, workspace_id: str) -> list[dict[str
 
 @router.get("/webhooks")
 async def webhooks_page(request: Request) -> Response:
-    async with _database(request).transaction() as session:
+    async with _database(request).sessions() as session:
         viewer = await _member(request, session)
         if isinstance(viewer, Response):
             return viewer
@@ -687,7 +689,7 @@ async def webhooks_page(request: Request) -> Response:
 @router.get("/webhooks/deliveries")
 async def delivery_rows(request: Request) -> Response:
     """The delivery log's rows: the page polls this every two seconds."""
-    async with _database(request).transaction() as session:
+    async with _database(request).sessions() as session:
         viewer = await _member(request, session)
         if isinstance(viewer, Response):
             return Response(status_code=401)
@@ -725,7 +727,7 @@ def _topups(request: Request) -> TopUpService | None:
 
 @router.get("/wallet")
 async def wallet_page(request: Request, notice: str = Query("")) -> Response:
-    async with _database(request).transaction() as session:
+    async with _database(request).sessions() as session:
         viewer = await _member(request, session)
         if isinstance(viewer, Response):
             return viewer
@@ -765,7 +767,7 @@ async def wallet_page(request: Request, notice: str = Query("")) -> Response:
 @router.get("/wallet/balance")
 async def wallet_balance_fragment(request: Request) -> Response:
     """The balance alone: the wallet page polls it while a top-up is pending."""
-    async with _database(request).transaction() as session:
+    async with _database(request).sessions() as session:
         viewer = await _member(request, session)
         if isinstance(viewer, Response):
             return Response(status_code=401)
@@ -808,7 +810,7 @@ async def start_topup(
 
 @router.get("/settings")
 async def settings_page(request: Request) -> Response:
-    async with _database(request).transaction() as session:
+    async with _database(request).sessions() as session:
         viewer = await _member(request, session)
         if isinstance(viewer, Response):
             return viewer
@@ -821,7 +823,7 @@ async def settings_page(request: Request) -> Response:
 
 @router.get("/operator")
 async def operator_page(request: Request, notice: str = Query("")) -> Response:
-    async with _database(request).transaction() as session:
+    async with _database(request).sessions() as session:
         viewer = await _operator(request, session)
         if isinstance(viewer, Response):
             return viewer
