@@ -178,6 +178,13 @@ async def test_a_member_s_day_in_the_console(
         async with ServeProcess(tmp_path / "var", url, env=env) as serve:
             context = await chromium.new_context(base_url=serve.base_url)
             page = await context.new_page()
+            browser_errors: list[str] = []
+            page.on(
+                "console",
+                lambda message: (
+                    browser_errors.append(message.text) if message.type == "error" else None
+                ),
+            )
 
             # Sign in with the keyboard alone: skip link, e-mail, password, Enter.
             await visit(page, "/console/sign-in", "sign-in")
@@ -256,7 +263,7 @@ async def test_a_member_s_day_in_the_console(
             await visit(page, f"/console/calls/{call_id}", "call")
             await expect(page.locator("#call-status")).to_have_text("completed")
             await page.wait_for_function(
-                "document.querySelector('audio').readyState >= 1", timeout=30_000
+                "() => document.querySelector('audio').readyState >= 1", timeout=30_000
             )
             duration = await page.evaluate("document.querySelector('audio').duration")
             assert duration > 1
@@ -269,7 +276,7 @@ async def test_a_member_s_day_in_the_console(
                 await expect(transcript_box).to_contain_text(transcript.text[:20])
             await page.evaluate("document.querySelector('audio').play()")
             await page.wait_for_function(
-                "document.querySelector('audio').currentTime > 0", timeout=30_000
+                "() => document.querySelector('audio').currentTime > 0", timeout=30_000
             )
 
             # Top up by M-Pesa and watch the balance change with no reload.
@@ -319,6 +326,9 @@ async def test_a_member_s_day_in_the_console(
             assert response is not None and response.status == 404
             await expect(page.get_by_role("heading", name="Not found")).to_be_visible()
             assert "+254733000777" not in await page.content()
+
+            # Nothing the pages do breaks their own Content-Security-Policy.
+            assert not [text for text in browser_errors if "Content Security" in text]
 
             # The operator sees every workspace.
             operator = await (await chromium.new_context(base_url=serve.base_url)).new_page()
