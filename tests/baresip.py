@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import socket
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -39,16 +40,22 @@ class Baresip:
         rtp_ports: tuple[int, int],
         *,
         register: tuple[str, int, str] | None = None,
+        address: str = "127.0.0.1",
+        wrap: Callable[[Sequence[str]], list[str]] | None = None,
     ) -> None:
-        """``register`` (host, port, password) registers ``name`` there with digest auth."""
+        """``register`` (host, port, password) registers ``name`` there with digest auth.
+        ``address`` is where it listens; ``wrap`` turns its command line into another
+        (e.g. run inside a network namespace, where every port is free)."""
         self.folder = folder
         self.name = name
-        self.port = _free_pair()
+        self.address = address
+        self._wrap = wrap
+        self.port = _free_pair() if wrap is None else 5060
         (folder / "snd").mkdir(parents=True, exist_ok=True)
         lines = [
             "poll_method epoll",
-            f"sip_listen 127.0.0.1:{self.port}",
-            "net_interface 127.0.0.1",
+            f"sip_listen {address}:{self.port}",
+            f"net_interface {address}",
             "module_path /usr/lib/baresip/modules",
             *(f"module {module}.so" for module in _MODULES),
             f"audio_source aufile,{voice}",
@@ -59,7 +66,7 @@ class Baresip:
         ]
         (folder / "config").write_text("\n".join(lines) + "\n")
         if register is None:
-            account = f"<sip:{name}@127.0.0.1:{self.port};transport=udp>;regint=0"
+            account = f"<sip:{name}@{address}:{self.port};transport=udp>;regint=0"
         else:
             host, port, password = register
             account = f"<sip:{name}@{host}:{port};transport=udp>;auth_pass={password};regint=60"
@@ -69,7 +76,7 @@ class Baresip:
 
     @property
     def uri(self) -> str:
-        return f"sip:{self.name}@127.0.0.1:{self.port}"
+        return f"sip:{self.name}@{self.address}:{self.port}"
 
     async def start(self, seconds: float, dial: str | None = None) -> None:
         """Run for ``seconds`` (then baresip hangs up and quits), dialling ``dial`` if given."""
@@ -77,6 +84,8 @@ class Baresip:
         command = [BARESIP or "baresip", "-f", str(self.folder), "-t", str(int(seconds))]
         if dial is not None:
             command += ["-e", f"/dial {dial}"]
+        if self._wrap is not None:
+            command = self._wrap(command)
         self._process = await asyncio.create_subprocess_exec(
             *command,
             stdin=asyncio.subprocess.DEVNULL,

@@ -37,7 +37,7 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,8 +134,12 @@ class Sipp:
         trace_err: bool = True,
         extra: Sequence[str] = (),
         workdir: Path | None = None,
+        local: str = "127.0.0.1",
+        wrap: Callable[[Sequence[str]], list[str]] | None = None,
     ) -> None:
         self.scenario = scenario
+        self.local = local
+        self._wrap = wrap
         self._kind = socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM
         self.port = port if port is not None else free_port(self._kind)
         self.timeout = timeout
@@ -143,6 +147,8 @@ class Sipp:
         self.command = self._command(
             remote, calls, transport, service, keys or {}, trace_stat, trace_err, extra
         )
+        if wrap is not None:
+            self.command = wrap(self.command)
         self._process: asyncio.subprocess.Process | None = None
 
     def _command(
@@ -163,7 +169,7 @@ class Sipp:
             command = [SIPP or "sipp", "-sn", scenario]
         if remote is not None:
             command.append(f"{remote[0]}:{remote[1]}")
-        command += ["-i", "127.0.0.1", "-p", str(self.port), "-t", transport]
+        command += ["-i", self.local, "-p", str(self.port), "-t", transport]
         command += ["-mp", str(free_port()), "-m", str(calls), "-nostdin"]
         # -timeout ends a stuck run; -timeout_error makes that run a failure (exit 1).
         command += ["-timeout", f"{self.timeout}s", "-timeout_error"]
@@ -186,6 +192,9 @@ class Sipp:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
+        if self._wrap is not None:  # elsewhere (another namespace): its port cannot be seen
+            await asyncio.sleep(0.3)
+            return
         # A callee must be listening before we call it: wait until its port is taken.
         for _ in range(100):
             if self._port_taken() or self._process.returncode is not None:

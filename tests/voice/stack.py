@@ -174,7 +174,11 @@ async def open_stack(
             await top_up(session, workspace.id, credit_minor, idempotency_key="seed")
     http = outbound_client(allow_private=True, timeout=3)
     pbx = Pbx(
+        sip_host=settings.sip_host,
         sip_port=0,
+        sip_advertised_host=settings.sip_advertised_host or None,
+        media_host=settings.media_host or None,
+        media_advertised_address=settings.media_advertised_address or None,
         rtp_ports=(_RTP, _RTP + 99),
         tts=TextToSpeech(tmp_path / "tts"),
         timers=TimerConfig(t1=0.1),
