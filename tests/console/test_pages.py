@@ -17,7 +17,7 @@ from sautikit.api import create_api
 from sautikit.config import Settings
 from sautikit.console.auth import create_member
 from sautikit.db import Database
-from sautikit.db.models import ApiKey, Call
+from sautikit.db.models import ApiKey, Call, Number, SipCredential
 
 PASSWORD = "correct horse battery"
 OPERATOR_TOKEN = "op_" + "y" * 40
@@ -180,3 +180,47 @@ async def test_the_operator_signs_in_with_the_token_and_members_cannot_open_its_
     page = await browser.get("/console/operator")
     assert page.status_code == 200 and "ws-wanjiru@example.co.ke" in page.text
     assert (await browser.get("/console")).status_code == 303  # members' pages are not its
+
+
+async def test_sip_logins_are_made_shown_once_rotated_and_revoked(
+    browser: httpx.AsyncClient, database: Database
+) -> None:
+    mine = await member(database)
+    theirs = await member(database, email="otieno@example.co.ke")
+    async with database.transaction() as session:
+        number = Number(
+            e164="+254700000123", monthly_price_minor=0, status="active", workspace_id=mine
+        )
+        other = Number(
+            e164="+254700000456", monthly_price_minor=0, status="active", workspace_id=theirs
+        )
+        session.add_all([number, other])
+    await sign_in(browser)
+    page = await browser.get(f"/console/numbers/{number.id}/sip")
+    assert page.status_code == 200 and "No logins yet" in page.text
+    created = await browser.post(
+        f"/console/numbers/{number.id}/sip", data={"csrf_token": csrf(page)}
+    )
+    assert created.status_code == 201
+    password = re.search(r'id="sip-password" readonly value="([^"]+)"', created.text)
+    assert password is not None and f"<code>{mine}</code>" in created.text  # the realm
+    assert password.group(1) not in (await browser.get(f"/console/numbers/{number.id}/sip")).text
+
+    async with database.transaction() as session:
+        (first,) = (await session.scalars(select(SipCredential))).all()
+    rotated = await browser.post(
+        f"/console/numbers/{number.id}/sip", data={"csrf_token": csrf(page), "rotate": first.id}
+    )
+    assert rotated.status_code == 201
+    revoked = await browser.post(
+        f"/console/numbers/{number.id}/sip", data={"csrf_token": csrf(page), "revoke": first.id}
+    )
+    assert revoked.status_code == 200
+    async with database.transaction() as session:
+        live = (
+            await session.scalars(select(SipCredential).where(SipCredential.revoked_at.is_(None)))
+        ).all()
+    assert len(live) == 1 and live[0].id != first.id
+    assert (await browser.get(f"/console/numbers/{other.id}/sip")).status_code == 404
+    forged = await browser.post(f"/console/numbers/{other.id}/sip", data={"csrf_token": csrf(page)})
+    assert forged.status_code == 404

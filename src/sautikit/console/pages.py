@@ -35,6 +35,12 @@ from sautikit.billing.numbers import (
     claim_number,
     release_number,
 )
+from sautikit.billing.sip_credentials import (
+    CreatedCredential,
+    create_credential,
+    revoke_credential,
+    rotate_credential,
+)
 from sautikit.console import auth
 from sautikit.console.auth import COOKIE_NAME, SESSION_LIFETIME, SignInThrottle, Viewer
 from sautikit.console.waveform import waveform_svg
@@ -48,6 +54,7 @@ from sautikit.db.models import (
     Number,
     Rate,
     Recording,
+    SipCredential,
     TopUp,
     Transcription,
     Trunk,
@@ -574,6 +581,95 @@ async def release(request: Request, number_id: str, csrf_token: str = Form("")) 
             return _not_found(request, viewer)
         await release_number(session, number, now=utcnow())
         return _back("/console/numbers", "released")
+
+
+# -- SIP credentials ------------------------------------------------------------------
+
+
+async def _owned_number(session: AsyncSession, viewer: Viewer, number_id: str) -> Number | None:
+    number = await session.get(Number, number_id)
+    if number is None or number.workspace_id != viewer.workspace_id:
+        return None
+    return number
+
+
+def _phone_settings(request: Request, viewer: Viewer) -> dict[str, str]:
+    """What a softphone or IP phone needs, besides the username and password."""
+    settings = api_context(request).settings
+    host = settings.sip_advertised_host or settings.sip_host
+    return {"server": f"{host}:{settings.sip_port}", "realm": _workspace_id(viewer)}
+
+
+async def _credentials_page(
+    request: Request,
+    session: AsyncSession,
+    viewer: Viewer,
+    number: Number,
+    created: CreatedCredential | None = None,
+) -> HTMLResponse:
+    credentials = (
+        await session.scalars(
+            select(SipCredential)
+            .where(SipCredential.number_id == number.id, SipCredential.revoked_at.is_(None))
+            .order_by(SipCredential.id)
+        )
+    ).all()
+    return render(
+        request,
+        "sip.html",
+        viewer,
+        number=number,
+        credentials=credentials,
+        created=created,
+        phone=_phone_settings(request, viewer),
+        status_code=201 if created else 200,
+    )
+
+
+@router.get("/numbers/{number_id}/sip")
+async def sip_page(request: Request, number_id: str) -> Response:
+    async with _database(request).sessions() as session:
+        viewer = await _member(request, session)
+        if isinstance(viewer, Response):
+            return viewer
+        number = await _owned_number(session, viewer, number_id)
+        if number is None:
+            return _not_found(request, viewer)
+        return await _credentials_page(request, session, viewer, number)
+
+
+@router.post("/numbers/{number_id}/sip")
+async def sip_create(
+    request: Request,
+    number_id: str,
+    csrf_token: str = Form(""),
+    rotate: str = Form(""),
+    revoke: str = Form(""),
+) -> Response:
+    """Create a login, rotate one (a new one; the old works until revoked) or revoke one."""
+    async with _database(request).transaction() as session:
+        viewer = await _member(request, session)
+        if isinstance(viewer, Response):
+            return viewer
+        refused = _change_refused(request, viewer, csrf_token)
+        if refused is not None:
+            return refused
+        number = await _owned_number(session, viewer, number_id)
+        if number is None:
+            return _not_found(request, viewer)
+        target = rotate or revoke
+        old = await session.get(SipCredential, target) if target else None
+        if target and (old is None or old.number_id != number.id or old.revoked_at):
+            return _not_found(request, viewer)
+        if revoke and old is not None:
+            await revoke_credential(session, old, now=utcnow())
+            created = None
+        elif old is not None:
+            created = await rotate_credential(session, number, old)
+        else:
+            created = await create_credential(session, number)
+        # The registrar's DeviceDirectory picks the change up on its reload timer.
+        return await _credentials_page(request, session, viewer, number, created)
 
 
 # -- API keys -------------------------------------------------------------------------
