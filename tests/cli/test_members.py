@@ -51,3 +51,16 @@ def test_add_member_asks_for_the_password_twice_and_refuses_bad_input() -> None:
         ],
     )
     assert role.exit_code == 1 and "role must be one of" in role.output
+
+
+def test_invite_prints_a_link_that_works_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAUTIKIT_PUBLIC_URL", "https://voice.example.co.ke")
+    runner = CliRunner()
+    workspace_id = runner.invoke(app, ["workspaces", "create", "Acme"]).stdout.strip()
+    made = runner.invoke(app, ["console", "invite", workspace_id, "owner@example.co.ke"])
+    assert made.exit_code == 0, made.output
+    link = made.output.splitlines()[0]
+    assert link.startswith("https://voice.example.co.ke/console/invite/")
+    assert len(link.rsplit("/", 1)[1]) >= 40
+    unknown = runner.invoke(app, ["console", "invite", "no-such-workspace", "x@example.co.ke"])
+    assert unknown.exit_code == 1 and "no workspace" in unknown.output

@@ -17,7 +17,7 @@ from sautikit.api import create_api
 from sautikit.config import Settings
 from sautikit.console.auth import create_member
 from sautikit.db import Database
-from sautikit.db.models import ApiKey, Call, Number, SipCredential
+from sautikit.db.models import ApiKey, Call, ConsoleUser, Number, SipCredential
 
 PASSWORD = "correct horse battery"
 OPERATOR_TOKEN = "op_" + "y" * 40
@@ -224,3 +224,61 @@ async def test_sip_logins_are_made_shown_once_rotated_and_revoked(
     assert (await browser.get(f"/console/numbers/{other.id}/sip")).status_code == 404
     forged = await browser.post(f"/console/numbers/{other.id}/sip", data={"csrf_token": csrf(page)})
     assert forged.status_code == 404
+
+
+async def test_an_owner_invites_a_member_who_joins_once_by_the_link(
+    browser: httpx.AsyncClient, database: Database, api_app: FastAPI
+) -> None:
+    workspace_id = await member(database)
+    await sign_in(browser)
+    page = await browser.get("/console/members")
+    invited = await browser.post(
+        "/console/members/invite",
+        data={"csrf_token": csrf(page), "email": "Akinyi@Example.co.ke", "role": "viewer"},
+    )
+    assert invited.status_code == 201
+    found = re.search(
+        r'id="invite-link" readonly value="[^"]*(/console/invite/[^"]+)"', invited.text
+    )
+    assert found is not None
+    link = found.group(1)
+    assert link not in (await browser.get("/console/members")).text  # shown once
+
+    browser.cookies.clear()
+    form = await browser.get(link)
+    assert form.status_code == 200 and "akinyi@example.co.ke" in form.text
+    differ = await browser.post(link, data={"password": PASSWORD, "repeat": PASSWORD + "x"})
+    assert differ.status_code == 400 and "differ" in differ.text
+    joined = await browser.post(link, data={"password": PASSWORD, "repeat": PASSWORD})
+    assert joined.status_code == 303
+    overview = await browser.get("/console")
+    assert "akinyi@example.co.ke" in overview.text and "(viewer)" in overview.text
+    browser.cookies.clear()
+    again = await browser.post(link, data={"password": PASSWORD, "repeat": PASSWORD})
+    assert again.status_code == 404
+    assert (await sign_in(browser, "akinyi@example.co.ke")).status_code == 303
+
+    # A viewer cannot invite; an owner's removal signs the member out.
+    page = await browser.get("/console/members")
+    assert "Invite a member" not in page.text
+    refused = await browser.post(
+        "/console/members/invite",
+        data={"csrf_token": csrf(page), "email": "x@example.co.ke", "role": "owner"},
+    )
+    assert refused.status_code == 403
+    async with database.transaction() as session:
+        akinyi = await session.scalar(
+            select(ConsoleUser).where(ConsoleUser.email == "akinyi@example.co.ke")
+        )
+    assert akinyi is not None and akinyi.workspace_id == workspace_id
+    owner = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api_app), base_url="http://console.test"
+    )
+    async with owner:
+        await sign_in(owner)
+        page = await owner.get("/console/members")
+        removed = await owner.post(
+            f"/console/members/{akinyi.id}/remove", data={"csrf_token": csrf(page)}
+        )
+        assert removed.status_code == 303
+    assert (await browser.get("/console")).status_code == 303  # signed out

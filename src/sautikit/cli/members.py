@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sautikit.cli.common import console, in_transaction
-from sautikit.console.auth import ROLES, create_member
+from sautikit.cli.common import console, in_transaction, load_settings_or_exit
+from sautikit.console.auth import INVITE_LIFETIME, ROLES, create_invite, create_member
 
 __all__ = ["app"]
 
@@ -41,3 +41,20 @@ def add_member(
     console.print(
         f"{address} ({role}) can now sign in at /console — member {member_id}", highlight=False
     )
+
+
+@app.command("invite")
+def invite(
+    workspace_id: Annotated[str, typer.Argument(help="The workspace to join.")],
+    email: Annotated[str, typer.Argument(help="The invitee's e-mail address.")],
+    role: Annotated[str, typer.Option("--role", help=f"One of {', '.join(ROLES)}.")] = "owner",
+) -> None:
+    """Print a link with which EMAIL chooses a password and joins (once, within 7 days)."""
+    base = load_settings_or_exit().effective_public_url
+
+    async def make(session: AsyncSession) -> str:
+        return await create_invite(session, workspace_id, email, role)
+
+    token = in_transaction(make)
+    console.print(f"{base}/console/invite/{token}", highlight=False, soft_wrap=True)
+    console.print(f"valid for {INVITE_LIFETIME.days} days, once", highlight=False)

@@ -27,17 +27,21 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sautikit.db.models import ConsoleSession, ConsoleUser, Workspace
+from sautikit.db.models import ConsoleInvite, ConsoleSession, ConsoleUser, Workspace
 from sautikit.db.types import utcnow
 
 __all__ = [
     "COOKIE_NAME",
+    "INVITE_LIFETIME",
     "ROLES",
     "SESSION_LIFETIME",
     "SignInThrottle",
     "Viewer",
+    "accept_invite",
+    "create_invite",
     "create_member",
     "end_session",
+    "find_invite",
     "open_session",
     "resolve_session",
     "verify_member",
@@ -45,6 +49,7 @@ __all__ = [
 
 COOKIE_NAME = "sautikit_console"
 SESSION_LIFETIME = timedelta(hours=12)
+INVITE_LIFETIME = timedelta(days=7)
 ROLES = ("owner", "developer", "viewer")
 MAX_FAILURES = 5
 FAILURE_WINDOW = 15 * 60.0
@@ -101,6 +106,58 @@ async def create_member(
         workspace_id=workspace_id, email=email, password_hash=_hasher.hash(password), role=role
     )
     session.add(user)
+    await session.flush()
+    return user
+
+
+async def create_invite(session: AsyncSession, workspace_id: str, email: str, role: str) -> str:
+    """An invite for ``email`` to join as ``role``; answers the link's secret (shown once).
+
+    The invitee chooses a password at ``/console/invite/<secret>`` within
+    ``INVITE_LIFETIME``; the link works once.
+    """
+    email = normalise_email(email)
+    if not _EMAIL.match(email):
+        raise ValueError(f"{email!r} is not an e-mail address")
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if await session.get(Workspace, workspace_id) is None:
+        raise LookupError(f"no workspace {workspace_id}")
+    if await session.scalar(select(ConsoleUser.id).where(ConsoleUser.email == email)):
+        raise ValueError(f"{email} is a member already")
+    token = secrets.token_urlsafe(32)
+    session.add(
+        ConsoleInvite(
+            workspace_id=workspace_id,
+            token_hash=_digest(token),
+            email=email,
+            role=role,
+            expires_at=utcnow() + INVITE_LIFETIME,
+        )
+    )
+    await session.flush()
+    return token
+
+
+async def find_invite(session: AsyncSession, token: str) -> ConsoleInvite | None:
+    """The invite behind a link, if it is unused and unexpired."""
+    invite = await session.scalar(
+        select(ConsoleInvite).where(ConsoleInvite.token_hash == _digest(token))
+    )
+    if invite is None or invite.used_at is not None or invite.expires_at <= utcnow():
+        return None
+    return invite
+
+
+async def accept_invite(session: AsyncSession, token: str, password: str) -> ConsoleUser:
+    """Make the invited member with ``password``; ``LookupError`` for a dead link."""
+    invite = await session.scalar(
+        select(ConsoleInvite).where(ConsoleInvite.token_hash == _digest(token)).with_for_update()
+    )
+    if invite is None or invite.used_at is not None or invite.expires_at <= utcnow():
+        raise LookupError("this invite link has expired or was used already")
+    user = await create_member(session, invite.workspace_id, invite.email, password, invite.role)
+    invite.used_at = utcnow()
     await session.flush()
     return user
 

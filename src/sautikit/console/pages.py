@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit import accounts
@@ -48,6 +48,8 @@ from sautikit.db import Database
 from sautikit.db.models import (
     ApiKey,
     Call,
+    ConsoleSession,
+    ConsoleUser,
     Delivery,
     DeliveryAttempt,
     Event,
@@ -291,6 +293,125 @@ async def sign_out(request: Request, csrf_token: str = Form("")) -> Response:
     response = _to_sign_in()
     response.delete_cookie(COOKIE_NAME, path="/console")
     return response
+
+
+# -- invites and members --------------------------------------------------------------
+
+
+def _invite_link(request: Request, token: str) -> str:
+    return f"{api_context(request).settings.effective_public_url}/console/invite/{token}"
+
+
+@router.get("/invite/{token}")
+async def invite_page(request: Request, token: str) -> Response:
+    async with _database(request).sessions() as session:
+        invite = await auth.find_invite(session, token)
+        workspace = await session.get(Workspace, invite.workspace_id) if invite else None
+    if invite is None or workspace is None:
+        return render(request, "invite_dead.html", None, status_code=404)
+    return render(request, "invite.html", None, invite=invite, workspace=workspace, error=None)
+
+
+@router.post("/invite/{token}")
+async def accept_invite(
+    request: Request, token: str, password: str = Form(""), repeat: str = Form("")
+) -> Response:
+    async with _database(request).transaction() as session:
+        invite = await auth.find_invite(session, token)
+        workspace = await session.get(Workspace, invite.workspace_id) if invite else None
+        if invite is None or workspace is None:
+            return render(request, "invite_dead.html", None, status_code=404)
+        if not _same_origin(request):
+            return _forbidden(request, None, "The form came from another site.")
+        error = "The two passwords differ." if password != repeat else None
+        if error is None:
+            try:
+                user = await auth.accept_invite(session, token, password)
+            except (ValueError, LookupError) as exc:
+                error = str(exc)
+        if error is not None:
+            return render(
+                request,
+                "invite.html",
+                None,
+                status_code=400,
+                invite=invite,
+                workspace=workspace,
+                error=error[:1].upper() + error[1:] + ("" if error.endswith(".") else "."),
+            )
+        session_token = await auth.open_session(session, user_id=user.id)
+    return _with_session_cookie(request, _back("/console"), session_token)
+
+
+async def _members_page(
+    request: Request, session: AsyncSession, viewer: Viewer, link: str | None = None
+) -> HTMLResponse:
+    members = (
+        await session.scalars(
+            select(ConsoleUser)
+            .where(ConsoleUser.workspace_id == _workspace_id(viewer))
+            .order_by(ConsoleUser.email)
+        )
+    ).all()
+    return render(
+        request,
+        "members.html",
+        viewer,
+        members=members,
+        roles=auth.ROLES,
+        link=link,
+        status_code=201 if link else 200,
+    )
+
+
+@router.get("/members")
+async def members_page(request: Request) -> Response:
+    async with _database(request).sessions() as session:
+        viewer = await _member(request, session)
+        if isinstance(viewer, Response):
+            return viewer
+        return await _members_page(request, session, viewer)
+
+
+@router.post("/members/invite")
+async def invite_member(
+    request: Request, csrf_token: str = Form(""), email: str = Form(""), role: str = Form("")
+) -> Response:
+    async with _database(request).transaction() as session:
+        viewer = await _member(request, session)
+        if isinstance(viewer, Response):
+            return viewer
+        refused = _change_refused(request, viewer, csrf_token)
+        if refused is not None:
+            return refused
+        if viewer.role != "owner":
+            return _forbidden(request, viewer, "Only owners invite members.")
+        try:
+            token = await auth.create_invite(session, _workspace_id(viewer), email, role)
+        except ValueError as exc:
+            return _forbidden(request, viewer, str(exc))
+        return await _members_page(request, session, viewer, _invite_link(request, token))
+
+
+@router.post("/members/{user_id}/remove")
+async def remove_member(request: Request, user_id: str, csrf_token: str = Form("")) -> Response:
+    async with _database(request).transaction() as session:
+        viewer = await _member(request, session)
+        if isinstance(viewer, Response):
+            return viewer
+        refused = _change_refused(request, viewer, csrf_token)
+        if refused is not None:
+            return refused
+        if viewer.role != "owner":
+            return _forbidden(request, viewer, "Only owners remove members.")
+        user = await session.get(ConsoleUser, user_id)
+        if user is None or user.workspace_id != viewer.workspace_id:
+            return _not_found(request, viewer)
+        if user.id == viewer.user_id:
+            return _forbidden(request, viewer, "You cannot remove yourself.")
+        user.disabled_at = utcnow()
+        await session.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user.id))
+        return _back("/console/members")
 
 
 # -- overview -------------------------------------------------------------------------

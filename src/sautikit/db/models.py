@@ -25,6 +25,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "Call",
+    "ConsoleInvite",
     "ConsoleSession",
     "ConsoleUser",
     "Delivery",
@@ -494,3 +495,18 @@ class ConsoleSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ConsoleInvite(Base):
+    """A link that lets someone become a member by choosing a password (used once)."""
+
+    __tablename__ = "console_invites"
+
+    id: Mapped[str] = _id_column()
+    workspace_id: Mapped[str] = _workspace_column()
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
