@@ -19,6 +19,7 @@ from alembic.script import ScriptDirectory
 from sautikit.api import create_api
 from sautikit.billing.mpesa import TopUpService
 from sautikit.billing.numbers import renew_numbers
+from sautikit.calls.manager import CallManager
 from sautikit.config import ConfigError, Settings
 from sautikit.db import Database, upgrade_database
 from sautikit.db.migrate import alembic_config
@@ -34,7 +35,6 @@ from sautikit.recordings.stores import WorkspaceStores
 from sautikit.recordings.worker import TranscriptionWorker
 from sautikit.storage import open_store
 from sautikit.voice.commands import open_bus
-from sautikit.voice.manager import CallManager
 
 __all__ = ["open_database", "raise_to_realtime_priority", "require_current_schema", "serve"]
 

@@ -28,6 +28,7 @@ from tests.voice.voice_rig import AppServer
 from sautikit import accounts
 from sautikit.api import create_api
 from sautikit.billing.ledger import top_up
+from sautikit.calls.manager import CallManager
 from sautikit.config import Settings
 from sautikit.db import Database
 from sautikit.db.models import Call, Event, Number, SipCredential, Trunk
@@ -40,7 +41,6 @@ from sautikit.recordings.stores import WorkspaceStores
 from sautikit.sip import TimerConfig, compute_ha1
 from sautikit.storage import open_store
 from sautikit.voice.commands import LocalBus
-from sautikit.voice.manager import CallManager
 
 NUMBER = "+254700000001"
 CALLEE = "+254720000001"

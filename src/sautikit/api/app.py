@@ -14,13 +14,13 @@ from sautikit.api.deps import ApiContext
 from sautikit.api.errors import ErrorEnvelope, install_error_handlers
 from sautikit.api.middleware import HttpMetrics, RequestContextMiddleware
 from sautikit.api.ratelimit import RateLimiter
-from sautikit.billing.authorisation import CallRateGuard
 from sautikit.billing.mpesa import TopUpService
+from sautikit.calls.admission import Admission
+from sautikit.calls.manager import CallManager
 from sautikit.config import Settings
 from sautikit.db import Database
 from sautikit.storage import ObjectStore
 from sautikit.voice.commands import CommandBus, open_bus
-from sautikit.voice.manager import CallManager
 
 __all__ = ["create_api"]
 
@@ -66,7 +66,7 @@ def create_api(
     app.state.calls = calls
     app.state.topups = topups
     app.state.recording_url_lifetime = timedelta(seconds=settings.recording_url_lifetime_seconds)
-    app.state.rate_guard = calls.rate_guard if calls is not None else CallRateGuard()
+    app.state.admission = calls.admission if calls is not None else Admission(settings)
     app.state.registry = registry
     app.state.context = ApiContext(
         settings=settings,

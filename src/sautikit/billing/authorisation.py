@@ -1,9 +1,9 @@
-"""Destination authorisation and call-rate caps (SPEC §8): the one check every dial passes.
+"""Destination authorisation (SPEC §8): the one check every dial passes.
 
 Telephony fraud is the main threat to a prepaid voice platform, so every dial — ``POST
-/v1/calls``, a ``dial`` action and a registered SIP device — calls
-:func:`authorise_destination` with the workspace's settings, then
-:meth:`CallRateGuard.admit` in the transaction that inserts the call:
+/v1/calls``, a ``dial`` action and a registered SIP device — is admitted by
+:mod:`sautikit.calls.admission`, which calls :func:`authorise_destination` with the
+workspace's settings (and then the call limits of :mod:`sautikit.calls.limits`):
 
 * an E.164 number must start with one of the workspace's allowed prefixes (``+254`` by
   default);
@@ -11,9 +11,7 @@ Telephony fraud is the main threat to a prepaid voice platform, so every dial �
   SIP URI may be dialled until its host is added. An IP literal outside the public
   internet (loopback, private, link-local) is refused unless the operator allows private
   addresses (development and tests); a host *name* is resolved by the PBX, which checks the
-  addresses it gets with :func:`sautikit.net.is_public_address`;
-* live calls (queued, ringing, answered) may not exceed ``max_concurrent_calls``, and new
-  calls may not start faster than ``max_calls_per_second``.
+  addresses it gets with :func:`sautikit.net.is_public_address`.
 
 :func:`play_url_allowed` is the ``play`` verb's host allow-list; the SSRF guard of
 :mod:`sautikit.net` applies to the fetch as well. The settings API uses
@@ -25,25 +23,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from sautikit.api.ratelimit import RateLimiter
-from sautikit.db.models import Call, Workspace
 from sautikit.net import is_public_address
 from sautikit.sip.errors import SipParseError
 from sautikit.sip.uri import SipUri, format_host
 
 __all__ = [
-    "LIVE_CALL_STATUSES",
-    "CallLimitExceeded",
-    "CallRateGuard",
     "Destination",
     "DestinationError",
     "DestinationNotAllowed",
@@ -57,9 +46,6 @@ __all__ = [
     "parse_destination",
     "play_url_allowed",
 ]
-
-#: Statuses of calls that hold a line (SPEC §4); they count against ``max_concurrent_calls``.
-LIVE_CALL_STATUSES: tuple[str, ...] = ("queued", "ringing", "answered")
 
 # ITU-T E.164: a country code starting 1–9 and at most 15 digits in all. Seven digits is
 # the shortest whole number in use; anything shorter is a prefix, not a destination.
@@ -78,15 +64,6 @@ class InvalidDestination(DestinationError):
 
 class DestinationNotAllowed(DestinationError):
     """Well formed, but outside the workspace's authorisation (403 ``destinations.not_allowed``)."""
-
-
-class CallLimitExceeded(Exception):
-    """A new call would break a cap; ``retry_after`` is in seconds (the API answers 429)."""
-
-    def __init__(self, message: str, *, limit: Literal["concurrent", "rate"], retry_after: float):
-        super().__init__(message)
-        self.limit = limit
-        self.retry_after = retry_after
 
 
 class DialPolicy(Protocol):
@@ -229,51 +206,3 @@ def play_url_allowed(policy: PlayPolicy, url: str) -> bool:
     port = port if port is not None else (443 if parts.scheme == "https" else 80)
     entries = [normalise_host_entry(entry) for entry in policy.play_host_allowlist]
     return any(entry.matches(parts.hostname, port) for entry in entries)
-
-
-class CallRateGuard:
-    """Per-workspace caps on live calls and on new calls per second.
-
-    The concurrency count reads the calls table, so it holds across processes; call
-    :meth:`admit` in the transaction that then inserts the call: on PostgreSQL it locks
-    the workspace row, so two admissions of one workspace cannot both take the last line
-    (SQLite serialises writers anyway). The per-second limit is a token bucket in this
-    process, with a burst of one second's worth of calls.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._limiters: dict[str, RateLimiter] = {}
-
-    def _limiter(self, workspace: Workspace) -> RateLimiter:
-        rate = workspace.max_calls_per_second
-        limiter = self._limiters.get(workspace.id)
-        if limiter is None or limiter.rate != rate:
-            limiter = RateLimiter(rate, max(1, rate), self._clock)
-            self._limiters[workspace.id] = limiter
-        return limiter
-
-    async def admit(self, session: AsyncSession, workspace: Workspace) -> None:
-        """Allow one more call for ``workspace`` or raise :class:`CallLimitExceeded`."""
-        await session.execute(
-            select(Workspace.id).where(Workspace.id == workspace.id).with_for_update()
-        )
-        live = await session.scalar(
-            select(func.count())
-            .select_from(Call)
-            .where(Call.workspace_id == workspace.id, Call.status.in_(LIVE_CALL_STATUSES))
-        )
-        if (live or 0) >= workspace.max_concurrent_calls:
-            raise CallLimitExceeded(
-                f"this workspace already has {live} live calls, its limit of "
-                f"{workspace.max_concurrent_calls}",
-                limit="concurrent",
-                retry_after=1.0,
-            )
-        wait = self._limiter(workspace).acquire(workspace.id)
-        if wait:
-            raise CallLimitExceeded(
-                f"this workspace may start {workspace.max_calls_per_second} calls per second",
-                limit="rate",
-                retry_after=wait,
-            )

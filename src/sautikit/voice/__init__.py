@@ -8,10 +8,12 @@
 * :mod:`~sautikit.voice.interpreter` — runs a call's actions, failures included.
 * :mod:`~sautikit.voice.live` — ``CallControl`` over a PBX call leg; :mod:`~sautikit.voice.rooms`
   — conference rooms.
-* :mod:`~sautikit.voice.manager` — the call manager: inbound routing, outbound placement,
-  devices, live-call commands; :mod:`~sautikit.voice.lifecycle` — call records and their
-  events; :mod:`~sautikit.voice.routing` — trunks; :mod:`~sautikit.voice.commands` — the
-  command bus between the API and the process holding a call.
+* :mod:`~sautikit.voice.commands` — the command bus between the API and the process
+  holding a call.
+
+The call lifecycle around them — admission, placement, inbound routing, devices, call
+rows and their status — is :mod:`sautikit.calls`, which uses this package; nothing here
+imports it.
 """
 
 from sautikit.voice.actions import ActionDocumentError, parse_action_document

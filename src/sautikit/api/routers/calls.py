@@ -1,9 +1,9 @@
 """``/v1/calls``: place outbound calls, read call records, steer live calls (SPEC §2, §4).
 
-Placing a call writes it as ``queued`` (with its ``call.started`` event and a hold on the
-wallet) and asks the PBX to dial it once the transaction commits; the answer is 201 at
-once, before anyone picks up. Live-call changes travel the same way to whichever process
-holds the call.
+Placing a call is admitted as every call is (:mod:`sautikit.calls.admission`): it is
+written as ``queued`` (with its ``call.started`` event and a hold on the wallet), and the
+PBX is asked to dial it once the transaction commits; the answer is 201 at once, before
+anyone picks up. Live-call changes travel the same way to whichever process holds the call.
 """
 
 from __future__ import annotations
@@ -17,23 +17,23 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.api.auth import Principal, require_scopes
-from sautikit.api.deps import DbSession, api_context
+from sautikit.api.deps import DbSession
 from sautikit.api.errors import ApiError, ErrorEnvelope
 from sautikit.api.pagination import PageParams, page_params, paginate
 from sautikit.api.routing import SautikitRoute
 from sautikit.api.schemas import RequestModel
-from sautikit.billing.authorisation import (
+from sautikit.billing.authorisation import DestinationNotAllowed, InvalidDestination
+from sautikit.calls.admission import (
+    Admission,
+    CallAsk,
     CallLimitExceeded,
-    DestinationNotAllowed,
-    InvalidDestination,
-    authorise_destination,
+    InsufficientFunds,
+    NumberNotOwned,
+    Origin,
 )
-from sautikit.billing.ledger import InsufficientFunds, reserve_for_call
-from sautikit.billing.numbers import active_number
-from sautikit.billing.rating import rate_for
-from sautikit.db.models import Call, Event, Recording, Workspace
-from sautikit.ids import new_id
-from sautikit.voice import lifecycle
+from sautikit.calls.records import call_data
+from sautikit.calls.status import LIVE_STATUSES
+from sautikit.db.models import Call, Event, Recording
 
 __all__ = ["router"]
 
@@ -104,7 +104,7 @@ class CallOut(BaseModel):
 
 
 def _out(call: Call) -> dict[str, Any]:
-    data = lifecycle.call_data(call)
+    data = call_data(call)
     data.pop("workspace_id")
     return data
 
@@ -133,27 +133,28 @@ async def place_call(
     manager = getattr(state, "calls", None)
     if manager is not None and not manager.accepting:
         raise ApiError(503, "service.unavailable", "this server is shutting down; retry")
-    settings = api_context(request).settings
-    workspace = await session.get(Workspace, principal.workspace_id)
-    assert workspace is not None
-    number = await active_number(session, body.from_, workspace_id=workspace.id)
-    if number is None:
-        raise ApiError(
-            403,
-            "numbers.not_owned",
-            f"{body.from_} is not an active number of this workspace",
-            field="from",
-        )
+    ask = CallAsk(
+        Origin.API,
+        to=body.to,
+        caller=body.from_,
+        workspace_id=principal.workspace_id,
+        action_url=str(body.action_url),
+        method=body.method,
+        events_url=str(body.events_url) if body.events_url else None,
+        fallback_url=str(body.fallback_url) if body.fallback_url else None,
+        ring_timeout_seconds=body.timeout,
+        record="record-from-answer" if body.record else None,
+        max_duration_seconds=body.max_duration,
+    )
+    admission: Admission = state.admission
     try:
-        destination = authorise_destination(
-            workspace, body.to, allow_private_hosts=settings.allow_private_http
-        )
+        call = (await admission.admit(session, ask)).call
+    except NumberNotOwned as refused:
+        raise ApiError(403, "numbers.not_owned", str(refused), field="from") from None
     except InvalidDestination as invalid:
         raise ApiError(400, "validation.invalid_field", f"to: {invalid}", field="to") from None
     except DestinationNotAllowed as refused:
         raise ApiError(403, "destinations.not_allowed", str(refused), field="to") from None
-    try:
-        await state.rate_guard.admit(session, workspace)
     except CallLimitExceeded as limited:
         raise ApiError(
             429,
@@ -161,35 +162,8 @@ async def place_call(
             str(limited),
             headers={"Retry-After": str(max(1, round(limited.retry_after)))},
         ) from None
-    call = Call(
-        id=new_id(),
-        workspace_id=workspace.id,
-        direction="outbound",
-        from_number=number.e164,
-        to_number=destination.address,
-        number_id=number.id,
-        action_url=str(body.action_url),
-        method=body.method,
-        events_url=str(body.events_url) if body.events_url else number.events_url,
-        fallback_url=str(body.fallback_url) if body.fallback_url else None,
-        ring_timeout_seconds=body.timeout,
-        record="record-from-answer" if body.record else None,
-        max_duration_seconds=body.max_duration,
-    )
-    session.add(call)
-    await session.flush()
-    rate = await rate_for(session, workspace.id, "outbound", call.to_number, settings=settings)
-    try:
-        await reserve_for_call(
-            session,
-            workspace.id,
-            call.id,
-            rate.rate_per_minute_minor,
-            min_seconds=settings.min_call_funding_seconds,
-        )
     except InsufficientFunds as short:
         raise ApiError(402, "wallet.insufficient_funds", str(short)) from None
-    await lifecycle.record_started(session, call)
     await state.bus.publish(session, {"type": "place", "call_id": call.id})
     return _out(call)
 
@@ -267,7 +241,7 @@ async def change_call(
     principal: Principal = Depends(write),
 ) -> dict[str, Any]:
     call = await _owned(session, principal, call_id)
-    if call.status not in lifecycle.LIVE_STATUSES:
+    if call.status not in LIVE_STATUSES:
         raise ApiError(409, "calls.not_live", f"call {call_id} has ended ({call.status})")
     command: dict[str, Any] = {"type": "command", "call_id": call.id}
     if body.action_url is not None:

@@ -1,15 +1,40 @@
-"""Where an outbound leg goes: a carrier trunk chosen by prefix, or an allow-listed SIP URI."""
+"""Where a call goes: a carrier trunk chosen by prefix, or an allow-listed SIP URI; and
+which source addresses are carriers. Numbers from the network are written in E.164 here.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from sautikit.crypto import decrypt_secret
 from sautikit.db.models import Trunk
 from sautikit.sip import SipUri
 
-__all__ = ["NoRoute", "Route", "choose_trunk", "route_destination", "trunk_trusts"]
+__all__ = [
+    "NoRoute",
+    "Route",
+    "Trunks",
+    "choose_trunk",
+    "normalise_number",
+    "route_destination",
+    "trunk_trusts",
+]
+
+
+def normalise_number(user: str) -> str:
+    """A carrier's or phone's idea of a number, in E.164: ``254700…`` → ``+254700…``."""
+    digits = user.strip()
+    if digits.startswith("+"):
+        return digits
+    if digits.isdigit() and digits.startswith("254"):
+        return "+" + digits
+    if digits.isdigit() and digits.startswith("0") and len(digits) == 10:
+        return "+254" + digits[1:]  # a Kenyan national number
+    return digits
 
 
 class NoRoute(LookupError):
@@ -69,3 +94,23 @@ def trunk_trusts(trunks: list[Trunk], address: str) -> bool:
             except ValueError:
                 continue
     return False
+
+
+class Trunks:
+    """The carrier trunks as this process last read them (the CLI and the API change them)."""
+
+    def __init__(self, secret_key: bytes) -> None:
+        self._secret_key = secret_key
+        self._trunks: list[Trunk] = []
+
+    async def reload(self, session: AsyncSession) -> None:
+        self._trunks = list((await session.scalars(select(Trunk))).all())
+
+    def trusts(self, host: str) -> bool:
+        """Whether INVITEs from ``host`` come from a carrier trunk (no digest needed)."""
+        return trunk_trusts(self._trunks, host)
+
+    def route(self, to: str) -> Route:
+        """Where a leg to ``to`` (E.164 or a SIP URI) goes; raises :class:`NoRoute`."""
+        kind = "e164" if to.startswith("+") else "sip"
+        return route_destination(self._trunks, kind, to, secret_key=self._secret_key)

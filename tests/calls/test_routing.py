@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from sautikit.calls.routing import NoRoute, route_destination, trunk_trusts
 from sautikit.crypto import encrypt_secret
 from sautikit.db.models import Trunk
-from sautikit.voice.routing import NoRoute, route_destination, trunk_trusts
 
 KEY = b"operator-secret"
 

@@ -1,9 +1,10 @@
-"""Call records through their lifecycle (SPEC §4), each change with its event (SPEC §7).
+"""Call rows through their lifecycle (SPEC §4), each change with its event (SPEC §7).
 
 Every function here changes a ``calls`` row and writes the matching event into the outbox
-in the same transaction, so the event log never says more or less than the table. Ending
-an answered call also settles its price in that transaction (SPEC §6): the debit happens
-exactly once, with the change that makes it due.
+in the same transaction, so the event log never says more or less than the table. Status
+changes go through :func:`sautikit.calls.status.advance`. Ending an answered call also
+settles its price in that transaction (SPEC §6): the debit happens exactly once, with the
+change that makes it due.
 """
 
 from __future__ import annotations
@@ -15,34 +16,27 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.billing.ledger import release_reservation, settle_call
+from sautikit.calls.status import (
+    LIVE_STATUSES,
+    CallStatus,
+    advance,
+    can_advance,
+    status_for_unanswered,
+)
 from sautikit.config import Settings
+from sautikit.db import Database
 from sautikit.db.models import Call
 from sautikit.db.types import utcnow
 from sautikit.events.outbox import record_event
 
 __all__ = [
-    "LIVE_STATUSES",
+    "CallRecords",
     "call_data",
     "end_call",
     "mark_answered",
     "mark_ringing",
     "record_started",
-    "status_for_unanswered",
 ]
-
-LIVE_STATUSES = ("queued", "ringing", "answered")
-
-# SPEC §4: a call that never answered ends in one of these, by its hangup cause.
-_UNANSWERED_STATUS = {
-    "busy": "busy",
-    "no_answer": "no_answer",
-    "caller_hangup": "canceled",
-    "rejected": "failed",
-}
-
-
-def status_for_unanswered(cause: str) -> str:
-    return _UNANSWERED_STATUS.get(cause, "failed")
 
 
 def call_data(call: Call) -> dict[str, Any]:
@@ -57,7 +51,7 @@ def call_data(call: Call) -> dict[str, Any]:
         "direction": call.direction,
         "from": call.from_number,
         "to": call.to_number,
-        "status": call.status,
+        "status": str(call.status),
         "number_id": call.number_id,
         "parent_call_id": call.parent_call_id,
         "created_at": stamp(call.created_at),
@@ -85,25 +79,28 @@ async def _event(session: AsyncSession, call: Call, kind: str) -> None:
 
 
 async def record_started(session: AsyncSession, call: Call) -> None:
-    """A new call row: ``call.started``."""
+    """A new call row, ``queued``: ``call.started``."""
+    call.status = CallStatus.QUEUED
     session.add(call)
     await _event(session, call, "call.started")
 
 
 async def mark_ringing(session: AsyncSession, call: Call) -> None:
-    if call.status != "queued":
+    """``queued`` → ``ringing``; a call past ringing is left as it is."""
+    if call.status != CallStatus.QUEUED:
         return
-    call.status = "ringing"
+    advance(call, CallStatus.RINGING)
     call.started_at = call.started_at or utcnow()
     await _event(session, call, "call.ringing")
 
 
 async def mark_answered(session: AsyncSession, call: Call) -> None:
-    if call.status not in ("queued", "ringing"):
+    """``queued``/``ringing`` → ``answered``; an answered or ended call is left as it is."""
+    if not can_advance(call.status, CallStatus.ANSWERED):
         return
     now = utcnow()
     call.started_at = call.started_at or now
-    call.status = "answered"
+    advance(call, CallStatus.ANSWERED)
     call.answered_at = now
     await _event(session, call, "call.answered")
 
@@ -132,13 +129,46 @@ async def end_call(
     if call.answered_at is not None:
         seconds = (call.ended_at - call.answered_at).total_seconds()
         call.duration_seconds = max(0, math.ceil(seconds - 1e-6))
-        call.status = "completed"
+        advance(call, CallStatus.COMPLETED)
         await settle_call(session, call, settings=settings)
         await _event(session, call, "call.completed")
     else:
         call.duration_seconds = 0
-        call.status = status_for_unanswered(cause)
+        advance(call, status_for_unanswered(cause))
         call.price_minor = 0
         await release_reservation(session, call.id)
         await _event(session, call, "call.failed")
     return True
+
+
+class CallRecords:
+    """The writes a live call makes to its own row, each in a transaction of its own."""
+
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self.database = database
+        self.settings = settings
+
+    async def ringing(self, call_id: str) -> None:
+        async with self.database.transaction() as session:
+            record = await session.get(Call, call_id)
+            if record is not None:
+                await mark_ringing(session, record)
+
+    async def answered(self, call_id: str) -> None:
+        async with self.database.transaction() as session:
+            record = await session.get(Call, call_id)
+            if record is not None:
+                await mark_answered(session, record)
+
+    async def ended(self, call_id: str, cause: str) -> None:
+        """End the call's row with ``cause`` (also for a call that was never placed)."""
+        async with self.database.transaction() as session:
+            record = await session.get(Call, call_id)
+            if record is not None:
+                await end_call(session, record, cause, settings=self.settings)
+
+    async def error(self, call_id: str, code: str, message: str) -> None:
+        async with self.database.transaction() as session:
+            record = await session.get(Call, call_id)
+            if record is not None:
+                record.error = {"code": code, "message": message}

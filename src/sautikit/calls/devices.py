@@ -1,0 +1,187 @@
+"""Registered SIP devices (SPEC §6): their digest challenge, calls they make as their
+number, and ringing them for a number that has no ``voice_url``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sautikit.billing.sip_credentials import DeviceDirectory, DeviceLogin
+from sautikit.calls.admission import (
+    Admission,
+    CallAsk,
+    CallLimitExceeded,
+    DestinationError,
+    InsufficientFunds,
+    NumberNotOwned,
+    Origin,
+)
+from sautikit.calls.bridging import bridge_until_one_hangs_up
+from sautikit.calls.funding import enforce_limits
+from sautikit.calls.placement import Dialler, Placement
+from sautikit.calls.records import CallRecords
+from sautikit.calls.registry import CallRegistry
+from sautikit.calls.routing import NoRoute, Trunks
+from sautikit.db import Database
+from sautikit.pbx import InboundLeg, OutboundLeg, Pbx
+from sautikit.sip import CallFailed, Request
+from sautikit.sip.transport import Peer, TransportName
+from sautikit.voice.live import CallHost, LiveCall
+
+__all__ = ["Devices"]
+
+log = logging.getLogger(__name__)
+
+
+class Devices:
+    def __init__(
+        self,
+        host: CallHost,
+        database: Database,
+        pbx: Pbx,
+        trunks: Trunks,
+        admission: Admission,
+        records: CallRecords,
+        registry: CallRegistry,
+        dialler: Dialler,
+        placement: Placement,
+        *,
+        node: str,
+    ) -> None:
+        self.host = host
+        self.database = database
+        self.pbx = pbx
+        self.trunks = trunks
+        self.admission = admission
+        self.records = records
+        self.registry = registry
+        self.dialler = dialler
+        self.placement = placement
+        self.node = node
+        self.directory = DeviceDirectory()
+
+    # --- the digest challenge -------------------------------------------------------------
+
+    def install(self) -> None:
+        """Carriers are trusted by address; anyone else (a device) must answer a digest
+        challenge with its SIP credential, in the realm of its workspace (SPEC §6)."""
+        self.pbx.user_agent_options.update(
+            authenticate_invite=self._needs_digest,
+            lookup_ha1=self.directory.lookup_ha1,
+            realm_for=self._realm_for,
+        )
+
+    def _needs_digest(self, _request: Request, source: Peer) -> bool:
+        return not self.trunks.trusts(source.host)
+
+    def _realm_for(self, request: Request) -> str:
+        user = (request.to if request.method == "REGISTER" else request.from_).uri.user or ""
+        return self.directory.realm_for(user) or "sautikit"
+
+    # --- a device calling out -------------------------------------------------------------
+
+    async def call_out(self, leg: InboundLeg, device: DeviceLogin, destination: str) -> None:
+        """A registered device dials out as its number: admitted like an API call, then
+        bridged."""
+        async with self.database.transaction() as session:
+            ask = CallAsk(
+                Origin.DEVICE,
+                to=destination,
+                caller=device.number,
+                workspace_id=device.workspace_id,
+                owner=self.node,
+                sip_call_id=leg.call_id,
+            )
+            try:
+                admitted = await self.admission.admit(session, ask)
+            except (NumberNotOwned, DestinationError, CallLimitExceeded) as refused:
+                log.info("device %s may not call %s: %s", device.username, destination, refused)
+                await session.rollback()
+                leg.reject(403, "Forbidden")
+                return
+            except InsufficientFunds:
+                await session.rollback()  # nothing of this call is kept
+                leg.reject(402, "Payment Required")
+                return
+        call = admitted.call
+        try:
+            out = await self.dialler.dial(call.to_number, call.from_number, 60)
+        except (NoRoute, OSError, ValueError):
+            leg.reject(503, "Service Unavailable")
+            await self.records.ended(call.id, "network_error")
+            return
+        live = self.registry.adopt(self.host, out, call)
+
+        def ringing() -> None:
+            with contextlib.suppress(Exception):
+                leg.ring()
+            self.placement.report_ringing(live)
+
+        out.on_ringing = ringing
+        try:
+            await out.wait_answer()
+        except CallFailed as failed:
+            leg.reject(failed.status if 400 <= failed.status < 700 else 480)
+            return
+        try:
+            await leg.answer()
+        except Exception:
+            await live.hangup("caller_hangup")
+            return
+        await live.mark_answered()
+        limits = self.registry.spawn(
+            enforce_limits(live, None, admitted.allowed_seconds), f"limits of {call.id}"
+        )
+        await bridge_until_one_hangs_up(live, leg, caller_side=leg)
+        limits.cancel()
+
+    # --- ringing a number's devices -------------------------------------------------------
+
+    def bindings(self, number_id: str) -> list[tuple[str, Peer | None]]:
+        """Registered contacts of the number's devices: (contact URI, NAT source)."""
+        found = []
+        for login in self.directory.for_number(number_id):
+            for binding in self.pbx.agent.lookup(f"sip:{login.username}@{self.pbx.sip_host}"):
+                source = binding.source
+                peer = None
+                if source is not None:
+                    transport: TransportName = "tcp" if source.transport == "tcp" else "udp"
+                    peer = Peer(transport, source.host, source.port)
+                found.append((binding.contact, peer))
+        return found
+
+    async def ring(self, live: LiveCall, bindings: list[tuple[str, Peer | None]]) -> None:
+        """A number with no ``voice_url`` rings its registered devices; the first to answer
+        is bridged to the caller."""
+        legs = []
+        for contact, source in bindings:
+            with contextlib.suppress(OSError, ValueError):
+                legs.append(
+                    await self.pbx.dial(
+                        contact,
+                        from_uri=f"sip:{live.from_}@{self.pbx.sip_host}",
+                        destination=source,
+                        ring_timeout=30,
+                    )
+                )
+        answered: OutboundLeg | None = None
+        waits: dict[asyncio.Future[object], OutboundLeg] = {
+            asyncio.ensure_future(leg.wait_answer()): leg for leg in legs
+        }
+        pending = set(waits)
+        gone: asyncio.Future[object] = asyncio.ensure_future(live.leg.wait_ended())
+        while pending and answered is None and not gone.done():
+            done, pending = await asyncio.wait(pending | {gone}, return_when="FIRST_COMPLETED")
+            pending.discard(gone)
+            answered = next((waits[f] for f in done if f is not gone and not f.exception()), None)
+        gone.cancel()
+        for leg in legs:
+            if leg is not answered and not leg.ended:
+                with contextlib.suppress(Exception):
+                    await leg.cancel()
+        if answered is None:
+            await live.hangup("no_answer")
+            return
+        await live.answer()
+        await bridge_until_one_hangs_up(live, answered, caller_side=live.leg)

@@ -1,0 +1,95 @@
+"""Calls arriving from the network: to a workspace's number (its app, or its registered
+devices), or from a registered device calling out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sautikit.billing.numbers import active_number
+from sautikit.calls.admission import Admission, CallAsk, InsufficientFunds, NumberNotOwned, Origin
+from sautikit.calls.application import AppRunner
+from sautikit.calls.devices import Devices
+from sautikit.calls.records import mark_ringing
+from sautikit.calls.registry import CallRegistry
+from sautikit.calls.routing import normalise_number
+from sautikit.db import Database
+from sautikit.pbx import InboundLeg
+from sautikit.voice.live import CallHost
+
+__all__ = ["Inbound"]
+
+
+class Inbound:
+    def __init__(
+        self,
+        host: CallHost,
+        database: Database,
+        admission: Admission,
+        registry: CallRegistry,
+        devices: Devices,
+        runner: AppRunner,
+        *,
+        node: str,
+        accepting: Callable[[], bool],
+    ) -> None:
+        self.host = host
+        self.database = database
+        self.admission = admission
+        self.registry = registry
+        self.devices = devices
+        self.runner = runner
+        self.node = node
+        self.accepting = accepting
+
+    async def on_inbound(self, leg: InboundLeg) -> None:
+        if not self.accepting():
+            leg.reject(503, "Service Unavailable")
+            return
+        called = normalise_number(leg.called)
+        device = None
+        if leg.sip.authenticated_user is not None:
+            device = self.devices.directory.login(leg.sip.authenticated_user)
+            if device is None:
+                leg.reject(403, "Forbidden")
+                return
+        async with self.database.sessions() as session:
+            number = await active_number(session, called)
+        if number is None and device is not None:  # a device calling out (SPEC §6)
+            await self.devices.call_out(leg, device, called)
+            return
+        ringing_devices = []
+        if number is not None and not number.voice_url:
+            ringing_devices = self.devices.bindings(number.id)
+            if not ringing_devices:
+                leg.reject(480, "Temporarily Unavailable")
+                return
+        caller = device.number if device is not None else normalise_number(leg.caller)
+        try:
+            async with self.database.transaction() as session:
+                admitted = await self.admission.admit(
+                    session,
+                    CallAsk(
+                        Origin.INBOUND,
+                        to=called,
+                        caller=caller,
+                        owner=self.node,
+                        sip_call_id=leg.call_id,
+                    ),
+                )
+                await mark_ringing(session, admitted.call)
+        except NumberNotOwned:
+            leg.reject(404, "Not Found")
+            return
+        except InsufficientFunds:  # the transaction rolled back: no call was recorded
+            leg.reject(402, "Payment Required")
+            return
+        call = admitted.call
+        live = self.registry.adopt(self.host, leg, call)
+        leg.ring()
+        if ringing_devices:
+            self.registry.spawn(self.devices.ring(live, ringing_devices), f"call {call.id}")
+        else:
+            self.registry.spawn(
+                self.runner.run(live, call, admitted.workspace, admitted.allowed_seconds),
+                f"call {call.id}",
+            )

@@ -1,0 +1,77 @@
+"""Call limits (SPEC §8): live calls per workspace and new calls per second.
+
+Admission (:mod:`sautikit.calls.admission`) asks :meth:`CallRateGuard.admit` for every call
+going out, in the transaction that then inserts the call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sautikit.api.ratelimit import RateLimiter
+from sautikit.calls.status import LIVE_STATUSES
+from sautikit.db.models import Call, Workspace
+
+__all__ = ["CallLimitExceeded", "CallRateGuard"]
+
+
+class CallLimitExceeded(Exception):
+    """A new call would break a cap; ``retry_after`` is in seconds (the API answers 429)."""
+
+    def __init__(self, message: str, *, limit: Literal["concurrent", "rate"], retry_after: float):
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+class CallRateGuard:
+    """Per-workspace caps on live calls and on new calls per second.
+
+    The concurrency count reads the calls table, so it holds across processes; call
+    :meth:`admit` in the transaction that then inserts the call: on PostgreSQL it locks
+    the workspace row, so two admissions of one workspace cannot both take the last line
+    (SQLite serialises writers anyway). The per-second limit is a token bucket in this
+    process, with a burst of one second's worth of calls.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._limiters: dict[str, RateLimiter] = {}
+
+    def _limiter(self, workspace: Workspace) -> RateLimiter:
+        rate = workspace.max_calls_per_second
+        limiter = self._limiters.get(workspace.id)
+        if limiter is None or limiter.rate != rate:
+            limiter = RateLimiter(rate, max(1, rate), self._clock)
+            self._limiters[workspace.id] = limiter
+        return limiter
+
+    async def admit(self, session: AsyncSession, workspace: Workspace) -> None:
+        """Allow one more call for ``workspace`` or raise :class:`CallLimitExceeded`."""
+        await session.execute(
+            select(Workspace.id).where(Workspace.id == workspace.id).with_for_update()
+        )
+        live = await session.scalar(
+            select(func.count())
+            .select_from(Call)
+            .where(Call.workspace_id == workspace.id, Call.status.in_(LIVE_STATUSES))
+        )
+        if (live or 0) >= workspace.max_concurrent_calls:
+            raise CallLimitExceeded(
+                f"this workspace already has {live} live calls, its limit of "
+                f"{workspace.max_concurrent_calls}",
+                limit="concurrent",
+                retry_after=1.0,
+            )
+        wait = self._limiter(workspace).acquire(workspace.id)
+        if wait:
+            raise CallLimitExceeded(
+                f"this workspace may start {workspace.max_calls_per_second} calls per second",
+                limit="rate",
+                retry_after=wait,
+            )

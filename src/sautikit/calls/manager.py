@@ -1,0 +1,296 @@
+"""The call manager: every call this process holds, from INVITE or API request to hangup.
+
+It builds the parts of :mod:`sautikit.calls` and joins them to the layers around them
+without letting those know of each other: the PBX hands it SIP legs (:mod:`.inbound`,
+:mod:`.devices`), the database keeps each call's row (:mod:`.records`), admission
+authorises and funds every new call (:mod:`.admission`), the interpreter runs the app's
+actions through :class:`LiveCall` (:mod:`.application`), and the recording pipeline takes
+what was recorded. It is the :class:`~sautikit.voice.live.CallHost` of every live call.
+Commands for a call (the API's redirect, hangup and recording control) arrive through a
+:class:`~sautikit.voice.commands.CommandBus` so they reach the process that holds the call,
+wherever the request landed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select, update
+
+from sautikit.calls.admission import Admission
+from sautikit.calls.application import AppRunner
+from sautikit.calls.devices import Devices
+from sautikit.calls.inbound import Inbound
+from sautikit.calls.limits import CallRateGuard
+from sautikit.calls.placement import Dialler, Placement
+from sautikit.calls.records import CallRecords
+from sautikit.calls.recovery import recover_calls
+from sautikit.calls.registry import CallRegistry
+from sautikit.calls.routing import Trunks
+from sautikit.calls.status import CallStatus
+from sautikit.config import Settings
+from sautikit.db import Database
+from sautikit.db.models import Call
+from sautikit.db.types import utcnow
+from sautikit.pbx import Pbx
+from sautikit.recordings.pipeline import RecordingPipeline
+from sautikit.sip import CallEnd
+from sautikit.voice.control import (
+    ConferenceOptions,
+    ConferenceResult,
+    ConferenceStatus,
+    DialTarget,
+    RecordingIntent,
+    RecordingSource,
+    RecordResult,
+)
+from sautikit.voice.live import LiveCall
+from sautikit.voice.prompts import PromptCache
+from sautikit.voice.rooms import Rooms
+
+__all__ = ["CallManager"]
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 2.0
+"""How often live calls are stamped as still up: after a crash, their answered duration
+is known to within this."""
+
+
+class CallManager:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        pbx: Pbx,
+        *,
+        recordings: RecordingPipeline,
+        http: httpx.AsyncClient,
+        node: str | None = None,
+        app_timeout: float = 10.0,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.pbx = pbx
+        self.recordings = recordings
+        self.node = node or socket.gethostname()
+        self.accepting = True
+        self.registry = CallRegistry()
+        self.records = CallRecords(database, settings)
+        self.admission = Admission(settings)
+        self.trunks = Trunks(settings.signing_key())
+        self.rooms = Rooms(
+            pbx.media,
+            lambda room, call: self.begin_recording(call, "conference", channels=1),
+        )
+        self.prompts = PromptCache(http)
+        self.runner = AppRunner(
+            self.registry,
+            recordings,
+            http,
+            self.prompts,
+            app_timeout=app_timeout,
+            allow_private_http=settings.allow_private_http,
+        )
+        dialler = Dialler(pbx, self.trunks)
+        self.placement = Placement(
+            self,
+            database,
+            self.admission,
+            self.records,
+            self.registry,
+            dialler,
+            self.runner,
+            node=self.node,
+            accepting=lambda: self.accepting,
+        )
+        self.devices = Devices(
+            self,
+            database,
+            pbx,
+            self.trunks,
+            self.admission,
+            self.records,
+            self.registry,
+            dialler,
+            self.placement,
+            node=self.node,
+        )
+        self.inbound = Inbound(
+            self,
+            database,
+            self.admission,
+            self.registry,
+            self.devices,
+            self.runner,
+            node=self.node,
+            accepting=lambda: self.accepting,
+        )
+        self._spool = settings.data_dir / "spool"
+        self._heartbeat_task: asyncio.Task[Any] | None = None
+        pbx.on_inbound = self.inbound.on_inbound
+        self.devices.install()
+
+    @property
+    def rate_guard(self) -> CallRateGuard:
+        return self.admission.rate_guard
+
+    @property
+    def live(self) -> dict[str, LiveCall]:
+        return self.registry.live
+
+    # --- life -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the trunks, close what a crash left live, then run the background loops."""
+        self._spool.mkdir(parents=True, exist_ok=True)
+        await self.reload_trunks()
+        await self.recover()
+        self._heartbeat_task = self.registry.spawn(self._heartbeat(), "heartbeat")
+
+    async def reload_trunks(self) -> None:
+        """Re-read the trunks and the device logins (changed by the CLI or the API)."""
+        async with self.database.sessions() as session:
+            await self.trunks.reload(session)
+            await self.devices.directory.reload(session)
+
+    def trusts(self, host: str) -> bool:
+        """Whether INVITEs from ``host`` come from a carrier trunk (no digest needed)."""
+        return self.trunks.trusts(host)
+
+    async def recover(self) -> None:
+        """SPEC: calls a crash left live are closed with ``network_error``."""
+        await recover_calls(self.database, self.settings, node=self.node)
+
+    async def shutdown(self, grace: float, *, hurry: asyncio.Event | None = None) -> None:
+        """Drain: refuse new calls (503), let live ones run up to ``grace`` seconds (or
+        until ``hurry`` is set), then end them and write what they leave
+        (:meth:`CallRegistry.drain`)."""
+        self.accepting = False
+        await self.registry.drain(grace, hurry=hurry, keep_running=self._heartbeat_task)
+
+    async def _heartbeat(self) -> None:
+        beats = 0
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            beats += 1
+            if beats % 5 == 0:
+                await self._maintain()
+            if not self.registry.live:
+                continue
+            try:
+                async with self.database.transaction() as session:
+                    await session.execute(
+                        update(Call)
+                        .where(Call.id.in_(list(self.registry.live)))
+                        .values(last_seen_at=utcnow())
+                    )
+            except Exception:
+                log.exception("heartbeat of live calls failed")
+
+    async def _maintain(self) -> None:
+        """Pick up trunk changes made by other processes, and queued calls whose
+        notification was missed (e.g. sent while no PBX was listening)."""
+        try:
+            await self.reload_trunks()
+            async with self.database.sessions() as session:
+                queued = (
+                    await session.scalars(
+                        select(Call.id).where(
+                            Call.status == CallStatus.QUEUED, Call.owner.is_(None)
+                        )
+                    )
+                ).all()
+            for call_id in queued:
+                self.registry.spawn(self.placement.place(call_id), f"call {call_id}")
+        except Exception:
+            log.exception("call maintenance failed")
+
+    # --- CallHost -------------------------------------------------------------------------
+
+    async def call_answered(self, call: LiveCall) -> None:
+        async with call.journal:
+            await self.records.answered(call.call_id)
+
+    async def call_ended(self, call: LiveCall, end: CallEnd) -> None:
+        self.registry.remove(call.call_id)
+        async with call.journal:
+            await self.records.ended(call.call_id, call.cause or "normal_clearing")
+
+    async def record_call_error(self, call: LiveCall, code: str, message: str) -> None:
+        await self.records.error(call.call_id, code, message)
+
+    async def place_child(
+        self, parent: LiveCall, target: DialTarget, caller_id: str | None, ring_timeout: float
+    ) -> LiveCall:
+        return await self.placement.place_child(parent, target, caller_id, ring_timeout)
+
+    async def begin_recording(
+        self,
+        call: LiveCall,
+        source: RecordingSource,
+        *,
+        channels: int,
+        trim: bool = False,
+        intent: RecordingIntent = RecordingIntent(),
+    ) -> Path:
+        _, path = await self.recordings.begin(
+            call.call_id,
+            call.workspace_id,
+            source,
+            action_url=intent.action_url,
+            action_method=intent.action_method,
+            transcribe=intent.transcribe,
+            transcribe_callback=intent.transcribe_callback,
+            channels=channels,
+            trim=trim,
+        )
+        return path
+
+    async def join_conference(
+        self,
+        call: LiveCall,
+        name: str,
+        options: ConferenceOptions,
+        *,
+        on_status: Callable[[ConferenceStatus], None],
+        on_recording: Callable[[RecordResult], Awaitable[None]],
+    ) -> ConferenceResult:
+        room = self.rooms.room(call.workspace_id, name)
+        return await room.attend(call, options, on_status=on_status, on_recording=on_recording)
+
+    # --- commands from the API ------------------------------------------------------------
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        """A message from the command bus: dial a new call, or change a live one."""
+        call_id = message.get("call_id")
+        if not isinstance(call_id, str):
+            return
+        if message.get("type") == "place":
+            await self.placement.place(call_id)
+        elif message.get("type") == "command":
+            await self.execute(call_id, message)
+
+    async def execute(self, call_id: str, command: dict[str, Any]) -> None:
+        """Carry out a live-call command if this process holds the call."""
+        live = self.registry.get(call_id)
+        if live is None:
+            return
+        if command.get("status") == "completed":
+            await live.hangup("normal_clearing")
+        elif "action_url" in command:
+            interpreter = self.registry.interpreters.get(call_id)
+            if interpreter is not None:
+                interpreter.redirect_now(command["action_url"], command.get("method", "POST"))
+        elif "recording" in command:
+            live.control_recording(command["recording"])
+        elif isinstance(command.get("stream"), dict):
+            interpreter = self.registry.interpreters.get(call_id)
+            if interpreter is not None:
+                interpreter.stop_streams(command["stream"].get("name"))

@@ -1,0 +1,170 @@
+"""Outbound calls: an API call once it is queued, and a ``dial`` action's child legs.
+
+An API call was admitted (and its ``call.started`` written) by the request that made it;
+the process that wins the queued row dials it. A child leg is admitted here, in its own
+transaction, then dialled while its parent listens to ringback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import update
+
+from sautikit.calls.admission import (
+    Admission,
+    CallAsk,
+    CallLimitExceeded,
+    DestinationError,
+    InsufficientFunds,
+    NumberNotOwned,
+    Origin,
+    ParentCall,
+)
+from sautikit.calls.application import AppRunner
+from sautikit.calls.funding import enforce_limits
+from sautikit.calls.records import CallRecords
+from sautikit.calls.registry import CallRegistry
+from sautikit.calls.routing import NoRoute, Trunks
+from sautikit.calls.status import CallStatus
+from sautikit.db import Database
+from sautikit.db.models import Call, Workspace
+from sautikit.db.types import rows_changed
+from sautikit.pbx import OutboundLeg, Pbx
+from sautikit.voice.control import DialTarget
+from sautikit.voice.live import CallHost, DialRefused, LiveCall
+
+__all__ = ["Dialler", "Placement"]
+
+log = logging.getLogger(__name__)
+
+
+class Dialler:
+    """Sends an outbound leg where its route says: a trunk, or a SIP URI's own host."""
+
+    def __init__(self, pbx: Pbx, trunks: Trunks) -> None:
+        self.pbx = pbx
+        self.trunks = trunks
+
+    async def dial(self, to: str, caller_id: str, ring_timeout: float) -> OutboundLeg:
+        """Raises :class:`NoRoute`, ``OSError`` or ``ValueError`` when it cannot be sent."""
+        route = self.trunks.route(to)
+        return await self.pbx.dial(
+            route.target,
+            from_uri=f"sip:{caller_id}@{self.pbx.sip_host}",
+            destination=route.destination,
+            credentials=route.credentials,
+            ring_timeout=ring_timeout,
+        )
+
+
+class Placement:
+    def __init__(
+        self,
+        host: CallHost,
+        database: Database,
+        admission: Admission,
+        records: CallRecords,
+        registry: CallRegistry,
+        dialler: Dialler,
+        runner: AppRunner,
+        *,
+        node: str,
+        accepting: Callable[[], bool],
+    ) -> None:
+        self.accepting = accepting
+        self.host = host
+        self.database = database
+        self.admission = admission
+        self.records = records
+        self.registry = registry
+        self.dialler = dialler
+        self.runner = runner
+        self.node = node
+
+    def report_ringing(self, live: LiveCall) -> None:
+        """A leg's 180/183: record ``ringing`` in the order of the call's other changes."""
+
+        async def write() -> None:
+            async with live.journal:
+                await self.records.ringing(live.call_id)
+
+        self.registry.spawn(write(), "ringing")
+
+    async def place(self, call_id: str) -> None:
+        """Dial a queued API call, if this process wins it (a draining one leaves it to
+        the others)."""
+        if not self.accepting():
+            return
+        async with self.database.transaction() as session:
+            claimed = await session.execute(
+                update(Call)
+                .where(Call.id == call_id, Call.status == CallStatus.QUEUED, Call.owner.is_(None))
+                .values(owner=self.node)
+            )
+            if rows_changed(claimed) != 1:
+                return
+            call = await session.get(Call, call_id)
+            assert call is not None
+            workspace = await session.get(Workspace, call.workspace_id)
+            assert workspace is not None
+            allowed = await self.admission.fund(session, workspace, call)
+        try:
+            leg = await self.dialler.dial(
+                call.to_number, call.from_number, call.ring_timeout_seconds
+            )
+        except (NoRoute, OSError, ValueError) as error:
+            log.info("call %s: cannot be placed: %s", call.id, error)
+            await self.records.ended(call.id, "network_error")
+            return
+        live = self.registry.adopt(self.host, leg, call)
+        leg.on_ringing = lambda: self.report_ringing(live)
+        try:
+            await leg.wait_answer()
+        except Exception:
+            return  # LiveCall's watcher records how it ended
+        await live.mark_answered()
+        await self.runner.run(live, call, workspace, allowed)
+
+    async def place_child(
+        self, parent: LiveCall, target: DialTarget, caller_id: str | None, ring_timeout: float
+    ) -> LiveCall:
+        """Admit and dial a ``dial`` action's leg; raises :class:`DialRefused`."""
+        async with self.database.transaction() as session:
+            parent_record = await session.get(Call, parent.call_id)
+            ask = CallAsk(
+                Origin.CHILD,
+                to=target.address,
+                caller=caller_id,
+                workspace_id=parent.workspace_id,
+                parent=ParentCall(
+                    parent.call_id,
+                    parent.from_,
+                    parent.to,
+                    parent_record.events_url if parent_record else None,
+                ),
+                ring_timeout_seconds=int(ring_timeout),
+                owner=self.node,
+            )
+            try:
+                admitted = await self.admission.admit(session, ask)
+            except (
+                NumberNotOwned,
+                DestinationError,
+                CallLimitExceeded,
+                InsufficientFunds,
+            ) as refused:
+                raise DialRefused(str(refused)) from None
+        child = admitted.call
+        try:
+            leg = await self.dialler.dial(child.to_number, child.from_number, ring_timeout)
+        except (NoRoute, OSError, ValueError) as error:
+            await self.records.ended(child.id, "network_error")
+            raise DialRefused(str(error)) from None
+        live = self.registry.adopt(self.host, leg, child)
+        leg.on_ringing = lambda: self.report_ringing(live)
+        self.registry.spawn(
+            enforce_limits(live, None, admitted.allowed_seconds), f"limits of {child.id}"
+        )
+        return live
