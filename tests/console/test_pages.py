@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +18,8 @@ from sautikit.api import create_api
 from sautikit.config import Settings
 from sautikit.console.auth import create_member
 from sautikit.db import Database
-from sautikit.db.models import ApiKey, Call, ConsoleUser, Number, SipCredential
+from sautikit.db.models import ApiKey, Call, ConsoleUser, Number, SipCredential, Workspace
+from sautikit.voice.commands import LocalBus
 
 PASSWORD = "correct horse battery"
 OPERATOR_TOKEN = "op_" + "y" * 40
@@ -282,3 +284,73 @@ async def test_an_owner_invites_a_member_who_joins_once_by_the_link(
         )
         assert removed.status_code == 303
     assert (await browser.get("/console")).status_code == 303  # signed out
+
+
+async def test_the_operator_hangs_up_a_live_call_of_any_workspace(
+    database: Database, settings: Settings
+) -> None:
+    bus = LocalBus()
+    heard: list[dict[str, object]] = []
+
+    async def handler(message: dict[str, object]) -> None:
+        heard.append(message)
+
+    bus.subscribe(handler)
+    app = create_api(settings, database, bus=bus)
+    workspace_id = await member(database)
+    async with database.transaction() as session:
+        live = Call(
+            workspace_id=workspace_id,
+            direction="outbound",
+            from_number="+254700000001",
+            to_number="+254711000001",
+            status="answered",
+            owner="node-b",
+        )
+        session.add(live)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as http:
+        await http.post("/console/operator/sign-in", data={"token": OPERATOR_TOKEN})
+        rows = await http.get("/console/calls/live")
+        assert f'data-call-id="{live.id}"' in rows.text and "node-b" in rows.text
+        page = await http.get("/console/operator")
+        hung_up = await http.post(
+            f"/console/calls/{live.id}/hangup", data={"csrf_token": csrf(page)}
+        )
+        assert hung_up.status_code == 303
+    for _ in range(100):  # delivered after the commit, on the loop
+        if heard:
+            break
+        await asyncio.sleep(0.05)
+    await bus.close()
+    assert heard == [{"type": "command", "call_id": live.id, "status": "completed"}]
+
+
+async def test_owners_change_settings_by_the_api_s_rules(
+    browser: httpx.AsyncClient, database: Database
+) -> None:
+    workspace_id = await member(database)
+    await sign_in(browser)
+    page = await browser.get("/console/settings")
+    form = {
+        "csrf_token": csrf(page),
+        "destination_allowlist": "+254\n+255, +256",
+        "sip_host_allowlist": "pbx.example.co.ke",
+        "play_host_allowlist": "",
+        "max_concurrent_calls": "20",
+        "max_calls_per_second": "2",
+        "recording_format": "mp3",
+        "retention_days": "90",
+        "low_balance_threshold_minor": "5000",
+    }
+    saved = await browser.post("/console/settings", data=form)
+    assert saved.status_code == 200 and "Settings saved" in saved.text
+    async with database.sessions() as session:
+        workspace = await session.get_one(Workspace, workspace_id)
+        assert workspace.destination_allowlist == ["+254", "+255", "+256"]
+        assert (workspace.recording_format, workspace.retention_days) == ("mp3", 90)
+    bad = await browser.post("/console/settings", data={**form, "max_concurrent_calls": "0"})
+    assert bad.status_code == 400 and "max_concurrent_calls" in bad.text
+    async with database.sessions() as session:
+        workspace = await session.get_one(Workspace, workspace_id)
+        assert workspace.max_concurrent_calls == 20  # nothing half-applied

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from importlib import resources
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import ValidationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -1032,7 +1034,65 @@ async def settings_page(request: Request) -> Response:
         if isinstance(viewer, Response):
             return viewer
         workspace = await session.get_one(Workspace, _workspace_id(viewer))
-        return render(request, "settings.html", viewer, workspace=workspace)
+        return render(request, "settings.html", viewer, workspace=workspace, errors=[], saved=False)
+
+
+_SETTINGS_LISTS = ("destination_allowlist", "sip_host_allowlist", "play_host_allowlist")
+_SETTINGS_NUMBERS = (
+    "max_concurrent_calls",
+    "max_calls_per_second",
+    "retention_days",
+    "low_balance_threshold_minor",
+)
+
+
+@router.post("/settings")
+async def save_settings(request: Request) -> Response:
+    """The settings form, checked by the API's own ``SettingsPatch`` (one rule, one place).
+
+    Lists are typed one entry a line (or comma-separated). The storage bucket, which
+    carries credentials, is changed through ``PATCH /v1/settings`` only.
+    """
+    from sautikit.api.routers.settings import SettingsPatch, _unique  # the API's rules
+
+    form = await request.form()
+    async with _database(request).transaction() as session:
+        viewer = await _member(request, session)
+        if isinstance(viewer, Response):
+            return viewer
+        refused = _change_refused(request, viewer, str(form.get("csrf_token", "")))
+        if refused is not None:
+            return refused
+        if viewer.role != "owner":
+            return _forbidden(request, viewer, "Only owners change the workspace's settings.")
+        values: dict[str, Any] = {"recording_format": str(form.get("recording_format", ""))}
+        for name in _SETTINGS_LISTS:
+            text = str(form.get(name, ""))
+            values[name] = [part.strip() for part in re.split(r"[,\n]", text) if part.strip()]
+        for name in _SETTINGS_NUMBERS:
+            values[name] = str(form.get(name, "")).strip()
+        workspace = await session.get_one(Workspace, _workspace_id(viewer))
+        try:
+            patch = SettingsPatch.model_validate(values)
+        except ValidationError as exc:
+            problems = [
+                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+                for error in exc.errors()
+            ]
+            return render(
+                request,
+                "settings.html",
+                viewer,
+                status_code=400,
+                workspace=workspace,
+                errors=problems,
+                saved=False,
+            )
+        for name in patch.model_fields_set:
+            value = getattr(patch, name)
+            setattr(workspace, name, _unique(value) if isinstance(value, list) else value)
+        await session.flush()
+        return render(request, "settings.html", viewer, workspace=workspace, errors=[], saved=True)
 
 
 # -- the operator ---------------------------------------------------------------------
