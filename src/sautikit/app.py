@@ -150,6 +150,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             rtp_ports=settings.rtp_port_range,
             tts=TextToSpeech(settings.data_dir / "tts"),
             digest_algorithms=settings.sip_digest_algorithm_list,
+            one_way_audio_after=settings.one_way_audio_seconds,
         )
         manager = CallManager(
             settings,

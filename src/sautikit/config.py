@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         "MD5 (every phone), SHA-256 (RFC 8760; baresip 1.0 cannot answer it).",
     )
     rtp_ports: str = "20000-29999"
+    one_way_audio_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds without RTP from a leg (after its SDP was agreed) reported as "
+        "one-way audio on the call; 0 turns the watch off.",
+    )
 
     node_id: str = Field(
         default_factory=socket.gethostname,

@@ -273,3 +273,27 @@ async def test_different_codecs_mix_on_the_clock(rig: Rig) -> None:
     bob.session.codec = a.session.codec
     bob.session.payload_type = 0
     assert bridge.relaying
+
+
+async def test_rtcp_is_terminated_per_leg_with_the_relayed_stream_s_figures(rig: Rig) -> None:
+    a, alice = await rig.call(voice(440))
+    b, bob = await rig.call(voice(1100))
+    bridge = Bridge(a, b)
+    # As SDP would say (a=rtcp): the phones' RTCP ports are not the RTP port + 1.
+    for channel, phone in ((a, alice), (b, bob)):
+        channel.session.set_remote(phone.session.local_address, phone.session.rtcp_local_address)
+    await rig.run(20)
+    assert bridge.relaying
+    # Bob gets an SR about the stream he hears (b's SSRC, the relayed packets) whose
+    # report block is about what Bob sends, measured by b: nothing lost.
+    assert b.session.send_rtcp_report()
+    await until(lambda: bob.session.remote_report is not None, "b's report")
+    report = bob.session.remote_report
+    assert report is not None and report.ssrc == bob.session.ssrc
+    assert report.cumulative_lost == 0
+    assert set(bob.session.sources) == {b.session.ssrc}
+    # Bob's receiver report closes the loop: b knows the round trip to Bob.
+    assert bob.session.send_rtcp_report()
+    await until(lambda: b.session.round_trip is not None, "Bob's report")
+    assert b.quality().round_trip_ms is not None
+    assert b.quality().packets == bob.session.stats.packets_sent

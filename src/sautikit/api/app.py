@@ -19,6 +19,7 @@ from sautikit.calls.admission import Admission
 from sautikit.calls.manager import CallManager
 from sautikit.config import Settings
 from sautikit.db import Database
+from sautikit.media.metrics import MediaCollector
 from sautikit.storage import ObjectStore
 from sautikit.voice.commands import CommandBus, open_bus
 
@@ -61,6 +62,8 @@ def create_api(
         responses=_ERROR_RESPONSES,
     )
     registry = CollectorRegistry()
+    if calls is not None:
+        registry.register(MediaCollector(calls.pbx.media))
     app.state.store = store
     app.state.bus = bus or open_bus(settings.effective_database_url)
     app.state.calls = calls

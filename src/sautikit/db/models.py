@@ -247,6 +247,9 @@ class Call(Base):
     answered_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    # The leg's audio at hangup (media.quality.LegQuality.as_record): packets, lost,
+    # jitter_ms, mos_estimate, one_way_audio.
+    quality: Mapped[dict[str, Any] | None]
 
 
 class Event(Base):

@@ -32,6 +32,7 @@ import enum
 import logging
 import math
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
@@ -54,6 +55,7 @@ from sautikit.media.g711 import codec_by_name
 from sautikit.media.mixer import mix
 from sautikit.media.player import Player
 from sautikit.media.ports import RtpPortPair
+from sautikit.media.quality import LegQuality, mos_estimate
 from sautikit.media.recorder import Recorder, RecorderState
 from sautikit.media.session import RtpSession
 from sautikit.media.silence import SilenceDetector, VoiceActivity
@@ -364,6 +366,13 @@ class MediaChannel:
         self.ptime = 20
         """The packet time in milliseconds the peer asked for (SDP ``a=ptime``)."""
         self._taps: list[MediaTap] = []
+        self.one_way_audio = False
+        """The far end sent nothing for the engine's one-way audio time while we expected
+        audio from it (set once, for the call's record)."""
+        self.on_one_way_audio: Callable[[MediaChannel, float], None] | None = None
+        """Called with the seconds of silence when one-way audio is detected."""
+        self._media_expected_since: float | None = None
+        self._silence_reported = False
 
     # --- signalling-facing ----------------------------------------------------------------
 
@@ -403,6 +412,7 @@ class MediaChannel:
         session.dtmf_payload_type = dtmf_payload_type
         session.set_remote((remote_address, remote_port))
         self.ptime = ptime
+        self._media_expected_since = time.monotonic()
         self._reconsider()
 
     def set_direction(self, send: bool, receive: bool) -> None:
@@ -708,6 +718,47 @@ class MediaChannel:
                     waiter.future.set_result(
                         SilenceEnd.AFTER_SPEECH if heard else SilenceEnd.NO_SPEECH
                     )
+
+    # --- quality --------------------------------------------------------------------------
+
+    def quality(self) -> LegQuality:
+        """The leg's audio so far: packets, loss and jitter as RTCP reports them, a MOS."""
+        session = self.session
+        packets, lost, jitter = session.reception_figures()
+        round_trip = session.round_trip
+        expected = packets + lost
+        loss_percent = 100.0 * lost / expected if expected else 0.0
+        round_trip_ms = None if round_trip is None else round_trip * 1000
+        return LegQuality(
+            packets=packets,
+            lost=lost,
+            jitter_ms=jitter * 1000,
+            mos_estimate=mos_estimate(loss_percent, jitter * 1000, round_trip_ms, self.ptime),
+            round_trip_ms=round_trip_ms,
+            one_way_audio=self.one_way_audio,
+        )
+
+    def check_inbound(self, now: float, after: float) -> bool:
+        """The engine's one-way audio watch: True when the far end has been silent (no RTP
+        at all) for ``after`` seconds since the SDP was agreed or its last packet, while
+        the leg is meant to receive. Reported once per silence."""
+        since = self._media_expected_since
+        if since is None or self._closed or not self.receiving:
+            return False
+        last = self.session.last_received
+        if last is not None and last > since:
+            since = last
+            self._silence_reported = False
+        silent = now - since
+        if silent < after or self._silence_reported:
+            return False
+        self._silence_reported = True
+        self.one_way_audio = True
+        log.warning("%r: no RTP from the far end for %.1f s (one-way audio)", self, silent)
+        callback = self.on_one_way_audio
+        if callback is not None:
+            callback(self, silent)
+        return True
 
     # --- bridges and conferences ----------------------------------------------------------
 

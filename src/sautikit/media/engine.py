@@ -42,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -52,10 +52,18 @@ from sautikit.media.channel import Int16Array, MediaChannel, Mixer, RecordingHan
 from sautikit.media.clock import ClockStats, MediaClock
 from sautikit.media.g711 import codec_by_name
 from sautikit.media.ports import RtpPortAllocator, RtpPortPair
+from sautikit.media.quality import LegQuality
 from sautikit.media.session import RtpSession
 from sautikit.media.tts import TextToSpeech
 
-__all__ = ["GIL_SWITCH_INTERVAL", "EngineStats", "MediaEngine", "PunctualSleep"]
+__all__ = [
+    "GIL_SWITCH_INTERVAL",
+    "MOS_BUCKETS",
+    "EngineStats",
+    "MediaEngine",
+    "PunctualSleep",
+    "QualityTotals",
+]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +92,41 @@ class EngineStats:
     """Longest tick's work in seconds."""
     failed_channels: int
     """Channels closed because their tick work raised."""
+
+
+_WATCH_TICKS: Final = 50
+"""Ticks (a second) between the one-way audio watch's rounds."""
+
+_MOS_BUCKETS: Final = (1.0, 2.0, 2.5, 3.0, 3.5, 3.8, 4.0, 4.2, 4.4)
+
+
+@dataclass(slots=True)
+class QualityTotals:
+    """The quality of every leg that ended, summed for /metrics."""
+
+    legs: int = 0
+    packets: int = 0
+    lost: int = 0
+    one_way_audio_legs: int = 0
+    one_way_audio_events: int = 0
+    mos_sum: float = 0.0
+    mos_buckets: list[int] = field(default_factory=lambda: [0] * len(_MOS_BUCKETS))
+    """Legs whose MOS was at most each of :data:`MOS_BUCKETS` (cumulative, as Prometheus)."""
+
+    def add(self, quality: LegQuality) -> None:
+        if not quality.packets:
+            return  # a leg that carried no audio (refused, cancelled) says nothing of quality
+        self.legs += 1
+        self.packets += quality.packets
+        self.lost += quality.lost
+        self.one_way_audio_legs += quality.one_way_audio
+        self.mos_sum += quality.mos_estimate
+        for index, bound in enumerate(_MOS_BUCKETS):
+            if quality.mos_estimate <= bound:
+                self.mos_buckets[index] += 1
+
+
+MOS_BUCKETS: Final = _MOS_BUCKETS
 
 
 _WakeRequest = tuple[float, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
@@ -144,7 +187,8 @@ class MediaEngine:
     ``host`` is the address literal RTP binds to (and that goes into SDP); ``port_range``
     the inclusive range RTP/RTCP pairs come from; ``tts`` speaks for
     :meth:`MediaChannel.say`. Pass ``clock`` to share one; otherwise the engine makes its
-    own, which :meth:`start` runs and :meth:`close` stops.
+    own, which :meth:`start` runs and :meth:`close` stops. ``one_way_audio_after`` seconds
+    without a packet from a leg (after its SDP was agreed) report one-way audio on it.
     """
 
     def __init__(
@@ -153,8 +197,12 @@ class MediaEngine:
         port_range: tuple[int, int] = (20000, 29999),
         tts: TextToSpeech | None = None,
         clock: MediaClock | None = None,
+        one_way_audio_after: float = 0.0,
     ) -> None:
         self.host = host
+        self.one_way_audio_after = one_way_audio_after
+        """Seconds without RTP from a leg that count as one-way audio (0: not watched)."""
+        self.totals = QualityTotals()
         self.tts = tts
         self.ports = RtpPortAllocator(*port_range)
         self._owns_clock = clock is None
@@ -280,6 +328,7 @@ class MediaEngine:
         """Called by a closing channel: stop ticking it and give its ports back."""
         if self._channels.pop(channel, False) is not False:
             self._channel_snapshot = None
+            self.totals.add(channel.quality())
         self._relayed.discard(channel)
         try:
             loop = asyncio.get_running_loop()
@@ -365,11 +414,22 @@ class MediaEngine:
                 channel.transmit()
             except Exception:
                 self._fail(channel)
+        if self.one_way_audio_after > 0 and tick % _WATCH_TICKS == 0:
+            self._watch_inbound()
         work = time.perf_counter() - started
         self._ticks_run += 1
         self._work_total += work
         self._work_max = max(self._work_max, work)
         self._recent_work.append(work)
+
+    def _watch_inbound(self) -> None:
+        # Once a second over every channel, relayed ones too: a few microseconds per
+        # hundred calls, amortised over 50 ticks.
+        now = time.monotonic()
+        after = self.one_way_audio_after
+        for channel in tuple(self._channels):
+            if channel.check_inbound(now, after):
+                self.totals.one_way_audio_events += 1
 
     def _fail(self, channel: MediaChannel) -> None:
         log.exception("media of %r failed on the clock; closing it", channel)

@@ -59,6 +59,7 @@ from sautikit.media.rtcp import (
     SenderReport,
     SourceDescription,
     encode_compound,
+    ntp_middle_32,
     ntp_timestamp,
     parse_compound,
 )
@@ -193,6 +194,13 @@ class RtpSession:
         #: The peer's latest report block about our stream, from its SR or RR.
         self.remote_report: ReportBlock | None = None
         self.bye_received = False
+        #: The round trip to the peer in seconds, from its report blocks (None: unknown).
+        self.round_trip: float | None = None
+        # Statistics of sources no longer kept, and the jitter sampled at each report,
+        # for the call's quality figures.
+        self._retired_lost = 0
+        self._jitter_sampled = 0.0
+        self._jitter_samples = 0
         self.remote: Address | None = None
         self.remote_rtcp: Address | None = None
         self._remote_rtcp_explicit = False
@@ -440,7 +448,8 @@ class RtpSession:
         if source is None:
             source = self.sources[ssrc] = ReceptionStatistics(ssrc, self.codec.clock_rate)
             if len(self.sources) > _MAX_SOURCES:
-                self.sources.popitem(last=False)
+                _, retired = self.sources.popitem(last=False)
+                self._retired_lost += max(0, retired.lost)
         else:
             self.sources.move_to_end(ssrc)
         return source
@@ -747,8 +756,28 @@ class RtpSession:
             self._next_rtcp = now + self._rtcp_delay()
             self.send_rtcp_report()
 
+    def reception_figures(self) -> tuple[int, int, float]:
+        """Packets received from the peer, packets lost, and the mean interarrival jitter in
+        seconds over the reports so far (the current estimate when none was sent yet)."""
+        # Every valid packet counts, the first of each source too (RFC 3550's counts begin
+        # after its probation).
+        received, lost = self.stats.packets_received, self._retired_lost
+        for source in self.sources.values():
+            lost += max(0, source.lost)
+        samples, total = self._jitter_samples, self._jitter_sampled
+        if self.sources:
+            latest = next(reversed(self.sources.values()))
+            samples += 1
+            total += latest.jitter / latest.clock_rate
+        return received, lost, total / samples if samples else 0.0
+
     def _report_packets(self) -> list[RtcpPacket]:
         now = time.monotonic()
+        if self.sources:
+            latest = next(reversed(self.sources.values()))
+            if latest.received:
+                self._jitter_sampled += latest.jitter / latest.clock_rate
+                self._jitter_samples += 1
         blocks = tuple(
             source.report_block(now) for source in self.sources.values() if source.received
         )
@@ -800,10 +829,20 @@ class RtpSession:
                 for block in packet.reports:
                     if block.ssrc == self.ssrc:
                         self.remote_report = block
+                        self._measure_round_trip(block)
             elif isinstance(packet, Bye) and (
                 not self.sources or any(ssrc in self.sources for ssrc in packet.ssrcs)
             ):
                 self.bye_received = True
+
+    def _measure_round_trip(self, block: ReportBlock) -> None:
+        # §6.4.1: arrival − LSR − DLSR, in 1/65536 s of the NTP clock's middle 32 bits.
+        if not block.last_sr:
+            return
+        arrival = ntp_middle_32(ntp_timestamp(time.time()))
+        ticks = (arrival - block.last_sr - block.delay_since_last_sr) & 0xFFFF_FFFF
+        if ticks < 10 * 65536:  # beyond 10 s it is a stale or forged block, not a route
+            self.round_trip = ticks / 65536
 
     # -- life ------------------------------------------------------------------------------
 

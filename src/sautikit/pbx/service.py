@@ -43,7 +43,8 @@ class Pbx:
     ``sip_host``) and SDP names ``media_advertised_address`` (default: the SIP advertised
     address when it is an IP literal, else as for SIP), never a wildcard.
     ``user_agent_options`` go to :class:`UserAgent` (digest lookups for devices, the
-    INVITE policy, timers).
+    INVITE policy, timers). ``one_way_audio_after`` seconds without RTP from a leg report
+    one-way audio on it (0: not watched).
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class Pbx:
         tts: TextToSpeech | None = None,
         on_inbound: InboundHandler | None = None,
         sip_user: str = "sautikit",
+        one_way_audio_after: float = 0.0,
         **user_agent_options: Any,
     ) -> None:
         #: The address SIP binds to; :attr:`sip_host` is the one others are told.
@@ -69,7 +71,9 @@ class Pbx:
             media_advertised_address = self.sip_host
         #: The address every SDP we send names for RTP.
         self.media_address = advertised_address(media_bind, media_advertised_address)
-        self.media = MediaEngine(media_bind, rtp_ports, tts)
+        self.media = MediaEngine(
+            media_bind, rtp_ports, tts, one_way_audio_after=one_way_audio_after
+        )
         self.on_inbound = on_inbound
         self._sip_user = sip_user
         self.user_agent_options = user_agent_options
