@@ -12,6 +12,7 @@ from sautikit import actions
 from sautikit.actions import (
     conference,
     dial,
+    gather,
     get_digits,
     hangup,
     pause,
@@ -95,6 +96,15 @@ EVERY_VERB_FULLY = response(
         action="https://app.example.com/after-stream",
         method="POST",
     ),
+    gather(
+        input=["speech", "dtmf"],
+        speech_timeout="auto",
+        hints=["balance", "M-Pesa"],
+        language="en-US",
+        partial_result_callback="https://app.example.com/partial",
+        action="https://app.example.com/heard",
+        timeout=6,
+    ),
 )
 
 
@@ -115,7 +125,10 @@ def test_every_verb_has_a_builder_and_the_server_accepts_each_fully_given() -> N
         False,
         "do-not-trim",
     )
-    streamed = parsed[-1]
+    gathered = parsed[-1]
+    assert isinstance(gathered, GetDigits) and gathered.wants_speech and gathered.wants_digits
+    assert (gathered.speech_timeout, gathered.hints) == (None, ("balance", "M-Pesa"))
+    streamed = parsed[-2]
     assert isinstance(streamed, Stream)
     assert (streamed.track, streamed.bidirectional, streamed.parameters) == (
         "both",
@@ -215,6 +228,7 @@ def test_the_module_exports_a_builder_per_verb_and_response() -> None:
         "hangup",
         "pause",
         "stream",
+        "gather",
         "response",
     }
 

@@ -27,6 +27,7 @@ __all__ = [
     "Action",
     "conference",
     "dial",
+    "gather",
     "get_digits",
     "hangup",
     "pause",
@@ -78,17 +79,34 @@ def get_digits(
     timeout: int | None = None,
     action: str | None = None,
     method: Method | None = None,
+    input: Sequence[Literal["dtmf", "speech"]] | None = None,
+    speech_timeout: int | Literal["auto"] | None = None,
+    hints: Sequence[str] | None = None,
+    language: str | None = None,
+    partial_result_callback: str | None = None,
+    verb: Literal["getDigits", "gather"] = "getDigits",
 ) -> Action:
-    """Collect keys while the ``nested`` say/play prompts play; posts ``Digits`` to ``action``."""
+    """Collect keys (and, with ``input`` speech, what the caller says) while the ``nested``
+    say/play prompts play; posts ``Digits`` or ``SpeechResult`` and ``Confidence``."""
     return _action(
-        "getDigits",
+        verb,
         numDigits=num_digits,
         finishOnKey=finish_on_key,
         timeout=timeout,
         action=action,
         method=method,
         nested=None if nested is None else list(nested),
+        input=None if input is None else list(input),
+        speechTimeout=speech_timeout,
+        hints=None if hints is None else list(hints),
+        language=language,
+        partialResultCallback=partial_result_callback,
     )
+
+
+def gather(**parameters: Any) -> Action:
+    """:func:`get_digits` under Twilio's name (the same parameters)."""
+    return get_digits(**parameters, verb="gather")
 
 
 def dial(

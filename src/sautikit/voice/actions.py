@@ -61,6 +61,7 @@ __all__ = [
     "ActionDocumentError",
     "Conference",
     "Dial",
+    "Gather",
     "GetDigits",
     "Hangup",
     "NestedAction",
@@ -307,8 +308,39 @@ class Play(_Verb):
 NestedAction = Say | Play
 
 
+def _check_input(value: object) -> tuple[str, ...]:
+    items = value.split() if isinstance(value, str) else value
+    what = 'a list of "dtmf" and "speech"'
+    if not isinstance(items, list) or not items:
+        raise _problem(f"must be {what}, got {_describe(value)}")
+    for item in items:
+        if item not in ("dtmf", "speech"):
+            raise _problem(f"must be {what}, got {_show(item)}")
+    return tuple(dict.fromkeys(items))
+
+
+def _check_speech_timeout(value: object) -> float | None:
+    if value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 60:
+        raise _problem(f'must be "auto" or seconds from 1 to 60, got {_show(value)}')
+    return float(value)
+
+
+def _check_hints(value: object) -> tuple[str, ...]:
+    items = [part.strip() for part in value.split(",")] if isinstance(value, str) else value
+    what = "a list of up to 100 words or phrases (or a comma-separated string)"
+    if not isinstance(items, list) or len(items) > 100:
+        raise _problem(f"must be {what}, got {_describe(value)}")
+    for item in items:
+        if not isinstance(item, str) or len(item) > 100:
+            raise _problem(f"must be {what}, got {_show(item)}")
+    return tuple(item for item in items if item)
+
+
 class GetDigits(_Verb):
-    """Collect DTMF digits while ``nested`` prompts play; a key press interrupts them."""
+    """Collect DTMF digits (and, with ``input`` speech, what the caller says) while
+    ``nested`` prompts play; a key press interrupts them."""
 
     verb: ClassVar[str] = "getDigits"
     num_digits: Annotated[int, _integer(0, 64)] = Field(0, alias="numDigits")
@@ -317,6 +349,27 @@ class GetDigits(_Verb):
     action: Url | None = None
     method: Method = "POST"
     nested: tuple[NestedAction, ...] = ()
+    input: Annotated[tuple[str, ...], PlainValidator(_check_input)] = ("dtmf",)
+    speech_timeout: Annotated[float | None, PlainValidator(_check_speech_timeout)] = Field(
+        None, alias="speechTimeout"
+    )
+    hints: Annotated[tuple[str, ...], PlainValidator(_check_hints)] = ()
+    language: Language = "en-US"
+    partial_result_callback: Url | None = Field(None, alias="partialResultCallback")
+
+    @property
+    def wants_speech(self) -> bool:
+        return "speech" in self.input
+
+    @property
+    def wants_digits(self) -> bool:
+        return "dtmf" in self.input
+
+
+class Gather(GetDigits):
+    """``getDigits`` under Twilio's name."""
+
+    verb: ClassVar[str] = "gather"
 
 
 class Dial(_Verb):
@@ -481,6 +534,7 @@ _MODELS: Final[dict[str, type[_Verb]]] = {
         Hangup,
         Pause,
         Stream,
+        Gather,
     )
 }
 VERBS: Final = tuple(_MODELS)
@@ -539,7 +593,7 @@ def _parse_action(
     if not isinstance(params, dict):
         problems.append(f"{path}: parameters must be an object, got {_describe(params)}")
         return None
-    if model is GetDigits and "nested" in params:
+    if issubclass(model, GetDigits) and "nested" in params:
         nested = params["nested"]
         if not isinstance(nested, list):
             problems.append(f"{path}.nested: must be a list of say and play actions")

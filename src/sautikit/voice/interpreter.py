@@ -18,6 +18,12 @@ Decisions where SPEC §3 is silent:
 
 * ``getDigits`` with nothing entered (timeout, or only the finish key) runs the next
   action without requesting ``action``, as Twilio does.
+* ``getDigits`` (or ``gather``) with ``input`` speech listens after its prompts
+  (:mod:`sautikit.voice.speech`) and posts ``SpeechResult`` and ``Confidence`` (0.000 to
+  1.000); keys still work when ``input`` also has ``dtmf``: a key sequence ends the
+  listening and posts ``Digits``. Nothing intelligible heard runs the next action, as no
+  keys do. ``partialResultCallback`` gets ``UnstableSpeechResult`` and ``SequenceNumber``
+  about once a second while the caller speaks; its answers are ignored.
 * A verb's ``action`` is still requested when the caller hung up during a ``record`` or
   ``dial`` — the app gets its recording and dial outcome — but its answer is ignored.
   ``record`` posts ``Digits``: the finish key pressed, ``hangup``, or ``""``.
@@ -50,6 +56,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sautikit.media.player import beep
+from sautikit.recordings.transcription import TranscriptionEngine
 from sautikit.voice.actions import (
     Action,
     Conference,
@@ -79,6 +86,7 @@ from sautikit.voice.control import (
     RecordResult,
 )
 from sautikit.voice.prompts import HostAllowed, PromptCache, PromptError
+from sautikit.voice.speech import SpeechCollector
 from sautikit.voice.stream import MediaStream, StreamError, StreamOpener, StreamSpec
 
 __all__ = ["DEFAULT_APOLOGY", "MAX_REDIRECTS", "MAX_STREAMS", "ApplicationError", "Interpreter"]
@@ -127,6 +135,7 @@ class Interpreter:
         apology: str = DEFAULT_APOLOGY,
         apology_language: str = "en-US",
         streams: StreamOpener | None = None,
+        recognizer: TranscriptionEngine | None = None,
     ) -> None:
         self.call = call
         self.app = app
@@ -146,6 +155,8 @@ class Interpreter:
         self._wakeup: asyncio.Event = asyncio.Event()
         self._notifications: set[asyncio.Task[bool]] = set()
         self.streams = streams or StreamOpener()
+        self.recognizer = recognizer
+        """Speech input's recognizer; None: the process's shared offline Whisper."""
         self._streams: dict[str, MediaStream] = {}
         self._forks: set[asyncio.Task[str]] = set()
 
@@ -319,14 +330,72 @@ class Interpreter:
                 outcome = await self.call.play(audio, loop=prompt.loop, interruptible=True)
             if outcome.digit is not None:
                 break
-        result = await self.call.collect_digits(
-            num_digits=action.num_digits,
-            finish_on_key=action.finish_on_key,
-            timeout=action.timeout,
-        )
-        if action.action is None or not result.digits:
+        if action.wants_speech:
+            fields = await self._gather_speech(action)
+        else:
+            result = await self.call.collect_digits(
+                num_digits=action.num_digits,
+                finish_on_key=action.finish_on_key,
+                timeout=action.timeout,
+            )
+            fields = {"Digits": result.digits} if result.digits else None
+        if action.action is None or fields is None:
             return None
-        return _Fetch(action.action, action.method, {"Digits": result.digits})
+        return _Fetch(action.action, action.method, fields)
+
+    async def _gather_speech(self, action: GetDigits) -> dict[str, str | int] | None:
+        """Listen for speech (and keys, if ``input`` has dtmf) until one of them gives an
+        answer: a key sequence wins at once; a key timeout leaves the speech to decide."""
+        partial_url = action.partial_result_callback
+
+        def on_partial(text: str, sequence: int) -> None:
+            if partial_url is not None:
+                fields: dict[str, str | int] = {
+                    "UnstableSpeechResult": text,
+                    "SequenceNumber": sequence,
+                }
+                self._notify(self.app.notify(partial_url, self._fields(fields)))
+
+        collector = SpeechCollector(
+            self.call,
+            timeout=action.timeout,
+            speech_timeout=action.speech_timeout,
+            hints=action.hints,
+            recognizer=self.recognizer,
+            on_partial=on_partial if partial_url is not None else None,
+        )
+        speech = asyncio.create_task(collector.collect())
+        digits = (
+            asyncio.create_task(
+                self.call.collect_digits(
+                    num_digits=action.num_digits,
+                    finish_on_key=action.finish_on_key,
+                    timeout=action.timeout,
+                )
+            )
+            if action.wants_digits
+            else None
+        )
+        pending: set[asyncio.Task[Any]] = {speech} if digits is None else {speech, digits}
+        try:
+            while True:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if digits is not None and digits in done:
+                    keys = digits.result()  # raises CallEnded with the call
+                    if keys.digits:
+                        return {"Digits": keys.digits}
+                    digits = None
+                if speech in done:
+                    heard = speech.result()
+                    if self.call.ended:
+                        raise CallEnded
+                    if not heard.text:
+                        return None
+                    return {"SpeechResult": heard.text, "Confidence": f"{heard.confidence:.3f}"}
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _record(self, action: Record) -> _Fetch | None:
         await self._answer()
