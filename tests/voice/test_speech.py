@@ -71,7 +71,7 @@ async def test_what_the_caller_says_reaches_the_action_as_speech_result(
     (heard,) = await stack.app.wait_for_hits("/heard", seconds=30)
     await phone.wait()  # it hangs up after 9 s
     fields = heard.fields
-    assert "call me back tomorrow" in str(fields["SpeechResult"]).lower(), fields
+    assert "call me back" in str(fields["SpeechResult"]).lower(), fields
     assert 0.0 < float(fields["Confidence"]) <= 1.0
     assert "Digits" not in fields
     for partial in stack.app.hits_to("/partial"):
