@@ -25,6 +25,7 @@ from sautikit.db import Database, upgrade_database
 from sautikit.db.migrate import alembic_config
 from sautikit.db.types import utcnow
 from sautikit.events.delivery import DeliveryWorker
+from sautikit.loopwatch import LoopWatch
 from sautikit.media import TextToSpeech
 from sautikit.net import outbound_client
 from sautikit.pbx import Pbx
@@ -113,6 +114,8 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
     store = open_store(settings)
     async with open_database(settings) as database, AsyncExitStack() as stack:
         stack.push_async_callback(store.close)
+        loop_watch = LoopWatch()
+        _run_in_background(stack, loop_watch.run())
         http = outbound_client(
             allow_private=settings.allow_private_http, timeout=settings.app_timeout_seconds
         )
@@ -178,6 +181,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             _run_in_background(stack, topups.run(), topups.stop, topups.aclose)
 
         api = create_api(settings, database, store, bus=bus, calls=manager, topups=topups)
+        loop_watch.register(api.state.registry)
         server = _ApiServer(
             uvicorn.Config(
                 api,

@@ -4,13 +4,15 @@ savepoint; readers never wait for it. On SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sautikit.db import Database, WriterClosed, on_commit
+from sautikit.db import Database, WriterClosed, on_commit, upgrade_database
 from sautikit.db.models import Workspace
 from sautikit.ids import new_id
 
@@ -184,3 +186,44 @@ async def test_close_commits_what_was_handed_over(database: Database) -> None:
     with pytest.raises(WriterClosed):
         database.write_later(_add("too late"), what="test")
     assert await _count(database, "last words") == 20
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path) -> Path:
+    return tmp_path / "writer.db"
+
+
+async def test_a_write_waits_for_another_process_without_holding_the_loop(
+    sqlite_file: Path,
+) -> None:
+    """SQLite: while another process (the CLI, say) holds the write lock, the writer
+    waits for it with the event loop free, then writes; nothing says "locked"."""
+    database = Database(f"sqlite+aiosqlite:///{sqlite_file}")
+    try:
+        await upgrade_database(database)
+        other = sqlite3.connect(sqlite_file, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticking = asyncio.create_task(ticker())
+        writing = asyncio.create_task(database.write(_add("patient")))
+        await asyncio.sleep(0.3)
+        assert not writing.done()  # still waiting for the lock…
+        ticks_while_waiting = ticks
+        other.execute("COMMIT")
+        other.close()
+        assert isinstance(await writing, str)
+        ticking.cancel()
+        assert ticks_while_waiting > 0  # …and the loop ran meanwhile
+        assert await _count(database, "patient") == 1
+    finally:
+        await database.close()
+    # Closing checkpoints the log into the database file.
+    wal = sqlite_file.with_name(sqlite_file.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,11 +18,16 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from sautikit.db import inline
 from sautikit.db.writer import Job, Writer
 
 __all__ = ["DEFAULT_POOL_OVERFLOW", "DEFAULT_POOL_SIZE", "Database"]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_EVERY_BATCHES = 200
 
 DEFAULT_POOL_SIZE = 20
 DEFAULT_POOL_OVERFLOW = 20
@@ -69,16 +75,27 @@ class Database:
                 for key, value in engine_options.items()
                 if key not in ("pool_size", "max_overflow")
             }
-            # Exactly one connection writes; it takes the file lock at BEGIN (IMMEDIATE),
-            # so a write never fails half-way on a lock another process holds.
+            # Exactly one connection writes, calling sqlite3 in place (db.inline says why);
+            # it takes the file lock at BEGIN (IMMEDIATE), so a write never fails half-way
+            # on a lock another process holds.
+            path = str(self.url.database)
+
+            async def connect_writer() -> Any:
+                return await inline.connect(path)
+
             self.writer_engine = create_async_engine(
-                url, pool_size=1, max_overflow=0, **writer_options
+                url, pool_size=1, max_overflow=0, async_creator=connect_writer, **writer_options
             )
             event.listen(self.writer_engine.sync_engine, "connect", _sqlite_writer_connect)
             event.listen(self.writer_engine.sync_engine, "begin", _sqlite_begin_immediate)
         else:  # PostgreSQL's writer takes a pooled connection per batch
             self.writer_engine = self.engine
-        self.writer = Writer(self.writer_engine)
+        self.writer = Writer(
+            self.writer_engine,
+            on_batch=self._after_batch if self.writer_engine is not self.engine else None,
+        )
+        self._checkpoint: asyncio.Task[None] | None = None
+        self._batches_since_checkpoint = 0
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -111,6 +128,23 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
+    def _after_batch(self) -> None:
+        """Every so many commits, checkpoint the WAL on a reader's thread: the writer
+        connection never does (its fsync would hold the event loop)."""
+        self._batches_since_checkpoint += 1
+        if self._batches_since_checkpoint < CHECKPOINT_EVERY_BATCHES:
+            return
+        if self._checkpoint is None or self._checkpoint.done():
+            self._batches_since_checkpoint = 0
+            self._checkpoint = asyncio.get_running_loop().create_task(self._run_checkpoint())
+
+    async def _run_checkpoint(self, mode: str = "PASSIVE") -> None:
+        try:
+            async with self.engine.connect() as connection:
+                await connection.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
+        except Exception as failed:  # the next one will try again
+            log.warning("WAL checkpoint failed: %s", failed)
+
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -118,6 +152,10 @@ class Database:
     async def close(self) -> None:
         try:
             await asyncio.shield(self.writer.close())
+            if self._checkpoint is not None:
+                await self._checkpoint
+            if self.writer_engine is not self.engine:
+                await self._run_checkpoint("TRUNCATE")
         finally:
             if self.writer_engine is not self.engine:
                 await self.writer_engine.dispose()
@@ -135,6 +173,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_writer_connect(dbapi_connection: Any, record: Any) -> None:
     _sqlite_pragmas(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    # On the event loop nothing may wait: no busy wait (the writer retries BEGIN with an
+    # await between tries) and no checkpoint (a reader's thread runs it).
+    cursor.execute("PRAGMA busy_timeout=0")
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
     # The driver's own transaction handling would BEGIN late and break SAVEPOINTs;
     # SQLAlchemy's documented recipe hands BEGIN to the "begin" event instead.
     dbapi_connection.isolation_level = None

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
@@ -49,6 +50,10 @@ raises) is the caller's answer. It must not commit or wait on anything slow."""
 
 MAX_BATCH = 128
 """Jobs committed together at most: bounds how long the first of a batch waits."""
+
+
+BUSY_TIMEOUT_SECONDS = 10.0
+"""How long a write waits for another process (the CLI, say) to release SQLite's lock."""
 
 
 class WriterClosed(RuntimeError):
@@ -113,9 +118,16 @@ def on_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
 class Writer:
     """The one writer of ``engine`` in this process (see the module's doc)."""
 
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_batch: int = MAX_BATCH,
+        on_batch: Callable[[], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.max_batch = max_batch
+        self.on_batch = on_batch
         self._queue: deque[_Entry] = deque()
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
@@ -258,7 +270,7 @@ class Writer:
         done: list[_Entry] = []  # ran without error: answered after the commit
         try:
             async with self.engine.connect() as connection:
-                await connection.begin()
+                await self._begin(connection)
                 while self._queue and len(taken) < self.max_batch:
                     entry = self._queue.popleft()
                     taken.append(entry)
@@ -272,6 +284,8 @@ class Writer:
             return taken
         self.batches += 1
         self.writes += len(done)
+        if self.on_batch is not None:
+            self.on_batch()
         for entry in done:
             if entry.result is not None and not entry.result.done():
                 entry.result.set_result(entry.outcome[0] if entry.outcome else None)
@@ -281,6 +295,24 @@ class Writer:
                 except Exception:
                     log.exception("a callback after the commit of %r failed", entry.what)
         return taken
+
+    @staticmethod
+    async def _begin(connection: AsyncConnection) -> None:
+        """BEGIN, waiting (without holding the loop) while another process writes."""
+        pause = 0.002
+        deadline = asyncio.get_running_loop().time() + BUSY_TIMEOUT_SECONDS
+        while True:
+            try:
+                await connection.begin()
+                return
+            except OperationalError as busy:
+                if "locked" not in str(busy) and "busy" not in str(busy):
+                    raise
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await connection.rollback()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     async def _run_entry(self, connection: AsyncConnection, entry: _Entry) -> bool:
         """Run one job or block in its savepoint; False if it failed (and was answered)."""
