@@ -28,7 +28,9 @@ from sautikit.events.delivery import DeliveryWorker
 from sautikit.loopwatch import LoopWatch
 from sautikit.media import TextToSpeech
 from sautikit.net import outbound_client
+from sautikit.overload import OverloadController, OverloadLimits
 from sautikit.pbx import Pbx
+from sautikit.pbx.service import Screen
 from sautikit.recordings.pipeline import RecordingPipeline, signed_app_clients
 from sautikit.recordings.recovery import recover_recordings
 from sautikit.recordings.retention import sweep_retention
@@ -164,6 +166,14 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             node=settings.node_id,
             app_timeout=settings.app_timeout_seconds,
         )
+        overload = OverloadController(
+            OverloadLimits.from_settings(settings),
+            loop_watch=loop_watch,
+            setups=lambda: pbx.calls_in_setup,
+            write_queue=lambda: database.writer.pending,
+            free_rtp_ports=lambda: pbx.free_rtp_ports,
+        )
+        pbx.screen = _screen_for(overload)
         await pbx.start()
         stack.push_async_callback(pbx.close)
         await manager.start()
@@ -182,6 +192,8 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
 
         api = create_api(settings, database, store, bus=bus, calls=manager, topups=topups)
         loop_watch.register(api.state.registry)
+        overload.register(api.state.registry)
+        api.state.overload = overload
         server = _ApiServer(
             uvicorn.Config(
                 api,
@@ -236,6 +248,18 @@ class _StopSignals:
         if self.requested.is_set():
             self.hurry.set()
         self.requested.set()
+
+
+def _screen_for(overload: OverloadController) -> Screen:
+    """The PBX's door: a new INVITE gets 503 with Retry-After while overloaded."""
+
+    def screen() -> tuple[int, str, list[tuple[str, str]]] | None:
+        refusal = overload.check()
+        if refusal is None:
+            return None
+        return 503, "Service Unavailable", [refusal.retry_after_header]
+
+    return screen
 
 
 def _run_in_background(

@@ -126,6 +126,25 @@ class Settings(BaseSettings):
         description="Let callbacks, events and play URLs reach loopback and private addresses.",
     )
 
+    overload_max_setups: int = Field(
+        default=500, ge=0, description="New calls get 503 while this many are in setup (0: off)."
+    )
+    overload_max_write_queue: int = Field(
+        default=2000, ge=0, description="… or while this many database writes wait (0: off)."
+    )
+    overload_max_loop_lag_ms: float = Field(
+        default=100.0, ge=0, description="… or while the event loop's median lag exceeds this."
+    )
+    overload_min_free_rtp_ports: int = Field(
+        default=16, ge=0, description="… or while fewer RTP port pairs than this are free."
+    )
+    overload_max_cpu_percent: float = Field(
+        default=0.0, ge=0, description="… or while the process uses this much of a core (0: off)."
+    )
+    overload_retry_after_seconds: int = Field(
+        default=5, ge=1, le=3600, description="Retry-After on those 503 answers."
+    )
+
     min_call_funding_seconds: int = Field(
         default=60, ge=1, le=3600, description="A call is placed only if the wallet pays this long."
     )

@@ -78,11 +78,13 @@ class LoopWatch:
         )
         recent.set_function(lambda: self.recent(0.99))
 
-    def recent(self, quantile: float = 0.99) -> float:
-        """The lag (seconds) at ``quantile`` over the recent window; 0 before any sample."""
+    def recent(self, quantile: float = 0.99, *, samples: int | None = None) -> float:
+        """The lag (seconds) at ``quantile`` over the recent window (or its last
+        ``samples``); 0 before any sample."""
         if not self._recent:
             return 0.0
-        ordered = sorted(self._recent)
+        window = list(self._recent)
+        ordered = sorted(window[-samples:] if samples else window)
         return ordered[min(len(ordered) - 1, max(0, math.ceil(quantile * len(ordered)) - 1))]
 
     def record(self, lag: float) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
@@ -30,7 +30,7 @@ from sautikit.api.errors import ApiError
 from sautikit.db.models import IdempotencyRecord
 from sautikit.db.types import utcnow
 
-__all__ = ["IDEMPOTENCY_HEADER", "SautikitRoute"]
+__all__ = ["IDEMPOTENCY_HEADER", "SautikitRoute", "refused_when_overloaded"]
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -49,11 +49,39 @@ class _KeyTaken(Exception):
     pass
 
 
+_SCREENED = "_sautikit_refused_when_overloaded"
+
+E = TypeVar("E", bound=Callable[..., Any])
+
+
+def refused_when_overloaded(endpoint: E) -> E:
+    """Mark an endpoint that starts new work (``POST /v1/calls``): while the process is
+    overloaded (``app.state.overload``, :mod:`sautikit.overload`) it answers 503 with
+    ``Retry-After`` before authentication or any database work."""
+    setattr(endpoint, _SCREENED, True)
+    return endpoint
+
+
+def _refuse_when_overloaded(request: Request) -> None:
+    controller = getattr(request.app.state, "overload", None)
+    refusal = controller.check() if controller is not None else None
+    if refusal is not None:
+        raise ApiError(
+            503,
+            "service.overloaded",
+            f"this server is at capacity; retry after {refusal.retry_after} s",
+            headers={"Retry-After": str(refusal.retry_after)},
+        )
+
+
 class SautikitRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
+        screened = getattr(self.endpoint, _SCREENED, False)
 
         async def transactional_handler(request: Request) -> Response:
+            if screened:
+                _refuse_when_overloaded(request)
             claim = await _Claim.from_request(request) if request.method == "POST" else None
             try:
                 return await _run_in_transaction(request, handler, claim)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from sautikit.media import MediaEngine, TextToSpeech
 from sautikit.pbx.leg import InboundLeg, OutboundLeg
-from sautikit.sip import IncomingCall, NameAddress, SdpSession, SipUri, UserAgent
+from sautikit.sip import CallState, IncomingCall, NameAddress, SdpSession, SipUri, UserAgent
 from sautikit.sip.addresses import advertised_address
 from sautikit.sip.transport import Peer
 
-__all__ = ["InboundHandler", "Pbx"]
+__all__ = ["InboundHandler", "Pbx", "Screen"]
 
 
 def _is_ip(host: str) -> bool:
@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 
 #: Receives each inbound leg, already negotiated; it rings, answers or rejects it.
 InboundHandler = Callable[[InboundLeg], Awaitable[None]]
+
+#: Asked for each new INVITE before anything is set up for it (no media, no call logic):
+#: None lets it in; ``(status, reason, headers)`` refuses it at once — an overload's 503
+#: with Retry-After. Its retransmissions get the same answer from the transaction.
+Screen = Callable[[], tuple[int, str, Sequence[tuple[str, str]]] | None]
+
+_SETTING_UP = frozenset({CallState.INCOMING, CallState.RINGING, CallState.EARLY_MEDIA})
 
 
 class Pbx:
@@ -80,6 +87,21 @@ class Pbx:
         """Options for the :class:`UserAgent` made at :meth:`start` (digest lookups, the
         INVITE policy, timers); call logic may add to them before then."""
         self._agent: UserAgent | None = None
+        self.screen: Screen | None = None
+        self._setting_up: set[InboundLeg] = set()
+        self._opening = 0  # let in by the screen, media not yet open
+
+    @property
+    def calls_in_setup(self) -> int:
+        """Inbound calls neither answered nor ended yet: the setup queue."""
+        done = [leg for leg in self._setting_up if leg.sip.state not in _SETTING_UP]
+        self._setting_up.difference_update(done)
+        return len(self._setting_up) + self._opening
+
+    @property
+    def free_rtp_ports(self) -> int:
+        """RTP/RTCP port pairs left for new legs."""
+        return self.media.ports.capacity - self.media.ports.in_use
 
     @property
     def agent(self) -> UserAgent:
@@ -123,12 +145,22 @@ class Pbx:
         await self.close()
 
     async def _incoming(self, call: IncomingCall) -> None:
-        channel = await self.media.open_channel()
+        refusal = self.screen() if self.screen is not None else None
+        if refusal is not None:
+            status, reason, headers = refusal
+            call.reject(status, reason, headers=headers)
+            return
+        self._opening += 1
+        try:
+            channel = await self.media.open_channel()
+        finally:
+            self._opening -= 1
         try:
             leg = InboundLeg(call, channel, sdp_address=self.media_address)
         except BaseException:
             await channel.close()
             raise  # NoCommonCodec: the user agent answers 488
+        self._setting_up.add(leg)
         if self.on_inbound is None:
             leg.reject(480, "Temporarily Unavailable")
             return

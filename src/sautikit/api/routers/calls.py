@@ -20,7 +20,7 @@ from sautikit.api.auth import Principal, require_scopes
 from sautikit.api.deps import DbSession
 from sautikit.api.errors import ApiError, ErrorEnvelope
 from sautikit.api.pagination import PageParams, page_params, paginate
-from sautikit.api.routing import SautikitRoute
+from sautikit.api.routing import SautikitRoute, refused_when_overloaded
 from sautikit.api.schemas import RequestModel
 from sautikit.billing.authorisation import DestinationNotAllowed, InvalidDestination
 from sautikit.calls.admission import (
@@ -123,9 +123,14 @@ async def _owned(session: AsyncSession, principal: Principal, call_id: str) -> C
     responses={
         402: {"model": ErrorEnvelope, "description": "`wallet.insufficient_funds`"},
         403: {"model": ErrorEnvelope, "description": "`destinations.not_allowed`"},
-        503: {"model": ErrorEnvelope, "description": "Shutting down: retry elsewhere"},
+        503: {
+            "model": ErrorEnvelope,
+            "description": "`service.overloaded` (retry after `Retry-After` seconds) or "
+            "`service.unavailable` (shutting down: retry elsewhere)",
+        },
     },
 )
+@refused_when_overloaded
 async def place_call(
     body: CallCreate, request: Request, session: DbSession, principal: Principal = Depends(write)
 ) -> dict[str, Any]:
