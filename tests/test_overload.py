@@ -24,12 +24,15 @@ from sautikit.overload import OverloadController, OverloadLimits
 
 
 def test_each_threshold_refuses_with_its_reason() -> None:
-    in_setup, queued, free = [0], [0], [100]
+    in_setup, queued, waited, free = [0], [0], [0.0], [100]
     registry = CollectorRegistry()
     controller = OverloadController(
-        OverloadLimits(max_setups=3, max_write_queue=10, min_free_rtp_ports=4, retry_after=7),
+        OverloadLimits(
+            max_setups=3, max_write_queue=10, max_write_wait=2, min_free_rtp_ports=4, retry_after=7
+        ),
         setups=lambda: in_setup[0],
         write_queue=lambda: queued[0],
+        write_wait=lambda: waited[0],
         free_rtp_ports=lambda: free[0],
     )
     controller.register(registry)
@@ -40,7 +43,9 @@ def test_each_threshold_refuses_with_its_reason() -> None:
     assert refusal.retry_after_header == ("Retry-After", "7")
     in_setup[0], queued[0] = 0, 10
     assert (refusal := controller.check()) is not None and refusal.reason == "write_queue"
-    queued[0], free[0] = 0, 3
+    queued[0], waited[0] = 0, 2.5
+    assert (refusal := controller.check()) is not None and refusal.reason == "write_wait"
+    waited[0], free[0] = 0.0, 3
     assert (refusal := controller.check()) is not None and refusal.reason == "rtp_ports"
     free[0] = 4
     assert controller.check() is None
@@ -62,9 +67,10 @@ def test_loop_lag_past_the_threshold_refuses() -> None:
 
 def test_a_threshold_of_zero_is_off() -> None:
     controller = OverloadController(
-        OverloadLimits(max_setups=0, max_write_queue=0, min_free_rtp_ports=0),
+        OverloadLimits(max_setups=0, max_write_queue=0, max_write_wait=0, min_free_rtp_ports=0),
         setups=lambda: 10**6,
         write_queue=lambda: 10**6,
+        write_wait=lambda: 10.0**6,
         free_rtp_ports=lambda: 0,
     )
     assert controller.check() is None
@@ -191,8 +197,9 @@ async def test_past_the_setup_threshold_new_calls_get_503_at_once(
         env={
             "SAUTIKIT_OVERLOAD_MAX_SETUPS": "2",
             "SAUTIKIT_OVERLOAD_RETRY_AFTER_SECONDS": "9",
-            # Only the setup queue decides here, however loaded the machine's loop is.
+            # Only the setup queue decides here, however loaded the machine is.
             "SAUTIKIT_OVERLOAD_MAX_LOOP_LAG_MS": "0",
+            "SAUTIKIT_OVERLOAD_MAX_WRITE_WAIT_MS": "0",
         },
     )
     async with serve, serve.api(seeded.headers) as api:

@@ -171,6 +171,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             loop_watch=loop_watch,
             setups=lambda: pbx.calls_in_setup,
             write_queue=lambda: database.writer.pending,
+            write_wait=lambda: database.writer.oldest_wait,
             free_rtp_ports=lambda: pbx.free_rtp_ports,
         )
         pbx.screen = _screen_for(overload)

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     overload_max_write_queue: int = Field(
         default=2000, ge=0, description="… or while this many database writes wait (0: off)."
     )
+    overload_max_write_wait_ms: float = Field(
+        default=1000.0, ge=0, description="… or while a database write has waited this long."
+    )
     overload_max_loop_lag_ms: float = Field(
         default=100.0, ge=0, description="… or while the event loop's median lag exceeds this."
     )

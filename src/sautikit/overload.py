@@ -7,7 +7,8 @@ database work, a new INVITE and a ``POST /v1/calls`` ask :meth:`OverloadControll
 which looks at what the process has in hand:
 
 * **setups** — calls between their INVITE and their answer (or end): the setup queue;
-* **write queue** — writes handed to the database writer and not yet committed;
+* **write queue** — writes handed to the database writer and not yet committed, and how
+  long the oldest of them has waited (the database falling behind, whatever the reason);
 * **loop lag** — the median of the event loop's last lags (:mod:`sautikit.loopwatch`):
   a loop that is late again and again, not one that was held once;
 * **free RTP ports** — pairs left in the media engine's range;
@@ -36,7 +37,7 @@ from sautikit.loopwatch import LoopWatch
 
 __all__ = ["OverloadController", "OverloadLimits", "Refusal", "RefusalReason"]
 
-RefusalReason = Literal["setups", "write_queue", "loop_lag", "rtp_ports", "cpu"]
+RefusalReason = Literal["setups", "write_queue", "write_wait", "loop_lag", "rtp_ports", "cpu"]
 
 CPU_SAMPLE_SECONDS = 1.0
 LOG_EVERY_SECONDS = 10.0
@@ -63,6 +64,7 @@ class OverloadLimits:
 
     max_setups: int = 500
     max_write_queue: int = 2000
+    max_write_wait: float = 1.0
     max_loop_lag: float = 0.1
     min_free_rtp_ports: int = 16
     max_cpu: float = 0.0
@@ -73,6 +75,7 @@ class OverloadLimits:
         return cls(
             max_setups=settings.overload_max_setups,
             max_write_queue=settings.overload_max_write_queue,
+            max_write_wait=settings.overload_max_write_wait_ms / 1000,
             max_loop_lag=settings.overload_max_loop_lag_ms / 1000,
             min_free_rtp_ports=settings.overload_min_free_rtp_ports,
             max_cpu=settings.overload_max_cpu_percent / 100,
@@ -101,7 +104,8 @@ class OverloadController:
     """Decides whether the process takes one more call (see the module's doc).
 
     Each source is a callable so the controller depends on no part's internals:
-    ``setups`` (calls in setup), ``write_queue`` (pending writes), ``free_rtp_ports``.
+    ``setups`` (calls in setup), ``write_queue`` (pending writes), ``write_wait`` (the
+    oldest one's wait, seconds), ``free_rtp_ports``.
     """
 
     def __init__(
@@ -111,12 +115,14 @@ class OverloadController:
         loop_watch: LoopWatch | None = None,
         setups: Callable[[], int] | None = None,
         write_queue: Callable[[], int] | None = None,
+        write_wait: Callable[[], float] | None = None,
         free_rtp_ports: Callable[[], int] | None = None,
     ) -> None:
         self.limits = limits
         self.loop_watch = loop_watch
         self._setups = setups
         self._write_queue = write_queue
+        self._write_wait = write_wait
         self._free_rtp_ports = free_rtp_ports
         self._cpu = _CpuMeter()
         self._refusals: Counter | None = None
@@ -163,6 +169,10 @@ class OverloadController:
             queued = self._write_queue()
             if queued >= limits.max_write_queue:
                 return self._refuse("write_queue", f"{queued} database writes queued")
+        if limits.max_write_wait and self._write_wait is not None:
+            waited = self._write_wait()
+            if waited >= limits.max_write_wait:
+                return self._refuse("write_wait", f"a database write waited {waited:.1f} s")
         if limits.max_loop_lag and self.loop_watch is not None:
             lag = self.loop_watch.recent(0.5, samples=LOOP_LAG_SAMPLES)
             if lag >= limits.max_loop_lag:

@@ -65,26 +65,30 @@ class Database:
             engine_options.setdefault("pool_size", pool_size)
             engine_options.setdefault("max_overflow", max_overflow)
             engine_options.setdefault("pool_timeout", POOL_TIMEOUT_SECONDS)
+        path = str(self.url.database)
+
+        async def connect_in_place() -> Any:
+            return await inline.connect(path)
+
+        sqlite_file = self.is_sqlite and not memory
+        if sqlite_file and "async_creator" not in engine_options:
+            # sqlite3 called in place, not on aiosqlite's threads (db.inline says why).
+            engine_options["async_creator"] = connect_in_place
         self.engine: AsyncEngine = create_async_engine(url, **engine_options)
         """The readers' engine (and migrations')."""
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        if self.is_sqlite and not memory:
+        if sqlite_file:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_reader_connect)
             writer_options = {
                 key: value
                 for key, value in engine_options.items()
                 if key not in ("pool_size", "max_overflow")
             }
-            # Exactly one connection writes, calling sqlite3 in place (db.inline says why);
-            # it takes the file lock at BEGIN (IMMEDIATE), so a write never fails half-way
-            # on a lock another process holds.
-            path = str(self.url.database)
-
-            async def connect_writer() -> Any:
-                return await inline.connect(path)
-
+            # Exactly one connection writes; it takes the file lock at BEGIN (IMMEDIATE),
+            # so a write never fails half-way on a lock another process holds.
             self.writer_engine = create_async_engine(
-                url, pool_size=1, max_overflow=0, async_creator=connect_writer, **writer_options
+                url, pool_size=1, max_overflow=0, **writer_options
             )
             event.listen(self.writer_engine.sync_engine, "connect", _sqlite_writer_connect)
             event.listen(self.writer_engine.sync_engine, "begin", _sqlite_begin_immediate)
@@ -129,8 +133,8 @@ class Database:
             yield session
 
     def _after_batch(self) -> None:
-        """Every so many commits, checkpoint the WAL on a reader's thread: the writer
-        connection never does (its fsync would hold the event loop)."""
+        """Every so many commits, checkpoint the WAL on a thread: no connection does it on
+        commit (its fsync would hold the event loop)."""
         self._batches_since_checkpoint += 1
         if self._batches_since_checkpoint < CHECKPOINT_EVERY_BATCHES:
             return
@@ -140,8 +144,7 @@ class Database:
 
     async def _run_checkpoint(self, mode: str = "PASSIVE") -> None:
         try:
-            async with self.engine.connect() as connection:
-                await connection.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
+            await asyncio.to_thread(inline.checkpoint, str(self.url.database), mode)
         except Exception as failed:  # the next one will try again
             log.warning("WAL checkpoint failed: %s", failed)
 
@@ -168,6 +171,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_reader_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Readers run on the event loop: never checkpoint, and wait only a moment in the rare
+    # case WAL mode makes a reader wait at all.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=1000")
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 

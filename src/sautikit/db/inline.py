@@ -1,18 +1,20 @@
-"""The SQLite writer's driver: the ``sqlite3`` module called in place, with aiosqlite's face.
+"""Sautikit's SQLite driver: the ``sqlite3`` module called in place, with aiosqlite's face.
 
 aiosqlite runs every call on a thread of its own and hands the answer back through the
 event loop: four thread hand-offs per statement (cursor, execute, fetch, close). Under
 load those hand-offs, not SQLite, were most of the time a call's setup waited on the
-writer. SQLite itself answers an indexed statement in microseconds, and in WAL mode with
-``synchronous=NORMAL`` a commit writes to the log without an fsync, so the one writer
-connection of the process calls ``sqlite3`` directly on the event loop instead: the
-coroutines below never suspend. Two things that could hold the loop are kept off it:
+database. SQLite answers an indexed statement in microseconds, and in WAL mode with
+``synchronous=NORMAL`` a commit writes to the log without an fsync, so Sautikit's
+connections call ``sqlite3`` directly on the event loop: the coroutines below never
+suspend (the ORM's own Python work was on the loop already). What could hold the loop
+is kept off it:
 
-* the WAL checkpoint (which does fsync): the writer connection never checkpoints
-  (``wal_autocheckpoint=0``); :class:`~sautikit.db.engine.Database` runs it on a reader's
-  thread;
-* waiting for another process's write lock: ``busy_timeout`` is 0 here, and the writer
-  retries ``BEGIN IMMEDIATE`` with an ``await`` between tries.
+* the WAL checkpoint (which does fsync): no connection checkpoints on commit
+  (``wal_autocheckpoint=0``); :class:`~sautikit.db.engine.Database` runs
+  :func:`checkpoint` on a thread now and then;
+* waiting for another process's write lock: the writer's ``busy_timeout`` is 0 and it
+  retries ``BEGIN IMMEDIATE`` with an ``await`` between tries; readers never wait in WAL
+  mode but for rare moments (a short ``busy_timeout`` covers those).
 
 SQLAlchemy's aiosqlite dialect drives this through ``create_async_engine(async_creator=)``
 unchanged; only the methods it calls are implemented.
@@ -112,7 +114,15 @@ class InlineConnection:
 
 
 async def connect(path: str) -> InlineConnection:
-    """Open ``path`` for the writer (see the module's doc for its pragmas)."""
-    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    connection.execute("PRAGMA busy_timeout=0")
-    return InlineConnection(connection)
+    """Open ``path`` as the driver would (its own implicit transactions; the engine's
+    events set the pragmas and, for the writer, explicit BEGIN)."""
+    return InlineConnection(sqlite3.connect(path, check_same_thread=False))
+
+
+def checkpoint(path: str, mode: str = "PASSIVE") -> None:
+    """Checkpoint the WAL of ``path`` on a connection of its own: run it on a thread."""
+    connection = sqlite3.connect(path, timeout=5)
+    try:
+        connection.execute(f"PRAGMA wal_checkpoint({mode})")
+    finally:
+        connection.close()

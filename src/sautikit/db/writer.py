@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -66,6 +67,7 @@ class _Entry:
 
     seq: int
     what: str
+    queued_at: float = field(default_factory=time.monotonic)
     job: Job[Any] | None = None
     # A job's answer (None for fire-and-forget), or the block's "committed" signal.
     result: asyncio.Future[Any] | None = None
@@ -147,6 +149,11 @@ class Writer:
     def pending(self) -> int:
         """Writes handed over and not yet committed (queued or in the running batch)."""
         return self._submitted - self._committed
+
+    @property
+    def oldest_wait(self) -> float:
+        """Seconds the longest-waiting queued write has waited (0 with none queued)."""
+        return time.monotonic() - self._queue[0].queued_at if self._queue else 0.0
 
     async def write(self, job: Job[T], *, what: str = "write") -> T:
         """Run ``job`` in the next batch and answer what it returned, once committed."""
