@@ -36,6 +36,7 @@ from sautikit.recordings.recovery import recover_recordings
 from sautikit.recordings.retention import sweep_retention
 from sautikit.recordings.stores import WorkspaceStores
 from sautikit.recordings.worker import TranscriptionWorker
+from sautikit.sip.auth_throttle import ThrottlePolicy
 from sautikit.storage import open_store
 from sautikit.voice.commands import open_bus
 
@@ -156,6 +157,12 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             tts=TextToSpeech(settings.data_dir / "tts"),
             digest_algorithms=settings.sip_digest_algorithm_list,
             one_way_audio_after=settings.one_way_audio_seconds,
+            auth_throttle=ThrottlePolicy(
+                max_failures_per_source=settings.sip_auth_max_failures,
+                max_failures_per_username=settings.sip_auth_max_failures_per_user,
+                window=settings.sip_auth_failure_window_seconds,
+                block_seconds=settings.sip_auth_block_seconds,
+            ),
         )
         manager = CallManager(
             settings,

@@ -66,6 +66,19 @@ class Settings(BaseSettings):
         description="The address or name phones and carriers reach SIP at (Via, Contact); "
         "empty means sip_host, or the primary address when sip_host is 0.0.0.0.",
     )
+    sip_auth_max_failures: int = Field(
+        default=10, ge=1, description="Wrong digest answers from one address before it is refused."
+    )
+    sip_auth_max_failures_per_user: int = Field(
+        default=30,
+        ge=1,
+        description="Wrong answers for one username (any address) before the addresses "
+        "guessing it are refused; an address that never failed keeps working.",
+    )
+    sip_auth_failure_window_seconds: float = Field(default=60.0, gt=0)
+    sip_auth_block_seconds: float = Field(
+        default=600.0, ge=0, description="How long a guessing address is refused (403)."
+    )
     media_host: str = Field(default="", description="The address RTP binds to; empty: sip_host.")
     media_advertised_address: str = Field(
         default="",

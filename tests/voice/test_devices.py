@@ -50,6 +50,8 @@ async def test_a_wrong_password_is_refused(stack: Stack) -> None:
     result = await register_alice(stack).run()
     assert result.returncode != 0
     assert stack.pbx.agent.lookup("sip:alice@127.0.0.1") == []
+    metrics = (await stack.api.get("/metrics")).text
+    assert "sautikit_sip_auth_failures_total 1.0" in metrics
 
 
 async def test_a_device_calls_out_as_its_number(stack: Stack) -> None:

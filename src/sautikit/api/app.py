@@ -20,6 +20,7 @@ from sautikit.calls.manager import CallManager
 from sautikit.config import Settings
 from sautikit.db import Database
 from sautikit.media.metrics import MediaCollector
+from sautikit.pbx.metrics import SipMetrics
 from sautikit.storage import ObjectStore
 from sautikit.voice.commands import CommandBus, open_bus
 
@@ -71,6 +72,8 @@ def create_api(
     app.state.recording_url_lifetime = timedelta(seconds=settings.recording_url_lifetime_seconds)
     app.state.admission = calls.admission if calls is not None else Admission(settings)
     app.state.registry = registry
+    if calls is not None:
+        registry.register(SipMetrics(calls.pbx))
     app.state.context = ApiContext(
         settings=settings,
         database=database,

@@ -110,6 +110,11 @@ class Pbx:
         return self._agent
 
     @property
+    def started_agent(self) -> UserAgent | None:
+        """The user agent once started, else None (for readers that may come first)."""
+        return self._agent
+
+    @property
     def port(self) -> int:
         """The SIP port actually bound (useful with port 0)."""
         return self.agent.transport.port

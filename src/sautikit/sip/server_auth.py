@@ -7,13 +7,19 @@ algorithms in order. A wrong password, an unknown user and a nonce from before a
 all get the same fresh challenge, so the answers never tell a guesser which usernames
 exist; a right answer to an expired nonce is challenged ``stale=true`` so the phone
 retries without asking its user. The client half is :mod:`sautikit.sip.client_auth`.
+
+Every checked and wrong answer is logged once (source, username, method; never a secret)
+and counted by an :class:`~sautikit.sip.auth_throttle.AuthThrottle`, which refuses a
+guessing address with 403 (no challenge, no digest work) for a cool-down.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable, Sequence
 
+from sautikit.sip.auth_throttle import AuthThrottle, ThrottlePolicy
 from sautikit.sip.dialog import new_tag
 from sautikit.sip.digest import (
     DEFAULT_CHALLENGE_ALGORITHMS,
@@ -32,6 +38,11 @@ from sautikit.sip.uri import SipUri
 
 __all__ = ["InvitePolicy", "RealmResolver", "ServerAuth", "default_realm"]
 
+logger = logging.getLogger(__name__)
+
+#: Verification failures that mean a wrong guess (others are only challenged again).
+_GUESSES = frozenset({"wrong response", "unknown user"})
+
 #: ``(request, source) -> True`` when this INVITE must carry digest credentials.
 InvitePolicy = Callable[[Request, Peer], bool]
 #: The digest realm a request is authenticated in (e.g. the tenant's SIP domain).
@@ -47,7 +58,8 @@ def default_realm(request: Request) -> str:
 class ServerAuth:
     """Digest authentication of requests against ``lookup_ha1`` (``(username, realm,
     algorithm) -> HA1``), one :class:`DigestAuthenticator` per realm. Processes sharing
-    ``nonce_secret`` accept each other's nonces."""
+    ``nonce_secret`` accept each other's nonces. ``throttle`` (default: the default
+    :class:`ThrottlePolicy`) refuses guessers."""
 
     def __init__(
         self,
@@ -56,8 +68,11 @@ class ServerAuth:
         realm_for: RealmResolver | None = None,
         algorithms: Sequence[str] = DEFAULT_CHALLENGE_ALGORITHMS,
         nonce_secret: bytes | None = None,
+        throttle: ThrottlePolicy | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.lookup_ha1 = lookup_ha1
+        self.throttle = AuthThrottle(throttle) if clock is None else AuthThrottle(throttle, clock)
         self.realm_for = realm_for or default_realm
         self.algorithms = tuple(algorithms)
         self._nonce_secret = nonce_secret or secrets.token_bytes(32)
@@ -79,6 +94,12 @@ class ServerAuth:
         if lookup is None:
             respond(transaction, request.create_response(403, "Forbidden (no user database)"))
             return None
+        source = transaction.peer.host
+        throttle = self.throttle
+        if throttle.source_blocked(source):
+            throttle.refused()
+            respond(transaction, request.create_response(403))
+            return None
         realm = self.realm_for(request)
         authenticator = self.authenticator(realm)
         stale = False
@@ -92,12 +113,18 @@ class ServerAuth:
                 continue
             if not same_uri:
                 break
+            if throttle.username_blocked(credentials.username, source):
+                throttle.refused()
+                respond(transaction, request.create_response(403))
+                return None
             result = authenticator.verify(credentials, request.method, lookup, body=request.body)
             if result.ok:
                 return result.username
             if result.status is VerifyStatus.STALE:
                 stale = True
                 break
+            if result.reason in _GUESSES:
+                self._failed(transaction, credentials.username, result.reason)
             # An unknown user is challenged again exactly like a wrong password, so the
             # answers never tell a guesser which usernames exist.
             break
@@ -108,3 +135,24 @@ class ServerAuth:
             response.headers.add(header, challenge)
         respond(transaction, response)
         return None
+
+    def _failed(self, transaction: ServerTransaction, username: str, reason: str) -> None:
+        peer = transaction.peer
+        # The username is the peer's text: repr() and a length cap keep the line one line.
+        logger.warning(
+            "SIP digest authentication failed: user %r from %s:%d over %s (%s %s)",
+            username[:64],
+            peer.host,
+            peer.port,
+            peer.transport,
+            transaction.request.method,
+            reason,
+        )
+        for what in self.throttle.record_failure(peer.host, username):
+            policy = self.throttle.policy
+            logger.warning(
+                "SIP authentication refused for %.0f s: %s (too many failures in %.0f s)",
+                policy.block_seconds,
+                what,
+                policy.window,
+            )

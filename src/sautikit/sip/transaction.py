@@ -522,6 +522,9 @@ class TransactionLayer:
         self.loop = asyncio.get_running_loop()
         self._client: dict[_Key, ClientTransaction] = {}
         self._server: dict[_Key, ServerTransaction] = {}
+        #: ``(request, source) -> True`` drops a new request unanswered, before any
+        #: transaction exists (a scanner gets silence and costs no state).
+        self.ignore: Callable[[Request, Peer], bool] | None = None
         transport.handler = self._on_message
 
     @property
@@ -602,6 +605,8 @@ class TransactionLayer:
             return
         if request.method == "ACK":
             self._ack_to_user(request, source)
+            return
+        if self.ignore is not None and self.ignore(request, source):
             return
         transaction: InviteServerTransaction | NonInviteServerTransaction
         if request.method == "INVITE":

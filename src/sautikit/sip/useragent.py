@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, cast
 
+from sautikit.sip.auth_throttle import ThrottlePolicy
 from sautikit.sip.dialog import Dialog, DialogId, new_tag
 from sautikit.sip.digest import DEFAULT_CHALLENGE_ALGORITHMS, Ha1Lookup
 from sautikit.sip.errors import SipParseError
@@ -88,6 +89,18 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _BASE_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS")
+#: User-Agent fragments of SIP scanners seen on the internet (lower case).
+_SCANNERS = (
+    "friendly-scanner",
+    "sipvicious",
+    "sipcli",
+    "sip-scan",
+    "sipscan",
+    "vaxsipuseragent",
+    "pplsip",
+    "iwar",
+    "sundayddr",
+)
 
 
 class UserAgent:
@@ -103,7 +116,8 @@ class UserAgent:
     the From host otherwise). ``authenticate_invite(request, source)`` returns True for
     INVITEs that must carry credentials (e.g. from devices; trunks are trusted by source).
     ``registrar`` (default: a new :class:`~sautikit.sip.registrar.Registrar`) keeps the
-    bindings, aged by ``clock``; ``digest_algorithms`` are challenged in the order given
+    bindings, aged by ``clock``; ``auth_throttle`` sets when guessers are refused
+    (:mod:`sautikit.sip.auth_throttle`); ``digest_algorithms`` are challenged in the order given
     (default MD5 alone, which every phone answers: see
     :data:`~sautikit.sip.digest.DEFAULT_CHALLENGE_ALGORITHMS`); processes sharing
     ``nonce_secret`` accept each other's nonces.
@@ -130,6 +144,7 @@ class UserAgent:
         nonce_secret: bytes | None = None,
         clock: Callable[[], float] = time.monotonic,
         route_to_source: bool = True,
+        auth_throttle: ThrottlePolicy | None = None,
     ) -> None:
         self.transport = transport
         self._loop = asyncio.get_running_loop()
@@ -143,7 +158,12 @@ class UserAgent:
             realm_for=realm_for,
             algorithms=digest_algorithms,
             nonce_secret=nonce_secret,
+            throttle=auth_throttle,
+            clock=clock,
         )
+        #: Requests dropped unanswered because they came from a known scanner.
+        self.scanner_requests_dropped = 0
+        self._layer.ignore = self._is_scanner
         #: The registrar service, on when there is a user database to check REGISTER by.
         self.registrar_service = (
             RegistrarService(registrar or Registrar(), self.auth, clock)
@@ -302,6 +322,18 @@ class UserAgent:
             call._on_in_dialog_response(response)
         elif self.on_orphan_response is not None:
             self.on_orphan_response(response, source)
+
+    def _is_scanner(self, request: Request, source: Peer) -> bool:
+        """Known scanners (sipvicious' ``friendly-scanner`` and kin) get silence: an
+        answer would tell them a SIP server is here, and silence costs nothing."""
+        agent = request.headers.get("User-Agent")
+        if agent is None:
+            return False
+        lowered = agent.lower()
+        if any(name in lowered for name in _SCANNERS):
+            self.scanner_requests_dropped += 1
+            return True
+        return False
 
     # -- dispatch -------------------------------------------------------------------------
 
