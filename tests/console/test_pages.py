@@ -18,7 +18,15 @@ from sautikit.api import create_api
 from sautikit.config import Settings
 from sautikit.console.auth import create_member
 from sautikit.db import Database
-from sautikit.db.models import ApiKey, Call, ConsoleUser, Number, SipCredential, Workspace
+from sautikit.db.models import (
+    ApiKey,
+    Call,
+    ConsoleUser,
+    Number,
+    SipCredential,
+    WebhookSubscription,
+    Workspace,
+)
 from sautikit.voice.commands import LocalBus
 
 PASSWORD = "correct horse battery"
@@ -354,3 +362,37 @@ async def test_owners_change_settings_by_the_api_s_rules(
     async with database.sessions() as session:
         workspace = await session.get_one(Workspace, workspace_id)
         assert workspace.max_concurrent_calls == 20  # nothing half-applied
+
+
+async def test_webhooks_are_subscribed_with_the_secret_shown_once_and_unsubscribed(
+    browser: httpx.AsyncClient, database: Database
+) -> None:
+    workspace_id = await member(database)
+    await sign_in(browser)
+    page = await browser.get("/console/webhooks")
+    bad = await browser.post(
+        "/console/webhooks", data={"csrf_token": csrf(page), "url": "not a url"}
+    )
+    assert bad.status_code == 400
+    made = await browser.post(
+        "/console/webhooks",
+        data={
+            "csrf_token": csrf(page),
+            "url": "https://example.co.ke/events",
+            "events": ["wallet.top_up", "call.completed"],
+        },
+    )
+    assert made.status_code == 201
+    secret = re.search(r'id="webhook-secret" readonly value="(whsec_[^"]+)"', made.text)
+    assert secret is not None
+    assert secret.group(1) not in (await browser.get("/console/webhooks")).text
+    async with database.sessions() as session:
+        (subscription,) = (await session.scalars(select(WebhookSubscription))).all()
+    assert subscription.workspace_id == workspace_id
+    assert subscription.events == ["call.completed", "wallet.top_up"]
+    gone = await browser.post(
+        f"/console/webhooks/{subscription.id}/delete", data={"csrf_token": csrf(page)}
+    )
+    assert gone.status_code == 303
+    async with database.sessions() as session:
+        assert (await session.scalars(select(WebhookSubscription))).all() == []

@@ -43,6 +43,7 @@ from sautikit.billing.sip_credentials import (
     revoke_credential,
     rotate_credential,
 )
+from sautikit.calls.status import LIVE_STATUSES, CallStatus
 from sautikit.console import auth
 from sautikit.console.auth import COOKIE_NAME, SESSION_LIFETIME, SignInThrottle, Viewer
 from sautikit.console.waveform import waveform_svg
@@ -67,6 +68,7 @@ from sautikit.db.models import (
     Workspace,
 )
 from sautikit.db.types import utcnow
+from sautikit.events import EVENT_KINDS
 from sautikit.events.delivery import fan_out
 from sautikit.storage import StorageError
 
@@ -86,10 +88,8 @@ _templates.filters["kes"] = format_kes
 _templates.filters["when"] = lambda moment: (
     moment.strftime("%Y-%m-%d %H:%M:%S UTC") if isinstance(moment, datetime) else ""
 )
-# The calls still going on: they show in the live view and may be hung up.
-LIVE_STATUSES = ("queued", "ringing", "answered")
 _STATIC = {"htmx.min.js": "text/javascript", "console.css": "text/css"}
-_CALL_STATUSES = ("queued", "ringing", "answered", "completed", "busy", "no_answer", "failed")
+_CALL_STATUSES = tuple(status.value for status in CallStatus)
 
 
 # -- plumbing -------------------------------------------------------------------------
@@ -889,20 +889,74 @@ async def webhooks_page(request: Request) -> Response:
         viewer = await _member(request, session)
         if isinstance(viewer, Response):
             return viewer
-        subscriptions = (
-            await session.scalars(
-                select(WebhookSubscription)
-                .where(WebhookSubscription.workspace_id == _workspace_id(viewer))
-                .order_by(WebhookSubscription.id)
-            )
-        ).all()
-        return render(
-            request,
-            "webhooks.html",
-            viewer,
-            subscriptions=subscriptions,
-            deliveries=await _deliveries(session, _workspace_id(viewer)),
+        return await _webhooks_page(request, session, viewer)
+
+
+async def _webhooks_page(
+    request: Request,
+    session: AsyncSession,
+    viewer: Viewer,
+    *,
+    secret: str | None = None,
+    error: str | None = None,
+) -> HTMLResponse:
+    subscriptions = (
+        await session.scalars(
+            select(WebhookSubscription)
+            .where(WebhookSubscription.workspace_id == _workspace_id(viewer))
+            .order_by(WebhookSubscription.id)
         )
+    ).all()
+    return render(
+        request,
+        "webhooks.html",
+        viewer,
+        status_code=201 if secret else 400 if error else 200,
+        subscriptions=subscriptions,
+        deliveries=await _deliveries(session, _workspace_id(viewer)),
+        kinds=sorted(EVENT_KINDS),
+        secret=secret,
+        error=error,
+    )
+
+
+@router.post("/webhooks")
+async def create_webhook(request: Request) -> Response:
+    """Subscribe a URL to event kinds, by the API's own rules; the secret is shown once."""
+    from sautikit.api.routers.webhooks import WebhookIn, subscribe  # the API's rules
+
+    form = await request.form()
+    async with _database(request).transaction() as session:
+        viewer = await _member(request, session)
+        if isinstance(viewer, Response):
+            return viewer
+        refused = _change_refused(request, viewer, str(form.get("csrf_token", "")))
+        if refused is not None:
+            return refused
+        events = [str(kind) for kind in form.getlist("events")] or ["*"]
+        try:
+            body = WebhookIn.model_validate({"url": str(form.get("url", "")), "events": events})
+        except ValidationError as exc:
+            message = "; ".join(str(error["msg"]) for error in exc.errors())
+            return await _webhooks_page(request, session, viewer, error=message)
+        subscription = await subscribe(session, _workspace_id(viewer), body)
+        return await _webhooks_page(request, session, viewer, secret=subscription.secret)
+
+
+@router.post("/webhooks/{webhook_id}/delete")
+async def delete_webhook(request: Request, webhook_id: str, csrf_token: str = Form("")) -> Response:
+    async with _database(request).transaction() as session:
+        viewer = await _member(request, session)
+        if isinstance(viewer, Response):
+            return viewer
+        refused = _change_refused(request, viewer, csrf_token)
+        if refused is not None:
+            return refused
+        subscription = await session.get(WebhookSubscription, webhook_id)
+        if subscription is None or subscription.workspace_id != viewer.workspace_id:
+            return _not_found(request, viewer)
+        await session.delete(subscription)
+        return _back("/console/webhooks")
 
 
 @router.get("/webhooks/deliveries")

@@ -63,20 +63,28 @@ def _out(subscription: WebhookSubscription) -> WebhookOut:
     )
 
 
-@router.post("", status_code=201, response_model=WebhookCreated, summary="Subscribe to events")
-async def create_webhook(
-    body: WebhookIn,
-    session: DbSession,
-    principal: Principal = Depends(manage),
-) -> WebhookCreated:
+async def subscribe(
+    session: AsyncSession, workspace_id: str, body: WebhookIn
+) -> WebhookSubscription:
+    """A new subscription with its signing secret (the API and the console make them)."""
     subscription = WebhookSubscription(
-        workspace_id=principal.workspace_id,
+        workspace_id=workspace_id,
         url=str(body.url),
         events=body.events,
         secret="whsec_" + secrets.token_urlsafe(32),
     )
     session.add(subscription)
     await session.flush()
+    return subscription
+
+
+@router.post("", status_code=201, response_model=WebhookCreated, summary="Subscribe to events")
+async def create_webhook(
+    body: WebhookIn,
+    session: DbSession,
+    principal: Principal = Depends(manage),
+) -> WebhookCreated:
+    subscription = await subscribe(session, principal.workspace_id, body)
     return WebhookCreated(**_out(subscription).model_dump(), secret=subscription.secret)
 
 
