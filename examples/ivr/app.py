@@ -23,7 +23,7 @@ import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request
 
 from sautikit.actions import Action, dial, get_digits, hangup, record, redirect, response, say
-from sautikit.webhooks import SIGNATURE_HEADER, WebhookVerificationError, verify
+from sautikit.webhooks import SIGNATURE_HEADER, WebhookVerificationError, callback_fields, verify
 
 log = logging.getLogger("ivr")
 
@@ -111,7 +111,9 @@ def create_app(settings: IvrSettings | None = None) -> FastAPI:
     @app.post("/ivr/menu")
     async def choice(request: Request, lang: Language = "en") -> dict[str, Any]:
         """``Digits`` holds the key the caller pressed."""
-        fields = await request.json()
+        fields = callback_fields(
+            await request.body(), request.headers.get("content-type"), request.url.query
+        )
         phrases, tag = PHRASES[lang], PHRASES[lang]["tag"]
         digits = str(fields.get("Digits", ""))
         if digits == "1":

@@ -23,7 +23,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response
 
 from sautikit.actions import dial, response, say
 from sautikit.client import Call, Sautikit
-from sautikit.webhooks import SIGNATURE_HEADER, WebhookVerificationError, verify
+from sautikit.webhooks import SIGNATURE_HEADER, WebhookVerificationError, callback_fields, verify
 
 log = logging.getLogger("record-dial")
 
@@ -71,7 +71,9 @@ def create_app(settings: RecordDialSettings | None = None) -> FastAPI:
     @app.post("/calls/connect-and-record")
     async def connect_and_record(request: Request) -> dict[str, Any]:
         """Answers Dial with recording, once the callee of the API call picks up."""
-        fields = await request.json()
+        fields = callback_fields(
+            await request.body(), request.headers.get("content-type"), request.url.query
+        )
         return response(
             say("This call will be recorded. Please hold while we connect you."),
             dial(

@@ -27,7 +27,7 @@ import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 
 from sautikit.actions import hangup, record, response, say
-from sautikit.webhooks import SIGNATURE_HEADER, WebhookVerificationError, verify
+from sautikit.webhooks import SIGNATURE_HEADER, WebhookVerificationError, callback_fields, verify
 
 log = logging.getLogger("voicemail")
 
@@ -115,10 +115,12 @@ def open_store(settings: VoicemailSettings) -> VoicemailStore:
     return FolderStore(settings.local_dir)
 
 
-async def _fields(request: Request) -> dict[str, Any]:
-    """The callback's fields: Sautikit posts them as a JSON object."""
-    payload = await request.json()
-    return payload if isinstance(payload, dict) else {}
+async def _fields(request: Request) -> dict[str, str]:
+    """The callback's fields, all strings: Sautikit posts a form by default (JSON when the
+    number or workspace chose it); :func:`callback_fields` reads either."""
+    return callback_fields(
+        await request.body(), request.headers.get("content-type"), request.url.query
+    )
 
 
 def create_app(
@@ -173,13 +175,14 @@ def create_app(
     async def recording(request: Request) -> dict[str, Any]:
         """Sautikit posts the recording's details here when recording ends."""
         fields = await _fields(request)
-        call_id, recording_id = str(fields.get("CallId")), str(fields.get("RecordingSid"))
-        duration = str(fields.get("RecordingDuration", 0))
-        if not fields.get("RecordingUrl") or duration == "0":
-            log.info("Call %s left no message (only silence)", call_id)
+        call_id, recording_id = fields.get("CallId", ""), fields.get("RecordingSid", "")
+        duration = fields.get("RecordingDuration", "0")
+        # Sautikit does not post an empty recording; an old or odd request might still.
+        if not fields.get("RecordingUrl"):
+            log.info("Call %s left no message", call_id)
             return response(hangup())
         # Download the recording from Sautikit: the URL is signed and short-lived.
-        audio = await download(str(fields["RecordingUrl"]))
+        audio = await download(fields["RecordingUrl"])
         content_type = audio.headers.get("content-type", "audio/wav").split(";")[0]
         extension = "mp3" if content_type == "audio/mpeg" else "wav"
         where = await store.put(
@@ -195,9 +198,9 @@ def create_app(
     async def transcript(request: Request) -> Response:
         """The transcript, delivered asynchronously."""
         fields = await _fields(request)
-        call_id = str(fields.get("CallId"))
+        call_id = fields.get("CallId", "")
         if fields.get("TranscriptionStatus") == "completed":
-            text = str(fields.get("TranscriptionText", ""))
+            text = fields.get("TranscriptionText", "")
             log.info("Transcript for %s: %s", call_id, text)
             # Saved beside the audio, as the seed's "save transcript to DB" step.
             await store.put(

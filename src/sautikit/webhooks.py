@@ -14,17 +14,31 @@ Verify it over the raw body, before parsing it::
 The header may carry several ``v1=`` values (one per secret while a secret is rotated);
 one match is enough. Timestamps further than ``tolerance`` seconds from now, either way,
 are refused so a captured request cannot be replayed later.
+
+A voice callback's fields (SPEC §3) come as a form of strings by default, as JSON when the
+number or workspace chose ``callback_encoding: json``, or in the query string of a GET;
+:func:`callback_fields` reads any of them into one ``dict[str, str]``::
+
+    fields = callback_fields(await request.body(), request.headers.get("content-type"))
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import re
 import time
+from urllib.parse import parse_qsl
 
 from sautikit.events.signing import SIGNATURE_HEADER, compute_signature
 
-__all__ = ["DEFAULT_TOLERANCE_SECONDS", "SIGNATURE_HEADER", "WebhookVerificationError", "verify"]
+__all__ = [
+    "DEFAULT_TOLERANCE_SECONDS",
+    "SIGNATURE_HEADER",
+    "WebhookVerificationError",
+    "callback_fields",
+    "verify",
+]
 
 DEFAULT_TOLERANCE_SECONDS = 300
 
@@ -92,3 +106,26 @@ def verify(
         matched |= hmac.compare_digest(expected, signature.encode("ascii", "replace"))
     if not matched:
         raise WebhookVerificationError("the signature does not match the payload and secret")
+
+
+def callback_fields(body: bytes, content_type: str | None, query: str = "") -> dict[str, str]:
+    """The fields of a voice callback, every value a string whichever encoding carried
+    them: ``body`` as a form (``application/x-www-form-urlencoded``, the default) or a JSON
+    object (``application/json``), and for a GET (no body) the ``query`` string. Raises
+    ``ValueError`` for a body that is neither."""
+    fields = dict(parse_qsl(query, keep_blank_values=True))
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if not body:
+        return fields
+    if media_type == "application/json":
+        parsed = json.loads(body)
+        if not isinstance(parsed, dict):
+            raise ValueError("a JSON callback body must be an object")
+        for name, value in parsed.items():
+            fields[str(name)] = value if isinstance(value, str) else json.dumps(value)
+        return fields
+    if media_type in ("", "application/x-www-form-urlencoded"):
+        text = body.decode("utf-8")
+        fields.update(parse_qsl(text, keep_blank_values=True, strict_parsing=True))
+        return fields
+    raise ValueError(f"a callback body of type {media_type} is neither a form nor JSON")

@@ -214,8 +214,13 @@ async def test_routing_changes_only_the_fields_sent(
     assert routed["voice_url"] == "https://app.example.com/voice"
     assert routed["fallback_url"] == "http://backup.example.com/"
     assert routed["events_url"] is None
+    assert routed["callback_encoding"] is None  # the workspace's choice
+    answer = await client.patch(path, json={"callback_encoding": "json"}, headers=key)
+    assert answer.json()["callback_encoding"] == "json"
+    assert answer.json()["voice_url"] == "https://app.example.com/voice"
 
     for body, field in [
+        ({"callback_encoding": "xml"}, "callback_encoding"),
         ({"voice_url": "ftp://app.example.com/voice"}, "voice_url"),
         ({"voice_url": "not a url"}, "voice_url"),
         ({"voice_method": "PUT"}, "voice_method"),

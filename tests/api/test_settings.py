@@ -35,6 +35,7 @@ async def test_any_key_reads_the_defaults(client: httpx.AsyncClient, make_key: K
         "play_host_allowlist": [],
         "max_concurrent_calls": 10,
         "max_calls_per_second": 1,
+        "callback_encoding": "form",
         "recording_format": "wav",
         "storage_url": None,
         "storage_credentials_set": False,
@@ -98,6 +99,7 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"storage_credentials": {"access_key": "a", "secret_key": "b"}}, "storage_credentials"),
     ({"storage_credentials": {"access_key": "a"}}, "storage_credentials.secret_key"),
     ({"recording_formats": "wav"}, "recording_formats"),
+    ({"callback_encoding": "xml"}, "callback_encoding"),
 ]
 
 

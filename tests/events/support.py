@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sautikit.webhooks import callback_fields
+
 __all__ = ["HANG", "FakeClock", "Received", "Receiver", "StartReceiver"]
 
 # A scripted answer: never respond, as a receiver that has stopped answering.
@@ -37,6 +39,12 @@ class Received:
     path: str
     headers: dict[str, str]  # names in lower case
     body: bytes
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """A voice callback's fields as an app reads them (a form, or JSON if chosen)."""
+        query = self.path.partition("?")[2]
+        return callback_fields(self.body, self.headers.get("content-type"), query)
 
 
 class Receiver:

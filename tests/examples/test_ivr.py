@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from types import ModuleType
 
@@ -12,6 +11,7 @@ from tests.examples.conftest import load_example
 
 from sautikit.events.signing import SIGNATURE_HEADER, sign
 from sautikit.voice.actions import Dial, GetDigits, Hangup, Record, Redirect, Say, parse_actions
+from sautikit.voice.callbacks import CallbackEncoding, encode_fields
 
 SECRET = "whsec_ivr"
 
@@ -31,11 +31,13 @@ async def app_client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def _post(client: httpx.AsyncClient, path: str, **fields: str) -> list[object]:
-    raw = json.dumps({"CallId": "c1", "From": "+254722999000", **fields}).encode()
+    raw, content_type = encode_fields(
+        {"CallId": "c1", "From": "+254722999000", **fields}, CallbackEncoding.FORM
+    )
     answer = await client.post(
         path,
         content=raw,
-        headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(SECRET, raw)},
+        headers={"Content-Type": content_type, SIGNATURE_HEADER: sign(SECRET, raw)},
     )
     assert answer.status_code == 200, answer.text
     return list(parse_actions(answer.json()))

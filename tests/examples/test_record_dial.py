@@ -15,17 +15,23 @@ from tests.examples.conftest import load_example
 from sautikit.client import InsufficientFundsError, Sautikit
 from sautikit.events.signing import SIGNATURE_HEADER, sign
 from sautikit.voice.actions import Dial, Say, parse_actions
+from sautikit.voice.callbacks import CallbackEncoding, encode_fields
 
 SECRET = "whsec_record_dial"
 
 record_dial: ModuleType = load_example("record-dial")
 
 
-def _signed(fields: dict[str, object], secret: str = SECRET) -> dict[str, object]:
-    raw = json.dumps(fields).encode()
+def _signed(
+    fields: dict[str, object],
+    secret: str = SECRET,
+    encoding: CallbackEncoding = CallbackEncoding.FORM,
+) -> dict[str, object]:
+    """A request as Sautikit sends it: a form of strings unless JSON was chosen."""
+    raw, content_type = encode_fields(fields, encoding)  # type: ignore[arg-type]
     return {
         "content": raw,
-        "headers": {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, raw)},
+        "headers": {"Content-Type": content_type, SIGNATURE_HEADER: sign(secret, raw)},
     }
 
 
@@ -62,7 +68,9 @@ async def test_the_recording_ready_event_is_accepted(app: FastAPI) -> None:
     event = {"kind": "call.recording.ready", "data": {"call_id": "c1", "download_url": "u"}}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://app.test") as client:
-        answer = await client.post("/calls/events", **_signed(event))
+        answer = await client.post(
+            "/calls/events", **_signed(event, encoding=CallbackEncoding.JSON)
+        )
     assert answer.status_code == 204
 
 

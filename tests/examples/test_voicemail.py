@@ -14,6 +14,7 @@ from tests.storage.conftest import S3Server, s3_server  # noqa: F401 - a fixture
 
 from sautikit.events.signing import SIGNATURE_HEADER, sign
 from sautikit.voice.actions import Hangup, Record, Say, parse_actions
+from sautikit.voice.callbacks import CallbackEncoding, encode_fields
 
 SECRET = "whsec_voicemail"
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(28)
@@ -21,11 +22,16 @@ WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(28)
 voicemail: ModuleType = load_example("voicemail")
 
 
-def _signed(fields: dict[str, object], secret: str = SECRET) -> dict[str, object]:
-    raw = json.dumps(fields).encode()
+def _signed(
+    fields: dict[str, object],
+    secret: str = SECRET,
+    encoding: CallbackEncoding = CallbackEncoding.FORM,
+) -> dict[str, object]:
+    """A request as Sautikit sends it: a form of strings unless JSON was chosen."""
+    raw, content_type = encode_fields(fields, encoding)  # type: ignore[arg-type]
     return {
         "content": raw,
-        "headers": {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, raw)},
+        "headers": {"Content-Type": content_type, SIGNATURE_HEADER: sign(secret, raw)},
     }
 
 
@@ -70,8 +76,12 @@ async def test_the_prompt_is_the_seeds_say_and_record(app_client: httpx.AsyncCli
     assert isinstance(say, Say) and isinstance(record, Record)
 
 
+@pytest.mark.parametrize("encoding", list(CallbackEncoding))
 async def test_a_recording_is_fetched_from_its_url_and_stored_with_its_metadata(
-    app_client: httpx.AsyncClient, file_server: FileServer, tmp_path: Path
+    app_client: httpx.AsyncClient,
+    file_server: FileServer,
+    tmp_path: Path,
+    encoding: CallbackEncoding,
 ) -> None:
     file_server.files["/r/rec-1.wav"] = ("audio/wav", WAV)
     fields = {
@@ -80,7 +90,7 @@ async def test_a_recording_is_fetched_from_its_url_and_stored_with_its_metadata(
         "RecordingUrl": f"{file_server.base_url}/r/rec-1.wav",
         "RecordingDuration": 7,
     }
-    answer = await app_client.post("/voicemail/recording", **_signed(fields))
+    answer = await app_client.post("/voicemail/recording", **_signed(fields, encoding=encoding))
     assert answer.status_code == 200
     assert [type(action) for action in parse_actions(answer.json())] == [Hangup]
     assert file_server.fetched == ["/r/rec-1.wav"]
@@ -139,7 +149,7 @@ async def test_a_bad_or_missing_signature_is_refused_and_nothing_is_fetched(
 
 async def test_a_tampered_body_is_refused(app_client: httpx.AsyncClient) -> None:
     request = _signed({"CallId": "c1"})
-    request["content"] = b'{"CallId": "c2"}'
+    request["content"] = b"CallId=c2"
     assert (await app_client.post("/voicemail/prompt", **request)).status_code == 401
 
 

@@ -4,7 +4,6 @@ recovery then stores each recording once, writes one event and posts one callbac
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -102,11 +101,12 @@ async def test_sigkill_loses_nothing_and_duplicates_nothing(rig: Rig, mode: str)
     assert not await asyncio.to_thread(Path(row.spool_path or "").exists)
 
     (callback,) = [request for request in rig.app.received if request.method == "POST"]
-    fields = json.loads(callback.body)
+    assert callback.headers["content-type"] == "application/x-www-form-urlencoded"
+    fields = callback.fields
     assert fields["RecordingSid"] == recording_id
     assert fields["CallId"] == call_id
-    assert fields["RecordingDuration"] == row.duration_seconds
-    assert fields["RecordingChannels"] == 1
+    assert fields["RecordingDuration"] == str(row.duration_seconds)
+    assert fields["RecordingChannels"] == "1"
     assert fields["RecordingUrl"].startswith("http")
     assert "x-sautikit-signature" in callback.headers
 

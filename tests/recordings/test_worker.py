@@ -4,7 +4,6 @@ as the transcribeCallback and an event, and a lapsed claim is taken over."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -114,7 +113,7 @@ async def _charges(rig: Rig) -> list[int]:
 
 
 def _callbacks(rig: Rig) -> list[dict[str, object]]:
-    return [json.loads(r.body) for r in rig.app.received if r.path.endswith("/transcript")]
+    return [r.fields for r in rig.app.received if r.path.endswith("/transcript")]
 
 
 async def test_a_transcript_is_stored_charged_announced_and_posted(rig: Rig) -> None:

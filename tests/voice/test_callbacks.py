@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import AsyncIterator
+from urllib.parse import parse_qs
 
 import pytest
 from tests.voice.voice_rig import AppServer, Reply, document
@@ -13,7 +14,7 @@ from sautikit import __version__
 from sautikit.events.signing import SIGNATURE_HEADER, compute_signature
 from sautikit.net import outbound_client
 from sautikit.voice.actions import MAX_DOCUMENT_BYTES, Hangup, Say
-from sautikit.voice.callbacks import AppClient, AppErrorKind, AppRequestError
+from sautikit.voice.callbacks import AppClient, AppErrorKind, AppRequestError, CallbackEncoding
 from sautikit.webhooks import WebhookVerificationError
 from sautikit.webhooks import verify as verify_webhook
 
@@ -40,17 +41,33 @@ def verify(signature: str, raw: bytes) -> bool:
     return parts["v1"] == compute_signature(SECRET, raw, int(parts["t"]))
 
 
-async def test_post_sends_signed_pascal_case_json(app: AppServer, client: AppClient) -> None:
+async def test_post_sends_a_signed_pascal_case_form_of_strings(
+    app: AppServer, client: AppClient
+) -> None:
     url = app.route("/voice", document({"say": {"text": "Karibu", "language": "sw"}}))
     actions = await client.fetch_actions(url, "POST", FIELDS)
     assert actions == [Say.model_validate({"text": "Karibu", "language": "sw"})]
     (hit,) = app.hits
     assert hit.method == "POST"
-    assert json.loads(hit.body) == FIELDS
-    assert hit.headers["content-type"] == "application/json"
+    assert hit.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert parse_qs(hit.body.decode(), strict_parsing=True) == {
+        name: [str(value)] for name, value in FIELDS.items()
+    }
+    assert b"From=%2B254711000001" in hit.body  # '+' escaped, not read back as a space
     assert hit.headers["user-agent"] == f"Sautikit/{__version__}"
     assert verify(hit.headers[SIGNATURE_HEADER.lower()], hit.body)
     assert not verify(hit.headers[SIGNATURE_HEADER.lower()], hit.body + b" ")
+
+
+async def test_a_json_client_posts_typed_json(app: AppServer) -> None:
+    url = app.route("/voice", document({"hangup": {}}))
+    async with outbound_client(allow_private=True) as http:
+        client = AppClient(http, SECRET, timeout=5, encoding=CallbackEncoding.JSON)
+        assert await client.fetch_actions(url, "POST", FIELDS) == [Hangup()]
+    (hit,) = app.hits
+    assert json.loads(hit.body) == FIELDS  # RecordingDuration stays the integer 7
+    assert hit.headers["content-type"] == "application/json"
+    assert verify(hit.headers[SIGNATURE_HEADER.lower()], hit.body)
 
 
 async def test_get_sends_the_fields_as_a_signed_query(app: AppServer, client: AppClient) -> None:

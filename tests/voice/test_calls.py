@@ -75,7 +75,7 @@ async def test_voicemail(stack: Stack) -> None:
     (callback,) = stack.app.hits_to("/voicemail/recording")
     fields = callback.fields
     assert fields["CallId"] == call.id and fields["Digits"] == "#"
-    assert 6 <= fields["RecordingDuration"] <= 10  # 7 s of speech, cut at the key
+    assert 6 <= int(fields["RecordingDuration"]) <= 10  # 7 s of speech, cut at the key
     _, (voice_audio,) = await stack.recording_audio(fields["RecordingSid"])
     assert rms(voice_audio) > 300
     assert call.status == "completed" and call.hangup_cause == "normal_clearing"
@@ -122,7 +122,7 @@ async def test_dial_with_record_from_answer(stack: Stack) -> None:
     assert dialled.fields["DialCallStatus"] == "completed"
     assert dialled.fields["DialCallId"] == child.id
     _, (left, right) = await stack.recording_audio(dialled.fields["RecordingSid"])
-    assert dialled.fields["RecordingChannels"] == 2
+    assert dialled.fields["RecordingChannels"] == "2"
     assert rms(left) > 300 and rms(right) > 300  # the caller left, the callee right
 
 
@@ -529,3 +529,32 @@ async def test_a_rated_inbound_call_the_wallet_cannot_pay_is_refused(
         assert "402" in result.explain()
         assert await stack.calls() == []  # nothing half-recorded
         assert stack.app.hits == []
+
+
+@sqlite_only
+async def test_callbacks_are_forms_of_strings_unless_json_is_chosen(stack: Stack) -> None:
+    """SPEC §3: the workspace's choice, overridden by the number's, set through the API."""
+    stack.app.route("/voice", document({"pause": {"length": 30}}))  # the caller hangs up
+    (number,) = (await stack.api.get("/v1/numbers", headers=stack.headers)).json()["data"]
+    routing = f"/v1/numbers/{number['id']}/routing"
+
+    async def one_call() -> dict[str, str]:
+        stack.app.hits.clear()
+        result = await caller(stack, SCENARIOS / "caller_talks_then_hangs_up.xml").run()
+        assert result.returncode == 0, result.explain()
+        await stack.wait_for_calls_to_end(count=1)
+        (voice,) = stack.app.hits_to("/voice")
+        assert voice.fields["To"] == NUMBER
+        return voice.headers
+
+    assert (await one_call())["content-type"] == "application/x-www-form-urlencoded"
+    changed = await stack.api.patch(
+        "/v1/settings", json={"callback_encoding": "json"}, headers=stack.headers
+    )
+    assert changed.json()["callback_encoding"] == "json"
+    assert (await one_call())["content-type"] == "application/json"
+    changed = await stack.api.patch(
+        routing, json={"callback_encoding": "form"}, headers=stack.headers
+    )
+    assert changed.json()["callback_encoding"] == "form"
+    assert (await one_call())["content-type"] == "application/x-www-form-urlencoded"

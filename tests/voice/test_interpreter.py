@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -146,7 +145,7 @@ async def test_seed_voicemail_flow(
     assert first.fields["CallStatus"] == "ringing" and first.fields["Direction"] == "inbound"
     fields = callback.fields
     assert fields["CallId"] == "call-1" and fields["CallStatus"] == "answered"
-    assert fields["RecordingDuration"] == 8 and fields["RecordingChannels"] == 1
+    assert fields["RecordingDuration"] == "8" and fields["RecordingChannels"] == "1"
     assert fields["Digits"] == "#"
     stored = tmp_path / "recordings" / f"{fields['RecordingSid']}.wav"
     assert stored.exists() and fields["RecordingUrl"] == stored.resolve().as_uri()
@@ -175,23 +174,28 @@ async def test_a_voicemail_left_by_hanging_up_still_reaches_the_app(
     await make().run(prompt)
 
     (callback,) = app.hits_to("/voicemail/recording")
-    assert callback.fields["Digits"] == "hangup" and callback.fields["RecordingDuration"] == 5
+    assert callback.fields["Digits"] == "hangup" and callback.fields["RecordingDuration"] == "5"
     assert callback.fields["RecordingSid"]
     assert "never heard" not in call.said() and call.cause == "caller_hangup"
 
 
-async def test_an_empty_recording_posts_zero_and_stores_nothing(
+async def test_an_empty_recording_stores_nothing_and_the_next_action_runs(
     app: AppServer, call: FakeCall, make: Make, tmp_path: Path
 ) -> None:
-    url = app.route("/vm", document({"record": {"action": app.url("/done"), "playBeep": False}}))
+    url = app.route(
+        "/vm",
+        document(
+            {"record": {"action": app.url("/done"), "playBeep": False}},
+            {"say": {"text": "We did not hear you."}},
+        ),
+    )
     app.route("/done", document())
     call.recordings.append(ScriptedRecording(empty=True))
 
     await make().run(url)
 
-    (done,) = app.hits_to("/done")
-    assert done.fields["RecordingDuration"] == 0
-    assert done.fields["RecordingSid"] == "" and done.fields["RecordingUrl"] == ""
+    assert app.hits_to("/done") == []  # no RecordingUrl to give: action is not requested
+    assert call.said() == ["We did not hear you."]
     assert "play" not in call.steps()  # playBeep false
     assert list((tmp_path / "spool").iterdir()) == []
     assert not (tmp_path / "recordings").exists()
@@ -274,7 +278,7 @@ async def test_dial_posts_its_outcome_to_action(app: AppServer, call: FakeCall, 
     assert call.log[1][3] == 15 and call.log[1][6] is True
     (dialled,) = app.hits_to("/dialled")
     assert dialled.fields["DialCallStatus"] == "busy"
-    assert dialled.fields["DialCallId"] == "child-9" and dialled.fields["DialCallDuration"] == 0
+    assert dialled.fields["DialCallId"] == "child-9" and dialled.fields["DialCallDuration"] == "0"
     assert call.said() == ["They are busy."]
 
 
@@ -680,7 +684,7 @@ async def test_redirect_now_abandons_the_current_action(
 
     assert call.said() == ["Redirected."]
     (hit,) = app.hits_to("/live")
-    assert json.loads(hit.body)["CallStatus"] == "answered"
+    assert hit.fields["CallStatus"] == "answered"
     assert interpreter.redirect_now(live) is False  # the call is over
 
 

@@ -58,14 +58,14 @@ async def test_record_ends_after_silence_following_speech(stack: Stack, tmp_path
     await _call(stack, script, (44500, 44549))
     fields = await _done(stack)
     assert fields["Digits"] == ""  # ended by silence, not a key
-    assert 2 <= fields["RecordingDuration"] <= 4  # the speech, then 1 s of quiet
+    assert 2 <= int(fields["RecordingDuration"]) <= 4  # the speech, then 1 s of quiet
 
 
 async def test_record_stops_at_max_length(stack: Stack, tmp_path: Path) -> None:
     _record(stack, maxLength=2, timeout=10)
     await _call(stack, CallScript(voice=_voice(tmp_path, 6.0), linger=10), (44550, 44599))
     fields = await _done(stack)
-    assert fields["RecordingDuration"] == 2
+    assert fields["RecordingDuration"] == "2"  # a string, as the app reads a form
 
 
 async def test_trim_silence_cuts_leading_quiet(stack: Stack, tmp_path: Path) -> None:
@@ -74,16 +74,28 @@ async def test_trim_silence_cuts_leading_quiet(stack: Stack, tmp_path: Path) -> 
     await _call(stack, script, (44600, 44649))
     fields = await _done(stack)
     assert fields["Digits"] == "#"
-    assert 1 <= fields["RecordingDuration"] <= 2  # 2 s of leading quiet are gone
+    assert 1 <= int(fields["RecordingDuration"]) <= 2  # 2 s of leading quiet are gone
 
 
-async def test_saying_nothing_stores_nothing(stack: Stack) -> None:
-    _record(stack, timeout=1)
+async def test_saying_nothing_stores_nothing_and_goes_on(stack: Stack) -> None:
+    """As Twilio's <Record>: no request to ``action`` with an empty URL; the next action
+    runs, and the call's record says the recording was empty."""
+    stack.app.route(
+        "/voice",
+        document(
+            {"record": {"action": stack.app.url("/done"), "playBeep": False, "timeout": 1}},
+            {"redirect": {"url": stack.app.url("/after")}},
+        ),
+    )
+    stack.app.route("/after", document({"hangup": {}}))
     await _call(stack, CallScript(linger=10), (44650, 44699))
-    fields = await _done(stack)
-    assert fields["RecordingDuration"] == 0 and fields["RecordingSid"] == ""
+    (call,) = await stack.wait_for_calls_to_end()
+    assert stack.app.hits_to("/done") == []
+    assert len(stack.app.hits_to("/after")) == 1
+    shown = (await stack.api.get(f"/v1/calls/{call.id}", headers=stack.headers)).json()
+    assert [(r["source"], r["status"]) for r in shown["recordings"]] == [("record", "empty")]
     listed = await stack.api.get("/v1/recordings", headers=stack.headers)
-    assert [r["status"] for r in listed.json()["data"]] in ([], ["empty"])
+    assert [r["status"] for r in listed.json()["data"]] == ["empty"]
 
 
 async def test_conference_rules(stack: Stack, tmp_path: Path) -> None:

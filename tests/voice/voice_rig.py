@@ -64,10 +64,15 @@ class Hit:
 
     @property
     def fields(self) -> dict[str, Any]:
+        """The fields as the app reads them: the query of a GET, the form of a POST (the
+        default, every value a string), or the JSON of a POST from a JSON workspace."""
         if self.method == "GET":
             return dict(parse_qsl(self.query.decode(), keep_blank_values=True))
-        parsed: dict[str, Any] = json.loads(self.body)
-        return parsed
+        if self.headers.get("content-type") == "application/json":
+            parsed: dict[str, Any] = json.loads(self.body)
+            return parsed
+        assert self.headers.get("content-type") == "application/x-www-form-urlencoded"
+        return dict(parse_qsl(self.body.decode(), keep_blank_values=True, strict_parsing=True))
 
 
 @dataclass(frozen=True)

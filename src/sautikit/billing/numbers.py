@@ -277,6 +277,7 @@ async def claim_number(
             voice_method="POST",
             fallback_url=None,
             events_url=None,
+            callback_encoding=None,
         )
         .execution_options(synchronize_session=False)
     )
@@ -303,6 +304,7 @@ async def release_number(session: AsyncSession, number: Number, *, now: datetime
     number.status = AVAILABLE
     number.voice_url = number.fallback_url = number.events_url = None
     number.voice_method = "POST"
+    number.callback_encoding = None
     number.claimed_at = number.paid_until = None
     # The number's row first, its credentials second: the renewal job locks in that order
     # too, so a release and a renewal of one number cannot deadlock.

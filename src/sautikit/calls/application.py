@@ -52,7 +52,7 @@ class AppRunner:
         # The pipeline's client marks a record callback as delivered, so crash recovery
         # posts only the ones that never reached the app.
         app = await self.recordings.app_client(
-            workspace.id, self.http, request_timeout=self.app_timeout
+            workspace.id, self.http, request_timeout=self.app_timeout, number_id=call.number_id
         )
         interpreter = Interpreter(
             live,

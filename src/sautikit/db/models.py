@@ -84,6 +84,8 @@ class Workspace(Base):
     signing_secret: Mapped[str | None] = mapped_column(String(100))
     # The account number a customer types to pay this workspace by M-Pesa Paybill.
     mpesa_account_ref: Mapped[str | None] = mapped_column(String(12), unique=True)
+    # How POSTs to the app carry their fields (SPEC §3): "form" (strings) or "json".
+    callback_encoding: Mapped[str] = mapped_column(String(8), default="form", server_default="form")
 
 
 class ApiKey(Base):
@@ -186,6 +188,8 @@ class Number(Base):
     voice_method: Mapped[str] = mapped_column(String(8), default="POST")
     fallback_url: Mapped[str | None] = mapped_column(String(2048))
     events_url: Mapped[str | None] = mapped_column(String(2048))
+    # "form" or "json" for this number's calls; None: the workspace's callback_encoding.
+    callback_encoding: Mapped[str | None] = mapped_column(String(8))
     claimed_at: Mapped[datetime | None]
     paid_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -33,10 +33,11 @@ from typing import Any, Final
 
 import httpx
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.config import Settings
 from sautikit.db import Database
-from sautikit.db.models import Recording, Transcription, Workspace
+from sautikit.db.models import Call, Number, Recording, Transcription, Workspace
 from sautikit.db.types import utcnow
 from sautikit.events.delivery import workspace_signing_secret
 from sautikit.events.outbox import record_call_event
@@ -55,6 +56,7 @@ from sautikit.voice.callbacks import (
     AppClient,
     AppErrorKind,
     AppRequestError,
+    CallbackEncoding,
     Fields,
 )
 from sautikit.voice.control import CallControl, RecordingInfo, RecordingSource, RecordResult
@@ -66,6 +68,7 @@ __all__ = [
     "RecordingCallbackClient",
     "RecordingPipeline",
     "StoredRecording",
+    "callback_encoding",
     "event_data",
     "rfc3339",
     "signed_app_clients",
@@ -81,8 +84,34 @@ SPOOL_DIRECTORY: Final = "spool"
 # Rows in these states have a spool that is not yet stored; recovery finishes them.
 UNFINISHED_STATES: Final = ("recording", "finalising", "uploading")
 
-AppClientFactory = Callable[[str], Awaitable[AppClient]]
-"""The client that posts to a workspace's app (signed with its secret), by workspace id."""
+AppClientFactory = Callable[[str, str | None], Awaitable[AppClient]]
+"""The client that posts to a workspace's app (signed with its secret, in the encoding the
+call's number or the workspace chose), by workspace id and call id (None: no call)."""
+
+
+async def callback_encoding(
+    session: AsyncSession,
+    workspace_id: str,
+    *,
+    number_id: str | None = None,
+    call_id: str | None = None,
+) -> CallbackEncoding:
+    """The encoding of POSTs to the app (SPEC §3): the number's choice if it made one (the
+    number ``number_id``, or the number of the call ``call_id``), else the workspace's."""
+    if number_id is None and call_id is not None:
+        number_id = await session.scalar(select(Call.number_id).where(Call.id == call_id))
+    chosen: str | None = None
+    if number_id is not None:
+        chosen = await session.scalar(
+            select(Number.callback_encoding).where(
+                Number.id == number_id, Number.workspace_id == workspace_id
+            )
+        )
+    if chosen is None:
+        chosen = await session.scalar(
+            select(Workspace.callback_encoding).where(Workspace.id == workspace_id)
+        )
+    return CallbackEncoding(chosen or CallbackEncoding.FORM)
 
 
 def signed_app_clients(
@@ -91,10 +120,11 @@ def signed_app_clients(
     """An :data:`AppClientFactory` signing with each workspace's own secret, over ``http``
     (from :func:`sautikit.net.outbound_client`)."""
 
-    async def client_for(workspace_id: str) -> AppClient:
+    async def client_for(workspace_id: str, call_id: str | None) -> AppClient:
         async with database.transaction() as session:
             secret = await workspace_signing_secret(session, workspace_id)
-        return AppClient(http, secret, timeout=timeout)
+            encoding = await callback_encoding(session, workspace_id, call_id=call_id)
+        return AppClient(http, secret, timeout=timeout, encoding=encoding)
 
     return client_for
 
@@ -113,8 +143,9 @@ class RecordingCallbackClient(AppClient):
         pipeline: RecordingPipeline,
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        encoding: CallbackEncoding = CallbackEncoding.FORM,
     ) -> None:
-        super().__init__(http, secret, timeout=timeout)
+        super().__init__(http, secret, timeout=timeout, encoding=encoding)
         self.pipeline = pipeline
 
     async def fetch_actions(self, url: str, method: str, fields: Fields) -> list[Action]:
@@ -243,12 +274,17 @@ class RecordingPipeline:
         http: httpx.AsyncClient,
         *,
         request_timeout: float = DEFAULT_TIMEOUT,
+        number_id: str | None = None,
     ) -> RecordingCallbackClient:
         """The client a call's interpreter should post with: signed with the workspace's
-        secret, and marking record callbacks sent (see :class:`RecordingCallbackClient`)."""
+        secret, in the encoding of the call's number ``number_id`` (or the workspace's), and
+        marking record callbacks sent (see :class:`RecordingCallbackClient`)."""
         async with self.database.transaction() as session:
             secret = await workspace_signing_secret(session, workspace_id)
-        return RecordingCallbackClient(http, secret, self, timeout=request_timeout)
+            encoding = await callback_encoding(session, workspace_id, number_id=number_id)
+        return RecordingCallbackClient(
+            http, secret, self, timeout=request_timeout, encoding=encoding
+        )
 
     # --- RecordingSink --------------------------------------------------------------------
 

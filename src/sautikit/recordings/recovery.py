@@ -122,7 +122,7 @@ async def _post_callback(
         # The caller's line went down with the process: as for a hangup during a record.
         "Digits": "hangup",
     }
-    client = await pipeline.app_clients(current.workspace_id)
+    client = await pipeline.app_clients(current.workspace_id, current.call_id)
     if not await client.notify(current.action_url, fields, current.action_method):
         log.warning("recording %s: the recovered callback was not taken", recording_id)
         return False

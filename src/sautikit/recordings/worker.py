@@ -337,7 +337,8 @@ class TranscriptionWorker:
         if notice is None:
             return
         url, method, workspace_id, fields = notice
-        client = await self.app_clients(workspace_id)
+        call_id = fields["CallId"]
+        client = await self.app_clients(workspace_id, str(call_id))
         await client.notify(url, fields, method)
 
     async def _complete(

@@ -1,16 +1,21 @@
 """Requests to the app's URLs: fetch the next action document, or notify and move on.
 
-SPEC §3: Sautikit sends the call's fields in PascalCase (``CallId``, ``From``, ``Digits`` …)
-as a JSON body with ``POST``, or as the query string with ``GET``; the app answers within
-10 s (configurable) with an action document. Every request goes through
-:func:`sautikit.net.outbound_client` (so app URLs cannot reach the operator's network),
-carries ``User-Agent: Sautikit/<version>``, and is signed like events (SPEC §7) with the
-workspace's secret: ``X-Sautikit-Signature: t=<unix>,v1=<HMAC-SHA256(secret, raw + "." + t)>``
-where ``raw`` is the JSON body of a POST and, for a GET, the URL's query string exactly as
-sent (the part after ``?``) — a GET has no body, and signing nothing would prove nothing.
+SPEC §3: Sautikit sends the call's fields in PascalCase (``CallId``, ``From``, ``Digits`` …).
+A ``POST`` carries them as an ``application/x-www-form-urlencoded`` body, every value a
+string, the way Twilio and Africa's Talking send them (:attr:`CallbackEncoding.FORM`, the
+default): an app copies ``RecordingDuration`` straight into S3 object metadata, which must
+be a string. A number or a workspace may choose :attr:`CallbackEncoding.JSON` instead: a
+JSON object whose whole-second counts (``RecordingDuration``, ``RecordingChannels``,
+``DialCallDuration``) are integers. A ``GET`` sends the same fields, as strings, in the
+query string, whichever encoding is chosen. The app answers within 10 s (configurable)
+with an action document.
 
-Field values are strings except the whole-second counts ``RecordingDuration``,
-``RecordingChannels`` and ``DialCallDuration``, which are JSON integers.
+Every request goes through :func:`sautikit.net.outbound_client` (so app URLs cannot reach
+the operator's network), carries ``User-Agent: Sautikit/<version>``, and is signed like
+events (SPEC §7) with the workspace's secret:
+``X-Sautikit-Signature: t=<unix>,v1=<HMAC-SHA256(secret, raw + "." + t)>`` where ``raw`` is
+the body of a POST exactly as sent and, for a GET, the URL's query string exactly as sent
+(the part after ``?``) — a GET has no body, and signing nothing would prove nothing.
 
 Decisions where SPEC §3 is silent: a 2xx answer with an empty body (a ``204`` included)
 means "no more actions", so the call hangs up normally — an app that ignores a callback
@@ -25,6 +30,7 @@ import enum
 import json
 import logging
 from collections.abc import Mapping
+from urllib.parse import urlencode
 
 import httpx
 
@@ -45,7 +51,9 @@ __all__ = [
     "AppClient",
     "AppErrorKind",
     "AppRequestError",
+    "CallbackEncoding",
     "Fields",
+    "encode_fields",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,6 +63,25 @@ USER_AGENT = f"Sautikit/{__version__}"
 
 Fields = Mapping[str, str | int]
 """Request fields, PascalCase as SPEC §3 names them."""
+
+
+class CallbackEncoding(enum.StrEnum):
+    """How a POST to the app carries its fields; a workspace setting that a number may
+    override (``callback_encoding``)."""
+
+    FORM = "form"
+    """``application/x-www-form-urlencoded``, every value a string (the default)."""
+    JSON = "json"
+    """``application/json``, counts as integers."""
+
+
+def encode_fields(fields: Fields, encoding: CallbackEncoding) -> tuple[bytes, str]:
+    """The body of a POST carrying ``fields``, and its ``Content-Type``."""
+    if encoding is CallbackEncoding.JSON:
+        raw = json.dumps(dict(fields), separators=(",", ":"), ensure_ascii=False).encode()
+        return raw, "application/json"
+    form = urlencode([(name, str(value)) for name, value in fields.items()])
+    return form.encode("ascii"), "application/x-www-form-urlencoded"
 
 
 class AppErrorKind(enum.StrEnum):
@@ -90,11 +117,17 @@ class AppClient:
     and may be shared by many calls."""
 
     def __init__(
-        self, http: httpx.AsyncClient, secret: str, *, timeout: float = DEFAULT_TIMEOUT
+        self,
+        http: httpx.AsyncClient,
+        secret: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        encoding: CallbackEncoding = CallbackEncoding.FORM,
     ) -> None:
         self.http = http
         self.secret = secret
         self.timeout = timeout
+        self.encoding = encoding
 
     def _request(self, url: str, method: str, fields: Fields) -> httpx.Request:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -103,8 +136,7 @@ class AppClient:
             request = self.http.build_request("GET", httpx.URL(url).copy_merge_params(query))
             raw = request.url.query
         else:
-            raw = json.dumps(dict(fields), separators=(",", ":"), ensure_ascii=False).encode()
-            headers["Content-Type"] = "application/json"
+            raw, headers["Content-Type"] = encode_fields(fields, self.encoding)
             request = self.http.build_request("POST", url, content=raw)
         request.headers.update(headers)
         request.headers[SIGNATURE_HEADER] = sign(self.secret, raw)

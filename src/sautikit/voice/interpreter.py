@@ -29,8 +29,12 @@ Decisions where SPEC §3 is silent:
   ``record`` posts ``Digits``: the finish key pressed, ``hangup``, or ``""``.
 * A ``play`` URL that is refused by the allow-list, unreachable or not audio is recorded
   as an application error and skipped; the call goes on.
-* An empty recording posts ``RecordingDuration: 0`` with empty ``RecordingSid`` and
-  ``RecordingUrl``.
+* An empty recording (nothing but silence, or nothing left once trimmed) stores nothing
+  and, as Twilio's ``<Record>`` does, does not request ``action``: there is no
+  ``RecordingUrl`` to give, and an app that fetches it would fail. The call goes on with
+  the next action; its recording row says ``empty`` (``GET /v1/calls/{id}``). A ``dial``
+  whose bridged recording is empty still requests its ``action`` (the dial outcome), with
+  empty ``RecordingSid`` and ``RecordingUrl``.
 * Conference status events post ``ConferenceName``, ``ConferenceEvent`` (the event name)
   and ``ParticipantCallId`` to ``statusEventsCallbackUrl``; their answers are ignored.
 * ``stream`` (see :mod:`sautikit.voice.stream`): one that cannot connect is an application
@@ -420,6 +424,11 @@ class Interpreter:
             transcribe=action.wants_transcription,
             transcribe_callback=action.transcribe_callback,
         )
+        if not fields["RecordingSid"]:
+            log.info("call %s: the recording was empty; going on", self.call.call_id)
+            if self.call.ended:
+                raise CallEnded
+            return None
         fields["Digits"] = result.key or ("hangup" if result.ended_by == "hangup" else "")
         return await self._then(action.action, action.method, fields)
 

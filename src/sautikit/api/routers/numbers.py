@@ -59,6 +59,9 @@ class NumberOut(AvailableNumber):
     voice_method: Literal["POST", "GET"]
     fallback_url: str | None
     events_url: str | None
+    callback_encoding: Literal["form", "json"] | None = Field(
+        description="`form` or `json` for this number's calls; null: the workspace's setting."
+    )
     claimed_at: datetime | None
     paid_until: datetime | None = Field(description="The end of the paid rental period.")
     created_at: datetime
@@ -83,6 +86,13 @@ class RoutingIn(RequestModel):
     voice_method: Literal["POST", "GET"] = "POST"
     fallback_url: AppUrl | None = Field(None, description="Tried when voice_url fails.")
     events_url: AppUrl | None = Field(None, description="Receives this number's call events.")
+    callback_encoding: Literal["form", "json"] | None = Field(
+        None,
+        description=(
+            "How POSTs to voice_url and the actions' URLs carry the call's fields: `form` "
+            "(strings) or `json` (typed); null follows the workspace's `callback_encoding`."
+        ),
+    )
 
 
 def _available(number: Number) -> AvailableNumber:
@@ -103,6 +113,7 @@ def _out(number: Number) -> NumberOut:
         voice_method=number.voice_method,  # type: ignore[arg-type]
         fallback_url=number.fallback_url,
         events_url=number.events_url,
+        callback_encoding=number.callback_encoding,  # type: ignore[arg-type]
         claimed_at=number.claimed_at,
         paid_until=number.paid_until,
         created_at=number.created_at,

@@ -6,7 +6,7 @@ governs:
 
 * ``calls.write`` — ``destination_allowlist``, ``sip_host_allowlist``,
   ``play_host_allowlist``, ``max_concurrent_calls``, ``max_calls_per_second`` (what and how
-  fast the workspace may dial and play);
+  fast the workspace may dial and play), ``callback_encoding`` (how calls talk to the app);
 * ``recordings.write`` — ``recording_format``, ``storage_url``, ``storage_credentials``,
   ``retention_days``;
 * ``wallet.write`` — ``low_balance_threshold_minor``.
@@ -42,7 +42,7 @@ from sautikit.net import is_public_address
 from sautikit.storage.base import StorageError
 from sautikit.storage.s3 import parse_s3_url
 
-__all__ = ["FIELD_SCOPES", "router"]
+__all__ = ["CALLBACK_ENCODING_DESCRIPTION", "FIELD_SCOPES", "router"]
 
 router = APIRouter(prefix="/v1", route_class=SautikitRoute, tags=["settings"])
 
@@ -52,12 +52,20 @@ FIELD_SCOPES: dict[str, str] = {
     "play_host_allowlist": "calls.write",
     "max_concurrent_calls": "calls.write",
     "max_calls_per_second": "calls.write",
+    "callback_encoding": "calls.write",
     "recording_format": "recordings.write",
     "storage_url": "recordings.write",
     "storage_credentials": "recordings.write",
     "retention_days": "recordings.write",
     "low_balance_threshold_minor": "wallet.write",
 }
+CALLBACK_ENCODING_DESCRIPTION = (
+    "How POSTs to the app carry the call's fields: `form` (the default) is an "
+    "`application/x-www-form-urlencoded` body, every value a string, as Twilio and Africa's "
+    "Talking send it; `json` is an `application/json` object whose counts "
+    "(`RecordingDuration`, `RecordingChannels`, `DialCallDuration`) are integers. A GET "
+    "always sends the fields as a query string. A number may override it."
+)
 _NULLABLE = frozenset({"storage_url", "storage_credentials"})
 _MAX_ENTRIES = 100
 
@@ -89,6 +97,7 @@ class SettingsOut(BaseModel):
     )
     max_concurrent_calls: int
     max_calls_per_second: int
+    callback_encoding: Literal["form", "json"] = Field(description=CALLBACK_ENCODING_DESCRIPTION)
     recording_format: Literal["wav", "mp3"]
     storage_url: str | None = Field(description="The workspace's own bucket, without secrets.")
     storage_credentials_set: bool
@@ -105,6 +114,9 @@ class SettingsPatch(RequestModel):
     play_host_allowlist: list[AllowedHost] | None = Field(None, max_length=_MAX_ENTRIES)
     max_concurrent_calls: int | None = Field(None, ge=1, le=1000)
     max_calls_per_second: int | None = Field(None, ge=1, le=100)
+    callback_encoding: Literal["form", "json"] | None = Field(
+        None, description=CALLBACK_ENCODING_DESCRIPTION
+    )
     recording_format: Literal["wav", "mp3"] | None = None
     storage_url: str | None = Field(
         None, max_length=2048, description="s3://BUCKET[/PREFIX]?endpoint=…; null: Sautikit's."
@@ -121,7 +133,8 @@ def _out(workspace: Workspace) -> SettingsOut:
         play_host_allowlist=workspace.play_host_allowlist,
         max_concurrent_calls=workspace.max_concurrent_calls,
         max_calls_per_second=workspace.max_calls_per_second,
-        # The column holds only the formats this schema allows (checked on write).
+        # The columns hold only the values this schema allows (checked on write).
+        callback_encoding=workspace.callback_encoding,  # type: ignore[arg-type]
         recording_format=workspace.recording_format,  # type: ignore[arg-type]
         storage_url=workspace.storage_url,
         storage_credentials_set=workspace.storage_credentials is not None,
@@ -201,9 +214,9 @@ async def get_settings(
     summary="Change settings",
     description=(
         "Each field changed needs the scope of what it governs: `calls.write` for the "
-        "allow-lists and call caps, `recordings.write` for recording format, storage and "
-        "retention, `wallet.write` for the low-balance threshold. Bucket credentials are "
-        "stored encrypted and never answered."
+        "allow-lists, call caps and `callback_encoding`, `recordings.write` for recording "
+        "format, storage and retention, `wallet.write` for the low-balance threshold. Bucket "
+        "credentials are stored encrypted and never answered."
     ),
 )
 async def patch_settings(
