@@ -107,7 +107,7 @@ def _available(number: Number) -> AvailableNumber:
 def _out(number: Number) -> NumberOut:
     return NumberOut(
         **_available(number).model_dump(),
-        # Status and method columns hold only the literals the schema allows (written here).
+        # Status, method and encoding columns hold only the literals the schema allows.
         status=number.status,  # type: ignore[arg-type]
         voice_url=number.voice_url,
         voice_method=number.voice_method,  # type: ignore[arg-type]
