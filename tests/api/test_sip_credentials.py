@@ -59,6 +59,14 @@ async def test_create_list_rotate_delete(
     assert answer.status_code == 201, answer.text
     first = answer.json()
     assert (first["username"], first["realm"], first["status"]) == ("front-desk", realm, "active")
+    # What a phone needs, from the server's own settings (defaults here).
+    assert first["registrar"] == {
+        "host": "127.0.0.1",
+        "port": 5080,
+        "transports": ["udp", "tcp"],
+        "digest_algorithms": ["MD5"],
+    }
+    assert first["identity"] == "sip:front-desk@127.0.0.1"
     password = first["password"]
     async with database.transaction() as session:
         stored = await session.get(SipCredential, first["id"])
@@ -68,6 +76,8 @@ async def test_create_list_rotate_delete(
 
     listing = (await client.get(base, headers=key)).json()
     assert [item["id"] for item in listing["data"]] == [first["id"]]
+    assert listing["data"][0]["identity"] == first["identity"]
+    assert listing["data"][0]["registrar"] == first["registrar"]
     assert password not in str(listing) and "password" not in listing["data"][0]
     assert "password" not in (await client.get(f"{base}/{first['id']}", headers=key)).json()
 

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 from sqlalchemy import delete, select
+from tests.sipp import free_port
 from tests.voice.voice_rig import AppServer
 
 from sautikit import accounts
@@ -148,6 +149,9 @@ async def open_stack(
     credit_minor: int = 100_000,
     **settings_overrides: Any,
 ) -> AsyncIterator[Stack]:
+    # A port chosen up front, so that the settings name the port the PBX really uses
+    # (the credential answers tell phones where to register from them).
+    settings_overrides.setdefault("sip_port", free_port())
     settings = Settings(
         data_dir=tmp_path / "var",
         secret_key="test-secret",
@@ -175,7 +179,7 @@ async def open_stack(
     http = outbound_client(allow_private=True, timeout=3)
     pbx = Pbx(
         sip_host=settings.sip_host,
-        sip_port=0,
+        sip_port=settings.sip_port,
         sip_advertised_host=settings.sip_advertised_host or None,
         media_host=settings.media_host or None,
         media_advertised_address=settings.media_advertised_address or None,

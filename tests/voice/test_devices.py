@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 from tests.baresip import Baresip, requires_baresip
+from tests.linphone import Linphone, requires_linphone
 from tests.media.media_rig import rms
 from tests.sipp import SCENARIOS as SIP_SCENARIOS
 from tests.sipp import Sipp, requires_sipp
@@ -18,8 +20,10 @@ from tests.voice.stack import CALLEE, NUMBER, Stack, open_stack
 from tests.voice.voice_rig import AppServer
 
 from sautikit.db import Database
+from sautikit.db.models import Number
 from sautikit.media import tone
 from sautikit.media.audio import encode_wav
+from sautikit.sip import SipUri
 
 pytestmark = [requires_sipp, pytest.mark.parametrize("empty_database", ["sqlite"], indirect=True)]
 
@@ -114,3 +118,39 @@ async def test_a_registered_softphone_rings_for_its_number(stack: Stack, tmp_pat
     with wave.open(str(phone.heard())) as heard:
         audio = np.frombuffer(heard.readframes(heard.getnframes()), "<i2")
     assert rms(audio) > 300  # alice heard the caller's speech
+
+
+@requires_linphone
+async def test_linphone_registers_with_what_the_credential_answer_says(
+    stack: Stack, tmp_path: Path
+) -> None:
+    async with stack.database.sessions() as session:
+        number_id = await session.scalar(select(Number.id).where(Number.e164 == NUMBER))
+    answer = await stack.api.post(
+        f"/v1/numbers/{number_id}/sip-credentials",
+        json={"username": "front-desk"},
+        headers=stack.headers,
+    )
+    assert answer.status_code == 201, answer.text
+    credential = answer.json()
+    registrar = credential["registrar"]
+    assert (registrar["host"], registrar["port"]) == ("127.0.0.1", stack.pbx.port)
+    # The PBX picks up new logins on its maintenance timer (every 10 s).
+    for _ in range(300):
+        if stack.manager.devices.directory.login("front-desk") is not None:
+            break
+        await asyncio.sleep(0.1)
+    phone = Linphone(tmp_path / "linphone")
+    await phone.start()
+    try:
+        # Typed as a user would: the identity, the server, the password — nothing else.
+        proxy = f"sip:{registrar['host']}:{registrar['port']}"
+        await phone.command(f"register {credential['identity']} {proxy} {credential['password']}")
+        for _ in range(150):
+            if stack.pbx.agent.lookup(credential["identity"]):
+                break
+            await asyncio.sleep(0.1)
+        bindings = stack.pbx.agent.lookup(credential["identity"])
+    finally:
+        output = await phone.stop()
+    assert [SipUri.parse(b.contact).user for b in bindings] == ["front-desk"], output[-2000:]

@@ -4,6 +4,10 @@ Devices register with Digest auth; the realm is the workspace id. The password i
 answer of create and rotate only — Sautikit keeps nothing but its digest HA1 values.
 Rotation is two-phase: rotate makes a new credential and the old one keeps working until
 it is deleted.
+
+Each answer also says what to type into a phone: the registrar's advertised host, port,
+transports and digest algorithms, and the exact identity (``sip:username@host``) —
+docs/pbx.md "Connect a softphone" walks through baresip and linphone with them.
 """
 
 from __future__ import annotations
@@ -11,13 +15,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.api.auth import Principal, require_scopes
-from sautikit.api.deps import DbSession
+from sautikit.api.deps import DbSession, api_context
 from sautikit.api.errors import ApiError, ErrorEnvelope
 from sautikit.api.pagination import PageParams, page_params, paginate
 from sautikit.api.routers.numbers import owned_number
@@ -31,8 +35,10 @@ from sautikit.billing.sip_credentials import (
     revoke_credential,
     rotate_credential,
 )
+from sautikit.config import Settings
 from sautikit.db.models import Number, SipCredential
 from sautikit.db.types import utcnow
+from sautikit.sip.addresses import advertised_address
 
 __all__ = ["router"]
 
@@ -51,11 +57,22 @@ class CredentialIn(RequestModel):
     )
 
 
+class RegistrarOut(BaseModel):
+    host: str = Field(description="The SIP server (registrar and outbound proxy) to set.")
+    port: int
+    transports: list[str] = Field(description="Transports it accepts: `udp`, `tcp`.")
+    digest_algorithms: list[str] = Field(description="Digest algorithms it challenges with.")
+
+
 class CredentialOut(BaseModel):
     id: str
     number_id: str
     username: str
     realm: str = Field(description="The digest realm: the workspace id.")
+    identity: str = Field(
+        description="The SIP identity (address of record) to configure: `sip:username@host`."
+    )
+    registrar: RegistrarOut
     status: str = Field(description="`active`, or `revoked` once deleted.")
     created_at: datetime
     revoked_at: datetime | None
@@ -73,21 +90,37 @@ class CredentialPage(BaseModel):
     next_cursor: str | None
 
 
-def _out(credential: SipCredential) -> CredentialOut:
+def _registrar(request: Request) -> RegistrarOut:
+    settings: Settings = api_context(request).settings
+    return RegistrarOut(
+        host=advertised_address(settings.sip_host, settings.sip_advertised_host or None),
+        port=settings.sip_port,
+        transports=["udp", "tcp"],
+        digest_algorithms=list(settings.sip_digest_algorithm_list),
+    )
+
+
+def _out(credential: SipCredential, registrar: RegistrarOut) -> CredentialOut:
     return CredentialOut(
         id=credential.id,
         number_id=credential.number_id,
         username=credential.username,
         realm=credential.workspace_id,
+        identity=f"sip:{credential.username}@{registrar.host}",
+        registrar=registrar,
         status="active" if credential.revoked_at is None else "revoked",
         created_at=credential.created_at,
         revoked_at=credential.revoked_at,
     )
 
 
-def _created(created: CreatedCredential, replaces: str | None = None) -> CredentialCreated:
+def _created(
+    created: CreatedCredential, registrar: RegistrarOut, replaces: str | None = None
+) -> CredentialCreated:
     return CredentialCreated(
-        **_out(created.record).model_dump(), password=created.password, replaces=replaces
+        **_out(created.record, registrar).model_dump(),
+        password=created.password,
+        replaces=replaces,
     )
 
 
@@ -108,6 +141,7 @@ async def _credential(session: AsyncSession, number: Number, credential_id: str)
 async def create(
     number_id: str,
     session: DbSession,
+    request: Request,
     body: CredentialIn | None = Body(None),
     principal: Principal = Depends(manage),
 ) -> CredentialCreated:
@@ -120,27 +154,35 @@ async def create(
         ) from None
     except UsernameTaken as error:
         raise ApiError(409, "sip_credentials.username_taken", str(error)) from None
-    return _created(created)
+    return _created(created, _registrar(request))
 
 
 @router.get("", response_model=CredentialPage, summary="The number's credentials (no secrets)")
 async def list_credentials(
     number_id: str,
     session: DbSession,
+    request: Request,
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(manage),
 ) -> dict[str, Any]:
     number = await owned_number(session, principal, number_id)
     query = select(SipCredential).where(SipCredential.number_id == number.id)
-    return await paginate(session, query, SipCredential.id, page, _out)
+    registrar = _registrar(request)
+    return await paginate(
+        session, query, SipCredential.id, page, lambda credential: _out(credential, registrar)
+    )
 
 
 @router.get("/{credential_id}", response_model=CredentialOut, summary="One credential")
 async def get_credential(
-    number_id: str, credential_id: str, session: DbSession, principal: Principal = Depends(manage)
+    number_id: str,
+    credential_id: str,
+    session: DbSession,
+    request: Request,
+    principal: Principal = Depends(manage),
 ) -> CredentialOut:
     number = await owned_number(session, principal, number_id)
-    return _out(await _credential(session, number, credential_id))
+    return _out(await _credential(session, number, credential_id), _registrar(request))
 
 
 @router.post(
@@ -151,7 +193,11 @@ async def get_credential(
     responses={409: {"model": ErrorEnvelope, "description": "`sip_credentials.revoked`"}},
 )
 async def rotate(
-    number_id: str, credential_id: str, session: DbSession, principal: Principal = Depends(manage)
+    number_id: str,
+    credential_id: str,
+    session: DbSession,
+    request: Request,
+    principal: Principal = Depends(manage),
 ) -> CredentialCreated:
     number = await owned_number(session, principal, number_id, for_change=True)
     old = await _credential(session, number, credential_id)
@@ -159,7 +205,8 @@ async def rotate(
         raise ApiError(
             409, "sip_credentials.revoked", f"credential {credential_id} is revoked; create one"
         )
-    return _created(await rotate_credential(session, number, old), replaces=old.id)
+    created = await rotate_credential(session, number, old)
+    return _created(created, _registrar(request), replaces=old.id)
 
 
 @router.delete("/{credential_id}", status_code=204, summary="Revoke a login at once")
