@@ -64,3 +64,14 @@ async def test_a_push_daraja_cannot_take_fails_and_no_secret_is_logged(
         assert (await session.scalars(select(WalletEntry))).all() == []
     for secret in ("ck-secret-value", "cs-secret-value", PASSKEY):
         assert secret not in caplog.text
+
+
+def test_the_environment_chooses_daraja_s_address_unless_one_is_given() -> None:
+    assert Settings().effective_daraja_base_url == "https://sandbox.safaricom.co.ke"
+    production = Settings(daraja_environment="production")
+    assert production.effective_daraja_base_url == "https://api.safaricom.co.ke"
+    own = Settings(daraja_base_url="http://127.0.0.1:8765/")
+    assert own.effective_daraja_base_url == "http://127.0.0.1:8765"
+    assert not Settings().daraja_enabled
+    with pytest.raises(ValueError, match="not an IP address or CIDR"):
+        Settings(daraja_callback_allowlist=["safaricom"])

@@ -249,6 +249,16 @@ def _to_minor(value: object) -> int | None:
     return int(amount)
 
 
+def _same_phone(reported: str, phone_e164: str) -> bool:
+    """Whether M-Pesa's ``2547…`` names the push's phone; Safaricom may mask some digits
+    (``2547****5678``), and a masked digit matches any."""
+    digits = phone_e164.lstrip("+")
+    reported = reported.strip().lstrip("+")
+    return len(reported) == len(digits) and all(
+        mine == theirs or theirs == "*" for mine, theirs in zip(digits, reported, strict=True)
+    )
+
+
 def _metadata(callback: dict[str, Any]) -> dict[str, Any]:
     items = (callback.get("CallbackMetadata") or {}).get("Item") or []
     if not isinstance(items, list):
@@ -304,7 +314,7 @@ async def apply_stk_callback(session: AsyncSession, payload: object) -> Callback
         log.warning("STK callback for top-up %s names another amount: refused", topup.id)
         return CallbackAnswer(False, "the amount is not the push's")
     phone = meta.get("PhoneNumber")
-    if phone is not None and topup.phone_e164 and str(phone) != topup.phone_e164.lstrip("+"):
+    if phone is not None and topup.phone_e164 and not _same_phone(str(phone), topup.phone_e164):
         log.warning("STK callback for top-up %s names another phone: refused", topup.id)
         return CallbackAnswer(False, "the phone is not the push's")
     if topup.provider_reference == receipt:
