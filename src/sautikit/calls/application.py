@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import httpx
 
@@ -11,6 +12,9 @@ from sautikit.calls.funding import enforce_limits
 from sautikit.calls.registry import CallRegistry
 from sautikit.db.models import Call, Workspace
 from sautikit.recordings.pipeline import RecordingPipeline
+from sautikit.voice.amd import AmdSettings, detect_answering_machine
+from sautikit.voice.callbacks import AppClient
+from sautikit.voice.control import CallEnded
 from sautikit.voice.interpreter import Interpreter
 from sautikit.voice.live import LiveCall
 from sautikit.voice.prompts import PromptCache
@@ -70,10 +74,43 @@ class AppRunner:
         )
         try:
             assert call.action_url is not None
-            await interpreter.run(call.action_url, call.method)
+            fields: dict[str, str | int] = {}
+            amd = call.machine_detection
+            if amd is not None and live.direction == "outbound":
+                if amd.get("async"):
+                    self.registry.spawn(self._detect_later(live, app, amd), f"amd of {call.id}")
+                else:
+                    fields = await _detect(live, amd)
+            await interpreter.run(call.action_url, call.method, fields)
         except Exception:
             log.exception("call %s: the interpreter failed", call.id)
             await live.hangup("application_error")
         finally:
             limit.cancel()
             self.registry.interpreters.pop(live.call_id, None)
+
+    async def _detect_later(self, live: LiveCall, app: AppClient, amd: dict[str, Any]) -> None:
+        """``async_amd``: the app runs from answer; the verdict goes to its callback."""
+        fields = await _detect(live, amd)
+        url = amd.get("status_callback")
+        if url:
+            await app.notify(
+                url,
+                {"CallId": live.call_id, "WorkspaceId": live.workspace_id, **fields},
+            )
+
+
+async def _detect(live: LiveCall, amd: dict[str, Any]) -> dict[str, str | int]:
+    """Answering-machine detection at answer (voice/amd.py); the fields the app is told."""
+    settings = AmdSettings(
+        detect_message_end=amd.get("mode") == "DetectMessageEnd",
+        timeout=float(amd.get("timeout", 30)),
+        speech_threshold=amd.get("speech_threshold_ms", 2400) / 1000,
+        speech_end_threshold=amd.get("speech_end_threshold_ms", 1200) / 1000,
+        silence_timeout=amd.get("silence_timeout_ms", 5000) / 1000,
+    )
+    try:
+        answered_by, seconds = await detect_answering_machine(live, settings)
+    except CallEnded:
+        answered_by, seconds = "unknown", 0.0
+    return {"AnsweredBy": answered_by, "MachineDetectionDuration": round(seconds * 1000)}

@@ -254,6 +254,9 @@ class Call(Base):
     # The leg's audio at hangup (media.quality.LegQuality.as_record): packets, lost,
     # jitter_ms, mos_estimate, one_way_audio.
     quality: Mapped[dict[str, Any] | None]
+    # An API call's answering-machine detection, as asked for: mode, async, callback,
+    # timings (the verdict goes to the app, in AnsweredBy).
+    machine_detection: Mapped[dict[str, Any] | None]
 
 
 class Event(Base):

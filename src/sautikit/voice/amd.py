@@ -30,6 +30,7 @@ Timings are Twilio's parameters, with its defaults (seconds here): ``timeout`` 3
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -38,7 +39,7 @@ import numpy as np
 
 from sautikit.media.audio import FRAME_DURATION, FRAME_SAMPLES, SAMPLE_RATE
 from sautikit.speech.vad import VoiceActivityDetector
-from sautikit.voice.control import Int16Array
+from sautikit.voice.control import CallControl, Int16Array
 
 __all__ = [
     "ANSWERED_BY",
@@ -47,6 +48,7 @@ __all__ = [
     "DetectorState",
     "MachineDetector",
     "classify",
+    "detect_answering_machine",
 ]
 
 AnsweredBy = Literal[
@@ -222,3 +224,38 @@ def classify(samples: Int16Array, settings: AmdSettings = AmdSettings()) -> Answ
         if verdict is not None:
             return verdict
     return detector.finish()
+
+
+class _DetectorTap:
+    """Feeds the callee's frames to a detector on the media tick."""
+
+    def __init__(self, detector: MachineDetector, decided: asyncio.Future[None]) -> None:
+        self.detector = detector
+        self.decided = decided
+
+    def next_frame(self) -> Int16Array | None:
+        return None
+
+    def on_digit(self, digit: str) -> None:
+        pass
+
+    def on_frame(self, inbound: Int16Array, outbound: Int16Array) -> None:
+        if self.detector.feed(inbound) is not None and not self.decided.done():
+            self.decided.set_result(None)
+
+
+async def detect_answering_machine(
+    call: CallControl, settings: AmdSettings = AmdSettings()
+) -> tuple[AnsweredBy, float]:
+    """Listen to an answered call until the detector decides (or the call ends); answers
+    ``AnsweredBy`` and the seconds it took (Twilio's ``MachineDetectionDuration``)."""
+    detector = MachineDetector(settings)
+    decided: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    tap = _DetectorTap(detector, decided)
+    call.add_media_tap(tap)
+    try:
+        while not decided.done() and not call.ended:
+            await asyncio.wait({decided}, timeout=0.5)
+    finally:
+        call.remove_media_tap(tap)
+    return detector.finish(), detector.elapsed

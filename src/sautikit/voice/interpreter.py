@@ -171,9 +171,10 @@ class Interpreter:
 
     # --- driving the call -----------------------------------------------------------------
 
-    async def run(self, url: str, method: str = "POST") -> None:
+    async def run(self, url: str, method: str = "POST", fields: Fields | None = None) -> None:
         """Fetch ``url`` (the number's ``voice_url`` or the API call's ``action_url``) and
-        run the call's actions until the call is over.
+        run the call's actions until the call is over. ``fields`` go with that first
+        request (``AnsweredBy`` after answering-machine detection).
 
         The host ends a call for reasons of its own (max_duration, insufficient_funds,
         shutdown) by hanging it up with that cause, upon which run() returns; or by
@@ -181,7 +182,7 @@ class Interpreter:
         hangs up and propagates.
         """
         self._running = True
-        step: _Fetch | None = _Fetch(url, method)
+        step: _Fetch | None = _Fetch(url, method, dict(fields or {}))
         try:
             while step is not None and not self.call.ended:
                 step = await self._advance_or_redirect(step)

@@ -55,6 +55,45 @@ class CallCreate(RequestModel):
     timeout: int = Field(30, ge=1, le=600, description="Seconds to ring before no_answer.")
     record: bool = Field(False, description="Record the call from answer, both parties.")
     max_duration: int | None = Field(None, ge=1, le=86_400, description="Seconds.")
+    machine_detection: Literal["Enable", "DetectMessageEnd"] | None = Field(
+        None,
+        description="Answering-machine detection: `action_url` gets `AnsweredBy` (`human`, "
+        "`machine_start`, `machine_end_beep`, `machine_end_silence`, `machine_end_other`, "
+        "`fax`, `unknown`). `DetectMessageEnd` waits for the end of a machine's greeting.",
+    )
+    async_amd: bool = Field(
+        False,
+        description="Run `action_url` at answer and post `AnsweredBy` to "
+        "`async_amd_status_callback` when detection ends.",
+    )
+    async_amd_status_callback: AppUrl | None = None
+    machine_detection_timeout: int = Field(30, ge=3, le=59, description="Seconds.")
+    machine_detection_speech_threshold: int = Field(2400, ge=1000, le=6000, description="ms.")
+    machine_detection_speech_end_threshold: int = Field(1200, ge=500, le=5000, description="ms.")
+    machine_detection_silence_timeout: int = Field(5000, ge=2000, le=10_000, description="ms.")
+
+    @model_validator(mode="after")
+    def _amd_callback(self) -> CallCreate:
+        if self.async_amd and self.machine_detection is None:
+            raise ValueError("async_amd needs machine_detection")
+        if self.async_amd and self.async_amd_status_callback is None:
+            raise ValueError("async_amd needs async_amd_status_callback")
+        return self
+
+    def amd_settings(self) -> dict[str, Any] | None:
+        if self.machine_detection is None:
+            return None
+        return {
+            "mode": self.machine_detection,
+            "async": self.async_amd,
+            "status_callback": (
+                str(self.async_amd_status_callback) if self.async_amd_status_callback else None
+            ),
+            "timeout": self.machine_detection_timeout,
+            "speech_threshold_ms": self.machine_detection_speech_threshold,
+            "speech_end_threshold_ms": self.machine_detection_speech_end_threshold,
+            "silence_timeout_ms": self.machine_detection_silence_timeout,
+        }
 
 
 class CallChange(RequestModel):
@@ -169,6 +208,8 @@ async def place_call(
         ) from None
     except InsufficientFunds as short:
         raise ApiError(402, "wallet.insufficient_funds", str(short)) from None
+    # Kept on the row, for the process that places the call (voice/amd.py runs at answer).
+    call.machine_detection = body.amd_settings()
     await state.bus.publish(session, {"type": "place", "call_id": call.id})
     return _out(call)
 
