@@ -318,8 +318,19 @@ async def test_a_member_s_day_in_the_console(
                 ("/console/calls", "calls"),
                 ("/console/webhooks", "webhooks"),
                 ("/console/settings", "settings"),
+                ("/console/members", "members"),
             ]:
                 await visit(page, path, shot)
+
+            # A device login for the number, with the phone settings to copy.
+            await visit(page, "/console/numbers")
+            await page.get_by_role("link", name=f"SIP devices for {NUMBER}").click()
+            await page.get_by_role("button", name="Create a login").click()
+            await expect(page.locator("#phone-settings")).to_contain_text(str(serve.sip_port))
+            assert len(await page.get_by_role("textbox", name="Password").input_value()) >= 16
+            assert await page.evaluate(A11Y_PROBLEMS) == []
+            if SCREENSHOTS:
+                await page.screenshot(path=str(Path(SCREENSHOTS) / "sip.png"), full_page=True)
 
             # Another workspace's call is not there, by URL either.
             response = await page.goto(f"/console/calls/{their_call.id}")
