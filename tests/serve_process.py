@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -134,6 +135,19 @@ async def events(database: Database, call_id: str) -> list[str]:
         return list(found.all())
 
 
+def free_sip_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (SIP listens on both)."""
+    for _ in range(100):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no port is free for both UDP and TCP")
+
+
 class ServeProcess:
     """``python -m sautikit serve`` on ``database_url`` and ``data_dir``, its SIP on a
     fixed port (a restarted process takes it over, as in production), its API on an
@@ -150,7 +164,7 @@ class ServeProcess:
         env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
-        self.sip_port = sip_port or free_port()
+        self.sip_port = sip_port or free_sip_port()
         low = 30000 + (os.getpid() % 50) * 200
         low, high = rtp_ports or (low, low + 199)
         self.env = {

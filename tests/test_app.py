@@ -61,7 +61,7 @@ async def served_database(
         yield found
 
 
-async def until(condition_met: object, what: str, seconds: float = 20.0) -> None:
+async def until(condition_met: object, what: str, seconds: float = 60.0) -> None:
     """Poll an async predicate (a zero-argument coroutine function) until it holds."""
     assert callable(condition_met)
     for _ in range(int(seconds / 0.05)):
@@ -110,7 +110,7 @@ async def test_sigterm_drains_while_the_api_still_controls_the_live_call(
             async def not_ready() -> bool:
                 return (await api.get("/readyz")).status_code == 503
 
-            await until(not_ready, "/readyz answering 503", seconds=5)
+            await until(not_ready, "/readyz answering 503", seconds=15)
             shown = await api.get(f"/v1/calls/{call_id}")
             assert shown.status_code == 200 and shown.json()["status"] == "answered"
             refused = await api.post(

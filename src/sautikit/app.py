@@ -20,6 +20,7 @@ from sautikit.api import create_api
 from sautikit.billing.mpesa import TopUpService
 from sautikit.billing.numbers import renew_numbers
 from sautikit.calls.manager import CallManager
+from sautikit.calls.metrics import CallMetrics
 from sautikit.config import ConfigError, Settings
 from sautikit.db import Database, upgrade_database
 from sautikit.db.migrate import alembic_config
@@ -202,6 +203,9 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
         loop_watch.register(api.state.registry)
         overload.register(api.state.registry)
         api.state.overload = overload
+        api.state.registry.register(
+            CallMetrics(pbx, lambda: len(manager.live), lambda: manager.reaped)
+        )
         server = _ApiServer(
             uvicorn.Config(
                 api,

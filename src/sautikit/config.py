@@ -107,6 +107,18 @@ class Settings(BaseSettings):
         description="Run the process at real-time priority (SCHED_RR), as media servers are.",
     )
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    unowned_call_seconds: int = Field(
+        default=120,
+        ge=5,
+        le=3600,
+        description="A SIP leg or live call row no call owns this long is ended by the reaper.",
+    )
+    queued_call_expiry_seconds: int = Field(
+        default=60,
+        ge=5,
+        le=3600,
+        description="A queued API call no process placed within this long fails instead.",
+    )
     app_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
     recording_url_lifetime_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,6 +92,8 @@ class CallAsk:
     max_duration_seconds: int | None = None
     owner: str | None = None
     sip_call_id: str | None = None
+    sip_dialog: dict[str, Any] | None = None
+    """The leg's SIP dialog as crash recovery needs it (``calls.recovery.dialog_column``)."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,7 @@ class Admission:
             max_duration_seconds=ask.max_duration_seconds,
             owner=ask.owner,
             sip_call_id=ask.sip_call_id,
+            sip_dialog=ask.sip_dialog,
         )
         number: Number | None
         if ask.origin is Origin.INBOUND:

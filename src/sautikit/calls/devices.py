@@ -21,11 +21,13 @@ from sautikit.calls.bridging import bridge_until_one_hangs_up
 from sautikit.calls.funding import enforce_limits
 from sautikit.calls.placement import Dialler, Placement
 from sautikit.calls.records import CallRecords
+from sautikit.calls.recovery import dialog_column
 from sautikit.calls.registry import CallRegistry
 from sautikit.calls.routing import NoRoute, Trunks
 from sautikit.db import Database
 from sautikit.pbx import InboundLeg, OutboundLeg, Pbx
 from sautikit.sip import CallFailed, Request
+from sautikit.sip.teardown import DialogSnapshot
 from sautikit.sip.transport import Peer, TransportName
 from sautikit.voice.live import CallHost, LiveCall
 
@@ -92,6 +94,7 @@ class Devices:
                 workspace_id=device.workspace_id,
                 owner=self.node,
                 sip_call_id=leg.call_id,
+                sip_dialog=dialog_column([DialogSnapshot.of_call(leg.sip)]),
             )
             try:
                 admitted = await self.admission.admit(session, ask)
@@ -112,6 +115,7 @@ class Devices:
             await self.records.ended(call.id, "network_error")
             return
         live = self.registry.adopt(self.host, out, call)
+        self.registry.hold(call.id, leg)  # the device's own leg is this call's too
 
         def ringing() -> None:
             with contextlib.suppress(Exception):
@@ -157,14 +161,14 @@ class Devices:
         legs = []
         for contact, source in bindings:
             with contextlib.suppress(OSError, ValueError):
-                legs.append(
-                    await self.pbx.dial(
-                        contact,
-                        from_uri=f"sip:{live.from_}@{self.pbx.sip_host}",
-                        destination=source,
-                        ring_timeout=30,
-                    )
+                leg = await self.pbx.dial(
+                    contact,
+                    from_uri=f"sip:{live.from_}@{self.pbx.sip_host}",
+                    destination=source,
+                    ring_timeout=30,
                 )
+                self.registry.hold(live.call_id, leg)  # the caller's call owns its ringing
+                legs.append(leg)
         answered: OutboundLeg | None = None
         waits: dict[asyncio.Future[object], OutboundLeg] = {
             asyncio.ensure_future(leg.wait_answer()): leg for leg in legs

@@ -10,10 +10,12 @@ from sautikit.calls.admission import Admission, CallAsk, InsufficientFunds, Numb
 from sautikit.calls.application import AppRunner
 from sautikit.calls.devices import Devices
 from sautikit.calls.records import mark_ringing
+from sautikit.calls.recovery import dialog_column
 from sautikit.calls.registry import CallRegistry
 from sautikit.calls.routing import normalise_number
 from sautikit.db import Database
 from sautikit.pbx import InboundLeg
+from sautikit.sip.teardown import DialogSnapshot
 from sautikit.voice.live import CallHost
 
 __all__ = ["Inbound"]
@@ -74,6 +76,7 @@ class Inbound:
                         caller=caller,
                         owner=self.node,
                         sip_call_id=leg.call_id,
+                        sip_dialog=dialog_column([DialogSnapshot.of_call(leg.sip)]),
                     ),
                 )
                 await mark_ringing(session, admitted.call)

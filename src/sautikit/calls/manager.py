@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from sautikit.calls.admission import Admission
 from sautikit.calls.application import AppRunner
@@ -29,11 +29,11 @@ from sautikit.calls.devices import Devices
 from sautikit.calls.inbound import Inbound
 from sautikit.calls.limits import CallRateGuard
 from sautikit.calls.placement import Dialler, Placement
+from sautikit.calls.reaper import Reaped, Reaper
 from sautikit.calls.records import CallRecords
-from sautikit.calls.recovery import recover_calls
+from sautikit.calls.recovery import expire_queued_calls, recover_calls
 from sautikit.calls.registry import CallRegistry
 from sautikit.calls.routing import Trunks
-from sautikit.calls.status import CallStatus
 from sautikit.config import Settings
 from sautikit.db import Database
 from sautikit.db.models import Call
@@ -41,6 +41,7 @@ from sautikit.db.types import utcnow
 from sautikit.pbx import Pbx
 from sautikit.recordings.pipeline import RecordingPipeline
 from sautikit.sip import CallEnd
+from sautikit.sip.teardown import Teardown
 from sautikit.voice.control import (
     ConferenceOptions,
     ConferenceResult,
@@ -134,6 +135,17 @@ class CallManager:
         )
         self._spool = settings.data_dir / "spool"
         self._heartbeat_task: asyncio.Task[Any] | None = None
+        self._reaper_task: asyncio.Task[Any] | None = None
+        self._teardown: Teardown | None = None
+        self.reaper = Reaper(
+            pbx,
+            database,
+            settings,
+            node=self.node,
+            owned_legs=self.registry.owned_legs,
+            live_call_ids=lambda: list(self.registry.live),
+            unowned_leg_seconds=settings.unowned_call_seconds,
+        )
         pbx.on_inbound = self.inbound.on_inbound
         self.devices.install()
 
@@ -148,11 +160,18 @@ class CallManager:
     # --- life -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the trunks, close what a crash left live, then run the background loops."""
+        """Load the trunks, end what a crash left live (rows and far ends), place or
+        expire the queued calls, then run the background loops (heartbeat, reaper)."""
         self._spool.mkdir(parents=True, exist_ok=True)
         await self.reload_trunks()
         await self.recover()
+        await self._maintain()
         self._heartbeat_task = self.registry.spawn(self._heartbeat(), "heartbeat")
+        self._reaper_task = self.registry.spawn(self.reaper.run(), "reaper")
+
+    @property
+    def reaped(self) -> Reaped:
+        return self.reaper.reaped
 
     async def reload_trunks(self) -> None:
         """Re-read the trunks and the device logins (changed by the CLI or the API)."""
@@ -165,15 +184,23 @@ class CallManager:
         return self.trunks.trusts(host)
 
     async def recover(self) -> None:
-        """SPEC: calls a crash left live are closed with ``network_error``."""
-        await recover_calls(self.database, self.settings, node=self.node)
+        """SPEC: calls a crash left live are closed with ``network_error``; each of their
+        SIP legs is ended at the far end from its stored dialog (calls.recovery)."""
+        if self._teardown is None:
+            self._teardown = Teardown(self.pbx.agent)
+        recovery = await recover_calls(
+            self.database, self.settings, node=self.node, teardown=self._teardown
+        )
+        for pending in recovery.pending:  # far ends still to answer: shutdown waits
+            self.registry.spawn(pending, "teardown of a stored dialog")
 
     async def shutdown(self, grace: float, *, hurry: asyncio.Event | None = None) -> None:
         """Drain: refuse new calls (503), let live ones run up to ``grace`` seconds (or
         until ``hurry`` is set), then end them and write what they leave
         (:meth:`CallRegistry.drain`)."""
         self.accepting = False
-        await self.registry.drain(grace, hurry=hurry, keep_running=self._heartbeat_task)
+        loops = [task for task in (self._heartbeat_task, self._reaper_task) if task is not None]
+        await self.registry.drain(grace, hurry=hurry, keep_running=loops)
 
     async def _heartbeat(self) -> None:
         beats = 0
@@ -196,18 +223,12 @@ class CallManager:
 
     async def _maintain(self) -> None:
         """Pick up trunk changes made by other processes, and queued calls whose
-        notification was missed (e.g. sent while no PBX was listening)."""
+        notification was missed (e.g. sent while no PBX was listening): placed at once
+        while young, failed with ``call.queue_expired`` once too old to ring."""
         try:
             await self.reload_trunks()
-            async with self.database.sessions() as session:
-                queued = (
-                    await session.scalars(
-                        select(Call.id).where(
-                            Call.status == CallStatus.QUEUED, Call.owner.is_(None)
-                        )
-                    )
-                ).all()
-            for call_id in queued:
+            _, fresh = await expire_queued_calls(self.database, self.settings, self.node)
+            for call_id in fresh:
                 self.registry.spawn(self.placement.place(call_id), f"call {call_id}")
         except Exception:
             log.exception("call maintenance failed")
@@ -216,7 +237,7 @@ class CallManager:
 
     async def call_answered(self, call: LiveCall) -> None:
         async with call.journal:
-            await self.records.answered(call.call_id)
+            await self.records.answered(call.call_id, self.registry.dialogs(call))
 
     async def call_ended(self, call: LiveCall, end: CallEnd) -> None:
         self.registry.remove(call.call_id)

@@ -24,13 +24,14 @@ from sautikit.calls.admission import (
 )
 from sautikit.calls.application import AppRunner
 from sautikit.calls.funding import enforce_limits
-from sautikit.calls.records import CallRecords
+from sautikit.calls.records import CallRecords, end_call
+from sautikit.calls.recovery import QUEUE_EXPIRED
 from sautikit.calls.registry import CallRegistry
 from sautikit.calls.routing import NoRoute, Trunks
 from sautikit.calls.status import CallStatus
 from sautikit.db import Database
 from sautikit.db.models import Call, Workspace
-from sautikit.db.types import rows_changed
+from sautikit.db.types import rows_changed, utcnow
 from sautikit.pbx import OutboundLeg, Pbx
 from sautikit.voice.control import DialTarget
 from sautikit.voice.live import CallHost, DialRefused, LiveCall
@@ -88,7 +89,7 @@ class Placement:
 
         async def write() -> None:
             async with live.journal:
-                await self.records.ringing(live.call_id)
+                await self.records.ringing(live.call_id, self.registry.dialogs(live))
 
         self.registry.spawn(write(), "ringing")
 
@@ -107,6 +108,17 @@ class Placement:
                 return
             call = await session.get(Call, call_id)
             assert call is not None
+            age = (utcnow() - call.created_at).total_seconds()
+            if age > self.admission.settings.queued_call_expiry_seconds:
+                # Too late to ring anyone: fail it with its reason rather than dial late.
+                await end_call(
+                    session,
+                    call,
+                    "network_error",
+                    settings=self.admission.settings,
+                    error=QUEUE_EXPIRED,
+                )
+                return
             workspace = await session.get(Workspace, call.workspace_id)
             assert workspace is not None
             allowed = await self.admission.fund(session, workspace, call)

@@ -148,16 +148,23 @@ class CallRecords:
         self.database = database
         self.settings = settings
 
-    async def ringing(self, call_id: str) -> None:
+    async def ringing(self, call_id: str, sip_dialog: dict[str, Any] | None = None) -> None:
+        """``ringing``, storing the call's SIP dialog as it now stands (crash recovery
+        CANCELs from it)."""
         async with self.database.transaction() as session:
             record = await session.get(Call, call_id)
             if record is not None:
+                if sip_dialog is not None:
+                    record.sip_dialog = sip_dialog
                 await mark_ringing(session, record)
 
-    async def answered(self, call_id: str) -> None:
+    async def answered(self, call_id: str, sip_dialog: dict[str, Any] | None = None) -> None:
+        """``answered``, storing the confirmed SIP dialog (crash recovery BYEs from it)."""
         async with self.database.transaction() as session:
             record = await session.get(Call, call_id)
             if record is not None:
+                if sip_dialog is not None:
+                    record.sip_dialog = sip_dialog
                 await mark_answered(session, record)
 
     async def ended(self, call_id: str, cause: str) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Collection
 from typing import Any
 
+from sautikit.calls.recovery import dialog_column
 from sautikit.db.models import Call
-from sautikit.pbx import InboundLeg, OutboundLeg
+from sautikit.pbx import CallLeg, InboundLeg, OutboundLeg
+from sautikit.sip.teardown import DialogSnapshot
 from sautikit.voice.interpreter import Interpreter
 from sautikit.voice.live import CallHost, LiveCall
 
@@ -32,6 +34,11 @@ class CallRegistry:
         self.live: dict[str, LiveCall] = {}
         self.interpreters: dict[str, Interpreter] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Legs a call owns besides its own: a device's leg of its outbound call, the
+        #: devices a call rings. Released with the call.
+        self._held: dict[str, list[CallLeg]] = {}
+        #: Calls removed while their end is still being written (row, bill, events).
+        self._ending: set[asyncio.Future[None]] = set()
 
     def adopt(self, host: CallHost, leg: InboundLeg | OutboundLeg, call: Call) -> LiveCall:
         """The live call of ``call``'s row over ``leg``, registered here."""
@@ -48,7 +55,30 @@ class CallRegistry:
         return live
 
     def remove(self, call_id: str) -> None:
-        self.live.pop(call_id, None)
+        """The call has ended: commands no longer find it; shutdown still waits until
+        its end is written."""
+        live = self.live.pop(call_id, None)
+        self._held.pop(call_id, None)
+        if live is not None:
+            ending = asyncio.ensure_future(live.wait_ended())
+            self._ending.add(ending)
+            ending.add_done_callback(self._ending.discard)
+
+    def hold(self, call_id: str, leg: CallLeg) -> None:
+        """Record that the call ``call_id`` owns ``leg`` too (the reaper leaves it be)."""
+        self._held.setdefault(call_id, []).append(leg)
+
+    def owned_legs(self) -> list[CallLeg]:
+        """Every leg a live call here owns: its own and those it holds."""
+        legs = [live.leg for live in self.live.values()]
+        for held in self._held.values():
+            legs += held
+        return legs
+
+    def dialogs(self, live: LiveCall) -> dict[str, Any]:
+        """The call's SIP legs as the next process needs them after a crash."""
+        legs = [live.leg, *self._held.get(live.call_id, ())]
+        return dialog_column([DialogSnapshot.of_call(leg.sip) for leg in legs if not leg.ended])
 
     def get(self, call_id: str) -> LiveCall | None:
         return self.live.get(call_id)
@@ -71,13 +101,13 @@ class CallRegistry:
         grace: float,
         *,
         hurry: asyncio.Event | None = None,
-        keep_running: asyncio.Task[Any] | None = None,
+        keep_running: Collection[asyncio.Task[Any]] = (),
     ) -> None:
         """Let live calls run up to ``grace`` seconds (or until ``hurry`` is set), then end
         them with BYE; wait, up to :data:`SHUTDOWN_FINISH_SECONDS` more, until every ended
         call's record, bill, events and recordings are written (the interpreters finish
-        their last callbacks); only then stop what is left. ``keep_running`` is a task that
-        never ends by itself (the heartbeat), so it is not waited for."""
+        their last callbacks); only then stop what is left. ``keep_running`` are tasks that
+        never end by themselves (the heartbeat, the reaper), so they are not waited for."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         hurried = asyncio.ensure_future(hurry.wait()) if hurry is not None else None
@@ -106,7 +136,8 @@ class CallRegistry:
                 [asyncio.ensure_future(call.wait_ended()) for call in live],
                 timeout=max(0.1, finish_by - loop.time()),
             )
-        work = [task for task in self._tasks if task is not keep_running]
+        work: list[asyncio.Future[Any]] = [task for task in self._tasks if task not in keep_running]
+        work += self._ending
         if work:
             await asyncio.wait(work, timeout=max(0.1, finish_by - loop.time()))
         for task in list(self._tasks):

@@ -246,6 +246,9 @@ class Call(Base):
     # The owner stamps live calls every few seconds: after a crash, how long they lasted.
     last_seen_at: Mapped[datetime | None]
     sip_call_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    # The SIP dialog as the owner last stored it (a sip.teardown.DialogSnapshot as JSON):
+    # after a crash, what the next process needs to end the call at the far end.
+    sip_dialog: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     answered_at: Mapped[datetime | None]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from sautikit.media import MediaEngine, TextToSpeech
-from sautikit.pbx.leg import InboundLeg, OutboundLeg
+from sautikit.pbx.leg import CallLeg, InboundLeg, OutboundLeg
 from sautikit.sip import CallState, IncomingCall, NameAddress, SdpSession, SipUri, UserAgent
 from sautikit.sip.addresses import advertised_address
 from sautikit.sip.transport import Peer
@@ -90,6 +91,7 @@ class Pbx:
         self.screen: Screen | None = None
         self._setting_up: set[InboundLeg] = set()
         self._opening = 0  # let in by the screen, media not yet open
+        self._legs: dict[CallLeg, float] = {}
 
     @property
     def calls_in_setup(self) -> int:
@@ -166,6 +168,7 @@ class Pbx:
             await channel.close()
             raise  # NoCommonCodec: the user agent answers 488
         self._setting_up.add(leg)
+        self._track(leg)
         if self.on_inbound is None:
             leg.reject(480, "Temporarily Unavailable")
             return
@@ -199,4 +202,16 @@ class Pbx:
         except BaseException:
             await channel.close()
             raise
-        return OutboundLeg(call, channel, sdp, offer)
+        leg = OutboundLeg(call, channel, sdp, offer)
+        self._track(leg)
+        return leg
+
+    @property
+    def legs(self) -> dict[CallLeg, float]:
+        """The legs not ended yet, each with when it began (``time.monotonic``): what the
+        reaper (``sautikit.calls.reaper``) checks against the calls that own them."""
+        return dict(self._legs)
+
+    def _track(self, leg: CallLeg) -> None:
+        self._legs[leg] = time.monotonic()
+        leg.sip.terminated.add_done_callback(lambda _end: self._legs.pop(leg, None))
