@@ -396,3 +396,18 @@ async def test_webhooks_are_subscribed_with_the_secret_shown_once_and_unsubscrib
     assert gone.status_code == 303
     async with database.sessions() as session:
         assert (await session.scalars(select(WebhookSubscription))).all() == []
+
+
+async def test_notices_come_only_from_the_console_not_from_the_url(
+    browser: httpx.AsyncClient, database: Database
+) -> None:
+    await member(database)
+    await sign_in(browser)
+    spoof = "Your account is suspended, call +254700000666"
+    for path in ("/console/wallet", "/console/numbers"):
+        page = await browser.get(path, params={"notice": spoof})
+        assert page.status_code == 200 and "+254700000666" not in page.text
+    known = await browser.get("/console/wallet", params={"notice": "push-sent"})
+    assert "enter your M-Pesa PIN" in known.text
+    claimed = await browser.get("/console/numbers", params={"notice": "claimed-254700000099"})
+    assert "Claimed +254700000099" in claimed.text
