@@ -328,3 +328,61 @@ async def test_a_recording_that_cannot_be_written_fails_alone(rig: Rig, tmp_path
     assert taken.read_bytes() == b"someone else's file"
     assert outcome.end is PlayEnd.FINISHED
     assert not channel.closed
+
+
+class _Tap:
+    """A media tap that speaks ``audio`` into the leg and keeps what it is given."""
+
+    def __init__(self, audio: np.ndarray) -> None:
+        self.audio = audio
+        self.position = 0
+        self.inbound: list[np.ndarray] = []
+        self.outbound: list[np.ndarray] = []
+        self.digits: list[str] = []
+
+    def next_frame(self) -> np.ndarray | None:
+        if self.position >= len(self.audio):
+            return None
+        frame = self.audio[self.position : self.position + 160]
+        self.position += 160
+        return frame
+
+    def on_frame(self, inbound: np.ndarray, outbound: np.ndarray) -> None:
+        self.inbound.append(inbound)
+        self.outbound.append(outbound)
+
+    def on_digit(self, digit: str) -> None:
+        self.digits.append(digit)
+
+
+async def test_a_tap_hears_both_sides_and_its_audio_is_heard_and_recorded(
+    rig: Rig, tmp_path: Path
+) -> None:
+    channel, phone = await rig.call(voice(440))
+    tap = _Tap(prompt(1000, 1.0))
+    channel.add_tap(tap)
+    recording = channel.start_recording(tmp_path / "both.wav", channels=2)
+    await rig.run(60)
+    recording.stop()
+    await recording.finished()
+    channel.remove_tap(tap)
+    channel.remove_tap(tap)  # idempotent
+    await rig.run(5)
+    # The tap heard the caller on the inbound side and its own audio on the outbound side.
+    assert amplitude_at(np.concatenate(tap.inbound[20:]), 440) > 5000
+    assert amplitude_at(np.concatenate(tap.outbound[:50]), 1000) > 5000
+    # The caller heard the tap's audio, and the recording's "heard" channel holds it.
+    assert abs(dominant_frequency(phone.heard_since(0)) - 1000) < 10
+    _, (said, heard) = read_wav_channels(tmp_path / "both.wav")
+    assert amplitude_at(heard[1600:8000], 1000) > 5000
+    assert amplitude_at(said[1600:], 440) > 5000
+    frames_seen = len(tap.inbound)
+    await rig.run(5)
+    assert len(tap.inbound) == frames_seen  # removed: no more frames
+
+
+async def test_a_closed_channel_takes_no_tap(rig: Rig) -> None:
+    channel, _ = await rig.call()
+    await channel.close()
+    with pytest.raises(ChannelClosed):
+        channel.add_tap(_Tap(prompt(1000, 0.1)))
