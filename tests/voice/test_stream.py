@@ -356,3 +356,21 @@ async def test_a_stream_to_a_private_address_is_refused_unless_the_operator_allo
     with pytest.raises(StreamError) as gone:
         await StreamOpener(allow_private=True).open(spec, object())  # type: ignore[arg-type]
     assert gone.value.code == "stream.unreachable"
+
+
+@sqlite_only
+async def test_keys_the_caller_presses_reach_the_stream(stack: Stack) -> None:
+    async with stream_app() as ws:
+        stack.app.route(
+            "/voice",
+            document({"stream": {"url": ws.url()}}, {"pause": {"length": 30}}),
+        )
+        result = await Sipp(
+            scenario=SCENARIOS / "caller_keys.xml", remote=stack.sip, service=NUMBER, timeout=30
+        ).run()
+        assert result.returncode == 0, result.explain()
+        await stack.wait_for_calls_to_end()
+        await asyncio.wait_for(ws.closed.wait(), 10)
+    dtmf = [m["dtmf"] for m in _json(ws.messages) if m["event"] == "dtmf"]
+    assert [key["digit"] for key in dtmf] == ["1", "2", "#"]
+    assert {key["track"] for key in dtmf} == {"inbound_track"}
