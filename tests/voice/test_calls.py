@@ -124,6 +124,11 @@ async def test_dial_with_record_from_answer(stack: Stack) -> None:
     _, (left, right) = await stack.recording_audio(dialled.fields["RecordingSid"])
     assert dialled.fields["RecordingChannels"] == "2"
     assert rms(left) > 300 and rms(right) > 300  # the caller left, the callee right
+    # Each leg's record keeps how its audio fared: SIPp on loopback loses nothing.
+    for leg in (parent, child):
+        assert leg.quality is not None, leg.id
+        assert leg.quality["packets"] > 100 and leg.quality["lost"] == 0
+        assert leg.quality["mos_estimate"] > 4.0 and not leg.quality["one_way_audio"]
 
 
 @sqlite_only

@@ -242,7 +242,11 @@ class CallManager:
     async def call_ended(self, call: LiveCall, end: CallEnd) -> None:
         self.registry.remove(call.call_id)
         async with call.journal:
-            await self.records.ended(call.call_id, call.cause or "normal_clearing")
+            await self.records.ended(
+                call.call_id,
+                call.cause or "normal_clearing",
+                quality=call.channel.quality().as_record(),
+            )
 
     async def record_call_error(self, call: LiveCall, code: str, message: str) -> None:
         await self.records.error(call.call_id, code, message)

@@ -63,6 +63,7 @@ def call_data(call: Call) -> dict[str, Any]:
         "price_minor": call.price_minor,
         "currency": call.currency,
         "error": call.error,
+        "quality": call.quality,
     }
 
 
@@ -167,11 +168,14 @@ class CallRecords:
                     record.sip_dialog = sip_dialog
                 await mark_answered(session, record)
 
-    async def ended(self, call_id: str, cause: str) -> None:
-        """End the call's row with ``cause`` (also for a call that was never placed)."""
+    async def ended(self, call_id: str, cause: str, quality: dict[str, Any] | None = None) -> None:
+        """End the call's row with ``cause`` (also for a call that was never placed) and
+        its leg's media ``quality`` (media.LegQuality.as_record) when it had media."""
         async with self.database.transaction() as session:
             record = await session.get(Call, call_id)
             if record is not None:
+                if quality is not None and record.quality is None:
+                    record.quality = quality
                 await end_call(session, record, cause, settings=self.settings)
 
     async def error(self, call_id: str, code: str, message: str) -> None:

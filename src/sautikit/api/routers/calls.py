@@ -140,6 +140,11 @@ class CallOut(BaseModel):
     price_minor: int | None
     currency: str
     error: dict[str, Any] | None
+    quality: dict[str, Any] | None = Field(
+        default=None,
+        description="The leg's audio once ended: packets, lost, jitter_ms, mos_estimate "
+        "(E-model), one_way_audio, and round_trip_ms when the far end sent RTCP reports.",
+    )
 
 
 def _out(call: Call) -> dict[str, Any]:
