@@ -1,5 +1,10 @@
 """Concurrent recorded bridged calls through one Sautikit media process (issue 3, item 14).
 
+End to end with SIP: SIPp places and answers every call. Same-codec bridges now take the
+relay path, whose send times are those of the relayed packets (so they follow the
+caller's own pacing); benchmarks/media_relay.py measures the media plane alone, at the
+callee, beside rtpengine.
+
 Each trial starts three processes on loopback and stops by itself:
 
 * the media process (this script with ``--serve``), pinned to one core: a :class:`Pbx`
@@ -132,8 +137,10 @@ CALLER_SCENARIO = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 
 
 def _time_sends(session: RtpSession, sent_at: list[float]) -> None:
-    """Note the time of every packet the session sends (the engine sends through flush)."""
+    """Note the time of every packet the session sends: the engine's clocked frames go
+    through flush, a relaying bridge's packets through _relay."""
     flush = session.flush
+    relay = session._relay
     clock = time.perf_counter
 
     def timed() -> bool:
@@ -142,7 +149,12 @@ def _time_sends(session: RtpSession, sent_at: list[float]) -> None:
             sent_at.append(clock())
         return sent
 
+    def timed_relay(*packet: Any) -> None:
+        relay(*packet)
+        sent_at.append(clock())
+
     session.flush = timed  # type: ignore[method-assign]
+    session._relay = timed_relay  # type: ignore[method-assign]
 
 
 def _lost(session: RtpSession) -> int:
