@@ -191,6 +191,7 @@ class RtpSession:
         #: from several at once (SIPp replays its audio and DTMF captures with different
         #: SSRCs), so each keeps its own.
         self.sources: OrderedDict[int, ReceptionStatistics] = OrderedDict()
+        self._last_source: ReceptionStatistics | None = None
         #: The peer's latest report block about our stream, from its SR or RR.
         self.remote_report: ReportBlock | None = None
         self.bye_received = False
@@ -410,12 +411,18 @@ class RtpSession:
         if payload_type != self.payload_type and not is_dtmf:
             self.stats.unknown_payload_type += 1
             return
-        if not self._accept_source(addr[:2], ssrc):
+        # The usual packet: from the latched peer (an IPv4 address is a pair already).
+        if self._latched and addr == self.remote:
+            self._candidate = None
+        elif not self._accept_source(addr[:2], ssrc):
             return
         self.stats.packets_received += 1
         now = time.monotonic()
         self.last_received = now
-        self._source(ssrc).update(sequence, timestamp, now)
+        source = self._last_source
+        if source is None or source.ssrc != ssrc:
+            source = self._last_source = self._source(ssrc)
+        source.update(sequence, timestamp, now)
         target = self._relay_target
         if target is not None:
             if target._relay_out and (self._forward_dtmf or not is_dtmf):
@@ -444,6 +451,8 @@ class RtpSession:
                 self.digits.put_nowait(digit)
 
     def _source(self, ssrc: int) -> ReceptionStatistics:
+        # Most recently heard last; a source heard again moves there only when the stream
+        # changes source, not on every packet.
         source = self.sources.get(ssrc)
         if source is None:
             source = self.sources[ssrc] = ReceptionStatistics(ssrc, self.codec.clock_rate)
