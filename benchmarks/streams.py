@@ -162,8 +162,35 @@ async def latency(probes: int) -> tuple[list[float], list[float]]:
     return up, down
 
 
-async def capacity(streams: int, seconds: float) -> dict[str, Any]:
+_EXTERNAL_APP = """
+import asyncio, sys
+from websockets.asyncio.server import serve
+async def app(connection):
+    async for _ in connection:
+        pass
+async def main():
+    async with serve(app, "127.0.0.1", 0) as server:
+        print(next(iter(server.sockets)).getsockname()[1], flush=True)
+        await asyncio.Future()
+asyncio.run(main())
+"""
+
+
+async def capacity(streams: int, seconds: float, external: bool = False) -> dict[str, Any]:
     counts: list[int] = []
+    if external:
+        import sys
+
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _EXTERNAL_APP, stdout=asyncio.subprocess.PIPE
+        )
+        assert child.stdout is not None
+        port = int((await child.stdout.readline()).decode())
+        try:
+            return await _capacity_at(port, streams, seconds, counts)
+        finally:
+            child.kill()
+            await child.wait()
 
     async def app(connection: ServerConnection) -> None:
         frames = 0
@@ -172,11 +199,15 @@ async def capacity(streams: int, seconds: float) -> dict[str, Any]:
                 frames += 1
         counts.append(frames)
 
-    async with (
-        serve(app, "127.0.0.1", 0) as server,
-        MediaEngine(port_range=(42000, 43999)) as engine,
-    ):
+    async with serve(app, "127.0.0.1", 0) as server:
         port = next(iter(server.sockets)).getsockname()[1]
+        return await _capacity_at(port, streams, seconds, counts)
+
+
+async def _capacity_at(
+    port: int, streams: int, seconds: float, counts: list[int]
+) -> dict[str, Any]:
+    async with MediaEngine(port_range=(42000, 43999)) as engine:
         legs = [await open_leg(engine, index) for index in range(streams)]
         opener = StreamOpener(allow_private=True)
         opened: list[MediaStream] = []
@@ -203,7 +234,11 @@ async def capacity(streams: int, seconds: float) -> dict[str, Any]:
         "tick_work_p99_ms": stats.tick_work_p99 * 1000,
         "late_ticks": getattr(stats.clock, "late_ticks", None),
         "dropped_frames": sum(stream.dropped_frames for stream in opened),
-        "frames_per_stream_median": statistics.median(counts) / 2 if counts else 0,
+        "frames_per_stream_median": (
+            statistics.median(counts) / 2
+            if counts
+            else statistics.median(stream._frames_seen for stream in opened)
+        ),
         "clock_before": str(before.clock),
         "clock_after": str(stats.clock),
     }
@@ -224,14 +259,20 @@ async def main() -> None:
     parser.add_argument("--probes", type=int, default=50)
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--external-app", action="store_true", help="run the app in another process"
+    )
+    parser.add_argument("--capacity-only", action="store_true")
     args = parser.parse_args()
     print(
         f"load average {' '.join(f'{load:.2f}' for load in os.getloadavg())}, {os.cpu_count()} CPUs"
     )
-    up, down = await latency(args.probes)
-    print(f"caller -> app: {describe(up)}")
-    print(f"app -> caller: {describe(down)}")
-    print(json.dumps(await capacity(args.streams, args.seconds), indent=2))
+    if not args.capacity_only:
+        up, down = await latency(args.probes)
+        print(f"caller -> app: {describe(up)}")
+        print(f"app -> caller: {describe(down)}")
+    result = await capacity(args.streams, args.seconds, args.external_app)
+    print(json.dumps(result, indent=2))
     print(f"load average {' '.join(f'{load:.2f}' for load in os.getloadavg())}")
 
 
