@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 from sqlalchemy import delete, select
-from tests.sipp import free_port
 from tests.voice.voice_rig import AppServer
 
 from sautikit import accounts
@@ -149,9 +148,6 @@ async def open_stack(
     credit_minor: int = 100_000,
     **settings_overrides: Any,
 ) -> AsyncIterator[Stack]:
-    # A port chosen up front, so that the settings name the port the PBX really uses
-    # (the credential answers tell phones where to register from them).
-    settings_overrides.setdefault("sip_port", free_port())
     settings = Settings(
         data_dir=tmp_path / "var",
         secret_key="test-secret",
@@ -179,7 +175,7 @@ async def open_stack(
     http = outbound_client(allow_private=True, timeout=3)
     pbx = Pbx(
         sip_host=settings.sip_host,
-        sip_port=settings.sip_port,
+        sip_port=0,
         sip_advertised_host=settings.sip_advertised_host or None,
         media_host=settings.media_host or None,
         media_advertised_address=settings.media_advertised_address or None,
@@ -200,6 +196,9 @@ async def open_stack(
         app_timeout=2,
     )
     await pbx.start()
+    # As an operator's SAUTIKIT_SIP_PORT would: the settings name the port the PBX got
+    # (credential answers tell phones where to register from them).
+    settings = settings.model_copy(update={"sip_port": pbx.port})
     await manager.start()
     bus = LocalBus()
     bus.subscribe(manager.handle)

@@ -26,6 +26,7 @@ from sautikit.calls.registry import CallRegistry
 from sautikit.calls.routing import NoRoute, Trunks
 from sautikit.db import Database
 from sautikit.pbx import InboundLeg, OutboundLeg, Pbx
+from sautikit.pbx.registrations import RegistrationStore
 from sautikit.sip import CallFailed, Request
 from sautikit.sip.teardown import DialogSnapshot
 from sautikit.sip.transport import Peer, TransportName
@@ -62,6 +63,9 @@ class Devices:
         self.placement = placement
         self.node = node
         self.directory = DeviceDirectory()
+        #: Registrations in the database: they outlive this process and every process
+        #: of the deployment rings the same phones.
+        self.registrations = RegistrationStore(database, node=node)
 
     # --- the digest challenge -------------------------------------------------------------
 
@@ -72,7 +76,15 @@ class Devices:
             authenticate_invite=self._needs_digest,
             lookup_ha1=self.directory.lookup_ha1,
             realm_for=self._realm_for,
+            persist_bindings=self.registrations.save,
         )
+
+    async def reload_registrations(self) -> None:
+        """Take the database's registrations (other processes', or from before a restart)."""
+        agent = self.pbx.started_agent
+        service = agent.registrar_service if agent is not None else None
+        if service is not None:
+            service.reload(await self.registrations.load())
 
     def _needs_digest(self, _request: Request, source: Peer) -> bool:
         return not self.trunks.trusts(source.host)

@@ -178,6 +178,7 @@ class CallManager:
         async with self.database.sessions() as session:
             await self.trunks.reload(session)
             await self.devices.directory.reload(session)
+        await self.devices.reload_registrations()
 
     def trusts(self, host: str) -> bool:
         """Whether INVITEs from ``host`` come from a carrier trunk (no digest needed)."""

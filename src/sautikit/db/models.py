@@ -37,6 +37,7 @@ __all__ = [
     "Rate",
     "Recording",
     "SipCredential",
+    "SipRegistration",
     "TopUp",
     "Transcription",
     "Trunk",
@@ -210,6 +211,28 @@ class SipCredential(Base):
     ha1_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+class SipRegistration(Base):
+    """A device's registered contact (RFC 3261 §10.3), shared by every process and kept
+    across restarts. ``aor`` is the registrar's key (``sip:<username>``); ``source_*`` is
+    where the REGISTER came from (behind NAT, the only address that reaches the device)."""
+
+    __tablename__ = "sip_registrations"
+    __table_args__ = (UniqueConstraint("aor", "contact"),)
+
+    id: Mapped[str] = _id_column()
+    aor: Mapped[str] = mapped_column(String(200), index=True)
+    contact: Mapped[str] = mapped_column(String(1024))
+    source_host: Mapped[str | None] = mapped_column(String(255))
+    source_port: Mapped[int | None]
+    source_transport: Mapped[str | None] = mapped_column(String(8))
+    call_id: Mapped[str] = mapped_column(String(255))
+    cseq: Mapped[int] = mapped_column(BigInteger)
+    q: Mapped[float]
+    registered_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    node: Mapped[str] = mapped_column(String(100))
 
 
 class Call(Base):

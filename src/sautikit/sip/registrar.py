@@ -25,7 +25,7 @@ canonical form (RFC 3261 §19.1.4 comparison is the URI layer's job).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -201,6 +201,17 @@ class Registrar:
             dropped += [b for b in bindings.values() if b.is_expired(now)]
             self._store(aor, {c: b for c, b in bindings.items() if not b.is_expired(now)})
         return dropped
+
+    def replace_all(self, bindings: Iterable[Binding], *, keep: Collection[str] = ()) -> None:
+        """Take ``bindings`` (read from shared storage) as the whole store, except for the
+        AoRs in ``keep``, whose bindings here are newer than storage (a write on its way)."""
+        store: dict[str, dict[str, Binding]] = {
+            aor: self._bindings[aor] for aor in keep if aor in self._bindings
+        }
+        for binding in bindings:
+            if binding.aor not in keep:
+                store.setdefault(binding.aor, {})[binding.contact] = binding
+        self._bindings = store
 
     def _live(self, aor: str, now: float) -> dict[str, Binding]:
         bindings = self._bindings.get(aor, {})

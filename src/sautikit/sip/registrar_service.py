@@ -5,30 +5,61 @@ It sits between the user agent's dispatch and the pure binding store of
 401 until the digest is right), must name the caller's own address-of-record (403
 otherwise), and is answered with the bindings now held (423 with Min-Expires for a too
 brief expiry).
+
+With ``persist`` the bindings are shared storage's too (a database, so that they survive
+a restart and every process sees them): after a change the AoR's bindings are handed to
+``persist`` and the 200 goes out only once it has them; :meth:`RegistrarService.reload`
+takes storage's view back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any
 
 from sautikit.sip.dialog import new_tag
-from sautikit.sip.message import Request
+from sautikit.sip.message import Request, Response
 from sautikit.sip.registrar import Binding, ContactRequest, Registrar, Source
 from sautikit.sip.server_auth import ServerAuth
 from sautikit.sip.session import respond
 from sautikit.sip.transaction import ServerTransaction
 from sautikit.sip.uri import SipUri
 
-__all__ = ["RegistrarService", "address_of_record", "contact_requests"]
+__all__ = ["BindingSink", "RegistrarService", "address_of_record", "contact_requests"]
+
+logger = logging.getLogger(__name__)
+
+#: ``(aor, its bindings now, now on the registrar's clock)``: store an AoR's bindings.
+BindingSink = Callable[[str, list[Binding], float], Awaitable[None]]
+Spawn = Callable[[Coroutine[Any, Any, Any], str], None]
 
 
 class RegistrarService:
     """Serves REGISTER into ``registrar`` behind ``auth``, aging bindings by ``clock``."""
 
-    def __init__(self, registrar: Registrar, auth: ServerAuth, clock: Callable[[], float]):
+    def __init__(
+        self,
+        registrar: Registrar,
+        auth: ServerAuth,
+        clock: Callable[[], float],
+        *,
+        persist: BindingSink | None = None,
+        spawn: Spawn | None = None,
+    ) -> None:
+        if persist is not None and spawn is None:
+            raise ValueError("persisting bindings needs a way to run the write")
         self.registrar = registrar
         self.auth = auth
         self._clock = clock
+        self._persist = persist
+        self._spawn = spawn
+        #: AoRs whose change is being written: a reload must not undo it meanwhile.
+        self._writing: set[str] = set()
+
+    def reload(self, bindings: Iterable[Binding]) -> None:
+        """Storage's bindings become ours (another process registered or unregistered)."""
+        self.registrar.replace_all(bindings, keep=self._writing)
 
     def lookup(self, aor: str | SipUri) -> list[Binding]:
         """The registered contacts of an address-of-record (``sip:alice@example.com``)."""
@@ -52,8 +83,9 @@ class RegistrarService:
             respond(transaction, request.create_response(400, f"Bad Request: {error}"[:120]))
             return
         peer = transaction.peer
+        aor = address_of_record(to_uri)
         result = self.registrar.register(
-            address_of_record(to_uri),
+            aor,
             contacts,
             call_id=request.call_id,
             cseq=request.cseq.number,
@@ -73,6 +105,24 @@ class RegistrarService:
         granted = [b.expires_in(now) for b in result.bindings if b.contact in asked]
         if result.ok and contacts:
             response.headers.add("Expires", str(granted[0] if granted else 0))
+        if self._persist is None or not (result.ok and contacts) or self._spawn is None:
+            respond(transaction, response)
+            return
+        self._writing.add(aor)
+        self._spawn(self._store_then_respond(transaction, response, aor, now), "REGISTER")
+
+    async def _store_then_respond(
+        self, transaction: ServerTransaction, response: Response, aor: str, now: float
+    ) -> None:
+        assert self._persist is not None
+        try:
+            await self._persist(aor, self.registrar.lookup(aor, now), now)
+        except Exception:
+            logger.exception("storing the bindings of %s failed", aor)
+            response = transaction.request.create_response(500, to_tag=new_tag())
+            response.headers.add("Retry-After", "5")
+        finally:
+            self._writing.discard(aor)
         respond(transaction, response)
 
 

@@ -42,7 +42,7 @@ from sautikit.sip.digest import DEFAULT_CHALLENGE_ALGORITHMS, Ha1Lookup
 from sautikit.sip.errors import SipParseError
 from sautikit.sip.message import CSeq, Request, Response
 from sautikit.sip.registrar import Binding, Registrar
-from sautikit.sip.registrar_service import RegistrarService
+from sautikit.sip.registrar_service import BindingSink, RegistrarService
 from sautikit.sip.sdp import SdpNegotiationError, SdpParseError, SessionDescription
 from sautikit.sip.server_auth import InvitePolicy, RealmResolver, ServerAuth
 from sautikit.sip.session import (
@@ -116,7 +116,8 @@ class UserAgent:
     the From host otherwise). ``authenticate_invite(request, source)`` returns True for
     INVITEs that must carry credentials (e.g. from devices; trunks are trusted by source).
     ``registrar`` (default: a new :class:`~sautikit.sip.registrar.Registrar`) keeps the
-    bindings, aged by ``clock``; ``auth_throttle`` sets when guessers are refused
+    bindings, aged by ``clock``, and ``persist_bindings`` stores them (see
+    :mod:`sautikit.sip.registrar_service`); ``auth_throttle`` sets when guessers are refused
     (:mod:`sautikit.sip.auth_throttle`); ``digest_algorithms`` are challenged in the order given
     (default MD5 alone, which every phone answers: see
     :data:`~sautikit.sip.digest.DEFAULT_CHALLENGE_ALGORITHMS`); processes sharing
@@ -145,6 +146,7 @@ class UserAgent:
         clock: Callable[[], float] = time.monotonic,
         route_to_source: bool = True,
         auth_throttle: ThrottlePolicy | None = None,
+        persist_bindings: BindingSink | None = None,
     ) -> None:
         self.transport = transport
         self._loop = asyncio.get_running_loop()
@@ -166,7 +168,13 @@ class UserAgent:
         self._layer.ignore = self._is_scanner
         #: The registrar service, on when there is a user database to check REGISTER by.
         self.registrar_service = (
-            RegistrarService(registrar or Registrar(), self.auth, clock)
+            RegistrarService(
+                registrar or Registrar(),
+                self.auth,
+                clock,
+                persist=persist_bindings,
+                spawn=self._spawn,
+            )
             if lookup_ha1 is not None
             else None
         )

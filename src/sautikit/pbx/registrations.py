@@ -1,0 +1,90 @@
+"""Device registrations in the database (``sip_registrations``).
+
+The registrar (:mod:`sautikit.sip.registrar_service`) keeps bindings on a monotonic clock;
+here they become wall-clock rows, so that a restarted process and every other process of
+the deployment find the same phones. :meth:`RegistrationStore.save` is the registrar's
+``persist`` hook (the 200 OK waits for it); :meth:`RegistrationStore.load` is what a
+process reads back at start and on its maintenance timer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sautikit.db import Database
+from sautikit.db.models import SipRegistration
+from sautikit.db.types import utcnow
+from sautikit.sip.registrar import Binding, Source
+
+__all__ = ["RegistrationStore"]
+
+
+class RegistrationStore:
+    """Reads and writes one deployment's bindings; ``clock`` is the registrar's clock."""
+
+    def __init__(
+        self, database: Database, *, node: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.database = database
+        self.node = node
+        self._clock = clock
+
+    async def save(self, aor: str, bindings: list[Binding], now: float) -> None:
+        """Make the stored bindings of ``aor`` exactly ``bindings`` (none: unregistered)."""
+        wall = utcnow()
+
+        async def job(session: AsyncSession) -> None:
+            await session.execute(delete(SipRegistration).where(SipRegistration.aor == aor))
+            for binding in bindings:
+                source = binding.source
+                session.add(
+                    SipRegistration(
+                        aor=aor,
+                        contact=binding.contact,
+                        source_host=source.host if source else None,
+                        source_port=source.port if source else None,
+                        source_transport=source.transport if source else None,
+                        call_id=binding.call_id,
+                        cseq=binding.cseq,
+                        q=binding.q,
+                        registered_at=wall - timedelta(seconds=now - binding.registered_at),
+                        expires_at=wall + timedelta(seconds=binding.expires_at - now),
+                        node=self.node,
+                    )
+                )
+
+        await self.database.write(job, what="registration")
+
+    async def load(self) -> list[Binding]:
+        """Every binding that has not expired, on the registrar's clock."""
+        wall = utcnow()
+        now = self._clock()
+        async with self.database.sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(SipRegistration).where(SipRegistration.expires_at > wall)
+                )
+            ).all()
+        bindings = []
+        for row in rows:
+            source = None
+            if row.source_host is not None and row.source_port is not None:
+                source = Source(row.source_host, row.source_port, row.source_transport or "udp")
+            bindings.append(
+                Binding(
+                    aor=row.aor,
+                    contact=row.contact,
+                    expires_at=now + (row.expires_at - wall).total_seconds(),
+                    registered_at=now - (wall - row.registered_at).total_seconds(),
+                    call_id=row.call_id,
+                    cseq=row.cseq,
+                    q=row.q,
+                    source=source,
+                )
+            )
+        return bindings
