@@ -1,7 +1,7 @@
 """Device registrations in the database: they survive restarts and every process sees them.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-03
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 from sautikit.db.types import UtcDateTime
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
