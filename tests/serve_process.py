@@ -164,6 +164,7 @@ class ServeProcess:
         env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self._port_chosen_here = sip_port is None
         self.sip_port = sip_port or free_sip_port()
         low = 30000 + (os.getpid() % 50) * 200
         low, high = rtp_ports or (low, low + 199)
@@ -196,7 +197,21 @@ class ServeProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     async def start(self, within: float = 60.0) -> str:
+        """Start the process; answers the API's base URL once it listens. A SIP port
+        another test took meanwhile (the free-port probe races) is replaced, unless the
+        port was given (a restart must keep it)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        for _attempt in range(3):
+            offset = len(self.log)
+            if await self._spawn(within, offset):
+                return self.base_url
+            if not self._port_chosen_here or "Errno 98" not in self.log[offset:]:
+                break
+            self.sip_port = free_sip_port()
+            self.env["SAUTIKIT_SIP_PORT"] = str(self.sip_port)
+        raise AssertionError(f"sautikit serve did not start:\n{self.log[-4000:]}")
+
+    async def _spawn(self, within: float, offset: int) -> bool:
         with self.log_path.open("ab") as log:
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -210,14 +225,14 @@ class ServeProcess:
                 stderr=log,
             )
         for _ in range(int(within / 0.05)):
-            found = _LISTENING.search(self.log)
+            found = _LISTENING.search(self.log, offset)
             if found:
                 self.base_url = found.group(1)
-                return self.base_url
+                return True
             if self._process.returncode is not None:
-                break
+                return False
             await asyncio.sleep(0.05)
-        raise AssertionError(f"sautikit serve did not start:\n{self.log[-4000:]}")
+        return False
 
     def api(self, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base_url, headers=headers or {}, timeout=10)

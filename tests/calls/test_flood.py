@@ -1,0 +1,102 @@
+"""After a flood past what the process takes, nothing is left behind.
+
+A real ``sautikit serve`` (tests/serve_process.py) gets far more bridged calls than two
+shared cores carry — SIPp callers at a high rate dial NUMBER, whose app answers ``dial``
+to a SIPp callee on the trunk — so some are refused (503), some time out at the caller,
+some are bridged. Once the flood stops, the operator's view must come back to rest:
+``/metrics`` shows no live call, SIP leg, media channel or RTP port in use, and no call
+is left ``queued`` or ``ringing``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.serve_process import CALLEE, NUMBER, ServeProcess, calls, seed, serve_database
+from tests.sipp import SCENARIOS as SIP_SCENARIOS
+from tests.sipp import Sipp, requires_sipp
+from tests.voice.voice_rig import AppServer, document, serve_app
+
+from sautikit.db import Database
+
+pytestmark = [pytest.mark.sipp, requires_sipp]
+
+FLOOD_CALLS = 300
+FLOOD_RATE = 60  # calls per second offered: several times what this machine bridges
+SETTLE_SECONDS = 10.0
+"""SPEC of this test (issue 11 item 10): at rest within 10 s of the flood's end."""
+
+AT_REST = {
+    "sautikit_live_calls": 0,
+    "sautikit_sip_legs": 0,
+    "sautikit_media_channels": 0,
+    "sautikit_rtp_ports_in_use": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def app_server() -> Iterator[AppServer]:
+    with serve_app() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def served_database(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[str, Database]]:
+    async with serve_database(request.param, tmp_path) as found:
+        yield found
+
+
+async def gauges(api: httpx.AsyncClient) -> dict[str, float]:
+    text = (await api.get("/metrics")).text
+    found = {}
+    for name in AT_REST:
+        match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
+        assert match, f"{name} missing from /metrics"
+        found[name] = float(match.group(1))
+    return found
+
+
+async def test_after_a_flood_stops_the_process_comes_back_to_rest(
+    served_database: tuple[str, Database], app_server: AppServer, tmp_path: Path
+) -> None:
+    url, database = served_database
+    app_server.reset()
+    app_server.route("/voice", document({"dial": {"number": CALLEE, "timeout": 10}}))
+    async with Sipp(
+        scenario=SIP_SCENARIOS / "uas_answer.xml", calls=FLOOD_CALLS, timeout=120
+    ) as callee:
+        await seed(database, voice_url=app_server.url("/voice"), trunk_port=callee.port)
+        async with ServeProcess(tmp_path / "var", url) as serve, serve.api() as api:
+            # Callers hold each bridged call 2 s, give up on one unanswered after 8 s.
+            flood = await Sipp(
+                scenario="uac",
+                remote=serve.sip,
+                service=NUMBER,
+                calls=FLOOD_CALLS,
+                timeout=90,
+                extra=["-r", str(FLOOD_RATE), "-d", "2000", "-recv_timeout", "8000"],
+            ).run()
+            assert flood.successful_calls + flood.failed_calls > 0, flood.explain()
+
+            rest: dict[str, float] = {}
+            for _ in range(int(SETTLE_SECONDS / 0.25)):
+                rest = await gauges(api)
+                if rest == AT_REST:
+                    break
+                await asyncio.sleep(0.25)
+            left = [
+                (call.status, call.direction)
+                for call in await calls(database)
+                if call.status in ("queued", "ringing")
+            ]
+            assert rest == AT_REST, (
+                f"{rest}; {flood.successful_calls} calls bridged\n{serve.log[-3000:]}"
+            )
+            assert left == []
