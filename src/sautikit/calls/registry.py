@@ -24,9 +24,11 @@ __all__ = ["CallRegistry"]
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_FINISH_SECONDS = 4.0
-"""After the grace, how long ending the live calls and writing what they leave may take:
-the process exits within the grace plus this plus the rest of its shutdown (< 5 s)."""
+SHUTDOWN_FINISH_SECONDS = 4.5
+"""After the grace, how long ending the live calls and writing what they leave may take
+(on a loaded machine storing a recording and posting its callback takes seconds): the
+process exits within the grace plus this plus the rest of its shutdown — the API closes
+at once unless a request is in flight (then up to ``app.API_CLOSE_SECONDS``)."""
 
 
 class CallRegistry:
