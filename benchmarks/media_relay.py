@@ -21,7 +21,8 @@ Each trial starts two processes on loopback, each pinned to its own core:
   arrival intervals give the send-interval deviation at the callee.
 
 CPU is the server's user + system time (all its threads) over the measuring window, from
-/proc. A count is *held* when no packet was lost and the p99 arrival-interval deviation is
+/proc; "ms/s/u" is CPU milliseconds per second per call (per participant for rooms). A
+count is *held* when no packet was lost and the p99 arrival-interval deviation is
 within 2 ms. The conference mode puts the same number of legs in rooms of N (Sautikit
 only: rtpengine does not mix) and reports the server's CPU per participant.
 
@@ -73,7 +74,7 @@ async def _serve(args: argparse.Namespace) -> None:
         mixers: list[Bridge | Conference] = []
         if args.room:
             for first in range(0, len(channels), args.room):
-                room = Conference(engine, f"room-{first}", beep=False)
+                room = Conference(f"room-{first}", engine, beep=False)
                 for channel in channels[first : first + args.room]:
                     room.join(channel)
                 mixers.append(room)
@@ -396,11 +397,15 @@ def _free_port() -> int:
 
 
 def _row(result: Result) -> str:
-    what = (
-        f"{result.room}-party x{result.legs // result.room}"
-        if result.room
-        else f"{result.calls} calls"
-    )
+    if result.room:
+        # The far ends hear mixed audio, which carries no send stamps: only CPU counts here.
+        what = f"{result.room}-party x{result.legs // result.room}"
+        return (
+            f"{result.server:>9} {what:>14} {'-':>4} {'-':>5} {'-':>7} {'-':>7} {'-':>7} "
+            f"{result.packets_per_second / 2:>7.0f} {result.cpu_percent:>6.1f} "
+            f"{result.cpu_per_call_ms:>7.3f} {result.load:>5.2f}"
+        )
+    what = f"{result.calls} calls"
     return (
         f"{result.server:>9} {what:>14} {'yes' if result.held else 'no':>4} {result.lost:>5} "
         f"{result.delay_p50_ms:>7.2f} {result.delay_p99_ms:>7.2f} {result.deviation_p99_ms:>7.2f} "
