@@ -193,6 +193,10 @@ class Registrar:
         """The AoR's live bindings, preferred (highest q, then newest) first."""
         return _ordered(self._live(aor, now).values())
 
+    def all_bindings(self, now: float) -> list[Binding]:
+        """Every live binding of every AoR."""
+        return [b for aor in self._bindings for b in self._live(aor, now).values()]
+
     def expire(self, now: float) -> list[Binding]:
         """Drop every binding whose time is up and return them (for logs and events)."""
         dropped: list[Binding] = []

@@ -57,6 +57,22 @@ class RegistrarService:
         #: AoRs whose change is being written: a reload must not undo it meanwhile.
         self._writing: set[str] = set()
 
+    def natted(self) -> list[Binding]:
+        """Live bindings whose REGISTER came from elsewhere than their Contact names: the
+        phone is behind NAT, and only its traffic keeps the router's mapping open."""
+        found = []
+        for binding in self.registrar.all_bindings(self._clock()):
+            source = binding.source
+            if source is None or source.transport != "udp":
+                continue
+            try:
+                contact = SipUri.parse(binding.contact)
+            except ValueError:
+                continue
+            if (contact.host, contact.port or 5060) != (source.host, source.port):
+                found.append(binding)
+        return found
+
     def reload(self, bindings: Iterable[Binding]) -> None:
         """Storage's bindings become ours (another process registered or unregistered)."""
         self.registrar.replace_all(bindings, keep=self._writing)

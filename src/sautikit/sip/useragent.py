@@ -30,6 +30,7 @@ parsed inside handlers that answer 400 or drop, and the owner's coroutines are w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -116,7 +117,8 @@ class UserAgent:
     the From host otherwise). ``authenticate_invite(request, source)`` returns True for
     INVITEs that must carry credentials (e.g. from devices; trunks are trusted by source).
     ``registrar`` (default: a new :class:`~sautikit.sip.registrar.Registrar`) keeps the
-    bindings, aged by ``clock``, and ``persist_bindings`` stores them (see
+    bindings, aged by ``clock``; NATed phones get an OPTIONS every ``nat_keepalive``
+    seconds (None: never), and ``persist_bindings`` stores the bindings (see
     :mod:`sautikit.sip.registrar_service`); ``auth_throttle`` sets when guessers are refused
     (:mod:`sautikit.sip.auth_throttle`); ``digest_algorithms`` are challenged in the order given
     (default MD5 alone, which every phone answers: see
@@ -147,6 +149,7 @@ class UserAgent:
         route_to_source: bool = True,
         auth_throttle: ThrottlePolicy | None = None,
         persist_bindings: BindingSink | None = None,
+        nat_keepalive: float | None = 30.0,
     ) -> None:
         self.transport = transport
         self._loop = asyncio.get_running_loop()
@@ -184,6 +187,8 @@ class UserAgent:
         self._pending: dict[tuple[str, str, int], IncomingCall] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        if self.registrar_service is not None and nat_keepalive:
+            self._spawn(self._keep_nat_open(nat_keepalive), "NAT keep-alive")
         #: Hears responses matching no call: answers to INVITEs a dead process sent
         #: (:class:`~sautikit.sip.teardown.Teardown` ACKs them).
         self.on_orphan_response: Callable[[Response, Peer], None] | None = None
@@ -342,6 +347,33 @@ class UserAgent:
             self.scanner_requests_dropped += 1
             return True
         return False
+
+    async def _keep_nat_open(self, interval: float) -> None:
+        """Every ``interval`` seconds an OPTIONS to each NATed phone's public address
+        (the Kamailio nathelper way; RFC 5626 §3.5 keep-alives from the server side):
+        most home routers forget a UDP mapping after 30-60 s of silence, and then calls
+        to the phone no longer reach it. The answers are not needed; the traffic is."""
+        service = self.registrar_service
+        assert service is not None
+        while not self._closed:
+            await asyncio.sleep(interval)
+            for binding in service.natted():
+                source = binding.source
+                assert source is not None
+                target = SipUri.parse(binding.contact)
+                options = Request(method="OPTIONS", uri=target)
+                options.headers.add(
+                    "From", f"<sip:{self.user}@{self.transport.advertised_host}>;tag={new_tag()}"
+                )
+                options.headers.add("To", f"<{binding.contact}>")
+                options.headers.add(
+                    "Call-ID", f"{secrets.token_hex(12)}@{self.transport.advertised_host}"
+                )
+                options.headers.add("CSeq", str(CSeq(1, "OPTIONS")))
+                self._decorate(options)
+                peer = Peer("udp", source.host, source.port)
+                with contextlib.suppress(ValueError):
+                    self._layer.send_request(options, peer)
 
     # -- dispatch -------------------------------------------------------------------------
 
