@@ -133,7 +133,6 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             database,
             settings,
             stores,
-            app_clients,
             engine=settings.transcription_engine,
             model_path=settings.transcription_model_path or None,
             concurrency=settings.transcription_concurrency,

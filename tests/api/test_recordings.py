@@ -227,7 +227,7 @@ async def test_transcription_is_served_once_asked_for(
 
     queued = (await client.get(f"/v1/recordings/{asked}/transcription", headers=headers)).json()
     free = settings.model_copy(update={"default_transcription_rate_minor": 0})
-    worker = TranscriptionWorker(database, free, stores, pipeline.app_clients, engine=Engine())
+    worker = TranscriptionWorker(database, free, stores, engine=Engine())
     await worker.run_pending()
     done = (await client.get(f"/v1/recordings/{asked}/transcription", headers=headers)).json()
     none = await client.get(f"/v1/recordings/{plain}/transcription", headers=headers)

@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import select, update
+from tests.events.support import FakeClock
 from tests.recordings.conftest import Rig
 from tests.recordings.support import fake_call, write_spool
 
 from sautikit.billing.ledger import top_up
-from sautikit.db.models import Event, Transcription, WalletEntry
+from sautikit.db.models import Delivery, Event, Transcription, WalletEntry
 from sautikit.db.types import utcnow
+from sautikit.events.delivery import DeliveryWorker, fan_out
 from sautikit.media.audio import SAMPLE_RATE, WavSpoolWriter, load_wav
 from sautikit.recordings.transcription import Transcript, TranscriptionError
 from sautikit.recordings.worker import TranscriptionWorker
@@ -87,7 +89,6 @@ def _worker(rig: Rig, engine: ScriptedEngine | str, **options: object) -> Transc
         rig.database,
         rig.settings,
         rig.stores,
-        rig.pipeline.app_clients,
         engine=engine,
         **options,  # type: ignore[arg-type]
     )
@@ -112,7 +113,13 @@ async def _charges(rig: Rig) -> list[int]:
         ]
 
 
-def _callbacks(rig: Rig) -> list[dict[str, object]]:
+async def _callbacks(rig: Rig, clock: FakeClock | None = None) -> list[dict[str, str]]:
+    """The transcribeCallbacks the app got, once the event delivery worker (which carries
+    them, with their retries) has had a round."""
+    async with DeliveryWorker(
+        rig.database, rig.settings, http=rig.http, clock=clock or utcnow
+    ) as worker:
+        await worker.run_once()
     return [r.fields for r in rig.app.received if r.path.endswith("/transcript")]
 
 
@@ -137,7 +144,7 @@ async def test_a_transcript_is_stored_charged_announced_and_posted(rig: Rig) -> 
             select(Event).where(Event.kind == "call.transcription.ready")
         )
     assert event.data["text"] == "please call me back" and event.call_id == call_id
-    (callback,) = _callbacks(rig)
+    (callback,) = await _callbacks(rig)
     assert callback == {
         "CallId": call_id,
         "WorkspaceId": rig.workspace_id,
@@ -157,7 +164,7 @@ async def test_an_engine_failure_ends_failed_and_costs_nothing(rig: Rig) -> None
     job = await _job(rig, recording_id)
     assert job.status == "failed" and "fell over" in (job.error or "")
     assert await _charges(rig) == []
-    (callback,) = _callbacks(rig)
+    (callback,) = await _callbacks(rig)
     assert callback["TranscriptionStatus"] == "failed"
     assert callback["TranscriptionText"] == ""
 
@@ -192,7 +199,7 @@ async def test_a_lapsed_claim_is_taken_over_and_a_fresh_one_is_not(rig: Rig) -> 
 
     job = await _job(rig, recording_id)
     assert (job.status, job.text, job.attempts) == ("completed", "taken over", 2)
-    assert len(_callbacks(rig)) == 1
+    assert len(await _callbacks(rig)) == 1
 
 
 async def test_a_job_that_keeps_dying_fails_after_its_attempts(rig: Rig) -> None:
@@ -219,9 +226,8 @@ async def test_the_running_worker_wakes_when_a_job_is_queued(rig: Rig) -> None:
     try:
         _, recording_id = await _recording(rig)
         async with asyncio.timeout(10):
-            while not _callbacks(rig):
-                await rig.app.arrived.wait()
-                rig.app.arrived.clear()
+            while not await _callbacks(rig):  # noqa: ASYNC110 - each round is a delivery pass
+                await asyncio.sleep(0.05)
     finally:
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -272,4 +278,25 @@ async def test_a_dual_recording_is_transcribed_per_party_with_timed_words(rig: R
     assert callee_words[0]["start"] >= callee_starts / SAMPLE_RATE - 0.5
     lines = (job.text or "").splitlines()
     assert [line.split(":")[0] for line in lines] == ["Caller", "Callee"]
-    assert _callbacks(rig)[0]["TranscriptionText"] == job.text
+    assert (await _callbacks(rig))[0]["TranscriptionText"] == job.text
+
+
+async def test_a_transcript_callback_that_fails_is_retried_like_an_event(rig: Rig) -> None:
+    await _fund(rig)
+    await _recording(rig)
+    await _worker(rig, ScriptedEngine("please call me back")).run_pending()
+    rig.app.answers[:] = [500, 500]  # the app is down for the first round's requests
+    clock = FakeClock(utcnow())
+    await _callbacks(rig, clock)  # answered 500: kept, and retried on the events' schedule
+    clock.advance(3600)
+    first, again = await _callbacks(rig, clock)
+    assert first == again and again["TranscriptionText"] == "please call me back"
+    tries = [r for r in rig.app.received if r.path.endswith("/transcript")]
+    assert tries[1].headers["content-type"] == "application/x-www-form-urlencoded"
+    async with rig.database.sessions() as session:
+        (delivery,) = await session.scalars(select(Delivery).where(Delivery.callback.is_not(None)))
+    assert (delivery.status, delivery.attempts) == ("delivered", 2)
+    async with rig.database.transaction() as session:  # POST /v1/events/{id}/redeliver
+        event = await session.get_one(Event, delivery.event_id)
+        again = await fan_out(session, event, utcnow(), callbacks=True)
+    assert [(d.url, d.callback) for d in again if d.callback] == [(delivery.url, delivery.callback)]

@@ -42,9 +42,16 @@ def add(
         str, typer.Option("--dial-prefix", help="Digits before the number, instead of '+'.")
     ] = "",
 ) -> None:
-    """Add (or replace) a trunk."""
+    """Add (or replace) a trunk. ``--prefix`` names the calls it carries out (longest
+    prefix wins across trunks); ``--inbound`` the addresses it brings calls in from. A
+    trunk needs at least one of them: with neither it would carry nothing."""
     if transport not in ("udp", "tcp"):
         raise typer.BadParameter("transport must be udp or tcp")
+    if not prefixes and not inbound:
+        raise typer.BadParameter(
+            "the trunk would carry nothing: give --prefix (e.g. --prefix +254) for the "
+            "calls it carries out, or --inbound for the addresses it brings calls in from"
+        )
     settings = load_settings_or_exit()
     secret = (
         encrypt_secret(password, settings.signing_key(), context=f"trunk:{name}")
@@ -72,7 +79,13 @@ def add(
         )
 
     in_transaction(work)
-    typer.echo(f"trunk {name} saved")
+    outbound = (
+        f"carries calls to {', '.join(prefixes)} out to {host}:{port}"
+        if prefixes
+        else "inbound only: no --prefix, so no outbound call routes here"
+    )
+    incoming = f"; takes calls in from {', '.join(inbound)}" if inbound else ""
+    typer.echo(f"trunk {name} saved: {outbound}{incoming}")
 
 
 @app.command("list")
@@ -87,7 +100,7 @@ def list_trunks(as_json: JsonOption = False) -> None:
             "name": trunk.name,
             "address": f"{trunk.transport}:{trunk.host}:{trunk.port}",
             "username": trunk.username or "",
-            "prefixes": ",".join(trunk.prefixes),
+            "prefixes": ",".join(trunk.prefixes) or "(inbound only)",
             "inbound": ",".join(trunk.inbound_addresses),
         }
         for trunk in in_transaction(work)

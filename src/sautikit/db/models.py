@@ -268,6 +268,9 @@ class Call(Base):
     owner: Mapped[str | None] = mapped_column(String(100))
     # The owner stamps live calls every few seconds: after a crash, how long they lasted.
     last_seen_at: Mapped[datetime | None]
+    # The sequence number of the call's latest event (SPEC §7): incremented under the row's
+    # lock, so two transactions never hand out the same number.
+    event_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sip_call_id: Mapped[str | None] = mapped_column(String(255), index=True)
     # The SIP dialog as the owner last stored it (a sip.teardown.DialogSnapshot as JSON):
     # after a crash, what the next process needs to end the call at the far end.
@@ -299,6 +302,8 @@ class Event(Base):
     # The call's or number's events_url at the time of the event.
     target_url: Mapped[str | None] = mapped_column(String(2048))
     data: Mapped[dict[str, Any]]
+    # 1, 2, 3 … among the events of one call (also data["sequence"]); NULL for others.
+    sequence: Mapped[int | None] = mapped_column(Integer)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     # NULL until the delivery worker has fanned the event out into deliveries.
     dispatched_at: Mapped[datetime | None] = mapped_column(index=True)
@@ -318,6 +323,9 @@ class Delivery(Base):
         String(36), ForeignKey("webhook_subscriptions.id", ondelete="SET NULL")
     )
     url: Mapped[str] = mapped_column(String(2048))
+    # A voice callback carried on the event's retries (``transcribeCallback``):
+    # {"method", "encoding", "fields"}; NULL: the event's JSON envelope.
+    callback: Mapped[dict[str, Any] | None]
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]

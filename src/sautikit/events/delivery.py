@@ -15,6 +15,18 @@ restarted worker (or another process) carries on where one stopped:
    another worker has just leased no longer due. Either way one attempt is sent by one
    worker. The outcome is written back only while the lease is still ours.
 
+**Order and fairness.** One call's events reach each receiver (a delivery URL) in their
+``sequence`` order: a delivery is not claimed while an earlier event of the same call is
+undispatched or has a delivery to the same URL still pending or retrying — a later event
+waits for the earlier one's delivery or dead-lettering. :meth:`DeliveryWorker.run` keeps up
+to ``max_in_flight`` attempts going, each as its own task, and claims more as soon as any
+finishes (no batch waits for its slowest member); at most ``per_endpoint`` of them go to one
+URL at a time, so a receiver that hangs holds its own slots and never another's.
+
+A voice callback that must be retried like an event (``transcribeCallback``) is a delivery
+of its event with ``callback`` set: it carries the callback's fields (a form, or JSON, as the
+app chose; SPEC §3) instead of the envelope, signed with the workspace's secret.
+
 A 2xx within the timeout is success; anything else is retried on ``RetrySchedule`` and,
 after the last attempt, the delivery is ``dead_letter``. Delivery is at least once: a crash
 between sending and recording sends that attempt again when the lease runs out. Receivers
@@ -29,9 +41,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,8 +54,9 @@ from typing import Any, NamedTuple
 
 import httpx
 from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 import sautikit
 from sautikit.config import Settings
@@ -51,13 +66,16 @@ from sautikit.db.types import utcnow
 from sautikit.events.schedule import RetrySchedule
 from sautikit.events.signing import EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, sign
 from sautikit.net import OutboundAddressRefused, outbound_client
+from sautikit.voice.callbacks import CallbackEncoding, build_app_request
 
 __all__ = [
     "DELIVERY_TIMEOUT_SECONDS",
+    "PER_ENDPOINT",
     "DeliveryStatus",
     "DeliveryWorker",
     "EventEnvelope",
     "WorkDone",
+    "add_callback_delivery",
     "dispatch_events",
     "envelope_body",
     "fan_out",
@@ -67,6 +85,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DELIVERY_TIMEOUT_SECONDS = 10.0
+PER_ENDPOINT = 4
+"""Attempts in flight to one URL at a time, per worker."""
 
 Clock = Callable[[], datetime]
 
@@ -125,9 +145,12 @@ async def workspace_signing_secret(session: AsyncSession, workspace_id: str) -> 
     return str(secret)
 
 
-async def fan_out(session: AsyncSession, event: Event, now: datetime) -> list[Delivery]:
+async def fan_out(
+    session: AsyncSession, event: Event, now: datetime, *, callbacks: bool = False
+) -> list[Delivery]:
     """Add a pending delivery of ``event`` to its ``target_url`` and to every subscription
-    of its workspace that matches it today, and mark the event dispatched."""
+    of its workspace that matches it today, and mark the event dispatched. With
+    ``callbacks`` (a redelivery), the voice callbacks the event carried are sent again too."""
     subscriptions = (
         await session.scalars(
             select(WebhookSubscription)
@@ -143,6 +166,14 @@ async def fan_out(session: AsyncSession, event: Event, now: datetime) -> list[De
         for subscription in subscriptions
         if event.kind in subscription.events or "*" in subscription.events
     ]
+    if callbacks:
+        carried = await session.scalars(
+            select(Delivery).where(Delivery.event_id == event.id, Delivery.callback.is_not(None))
+        )
+        unique = {(d.url, json.dumps(d.callback, sort_keys=True)): d for d in carried}
+        deliveries += [
+            Delivery(event_id=event.id, url=d.url, callback=d.callback) for d in unique.values()
+        ]
     for delivery in deliveries:
         delivery.status = DeliveryStatus.PENDING
         delivery.attempts = 0
@@ -153,6 +184,33 @@ async def fan_out(session: AsyncSession, event: Event, now: datetime) -> list[De
         event.dispatched_at = now
     await session.flush()
     return deliveries
+
+
+async def add_callback_delivery(
+    session: AsyncSession,
+    event: Event,
+    *,
+    url: str,
+    method: str,
+    fields: dict[str, str | int],
+    encoding: CallbackEncoding,
+) -> Delivery:
+    """Send a voice callback (``transcribeCallback``) to ``url`` with ``event``'s retries:
+    a pending delivery that carries ``fields`` instead of the envelope. Add it in the
+    transaction that writes ``event``."""
+    now = utcnow()
+    delivery = Delivery(
+        event_id=event.id,
+        url=url,
+        callback={"method": method, "encoding": str(encoding), "fields": fields},
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(delivery)
+    await session.flush()
+    return delivery
 
 
 async def dispatch_events(database: Database, *, now: datetime, limit: int = 100) -> int:
@@ -202,6 +260,8 @@ class _Claimed:
     secret: str
     attempts_made: int
     lease_until: datetime
+    callback: dict[str, Any] | None = None
+    """``{"method", "encoding", "fields"}`` of a voice callback; None: the envelope."""
 
 
 @dataclass(frozen=True)
@@ -227,6 +287,8 @@ class DeliveryWorker:
     ``clock`` tells the time used for scheduling and signatures (tests advance it instead
     of sleeping); ``http`` defaults to ``outbound_client`` under the operator's
     ``allow_private_http``, and is closed by ``aclose`` only when the worker made it.
+    ``batch_size`` bounds the attempts in flight (and those claimed at once);
+    ``per_endpoint`` bounds those to one URL.
     """
 
     def __init__(
@@ -239,6 +301,7 @@ class DeliveryWorker:
         schedule: RetrySchedule | None = None,
         timeout: float = DELIVERY_TIMEOUT_SECONDS,
         batch_size: int = 50,
+        per_endpoint: int = PER_ENDPOINT,
         poll_interval: float = 1.0,
     ) -> None:
         self._database = database
@@ -253,8 +316,12 @@ class DeliveryWorker:
         # under a live worker; it only frees the rows of one that died.
         self._lease = timedelta(seconds=timeout + 50)
         self._batch_size = batch_size
+        self._per_endpoint = per_endpoint
         self._poll_interval = poll_interval
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._in_flight: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> DeliveryWorker:
         return self
@@ -274,47 +341,96 @@ class DeliveryWorker:
     def stop(self) -> None:
         """Ask ``run`` to return once the attempts in flight are recorded."""
         self._stopping.set()
+        self._wake.set()
 
     async def run(self) -> None:
-        """Work until ``stop()``; a failing database is logged and retried, never fatal."""
+        """Work until ``stop()``: dispatch, claim as many due deliveries as there are free
+        slots, start each attempt as a task of its own, and go round again at once when
+        something was started, else when an attempt finishes or after ``poll_interval``.
+        A failing database is logged and retried, never fatal."""
         self._stopping.clear()
-        while not self._stopping.is_set():
-            try:
-                done = await self.run_once()
-            except Exception:
-                log.exception("event delivery round failed; retrying")
-                done = WorkDone(0, 0)
-            if done.attempted < self._batch_size and done.dispatched < self._batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._poll_interval)
+        try:
+            while not self._stopping.is_set():
+                self._wake.clear()
+                try:
+                    dispatched = await dispatch_events(
+                        self._database, now=self._clock(), limit=self._batch_size
+                    )
+                    claimed = await self._claim(self._batch_size - len(self._tasks))
+                except Exception:
+                    log.exception("event delivery round failed; retrying")
+                    dispatched, claimed = 0, []
+                for item in claimed:
+                    task = asyncio.create_task(
+                        self._attempt(item), name=f"delivery {item.delivery_id}"
+                    )
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                if not claimed and dispatched < self._batch_size:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+        finally:
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def run_once(self) -> WorkDone:
-        """Dispatch new events, then send one batch of due deliveries and record each."""
+        """One round, awaited whole (tests and tools): dispatch new events, claim what is
+        due and may go now (order and per-endpoint limits hold), send each, record it."""
         dispatched = await dispatch_events(
             self._database, now=self._clock(), limit=self._batch_size
         )
-        claimed = await self._claim()
+        claimed = await self._claim(self._batch_size)
         await asyncio.gather(*(self._attempt(item) for item in claimed))
         return WorkDone(dispatched, len(claimed))
 
-    async def _claim(self) -> list[_Claimed]:
+    async def _claim(self, limit: int) -> list[_Claimed]:
+        """Lease up to ``limit`` due deliveries that may go now: not to a URL already at
+        ``per_endpoint`` attempts, and not while an earlier event of the same call still
+        waits to reach the same URL (see the module docstring)."""
+        if limit <= 0:
+            return []
         now = self._clock()
         lease_until = now + self._lease
+        this, earlier_event, earlier = aliased(Event), aliased(Event), aliased(Delivery)
+        earlier_of_call = (
+            earlier_event.call_id == this.call_id,
+            earlier_event.sequence < this.sequence,
+        )
+        waits_for_earlier = exists().where(
+            *earlier_of_call, earlier_event.dispatched_at.is_(None)
+        ) | exists().where(
+            *earlier_of_call,
+            earlier.event_id == earlier_event.id,
+            earlier.url == Delivery.url,
+            earlier.status.in_(DeliveryStatus.DUE),
+        )
+        query = (
+            select(Delivery.id, Delivery.url)
+            .join(this, this.id == Delivery.event_id)
+            .where(
+                Delivery.status.in_(DeliveryStatus.DUE),
+                Delivery.next_attempt_at <= now,
+                ~waits_for_earlier,
+            )
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+            .limit(limit)
+            .with_for_update(of=Delivery, skip_locked=True)
+        )
+        full = [url for url, count in self._in_flight.items() if count >= self._per_endpoint]
+        if full:
+            query = query.where(Delivery.url.not_in(full))
         async with self._database.transaction() as session:
-            candidates = (
-                await session.scalars(
-                    select(Delivery.id)
-                    .where(Delivery.status.in_(DeliveryStatus.DUE), Delivery.next_attempt_at <= now)
-                    .order_by(Delivery.next_attempt_at)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            picked: list[str] = []
+            taken: Counter[str] = Counter()
+            for delivery_id, url in (await session.execute(query)).all():
+                if self._in_flight[url] + taken[url] < self._per_endpoint:
+                    picked.append(delivery_id)
+                    taken[url] += 1
             ids = (
                 await session.scalars(
                     update(Delivery)
                     .where(
-                        Delivery.id.in_(candidates),
+                        Delivery.id.in_(picked),
                         Delivery.status.in_(DeliveryStatus.DUE),
                         Delivery.next_attempt_at <= now,
                     )
@@ -340,7 +456,7 @@ class DeliveryWorker:
             for delivery, event, subscription in rows:
                 if subscription is not None:
                     secret = subscription.secret
-                elif delivery.url == event.target_url:
+                elif delivery.callback is not None or delivery.url == event.target_url:
                     secret = await workspace_signing_secret(session, event.workspace_id)
                 else:  # the subscription was deleted: the app no longer wants these
                     delivery.status = DeliveryStatus.CANCELED
@@ -356,39 +472,66 @@ class DeliveryWorker:
                         secret=secret,
                         attempts_made=delivery.attempts,
                         lease_until=lease_until,
+                        callback=delivery.callback,
                     )
                 )
+        for item in claimed:
+            self._in_flight[item.url] += 1
         return claimed
 
     async def _attempt(self, item: _Claimed) -> None:
-        outcome = await self._send(item)
         try:
-            await self._record(item, outcome)
-        except Exception:
-            # The lease runs out and the attempt is made again: at least once.
-            log.exception("could not record delivery %s's attempt", item.delivery_id)
+            outcome = await self._send(item)
+            try:
+                await self._record(item, outcome)
+            except Exception:
+                # The lease runs out and the attempt is made again: at least once.
+                log.exception("could not record delivery %s's attempt", item.delivery_id)
+        finally:
+            self._in_flight[item.url] -= 1
+            if self._in_flight[item.url] <= 0:
+                del self._in_flight[item.url]
+            self._wake.set()
 
-    async def _send(self, item: _Claimed) -> _Outcome:
-        attempted_at = self._clock()
+    def _request(self, item: _Claimed, timestamp: int) -> httpx.Request:
+        names = {EVENT_HEADER: item.kind, EVENT_ID_HEADER: item.event_id}
+        if item.callback is not None:
+            request = build_app_request(
+                self._http,
+                item.secret,
+                item.url,
+                str(item.callback["method"]),
+                item.callback["fields"],
+                CallbackEncoding(item.callback["encoding"]),
+                timestamp=timestamp,
+            )
+            request.headers.update(names)
+            return request
         headers = {
             "Content-Type": "application/json",
             "User-Agent": f"Sautikit/{sautikit.__version__}",
-            EVENT_HEADER: item.kind,
-            EVENT_ID_HEADER: item.event_id,
-            SIGNATURE_HEADER: sign(item.secret, item.body, int(attempted_at.timestamp())),
+            **names,
+            SIGNATURE_HEADER: sign(item.secret, item.body, timestamp),
         }
+        return self._http.build_request(
+            "POST", item.url, content=item.body, headers=headers, timeout=self._timeout
+        )
+
+    async def _send(self, item: _Claimed) -> _Outcome:
+        attempted_at = self._clock()
         started = time.perf_counter()
         status_code: int | None = None
         error: str | None = None
         try:
-            # Streamed so the receiver's answer is never read: only its status matters.
-            async with self._http.stream(
-                "POST", item.url, content=item.body, headers=headers, timeout=self._timeout
-            ) as response:
+            request = self._request(item, int(attempted_at.timestamp()))
+            async with asyncio.timeout(self._timeout):
+                # Streamed so the receiver's answer is never read: only its status matters.
+                response = await self._http.send(request, stream=True)
                 status_code = response.status_code
+                await response.aclose()
             if not 200 <= status_code < 300:
                 error = f"the receiver answered HTTP {status_code}"
-        except httpx.TimeoutException:
+        except (TimeoutError, httpx.TimeoutException):
             error = f"no answer within {self._timeout:g} s"
         except OutboundAddressRefused as exc:
             error = f"refused: {exc}"

@@ -2,12 +2,19 @@
 
 Call ``record_event`` inside the transaction of the change the event reports: the event
 exists exactly when the change does, and the delivery worker sends it later, at least once.
+
+An event about a call names the call ``call_id`` in its data and carries the call's next
+``sequence`` (1, 2, 3 …), taken by incrementing ``calls.event_sequence`` with an UPDATE: the
+row lock it holds until commit makes concurrent writers for one call take turns, so the
+numbers are unique, gapless and in commit order. The delivery worker sends one call's
+events to each receiver in that order.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.db.models import Call, Event
@@ -29,8 +36,19 @@ async def record_event(
     call's or number's ``events_url``, delivered to in addition to matching subscriptions."""
     if kind not in EVENT_KINDS:
         raise ValueError(f"unknown event kind {kind!r}")
+    sequence: int | None = None
+    if call_id is not None:
+        sequence = await _next_sequence(session, call_id)
+        # One name for the call in every event (SPEC §7): call_data's "id" becomes call_id.
+        named = {name: value for name, value in data.items() if name != "id" or value != call_id}
+        data = {"call_id": call_id, **named, "sequence": sequence}
     event = Event(
-        workspace_id=workspace_id, kind=kind, data=data, call_id=call_id, target_url=target_url
+        workspace_id=workspace_id,
+        kind=kind,
+        data=data,
+        call_id=call_id,
+        target_url=target_url,
+        sequence=sequence,
     )
     session.add(event)
     await session.flush()
@@ -52,3 +70,16 @@ async def record_call_event(
         call_id=call.id,
         target_url=call.events_url,
     )
+
+
+async def _next_sequence(session: AsyncSession, call_id: str) -> int:
+    sequence = await session.scalar(
+        update(Call)
+        .where(Call.id == call_id)
+        .values(event_sequence=Call.event_sequence + 1)
+        .returning(Call.event_sequence)
+        .execution_options(synchronize_session=False)
+    )
+    if sequence is None:
+        raise LookupError(f"no call {call_id}")
+    return int(sequence)

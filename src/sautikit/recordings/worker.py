@@ -13,7 +13,9 @@ in the transaction that makes the recording ``ready``. The worker claims them
 * ``call.transcription.ready`` is written in the same transaction;
 * the record verb's ``transcribeCallback`` gets ``TranscriptionText``,
   ``TranscriptionStatus`` (``completed`` | ``failed``), ``TranscriptionSid``,
-  ``RecordingSid`` and ``CallId``.
+  ``RecordingSid`` and ``CallId``: a delivery of that event, written in the same
+  transaction and sent by the event delivery worker, so it is retried (and dead-lettered,
+  and redeliverable) like events are.
 
 No job is left stuck. A claim carries a time (``claimed_at``) and a number (``attempts``,
 raised by each claim); a ``running`` job whose claim is older than ``claim_timeout`` — its
@@ -46,10 +48,11 @@ from sautikit.config import Settings
 from sautikit.db import Database
 from sautikit.db.models import Recording, Transcription, Workspace
 from sautikit.db.types import rows_changed, utcnow
+from sautikit.events.delivery import add_callback_delivery
 from sautikit.events.outbox import record_call_event
 from sautikit.media.audio import AudioFormatError, load_audio_channels
 from sautikit.recordings.finalise import CONTENT_TYPES
-from sautikit.recordings.pipeline import AppClientFactory
+from sautikit.recordings.pipeline import callback_encoding
 from sautikit.recordings.stores import WorkspaceStores
 from sautikit.recordings.transcription import (
     Transcript,
@@ -152,7 +155,6 @@ class TranscriptionWorker:
         database: Database,
         settings: Settings,
         stores: WorkspaceStores,
-        app_clients: AppClientFactory,
         *,
         engine: str | TranscriptionEngine = "whisper",
         model_path: str | Path | None = None,
@@ -166,7 +168,6 @@ class TranscriptionWorker:
         self.database = database
         self.settings = settings
         self.stores = stores
-        self.app_clients = app_clients
         self.model_path = model_path
         self.claim_timeout = claim_timeout
         self.max_attempts = max_attempts
@@ -328,22 +329,14 @@ class TranscriptionWorker:
         heard: _Heard | None = None,
         failure: str | None = None,
     ) -> None:
-        """End the job, if this claim still holds it: row, charge and event in one
-        transaction; then the app's transcribeCallback."""
+        """End the job, if this claim still holds it: row, charge, event and the app's
+        transcribeCallback (a delivery, retried like the event) in one transaction."""
         try:
-            notice = await self._complete(claim, heard, failure)
+            await self._complete(claim, heard, failure)
         except InsufficientFunds:
-            notice = await self._complete(claim, None, "the wallet cannot pay for it")
-        if notice is None:
-            return
-        url, method, workspace_id, fields = notice
-        call_id = fields["CallId"]
-        client = await self.app_clients(workspace_id, str(call_id))
-        await client.notify(url, fields, method)
+            await self._complete(claim, None, "the wallet cannot pay for it")
 
-    async def _complete(
-        self, claim: _Claim, heard: _Heard | None, failure: str | None
-    ) -> tuple[str, str, str, dict[str, str | int]] | None:
+    async def _complete(self, claim: _Claim, heard: _Heard | None, failure: str | None) -> None:
         async with self.database.transaction() as session:
             job = await session.scalar(
                 select(Transcription)
@@ -352,7 +345,7 @@ class TranscriptionWorker:
             )
             if job is None or job.status != "running" or job.attempts != claim.attempt:
                 log.info("transcription %s was taken over; dropping this result", claim)
-                return None
+                return
             recording = await session.get_one(Recording, job.recording_id)
             if heard is None and failure is None:
                 failure = "internal error: no transcript"
@@ -372,14 +365,14 @@ class TranscriptionWorker:
             job.error = failure
             job.engine = heard.engine if heard is not None else self._engine_name
             job.completed_at = utcnow()
-            await record_call_event(
+            event = await record_call_event(
                 session,
                 call_id=recording.call_id,
                 kind="call.transcription.ready",
                 data=transcription_data(job, recording),
             )
             if recording.transcribe_callback is None:
-                return None
+                return
             fields: dict[str, str | int] = {
                 "CallId": recording.call_id,
                 "WorkspaceId": job.workspace_id,
@@ -388,7 +381,15 @@ class TranscriptionWorker:
                 "TranscriptionStatus": job.status,
                 "TranscriptionText": job.text or "",
             }
-            return recording.transcribe_callback, "POST", job.workspace_id, fields
+            encoding = await callback_encoding(session, job.workspace_id, call_id=recording.call_id)
+            await add_callback_delivery(
+                session,
+                event,
+                url=recording.transcribe_callback,
+                method="POST",
+                fields=fields,
+                encoding=encoding,
+            )
 
 
 def transcription_data(job: Transcription, recording: Recording) -> dict[str, Any]:

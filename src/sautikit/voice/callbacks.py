@@ -53,6 +53,7 @@ __all__ = [
     "AppRequestError",
     "CallbackEncoding",
     "Fields",
+    "build_app_request",
     "encode_fields",
 ]
 
@@ -112,6 +113,31 @@ class AppRequestError(Exception):
         return f"application.{self.kind}"
 
 
+def build_app_request(
+    http: httpx.AsyncClient,
+    secret: str,
+    url: str,
+    method: str,
+    fields: Fields,
+    encoding: CallbackEncoding,
+    *,
+    timestamp: int | None = None,
+) -> httpx.Request:
+    """The signed request that carries ``fields`` to an app's ``url`` (see the module
+    docstring); the delivery worker sends retried callbacks with it too."""
+    headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+    if method == "GET":
+        query = {name: str(value) for name, value in fields.items()}
+        request = http.build_request("GET", httpx.URL(url).copy_merge_params(query))
+        raw = request.url.query
+    else:
+        raw, headers["Content-Type"] = encode_fields(fields, encoding)
+        request = http.build_request("POST", url, content=raw)
+    request.headers.update(headers)
+    request.headers[SIGNATURE_HEADER] = sign(secret, raw, timestamp)
+    return request
+
+
 class AppClient:
     """Talks to one workspace's app; ``http`` comes from :func:`sautikit.net.outbound_client`
     and may be shared by many calls."""
@@ -130,17 +156,7 @@ class AppClient:
         self.encoding = encoding
 
     def _request(self, url: str, method: str, fields: Fields) -> httpx.Request:
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        if method == "GET":
-            query = {name: str(value) for name, value in fields.items()}
-            request = self.http.build_request("GET", httpx.URL(url).copy_merge_params(query))
-            raw = request.url.query
-        else:
-            raw, headers["Content-Type"] = encode_fields(fields, self.encoding)
-            request = self.http.build_request("POST", url, content=raw)
-        request.headers.update(headers)
-        request.headers[SIGNATURE_HEADER] = sign(self.secret, raw)
-        return request
+        return build_app_request(self.http, self.secret, url, method, fields, self.encoding)
 
     async def _exchange(self, url: str, method: str, fields: Fields) -> bytes:
         """Send the request; answer the 2xx body, read up to just past the document limit."""

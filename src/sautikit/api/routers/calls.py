@@ -22,6 +22,7 @@ from sautikit.api.errors import ApiError, ErrorEnvelope
 from sautikit.api.pagination import PageParams, page_params, paginate
 from sautikit.api.routing import SautikitRoute, refused_when_overloaded
 from sautikit.api.schemas import RequestModel
+from sautikit.api.urls import refuse_undeliverable_fields
 from sautikit.billing.authorisation import DestinationNotAllowed, InvalidDestination
 from sautikit.calls.admission import (
     Admission,
@@ -178,6 +179,7 @@ async def _owned(session: AsyncSession, principal: Principal, call_id: str) -> C
 async def place_call(
     body: CallCreate, request: Request, session: DbSession, principal: Principal = Depends(write)
 ) -> dict[str, Any]:
+    refuse_undeliverable_fields(request, body, "action_url", "events_url", "fallback_url")
     state = request.app.state
     manager = getattr(state, "calls", None)
     if manager is not None and not manager.accepting:
@@ -291,6 +293,7 @@ async def change_call(
     session: DbSession,
     principal: Principal = Depends(write),
 ) -> dict[str, Any]:
+    refuse_undeliverable_fields(request, body, "action_url")
     call = await _owned(session, principal, call_id)
     if call.status not in LIVE_STATUSES:
         raise ApiError(409, "calls.not_live", f"call {call_id} has ended ({call.status})")

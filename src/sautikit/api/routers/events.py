@@ -205,14 +205,15 @@ async def list_deliveries(
     status_code=202,
     response_model=Redelivered,
     responses=_NOT_FOUND,
-    summary="Send the event again to its events_url and its matching subscriptions",
+    summary="Send the event again to its events_url, matching subscriptions and callbacks",
 )
 async def redeliver_event(
     event_id: str, session: DbSession, principal: Principal = Depends(manage)
 ) -> Redelivered:
-    """Creates a fresh pending delivery to the event's events_url and to each subscription
-    that matches the event now; earlier deliveries, dead-lettered or not, are left as they
-    were. The event keeps its id. Honours `Idempotency-Key`. Needs `webhooks.manage`."""
+    """Creates a fresh pending delivery to the event's events_url, to each subscription
+    that matches the event now, and to a voice callback it carried (a
+    `transcribeCallback`); earlier deliveries, dead-lettered or not, are left as they were.
+    The event keeps its id. Honours `Idempotency-Key`. Needs `webhooks.manage`."""
     event = await _owned(session, principal, event_id)
-    deliveries = await fan_out(session, event, utcnow())
+    deliveries = await fan_out(session, event, utcnow(), callbacks=True)
     return Redelivered(data=await _deliveries_out(session, deliveries))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AnyHttpUrl, BaseModel, Field, UrlConstraints
 from sqlalchemy import String, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +21,7 @@ from sautikit.api.errors import ApiError, ErrorEnvelope
 from sautikit.api.pagination import PageParams, page_params, paginate
 from sautikit.api.routing import SautikitRoute
 from sautikit.api.schemas import RequestModel
+from sautikit.api.urls import refuse_undeliverable_fields
 from sautikit.billing.authorisation import normalise_prefix
 from sautikit.billing.ledger import InsufficientFunds
 from sautikit.billing.numbers import (
@@ -222,8 +223,13 @@ async def get_number(
     "/{number_id}/routing", response_model=NumberOut, summary="Where the number's calls go"
 )
 async def set_routing(
-    number_id: str, body: RoutingIn, session: DbSession, principal: Principal = Depends(write)
+    number_id: str,
+    body: RoutingIn,
+    request: Request,
+    session: DbSession,
+    principal: Principal = Depends(write),
 ) -> NumberOut:
+    refuse_undeliverable_fields(request, body, "voice_url", "fallback_url", "events_url")
     number = await owned_number(session, principal, number_id, for_change=True)
     for name in body.model_fields_set:
         value = getattr(body, name)

@@ -35,10 +35,10 @@ from sautikit.api.deps import DbSession, api_context
 from sautikit.api.errors import ApiError
 from sautikit.api.routing import SautikitRoute
 from sautikit.api.schemas import RequestModel
+from sautikit.api.urls import is_private_host
 from sautikit.billing.authorisation import normalise_host_entry, normalise_prefix
 from sautikit.crypto import encrypt_secret
 from sautikit.db.models import Workspace
-from sautikit.net import is_public_address
 from sautikit.storage.base import StorageError
 from sautikit.storage.s3 import parse_s3_url
 
@@ -159,14 +159,10 @@ def _bucket(url: str, *, allow_private: bool) -> tuple[str, StorageCredentials |
         location = parse_s3_url(url)
     except StorageError as error:
         raise _invalid("storage_url", str(error)) from None
-    if location.endpoint is not None and not allow_private:
-        host = urlsplit(location.endpoint).hostname or ""
-        try:
-            private = not is_public_address(host)
-        except ValueError:  # a host name: only the upload, which resolves it, can tell
-            private = host == "localhost"
-        if private:
-            raise _invalid("storage_url", "the endpoint is a private address")
+    endpoint_host = urlsplit(location.endpoint or "").hostname or ""
+    # A host name is left to the upload, which resolves it.
+    if location.endpoint is not None and not allow_private and is_private_host(endpoint_host):
+        raise _invalid("storage_url", "the endpoint is a private address")
     parts = urlsplit(url)
     bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
     if location.access_key is None or location.secret_key is None:

@@ -6,7 +6,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import AnyHttpUrl, BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +17,7 @@ from sautikit.api.errors import ApiError
 from sautikit.api.pagination import PageParams, page_params, paginate
 from sautikit.api.routing import SautikitRoute
 from sautikit.api.schemas import RequestModel
+from sautikit.api.urls import refuse_undeliverable_fields
 from sautikit.db.models import WebhookSubscription
 from sautikit.events import EVENT_KINDS
 
@@ -81,9 +82,11 @@ async def subscribe(
 @router.post("", status_code=201, response_model=WebhookCreated, summary="Subscribe to events")
 async def create_webhook(
     body: WebhookIn,
+    request: Request,
     session: DbSession,
     principal: Principal = Depends(manage),
 ) -> WebhookCreated:
+    refuse_undeliverable_fields(request, body, "url")
     subscription = await subscribe(session, principal.workspace_id, body)
     return WebhookCreated(**_out(subscription).model_dump(), secret=subscription.secret)
 
