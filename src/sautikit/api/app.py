@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -11,8 +10,9 @@ from prometheus_client import CollectorRegistry
 import sautikit
 from sautikit.api import routers
 from sautikit.api.deps import ApiContext
-from sautikit.api.errors import ErrorEnvelope, install_error_handlers
+from sautikit.api.errors import install_error_handlers
 from sautikit.api.middleware import HttpMetrics, RequestContextMiddleware
+from sautikit.api.openapi import install_openapi
 from sautikit.api.ratelimit import RateLimiter
 from sautikit.billing.mpesa import TopUpService
 from sautikit.calls.admission import Admission
@@ -25,18 +25,6 @@ from sautikit.storage import ObjectStore
 from sautikit.voice.commands import CommandBus, open_bus
 
 __all__ = ["create_api"]
-
-_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorEnvelope, "description": description}
-    for status, description in {
-        400: "Invalid request: `validation.invalid_field` names the field",
-        401: "Missing, invalid or revoked API key",
-        403: "The key lacks a scope",
-        404: "Not found in this workspace",
-        409: "Idempotency conflict",
-        429: "Rate limited; see Retry-After",
-    }.items()
-}
 
 
 def create_api(
@@ -60,7 +48,6 @@ def create_api(
             'sk_live_…`. Errors share one envelope: `{"error": {"code", "message", '
             '"request_id"}}`.'
         ),
-        responses=_ERROR_RESPONSES,
     )
     registry = CollectorRegistry()
     if calls is not None:
@@ -80,6 +67,7 @@ def create_api(
         limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
     )
     install_error_handlers(app)
+    install_openapi(app)
     for router in routers.all_routers():
         app.include_router(router)
     app.add_middleware(

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
 from sautikit.accounts import hash_api_key
@@ -25,7 +26,21 @@ class Principal:
     scopes: frozenset[str]
 
 
-async def authenticate(request: Request) -> Principal:
+# Declares the scheme in the OpenAPI document (every route that authenticates a key lists
+# it, so generated clients send the key); the header is read and checked below, so that a
+# bad one answers the one error envelope.
+API_KEY_SCHEME = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    bearerFormat="sk_live_…",
+    description="A workspace API key: `Authorization: Bearer sk_live_…`.",
+)
+
+
+async def authenticate(
+    request: Request,
+    _declared: HTTPAuthorizationCredentials | None = Depends(API_KEY_SCHEME),
+) -> Principal:
     """Resolve the bearer key once per request and charge it one rate-limit token."""
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sautikit.api.deps import api_context
 from sautikit.api.errors import ApiError
@@ -24,7 +25,17 @@ def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode()).digest()
 
 
-async def require_operator(request: Request) -> None:
+OPERATOR_SCHEME = HTTPBearer(
+    auto_error=False,
+    scheme_name="operator",
+    description="The operator token (`SAUTIKIT_OPERATOR_TOKEN`).",
+)
+
+
+async def require_operator(
+    request: Request,
+    _declared: HTTPAuthorizationCredentials | None = Depends(OPERATOR_SCHEME),
+) -> None:
     """A dependency: the request carries the operator token, or it is refused."""
     token = api_context(request).settings.operator_token.get_secret_value()
     if not token:
