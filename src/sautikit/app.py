@@ -37,6 +37,7 @@ from sautikit.recordings.recovery import recover_recordings
 from sautikit.recordings.retention import sweep_retention
 from sautikit.recordings.stores import WorkspaceStores
 from sautikit.recordings.worker import TranscriptionWorker
+from sautikit.runtime import settle_heap
 from sautikit.sip.auth_throttle import ThrottlePolicy
 from sautikit.storage import open_store
 from sautikit.voice.commands import open_bus
@@ -226,6 +227,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             host, port = server.servers[0].sockets[0].getsockname()[:2]
             base_url = f"http://{host}:{port}"
             log.info("Sautikit API listening on %s, SIP on %s:%d", base_url, pbx.sip_host, pbx.port)
+            settle_heap()
             if on_ready is not None:
                 on_ready(base_url)
         stopping = asyncio.ensure_future(stop.requested.wait())

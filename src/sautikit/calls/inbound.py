@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from sautikit.billing.numbers import active_number
-from sautikit.calls.admission import Admission, CallAsk, InsufficientFunds, NumberNotOwned, Origin
+from sautikit.calls.admission import (
+    Admission,
+    Admitted,
+    CallAsk,
+    InsufficientFunds,
+    NumberNotOwned,
+    Origin,
+)
 from sautikit.calls.application import AppRunner
 from sautikit.calls.devices import Devices
 from sautikit.calls.records import mark_ringing
@@ -66,20 +75,22 @@ class Inbound:
                 leg.reject(480, "Temporarily Unavailable")
                 return
         caller = device.number if device is not None else normalise_number(leg.caller)
+        ask = CallAsk(
+            Origin.INBOUND,
+            to=called,
+            caller=caller,
+            owner=self.node,
+            sip_call_id=leg.call_id,
+            sip_dialog=dialog_column([DialogSnapshot.of_call(leg.sip)]),
+        )
+
+        async def admit(session: AsyncSession) -> Admitted:
+            admitted = await self.admission.admit(session, ask)
+            await mark_ringing(session, admitted.call)
+            return admitted
+
         try:
-            async with self.database.transaction() as session:
-                admitted = await self.admission.admit(
-                    session,
-                    CallAsk(
-                        Origin.INBOUND,
-                        to=called,
-                        caller=caller,
-                        owner=self.node,
-                        sip_call_id=leg.call_id,
-                        sip_dialog=dialog_column([DialogSnapshot.of_call(leg.sip)]),
-                    ),
-                )
-                await mark_ringing(session, admitted.call)
+            admitted = await self.database.write(admit, what=f"admit inbound {leg.call_id}")
         except NumberNotOwned:
             leg.reject(404, "Not Found")
             return

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.calls.admission import Admission
 from sautikit.calls.application import AppRunner
@@ -212,15 +213,14 @@ class CallManager:
                 await self._maintain()
             if not self.registry.live:
                 continue
-            try:
-                async with self.database.transaction() as session:
-                    await session.execute(
-                        update(Call)
-                        .where(Call.id.in_(list(self.registry.live)))
-                        .values(last_seen_at=utcnow())
-                    )
-            except Exception:
-                log.exception("heartbeat of live calls failed")
+            live = list(self.registry.live)
+
+            async def stamp(session: AsyncSession, live: list[str] = live) -> None:
+                await session.execute(
+                    update(Call).where(Call.id.in_(live)).values(last_seen_at=utcnow())
+                )
+
+            self.database.write_later(stamp, what="heartbeat of live calls")
 
     async def _maintain(self) -> None:
         """Pick up trunk changes made by other processes, and queued calls whose

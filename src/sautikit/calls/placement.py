@@ -11,9 +11,11 @@ import logging
 from collections.abc import Callable
 
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.calls.admission import (
     Admission,
+    Admitted,
     CallAsk,
     CallLimitExceeded,
     DestinationError,
@@ -87,25 +89,22 @@ class Placement:
     def report_ringing(self, live: LiveCall) -> None:
         """A leg's 180/183: record ``ringing`` in the order of the call's other changes."""
 
-        async def write() -> None:
-            async with live.journal:
-                await self.records.ringing(live.call_id, self.registry.dialogs(live))
-
-        self.registry.spawn(write(), "ringing")
+        self.records.ringing(live.call_id, self.registry.dialogs(live))
 
     async def place(self, call_id: str) -> None:
         """Dial a queued API call, if this process wins it (a draining one leaves it to
         the others)."""
         if not self.accepting():
             return
-        async with self.database.transaction() as session:
+
+        async def claim(session: AsyncSession) -> tuple[Call, Workspace, int | None] | None:
             claimed = await session.execute(
                 update(Call)
                 .where(Call.id == call_id, Call.status == CallStatus.QUEUED, Call.owner.is_(None))
                 .values(owner=self.node)
             )
             if rows_changed(claimed) != 1:
-                return
+                return None
             call = await session.get(Call, call_id)
             assert call is not None
             age = (utcnow() - call.created_at).total_seconds()
@@ -118,10 +117,15 @@ class Placement:
                     settings=self.admission.settings,
                     error=QUEUE_EXPIRED,
                 )
-                return
+                return None
             workspace = await session.get(Workspace, call.workspace_id)
             assert workspace is not None
-            allowed = await self.admission.fund(session, workspace, call)
+            return call, workspace, await self.admission.fund(session, workspace, call)
+
+        claimed = await self.database.write(claim, what=f"claim call {call_id}")
+        if claimed is None:
+            return
+        call, workspace, allowed = claimed
         try:
             leg = await self.dialler.dial(
                 call.to_number, call.from_number, call.ring_timeout_seconds
@@ -143,7 +147,8 @@ class Placement:
         self, parent: LiveCall, target: DialTarget, caller_id: str | None, ring_timeout: float
     ) -> LiveCall:
         """Admit and dial a ``dial`` action's leg; raises :class:`DialRefused`."""
-        async with self.database.transaction() as session:
+
+        async def admit(session: AsyncSession) -> Admitted:
             parent_record = await session.get(Call, parent.call_id)
             ask = CallAsk(
                 Origin.CHILD,
@@ -159,15 +164,17 @@ class Placement:
                 ring_timeout_seconds=int(ring_timeout),
                 owner=self.node,
             )
-            try:
-                admitted = await self.admission.admit(session, ask)
-            except (
-                NumberNotOwned,
-                DestinationError,
-                CallLimitExceeded,
-                InsufficientFunds,
-            ) as refused:
-                raise DialRefused(str(refused)) from None
+            return await self.admission.admit(session, ask)
+
+        try:
+            admitted = await self.database.write(admit, what=f"admit a dial of {parent.call_id}")
+        except (
+            NumberNotOwned,
+            DestinationError,
+            CallLimitExceeded,
+            InsufficientFunds,
+        ) as refused:
+            raise DialRefused(str(refused)) from None
         child = admitted.call
         try:
             leg = await self.dialler.dial(child.to_number, child.from_number, ring_timeout)

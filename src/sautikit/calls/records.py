@@ -143,43 +143,57 @@ async def end_call(
 
 
 class CallRecords:
-    """The writes a live call makes to its own row, each in a transaction of its own."""
+    """The writes a live call makes to its own row, each a job of the database writer
+    (:mod:`sautikit.db.writer`): they run back to back with the other writes of the
+    process, in the order they were handed over."""
 
     def __init__(self, database: Database, settings: Settings) -> None:
         self.database = database
         self.settings = settings
 
-    async def ringing(self, call_id: str, sip_dialog: dict[str, Any] | None = None) -> None:
+    def ringing(self, call_id: str, sip_dialog: dict[str, Any] | None = None) -> None:
         """``ringing``, storing the call's SIP dialog as it now stands (crash recovery
-        CANCELs from it)."""
-        async with self.database.transaction() as session:
+        CANCELs from it); handed to the writer without waiting: nothing of the call
+        waits for this row, and later writes of the call run after it."""
+
+        async def job(session: AsyncSession) -> None:
             record = await session.get(Call, call_id)
             if record is not None:
                 if sip_dialog is not None:
                     record.sip_dialog = sip_dialog
                 await mark_ringing(session, record)
 
+        self.database.write_later(job, what=f"call {call_id} ringing")
+
     async def answered(self, call_id: str, sip_dialog: dict[str, Any] | None = None) -> None:
         """``answered``, storing the confirmed SIP dialog (crash recovery BYEs from it)."""
-        async with self.database.transaction() as session:
+
+        async def job(session: AsyncSession) -> None:
             record = await session.get(Call, call_id)
             if record is not None:
                 if sip_dialog is not None:
                     record.sip_dialog = sip_dialog
                 await mark_answered(session, record)
 
+        await self.database.write(job, what=f"call {call_id} answered")
+
     async def ended(self, call_id: str, cause: str, quality: dict[str, Any] | None = None) -> None:
         """End the call's row with ``cause`` (also for a call that was never placed) and
         its leg's media ``quality`` (media.LegQuality.as_record) when it had media."""
-        async with self.database.transaction() as session:
+
+        async def job(session: AsyncSession) -> None:
             record = await session.get(Call, call_id)
             if record is not None:
                 if quality is not None and record.quality is None:
                     record.quality = quality
                 await end_call(session, record, cause, settings=self.settings)
 
+        await self.database.write(job, what=f"call {call_id} ended")
+
     async def error(self, call_id: str, code: str, message: str) -> None:
-        async with self.database.transaction() as session:
+        async def job(session: AsyncSession) -> None:
             record = await session.get(Call, call_id)
             if record is not None:
                 record.error = {"code": code, "message": message}
+
+        await self.database.write(job, what=f"call {call_id} error")

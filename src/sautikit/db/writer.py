@@ -52,6 +52,14 @@ raises) is the caller's answer. It must not commit or wait on anything slow."""
 MAX_BATCH = 128
 """Jobs committed together at most: bounds how long the first of a batch waits."""
 
+MAX_BATCH_SECONDS = 0.02
+"""A batch commits once its jobs have worked this long, however many wait behind."""
+
+YIELD_AFTER_SECONDS = 0.002
+"""Jobs on SQLite's in-place driver never suspend: the writer lets the event loop run
+between them after this much work, so a long batch cannot hold the loop (measured: a
+batch of 128 call writes held it ~300 ms)."""
+
 
 BUSY_TIMEOUT_SECONDS = 10.0
 """How long a write waits for another process (the CLI, say) to release SQLite's lock."""
@@ -278,11 +286,19 @@ class Writer:
         try:
             async with self.engine.connect() as connection:
                 await self._begin(connection)
+                started = paused = time.perf_counter()
                 while self._queue and len(taken) < self.max_batch:
                     entry = self._queue.popleft()
                     taken.append(entry)
                     if await self._run_entry(connection, entry):
                         done.append(entry)
+                    now = time.perf_counter()
+                    if now - started >= MAX_BATCH_SECONDS:
+                        break
+                    if now - paused >= YIELD_AFTER_SECONDS:
+                        # On SQLite the jobs never suspend: let calls, media and SIP run.
+                        await asyncio.sleep(0)
+                        paused = time.perf_counter()
                 await connection.commit()
         except Exception as failed:
             log.error("a database write batch failed to commit: %s", failed)
