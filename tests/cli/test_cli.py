@@ -72,3 +72,9 @@ def test_unknown_scope_and_workspace_are_refused() -> None:
 def test_every_command_has_help() -> None:
     for command in (["workspaces"], ["keys"], ["db"], ["config"], ["serve"], ["demo"]):
         assert "Usage" in run(*command, "--help")
+
+
+def test_version_prints_the_package_version() -> None:
+    import sautikit
+
+    assert run("--version") == f"sautikit {sautikit.__version__}"

@@ -9,6 +9,7 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import sautikit
 from sautikit import accounts, runtime
 from sautikit.app import serve
 from sautikit.cli import billing, members, mpesa, numbers, phone, trunks
@@ -31,6 +32,29 @@ T = TypeVar("T")
 app = typer.Typer(
     help="Sautikit: a self-hostable programmable voice platform.", no_args_is_help=True
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"sautikit {sautikit.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Sautikit: a self-hostable programmable voice platform."""
+
+
 config_app = typer.Typer(help="Inspect the settings.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 workspaces_app = typer.Typer(help="Create and list workspaces.", no_args_is_help=True)
