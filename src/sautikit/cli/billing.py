@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.billing import ledger
 from sautikit.billing.rates_import import RateDeckError, parse_rate_deck
 from sautikit.billing.rating import StoredRates, store_rates
-from sautikit.cli.common import console, in_transaction
+from sautikit.cli.common import console, err_console, in_transaction
 from sautikit.db.models import WalletEntry, Workspace
 from sautikit.ids import new_id
 
@@ -28,8 +27,6 @@ rates_app = typer.Typer(help="Import the rate deck.", no_args_is_help=True)
 wallet_app = typer.Typer(help="Credit and inspect workspace wallets.", no_args_is_help=True)
 app.add_typer(rates_app, name="rates")
 app.add_typer(wallet_app, name="wallet")
-
-err_console = Console(stderr=True)
 
 
 @rates_app.command("import")

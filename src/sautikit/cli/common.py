@@ -28,7 +28,8 @@ __all__ = [
 T = TypeVar("T")
 
 console = Console()
-err_console = Console(stderr=True)
+# Error lines are never wrapped: a file path and its line number stay one greppable line.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def load_settings_or_exit() -> Settings:

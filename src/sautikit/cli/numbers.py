@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +21,7 @@ from sautikit.billing.numbers import (
     parse_inventory,
     renew_numbers,
 )
-from sautikit.cli.common import console, in_transaction, print_rows
+from sautikit.cli.common import console, err_console, in_transaction, print_rows
 from sautikit.db.models import Number
 from sautikit.db.types import utcnow
 
@@ -31,7 +30,6 @@ __all__ = ["app"]
 app = typer.Typer(
     help="Load and list the inventory of numbers; renew their rentals.", no_args_is_help=True
 )
-err_console = Console(stderr=True)
 
 
 @app.command("import")
