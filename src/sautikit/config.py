@@ -174,7 +174,16 @@ class Settings(BaseSettings):
     )
 
     min_call_funding_seconds: int = Field(
-        default=60, ge=1, le=3600, description="A call is placed only if the wallet pays this long."
+        default=60,
+        ge=1,
+        le=3600,
+        description="A call is placed only if the wallet pays this long: its first slice.",
+    )
+    call_quota_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=86_400,
+        description="A live call's next slice of credit, renewed while it lasts (SPEC §6).",
     )
 
     # Defaults of SPEC §6 while the rate deck is empty.

@@ -8,6 +8,7 @@ import httpx
 from tests.support import KeyFactory
 
 from sautikit.billing import ledger
+from sautikit.billing.quota import open_quota
 from sautikit.config import Settings
 from sautikit.db import Database
 from sautikit.db.models import Call
@@ -46,7 +47,7 @@ async def test_the_balance_shows_what_live_calls_hold(
         )
         session.add(call)
         await session.flush()
-        await ledger.reserve_for_call(session, workspace_id, call.id, 300, max_seconds=120)
+        await open_quota(session, workspace_id, call.id, 300, seconds=120)
     body = (await client.get("/v1/wallet/balance", headers=headers)).json()
     assert (body["balance_minor"], body["available_minor"]) == (5_000, 4_400)
 

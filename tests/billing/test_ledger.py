@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sautikit import accounts
 from sautikit.billing import ledger
 from sautikit.billing.ledger import InsufficientFunds
+from sautikit.billing.quota import open_quota, renew_quota
 from sautikit.billing.rating import RateLine, store_rates
 from sautikit.config import Settings
 from sautikit.db import Database
@@ -334,7 +335,7 @@ async def test_the_duration_comes_from_the_timestamps_when_none_was_written(
     assert entry is not None and entry.amount_minor == -305
 
 
-async def test_reservations_make_concurrent_calls_share_the_balance(
+async def test_holds_make_concurrent_calls_share_the_balance(
     database: Database, settings: Settings
 ) -> None:
     workspace_id = await _workspace(database)
@@ -343,58 +344,56 @@ async def test_reservations_make_concurrent_calls_share_the_balance(
         await _call(database, workspace_id, answered_seconds=30) for _ in range(3)
     ]
     async with database.transaction() as session:
-        # One call alone may run as long as the whole balance pays for: 150 s at 300/min.
-        assert await ledger.reserve_for_call(session, workspace_id, first, 300) == 150
-        # Reserving again replaces the hold, now capped at a minute.
-        assert (
-            await ledger.reserve_for_call(session, workspace_id, first, 300, max_seconds=60) == 60
-        )
+        # Each call's first slice is a minute at 300/min, whatever the balance.
+        assert (await open_quota(session, workspace_id, first, 300, seconds=60)).seconds == 60
         assert await ledger.available(session, workspace_id) == 450
-        assert await ledger.reserve_for_call(session, workspace_id, second, 300) == 90
+        # Opening again replaces the hold.
+        assert (await open_quota(session, workspace_id, first, 300, seconds=30)).seconds == 30
+        assert await ledger.available(session, workspace_id) == 600
+        assert (await open_quota(session, workspace_id, second, 300, seconds=120)).seconds == 120
         assert await ledger.available(session, workspace_id) == 0
         with pytest.raises(InsufficientFunds) as caught:
-            await ledger.reserve_for_call(session, workspace_id, third, 300)
+            await open_quota(session, workspace_id, third, 300, seconds=60)
         assert caught.value.balance_minor == 0 and caught.value.needed_minor == 300
     # Money held for live calls cannot be spent elsewhere.
     assert not await _debit(database, workspace_id, 1, "rent")
     entry = await _settle(database, first, settings)  # 30 s at 300/min, releasing its hold
     assert entry is not None and entry.amount_minor == -150
     async with database.transaction() as session:
-        assert await ledger.available(session, workspace_id) == 150
+        assert await ledger.available(session, workspace_id) == 0
         assert await ledger.balance(session, workspace_id) == 600
         ledger_holds = await session.scalar(select(func.count()).select_from(WalletReservation))
     assert ledger_holds == 1
 
 
-async def test_a_free_rate_reserves_nothing_and_allows_the_longest_call(
-    database: Database,
-) -> None:
+async def test_a_free_rate_holds_nothing_and_is_never_cut(database: Database) -> None:
     workspace_id = await _workspace(database)
     call_id = await _call(database, workspace_id, answered_seconds=None)
     async with database.transaction() as session:
-        assert await ledger.reserve_for_call(session, workspace_id, call_id, 0) == (
-            ledger.MAX_CALL_SECONDS
-        )
+        quota = await open_quota(session, workspace_id, call_id, 0, seconds=60)
+        assert (quota.seconds, quota.hold_minor) == (None, 0)
+        renewed = await renew_quota(session, workspace_id, call_id, 0, slice_seconds=300)
+        assert renewed is not None and renewed.seconds is None
         with pytest.raises(InsufficientFunds):
-            await ledger.reserve_for_call(session, workspace_id, call_id, 1)
+            await open_quota(session, workspace_id, call_id, 1, seconds=60)
 
 
-async def test_concurrent_reservations_never_hold_more_than_the_balance(
+async def test_concurrent_first_slices_never_hold_more_than_the_balance(
     database: Database,
 ) -> None:
     workspace_id = await _workspace(database)
     await _credit(database, workspace_id, 1_000, "float")
     calls = [await _call(database, workspace_id, answered_seconds=None) for _ in range(10)]
 
-    async def reserve(call_id: str) -> bool:
+    async def hold(call_id: str) -> bool:
         try:
             async with database.transaction() as session:
-                await ledger.reserve_for_call(session, workspace_id, call_id, 300, max_seconds=60)
+                await open_quota(session, workspace_id, call_id, 300, seconds=60)
         except InsufficientFunds:
             return False
         return True
 
-    results = await asyncio.gather(*(reserve(call_id) for call_id in calls))
+    results = await asyncio.gather(*(hold(call_id) for call_id in calls))
     assert results.count(True) == 3
     async with database.transaction() as session:
         assert await ledger.available(session, workspace_id) == 100
@@ -407,7 +406,7 @@ async def test_a_call_that_outran_its_hold_takes_no_more_than_the_wallet_has(
     await _credit(database, workspace_id, 300, "float")
     call_id = await _call(database, workspace_id, answered_seconds=62)
     async with database.transaction() as session:
-        assert await ledger.reserve_for_call(session, workspace_id, call_id, 300) == 60
+        assert (await open_quota(session, workspace_id, call_id, 300, seconds=60)).seconds == 60
     entry = await _settle(database, call_id, settings)
     assert entry is not None and entry.amount_minor == -300
     assert await _books(database, workspace_id) == (0, 0, 2)

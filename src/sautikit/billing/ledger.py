@@ -14,6 +14,12 @@ balance cannot go below zero through a race.
 
 Reservations hold money for live calls: a debit may not spend what a live call holds, and
 a call may last only as long as its hold pays for, so concurrent calls share the balance.
+A call's hold grows slice by slice while it lasts (:mod:`sautikit.billing.quota`).
+
+Lock order: the wallet row is the first row a ledger change locks, and admission
+(:mod:`sautikit.calls.admission`) takes it before anything else too, so no two writers
+ever wait on each other in opposite orders (on PostgreSQL, inserting a row that refers to
+the workspace takes a KEY SHARE lock on it; nothing here locks the workspace row itself).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sautikit.billing.rating import price_for, rate_for, seconds_affordable
+from sautikit.billing.rating import price_for, rate_for
 from sautikit.config import Settings
 from sautikit.db.models import Call, Wallet, WalletEntry, WalletReservation, Workspace
 from sautikit.db.types import utcnow
@@ -35,7 +41,6 @@ from sautikit.events.outbox import record_event
 
 __all__ = [
     "ENTRY_TYPES",
-    "MAX_CALL_SECONDS",
     "InsufficientFunds",
     "answered_seconds",
     "available",
@@ -44,9 +49,10 @@ __all__ = [
     "charge_transcription",
     "find_entry",
     "format_kes",
+    "held",
+    "lock_wallet",
     "post_entry",
     "release_reservation",
-    "reserve_for_call",
     "settle_call",
     "settle_ended_calls",
     "top_up",
@@ -55,8 +61,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ENTRY_TYPES: frozenset[str] = frozenset({"top_up", "call", "transcription", "number_rental"})
-# The longest a call may last when the caller sets no lower limit: four hours.
-MAX_CALL_SECONDS = 4 * 3600
 _MAX_KEY_LENGTH = 255
 
 
@@ -82,7 +86,7 @@ class InsufficientFunds(Exception):
         self.needed_minor = needed_minor
 
 
-async def _lock_wallet(session: AsyncSession, workspace_id: str) -> Wallet:
+async def lock_wallet(session: AsyncSession, workspace_id: str) -> Wallet:
     """The workspace's wallet row, created if missing, locked to the end of the transaction.
 
     A new wallet is empty and so starts below any threshold: a first small top-up is not
@@ -104,7 +108,8 @@ async def _lock_wallet(session: AsyncSession, workspace_id: str) -> Wallet:
     return wallet
 
 
-async def _held(session: AsyncSession, workspace_id: str, *, except_call: str | None = None) -> int:
+async def held(session: AsyncSession, workspace_id: str, *, except_call: str | None = None) -> int:
+    """What live calls of the workspace hold (all but ``except_call``'s), in minor units."""
     query = select(func.coalesce(func.sum(WalletReservation.amount_minor), 0)).where(
         WalletReservation.workspace_id == workspace_id
     )
@@ -124,7 +129,7 @@ async def balance(session: AsyncSession, workspace_id: str) -> int:
 
 async def available(session: AsyncSession, workspace_id: str) -> int:
     """The balance less what live calls hold: what a new call or charge may spend."""
-    return await balance(session, workspace_id) - await _held(session, workspace_id)
+    return await balance(session, workspace_id) - await held(session, workspace_id)
 
 
 async def find_entry(
@@ -173,12 +178,12 @@ async def post_entry(
     if threshold is None:
         raise LookupError(f"no workspace {workspace_id}")
 
-    wallet = await _lock_wallet(session, workspace_id)
+    wallet = await lock_wallet(session, workspace_id)
     existing = await find_entry(session, workspace_id, idempotency_key)
     if existing is not None:
         return existing
     if amount_minor < 0:
-        spendable = wallet.balance_minor - await _held(session, workspace_id)
+        spendable = wallet.balance_minor - await held(session, workspace_id)
         if spendable + amount_minor < 0:
             raise InsufficientFunds(spendable, -amount_minor)
 
@@ -254,42 +259,6 @@ async def top_up(
     )
 
 
-async def reserve_for_call(
-    session: AsyncSession,
-    workspace_id: str,
-    call_id: str,
-    rate_per_minute_minor: int,
-    *,
-    max_seconds: int = MAX_CALL_SECONDS,
-    min_seconds: int = 60,
-) -> int:
-    """Hold money for a live call and answer the longest it may last, in seconds.
-
-    The hold is what the spendable balance pays for, up to ``max_seconds``; a free rate
-    holds nothing and allows ``max_seconds``. Raises ``InsufficientFunds`` when the
-    spendable balance cannot pay ``min_seconds`` (SPEC §6: one minute). A second
-    reservation for the same call replaces the first.
-    """
-    if max_seconds < 1:
-        raise ValueError("max_seconds must be at least 1")
-    if rate_per_minute_minor < 0:
-        raise ValueError("the rate must not be negative")
-    wallet = await _lock_wallet(session, workspace_id)
-    if rate_per_minute_minor == 0:
-        seconds, amount = max_seconds, 0
-    else:
-        spendable = wallet.balance_minor - await _held(session, workspace_id, except_call=call_id)
-        needed = price_for(min_seconds, rate_per_minute_minor)
-        if spendable < needed:
-            raise InsufficientFunds(spendable, needed)
-        seconds = min(max_seconds, seconds_affordable(spendable, rate_per_minute_minor))
-        amount = price_for(seconds, rate_per_minute_minor)
-    await release_reservation(session, call_id)
-    session.add(WalletReservation(workspace_id=workspace_id, call_id=call_id, amount_minor=amount))
-    await session.flush()
-    return seconds
-
-
 async def release_reservation(session: AsyncSession, call_id: str) -> None:
     """Drop a call's hold, if it has one."""
     await session.execute(delete(WalletReservation).where(WalletReservation.call_id == call_id))
@@ -325,13 +294,13 @@ async def settle_call(
     )
     price = price_for(answered_seconds(call), rate.rate_per_minute_minor)
     key = f"call:{call.id}"
-    wallet = await _lock_wallet(session, call.workspace_id)
+    wallet = await lock_wallet(session, call.workspace_id)
     await release_reservation(session, call.id)
     call.price_minor = price
     existing = await find_entry(session, call.workspace_id, key)
     if existing is not None or price == 0:
         return existing
-    charged = min(price, wallet.balance_minor - await _held(session, call.workspace_id))
+    charged = min(price, wallet.balance_minor - await held(session, call.workspace_id))
     if charged < price:
         log.warning(
             "call %s cost %d minor but the wallet could pay only %d", call.id, price, charged

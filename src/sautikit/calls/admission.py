@@ -8,8 +8,18 @@ call, and in this order:
    the workspace holds as ``from`` (API, device), or a caller id the workspace may show
    (a child leg: a workspace number or the parent's From or To, SPEC §3);
 2. **destination authorisation** (every call going out): the workspace's allow-lists;
-3. **limits**: live calls and calls per second (:class:`CallRateGuard`);
-4. **funding**: the wallet holds what the call may cost, or it is refused.
+3. **limits**: live calls and calls per second (:class:`CallRateGuard`), for a call that
+   starts a conversation (API, device); a ``dial`` leg is part of its parent's call, which
+   counts once (SPEC §6);
+4. **funding**: the wallet holds the call's first slice of credit
+   (:mod:`sautikit.billing.quota`), or it is refused.
+
+**Lock order**, here and only here: after the reads of step 1, the first lock an admission
+takes is the workspace's wallet row (the ledger's own first lock, see
+:mod:`sautikit.billing.ledger`); the limits are counted and the hold placed under it. So
+concurrent admissions of one workspace queue on that one row, and never wait on each
+other in opposite orders: on PostgreSQL a burst of ``POST /v1/calls`` answers 201, 402 or
+429, never a deadlock.
 
 Each refusal is its own exception, so each entry point answers in its own protocol (a SIP
 status, an HTTP error, a ``dial`` failure) while the rules stay here, once. Nothing is
@@ -25,8 +35,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.billing.authorisation import DestinationError, authorise_destination
-from sautikit.billing.ledger import InsufficientFunds, reserve_for_call
+from sautikit.billing.ledger import InsufficientFunds, lock_wallet
 from sautikit.billing.numbers import active_number
+from sautikit.billing.quota import Quota, held_quota, open_quota
 from sautikit.billing.rating import rate_for
 from sautikit.calls.limits import CallLimitExceeded, CallRateGuard
 from sautikit.calls.records import record_started
@@ -99,12 +110,12 @@ class CallAsk:
 @dataclass(frozen=True)
 class Admitted:
     """An admitted call: its row (``queued``, with ``call.started`` written), its
-    workspace, the workspace number it belongs to, and how long its hold lets it last."""
+    workspace, the workspace number it belongs to, and the quota its hold pays for."""
 
     call: Call
     workspace: Workspace
     number: Number | None
-    allowed_seconds: int | None
+    quota: Quota
 
 
 class Admission:
@@ -122,10 +133,12 @@ class Admission:
                 workspace, ask.to, allow_private_hosts=self.settings.allow_private_http
             )
             call.to_number = destination.address
+        await lock_wallet(session, workspace.id)  # the lock order: see the module's notes
+        if ask.origin in (Origin.API, Origin.DEVICE):
             await self.rate_guard.admit(session, workspace)
-        allowed = await self.fund(session, workspace, call)
+        quota = await self.fund(session, workspace, call)
         await record_started(session, call)
-        return Admitted(call, workspace, number, allowed)
+        return Admitted(call, workspace, number, quota)
 
     async def _owner(
         self, session: AsyncSession, ask: CallAsk
@@ -192,17 +205,25 @@ class Admission:
             return wanted
         raise NumberNotOwned(f"caller id {ask.caller} is not a number of this workspace")
 
-    async def fund(self, session: AsyncSession, workspace: Workspace, call: Call) -> int | None:
-        """Step 4: hold what the call may cost; answers the seconds the balance allows."""
+    async def fund(self, session: AsyncSession, workspace: Workspace, call: Call) -> Quota:
+        """Step 4: hold the call's first slice (the minimum funding) at its rate."""
         rate = await rate_for(
             session, workspace.id, call.direction, call.to_number, settings=self.settings
         )
         session.add(call)
         await session.flush()
-        return await reserve_for_call(
+        return await open_quota(
             session,
             workspace.id,
             call.id,
             rate.rate_per_minute_minor,
-            min_seconds=self.settings.min_call_funding_seconds,
+            seconds=self.settings.min_call_funding_seconds,
         )
+
+    async def quota_of(self, session: AsyncSession, call: Call) -> Quota:
+        """The quota an admitted call holds now (an API call is dialled after its request
+        admitted it, maybe by another process)."""
+        rate = await rate_for(
+            session, call.workspace_id, call.direction, call.to_number, settings=self.settings
+        )
+        return await held_quota(session, call.id, rate.rate_per_minute_minor)

@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 
 from sautikit.billing.authorisation import play_url_allowed
-from sautikit.calls.funding import enforce_limits
+from sautikit.billing.quota import Quota
+from sautikit.calls.funding import Funding
 from sautikit.calls.registry import CallRegistry
 from sautikit.db.models import Call, Workspace
 from sautikit.recordings.pipeline import RecordingPipeline
@@ -32,20 +33,20 @@ class AppRunner:
         recordings: RecordingPipeline,
         http: httpx.AsyncClient,
         prompts: PromptCache,
+        funding: Funding,
         *,
         app_timeout: float,
         allow_private_http: bool = False,
     ) -> None:
         self.allow_private_http = allow_private_http
+        self.funding = funding
         self.registry = registry
         self.recordings = recordings
         self.http = http
         self.prompts = prompts
         self.app_timeout = app_timeout
 
-    async def run(
-        self, live: LiveCall, call: Call, workspace: Workspace, allowed_seconds: int | None
-    ) -> None:
+    async def run(self, live: LiveCall, call: Call, workspace: Workspace, quota: Quota) -> None:
         """Run the call's app from ``call.action_url`` until the call or the app ends."""
 
         def play_allowed(host: str) -> bool:
@@ -69,8 +70,8 @@ class AppRunner:
         )
         self.registry.interpreters[live.call_id] = interpreter
         limit = self.registry.spawn(
-            enforce_limits(live, call.max_duration_seconds, allowed_seconds),
-            f"limits of {call.id}",
+            self.funding.keep_funded(live, quota, max_duration=call.max_duration_seconds),
+            f"funding of {call.id}",
         )
         try:
             assert call.action_url is not None

@@ -18,7 +18,7 @@ from sautikit.calls.admission import (
     Origin,
 )
 from sautikit.calls.bridging import bridge_until_one_hangs_up
-from sautikit.calls.funding import enforce_limits
+from sautikit.calls.funding import Funding
 from sautikit.calls.placement import Dialler, Placement
 from sautikit.calls.records import CallRecords
 from sautikit.calls.recovery import dialog_column
@@ -49,9 +49,11 @@ class Devices:
         registry: CallRegistry,
         dialler: Dialler,
         placement: Placement,
+        funding: Funding,
         *,
         node: str,
     ) -> None:
+        self.funding = funding
         self.host = host
         self.database = database
         self.pbx = pbx
@@ -147,7 +149,7 @@ class Devices:
             return
         await live.mark_answered()
         limits = self.registry.spawn(
-            enforce_limits(live, None, admitted.allowed_seconds), f"limits of {call.id}"
+            self.funding.keep_funded(live, admitted.quota), f"funding of {call.id}"
         )
         await bridge_until_one_hangs_up(live, leg, caller_side=leg)
         limits.cancel()

@@ -104,6 +104,6 @@ class Inbound:
             self.registry.spawn(self.devices.ring(live, ringing_devices), f"call {call.id}")
         else:
             self.registry.spawn(
-                self.runner.run(live, call, admitted.workspace, admitted.allowed_seconds),
+                self.runner.run(live, call, admitted.workspace, admitted.quota),
                 f"call {call.id}",
             )

@@ -32,11 +32,12 @@ class CallLimitExceeded(Exception):
 class CallRateGuard:
     """Per-workspace caps on live calls and on new calls per second.
 
-    The concurrency count reads the calls table, so it holds across processes; call
-    :meth:`admit` in the transaction that then inserts the call: on PostgreSQL it locks
-    the workspace row, so two admissions of one workspace cannot both take the last line
-    (SQLite serialises writers anyway). The per-second limit is a token bucket in this
-    process, with a burst of one second's worth of calls.
+    The concurrency count reads the calls table, so it holds across processes. Call
+    :meth:`admit` in the transaction that then inserts the call, holding the workspace's
+    wallet lock (admission takes it first), so two admissions of one workspace cannot both
+    take the last line. A bridged call counts once: its dialled legs (rows with a
+    ``parent_call_id``) are part of it (SPEC §6). The per-second limit is a token bucket
+    in this process, with a burst of one second's worth of calls.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -53,13 +54,14 @@ class CallRateGuard:
 
     async def admit(self, session: AsyncSession, workspace: Workspace) -> None:
         """Allow one more call for ``workspace`` or raise :class:`CallLimitExceeded`."""
-        await session.execute(
-            select(Workspace.id).where(Workspace.id == workspace.id).with_for_update()
-        )
         live = await session.scalar(
             select(func.count())
             .select_from(Call)
-            .where(Call.workspace_id == workspace.id, Call.status.in_(LIVE_STATUSES))
+            .where(
+                Call.workspace_id == workspace.id,
+                Call.status.in_(LIVE_STATUSES),
+                Call.parent_call_id.is_(None),
+            )
         )
         if (live or 0) >= workspace.max_concurrent_calls:
             raise CallLimitExceeded(

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sautikit.calls.admission import Admission
 from sautikit.calls.application import AppRunner
 from sautikit.calls.devices import Devices
+from sautikit.calls.funding import Funding
 from sautikit.calls.inbound import Inbound
 from sautikit.calls.limits import CallRateGuard
 from sautikit.calls.placement import Dialler, Placement
@@ -92,11 +93,13 @@ class CallManager:
             lambda room, call: self.begin_recording(call, "conference", channels=1),
         )
         self.prompts = PromptCache(http)
+        self.funding = Funding(database, settings)
         self.runner = AppRunner(
             self.registry,
             recordings,
             http,
             self.prompts,
+            self.funding,
             app_timeout=app_timeout,
             allow_private_http=settings.allow_private_http,
         )
@@ -109,6 +112,7 @@ class CallManager:
             self.registry,
             dialler,
             self.runner,
+            self.funding,
             node=self.node,
             accepting=lambda: self.accepting,
         )
@@ -122,6 +126,7 @@ class CallManager:
             self.registry,
             dialler,
             self.placement,
+            self.funding,
             node=self.node,
         )
         self.inbound = Inbound(
@@ -238,7 +243,9 @@ class CallManager:
 
     async def call_answered(self, call: LiveCall) -> None:
         async with call.journal:
-            await self.records.answered(call.call_id, self.registry.dialogs(call))
+            await self.records.answered(
+                call.call_id, self.registry.dialogs(call), at=call.answered_at
+            )
 
     async def call_ended(self, call: LiveCall, end: CallEnd) -> None:
         self.registry.remove(call.call_id)
@@ -247,6 +254,7 @@ class CallManager:
                 call.call_id,
                 call.cause or "normal_clearing",
                 quality=call.channel.quality().as_record(),
+                at=call.ended_at,
             )
 
     async def record_call_error(self, call: LiveCall, code: str, message: str) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sautikit.billing.quota import Quota
 from sautikit.calls.admission import (
     Admission,
     Admitted,
@@ -25,7 +26,7 @@ from sautikit.calls.admission import (
     ParentCall,
 )
 from sautikit.calls.application import AppRunner
-from sautikit.calls.funding import enforce_limits
+from sautikit.calls.funding import Funding
 from sautikit.calls.records import CallRecords, end_call
 from sautikit.calls.recovery import QUEUE_EXPIRED
 from sautikit.calls.registry import CallRegistry
@@ -72,6 +73,7 @@ class Placement:
         registry: CallRegistry,
         dialler: Dialler,
         runner: AppRunner,
+        funding: Funding,
         *,
         node: str,
         accepting: Callable[[], bool],
@@ -84,6 +86,7 @@ class Placement:
         self.registry = registry
         self.dialler = dialler
         self.runner = runner
+        self.funding = funding
         self.node = node
 
     def report_ringing(self, live: LiveCall) -> None:
@@ -97,7 +100,7 @@ class Placement:
         if not self.accepting():
             return
 
-        async def claim(session: AsyncSession) -> tuple[Call, Workspace, int | None] | None:
+        async def claim(session: AsyncSession) -> tuple[Call, Workspace, Quota] | None:
             claimed = await session.execute(
                 update(Call)
                 .where(Call.id == call_id, Call.status == CallStatus.QUEUED, Call.owner.is_(None))
@@ -120,12 +123,12 @@ class Placement:
                 return None
             workspace = await session.get(Workspace, call.workspace_id)
             assert workspace is not None
-            return call, workspace, await self.admission.fund(session, workspace, call)
+            return call, workspace, await self.admission.quota_of(session, call)
 
         claimed = await self.database.write(claim, what=f"claim call {call_id}")
         if claimed is None:
             return
-        call, workspace, allowed = claimed
+        call, workspace, quota = claimed
         try:
             leg = await self.dialler.dial(
                 call.to_number, call.from_number, call.ring_timeout_seconds
@@ -141,7 +144,7 @@ class Placement:
         except Exception:
             return  # LiveCall's watcher records how it ended
         await live.mark_answered()
-        await self.runner.run(live, call, workspace, allowed)
+        await self.runner.run(live, call, workspace, quota)
 
     async def place_child(
         self, parent: LiveCall, target: DialTarget, caller_id: str | None, ring_timeout: float
@@ -184,6 +187,6 @@ class Placement:
         live = self.registry.adopt(self.host, leg, child)
         leg.on_ringing = lambda: self.report_ringing(live)
         self.registry.spawn(
-            enforce_limits(live, None, admitted.allowed_seconds), f"limits of {child.id}"
+            self.funding.keep_funded(live, admitted.quota), f"funding of {child.id}"
         )
         return live

@@ -35,6 +35,7 @@ __all__ = [
     "end_call",
     "mark_answered",
     "mark_ringing",
+    "record_funds_low",
     "record_started",
 ]
 
@@ -95,15 +96,33 @@ async def mark_ringing(session: AsyncSession, call: Call) -> None:
     await _event(session, call, "call.ringing")
 
 
-async def mark_answered(session: AsyncSession, call: Call) -> None:
-    """``queued``/``ringing`` → ``answered``; an answered or ended call is left as it is."""
+async def mark_answered(session: AsyncSession, call: Call, *, at: datetime | None = None) -> None:
+    """``queued``/``ringing`` → ``answered`` (at ``at``, by default now); an answered or
+    ended call is left as it is."""
     if not can_advance(call.status, CallStatus.ANSWERED):
         return
-    now = utcnow()
+    now = at or utcnow()
     call.started_at = call.started_at or now
     advance(call, CallStatus.ANSWERED)
     call.answered_at = now
     await _event(session, call, "call.answered")
+
+
+async def record_funds_low(session: AsyncSession, call_id: str, *, seconds_left: int) -> None:
+    """``call.funds_low``: the wallet cannot fund the call's next slice, so it will be cut
+    with ``insufficient_funds`` in ``seconds_left`` seconds unless the wallet is topped up."""
+    call = await session.get(Call, call_id)
+    if call is None or call.status not in LIVE_STATUSES:
+        return
+    await session.flush()
+    await record_event(
+        session,
+        workspace_id=call.workspace_id,
+        kind="call.funds_low",
+        data={**call_data(call), "seconds_left": seconds_left},
+        call_id=call.id,
+        target_url=call.events_url,
+    )
 
 
 async def end_call(
@@ -165,28 +184,43 @@ class CallRecords:
 
         self.database.write_later(job, what=f"call {call_id} ringing")
 
-    async def answered(self, call_id: str, sip_dialog: dict[str, Any] | None = None) -> None:
-        """``answered``, storing the confirmed SIP dialog (crash recovery BYEs from it)."""
+    async def answered(
+        self,
+        call_id: str,
+        sip_dialog: dict[str, Any] | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        """``answered`` (at ``at``), storing the confirmed SIP dialog (crash recovery BYEs
+        from it)."""
 
         async def job(session: AsyncSession) -> None:
             record = await session.get(Call, call_id)
             if record is not None:
                 if sip_dialog is not None:
                     record.sip_dialog = sip_dialog
-                await mark_answered(session, record)
+                await mark_answered(session, record, at=at)
 
         await self.database.write(job, what=f"call {call_id} answered")
 
-    async def ended(self, call_id: str, cause: str, quality: dict[str, Any] | None = None) -> None:
-        """End the call's row with ``cause`` (also for a call that was never placed) and
-        its leg's media ``quality`` (media.LegQuality.as_record) when it had media."""
+    async def ended(
+        self,
+        call_id: str,
+        cause: str,
+        quality: dict[str, Any] | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        """End the call's row with ``cause`` at ``at`` (also for a call that was never
+        placed) and its leg's media ``quality`` (media.LegQuality.as_record) when it had
+        media."""
 
         async def job(session: AsyncSession) -> None:
             record = await session.get(Call, call_id)
             if record is not None:
                 if quality is not None and record.quality is None:
                     record.quality = quality
-                await end_call(session, record, cause, settings=self.settings)
+                await end_call(session, record, cause, settings=self.settings, ended_at=at)
 
         await self.database.write(job, what=f"call {call_id} ended")
 

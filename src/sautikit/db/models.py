@@ -73,8 +73,9 @@ class Workspace(Base):
     destination_allowlist: Mapped[list[str]] = mapped_column(default=lambda: ["+254"])
     sip_host_allowlist: Mapped[list[str]] = mapped_column(default=list)
     play_host_allowlist: Mapped[list[str]] = mapped_column(default=list)
-    max_concurrent_calls: Mapped[int] = mapped_column(Integer, default=10)
-    max_calls_per_second: Mapped[int] = mapped_column(Integer, default=1)
+    # Defaults a small campaign fits (docs/calls.md); migration 0007.
+    max_concurrent_calls: Mapped[int] = mapped_column(Integer, default=50)
+    max_calls_per_second: Mapped[int] = mapped_column(Integer, default=10)
     recording_format: Mapped[str] = mapped_column(String(8), default="wav")  # wav | mp3
     # The workspace's own bucket (``s3://bucket?endpoint=…``); credentials encrypted at rest.
     storage_url: Mapped[str | None] = mapped_column(String(2048))

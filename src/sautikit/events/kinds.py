@@ -8,6 +8,7 @@ EVENT_KINDS: frozenset[str] = frozenset(
         "call.answered",
         "call.completed",
         "call.failed",
+        "call.funds_low",
         "call.recording.ready",
         "call.transcription.ready",
         "number.provisioned",

@@ -15,11 +15,13 @@ import logging
 import time
 import wave
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from sautikit.db.types import utcnow
 from sautikit.media import (
     Bridge,
     ChannelClosed,
@@ -146,6 +148,11 @@ class LiveCall:
         self._recording_stopped = asyncio.Event()
         self._answered_at: float | None = None
         self._ended_at: float | None = None
+        self.answered_at: datetime | None = None
+        """When the call was answered: its row is stamped with this, not with the moment
+        the write reached the database, so the billed duration is the one heard."""
+        self.ended_at: datetime | None = None
+        """When the call ended, or Sautikit began to end it (its BYE): likewise."""
         self._status = "ringing"
         self._watcher = asyncio.ensure_future(self._watch())
 
@@ -180,6 +187,7 @@ class LiveCall:
     async def _watch(self) -> None:
         end = await self.leg.wait_ended()
         self._ended_at = time.monotonic()
+        self.ended_at = self.ended_at or utcnow()
         if self.cause is None:
             self.cause = self._cause_of(end)
         self._status = "completed" if self.answered_event.is_set() else "failed"
@@ -212,6 +220,7 @@ class LiveCall:
         if not self.answered_event.is_set():
             self.answered_event.set()
             self._answered_at = time.monotonic()
+            self.answered_at = utcnow()
             self._status = "answered"
             await self.host.call_answered(self)
 
@@ -239,6 +248,7 @@ class LiveCall:
             return
         if self.cause is None:
             self.cause = cause
+        self.ended_at = self.ended_at or utcnow()
         with contextlib.suppress(Exception):
             await self.leg.hangup()
 
