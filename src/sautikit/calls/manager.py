@@ -113,6 +113,7 @@ class CallManager:
             dialler,
             self.runner,
             self.funding,
+            recordings,
             node=self.node,
             accepting=lambda: self.accepting,
         )

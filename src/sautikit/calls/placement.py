@@ -27,6 +27,7 @@ from sautikit.calls.admission import (
 )
 from sautikit.calls.application import AppRunner
 from sautikit.calls.funding import Funding
+from sautikit.calls.recording import RECORD_FROM_ANSWER, CallRecording
 from sautikit.calls.records import CallRecords, end_call
 from sautikit.calls.recovery import QUEUE_EXPIRED
 from sautikit.calls.registry import CallRegistry
@@ -36,6 +37,7 @@ from sautikit.db import Database
 from sautikit.db.models import Call, Workspace
 from sautikit.db.types import rows_changed, utcnow
 from sautikit.pbx import OutboundLeg, Pbx
+from sautikit.recordings.pipeline import RecordingPipeline
 from sautikit.voice.control import DialTarget
 from sautikit.voice.live import CallHost, DialRefused, LiveCall
 
@@ -74,6 +76,7 @@ class Placement:
         dialler: Dialler,
         runner: AppRunner,
         funding: Funding,
+        recordings: RecordingPipeline,
         *,
         node: str,
         accepting: Callable[[], bool],
@@ -87,6 +90,7 @@ class Placement:
         self.dialler = dialler
         self.runner = runner
         self.funding = funding
+        self.recordings = recordings
         self.node = node
 
     def report_ringing(self, live: LiveCall) -> None:
@@ -144,7 +148,14 @@ class Placement:
         except Exception:
             return  # LiveCall's watcher records how it ended
         await live.mark_answered()
-        await self.runner.run(live, call, workspace, quota)
+        recording = None
+        if call.record == RECORD_FROM_ANSWER:
+            recording = await CallRecording.start(self.host, self.recordings, live)
+        try:
+            await self.runner.run(live, call, workspace, quota)
+        finally:
+            if recording is not None:
+                await recording.finish_shielded()
 
     async def place_child(
         self, parent: LiveCall, target: DialTarget, caller_id: str | None, ring_timeout: float

@@ -32,6 +32,7 @@ from sautikit.calls.admission import (
     NumberNotOwned,
     Origin,
 )
+from sautikit.calls.recording import RECORD_FROM_ANSWER
 from sautikit.calls.records import call_data
 from sautikit.calls.status import LIVE_STATUSES
 from sautikit.db.models import Call, Event, Recording
@@ -194,7 +195,7 @@ async def place_call(
         events_url=str(body.events_url) if body.events_url else None,
         fallback_url=str(body.fallback_url) if body.fallback_url else None,
         ring_timeout_seconds=body.timeout,
-        record="record-from-answer" if body.record else None,
+        record=RECORD_FROM_ANSWER if body.record else None,
         max_duration_seconds=body.max_duration,
     )
     admission: Admission = state.admission
