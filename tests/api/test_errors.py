@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
 from tests.support import KeyFactory
 
 
@@ -89,3 +90,41 @@ async def test_unexpected_failure_leaks_nothing(
 async def test_every_answer_carries_a_request_id(client: httpx.AsyncClient) -> None:
     ids = {(await client.get("/healthz")).headers["X-Request-Id"] for _ in range(3)}
     assert len(ids) == 3
+
+
+class _DriverError(Exception):
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    "orig",
+    [
+        _DriverError("deadlock detected", "40P01"),
+        _DriverError("could not serialize access", "40001"),
+        _DriverError("database is locked"),
+    ],
+)
+async def test_a_lost_lock_conflict_answers_503_with_retry_after(
+    api_app: FastAPI, client: httpx.AsyncClient, orig: _DriverError
+) -> None:
+    """A request rolled back by a lock conflict is a busy server, not a bug: 503."""
+
+    async def conflicted() -> None:
+        raise DBAPIError("UPDATE wallets …", None, orig)
+
+    api_app.add_api_route("/test/conflict", conflicted)
+    answer = await client.get("/test/conflict")
+    _assert_envelope(answer, 503, "service.busy")
+    assert answer.headers["Retry-After"] == "1"
+
+
+async def test_any_other_database_error_is_a_500_in_the_envelope(
+    api_app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    async def broken() -> None:
+        raise DBAPIError("SELECT …", None, _DriverError("syntax error", "42601"))
+
+    api_app.add_api_route("/test/broken", broken)
+    _assert_envelope(await client.get("/test/broken"), 500, "internal_error")

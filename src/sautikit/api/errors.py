@@ -3,6 +3,12 @@
 Every error a client sees looks like
 ``{"error": {"code": "area.reason", "message": "…", "request_id": "req_…"}}`` (plus
 ``field`` for validation errors). Nothing else — no stack trace, no framework default page.
+
+A request that loses a lock conflict in the database (a PostgreSQL deadlock or
+serialisation failure, SQLite's ``database is locked``) rolled back whole: it answers 503
+``service.busy`` with ``Retry-After``, as a busy server does, not 500. Admission takes its
+locks in one order so that this does not happen (:mod:`sautikit.calls.admission`); this is
+the net under that rule.
 """
 
 from __future__ import annotations
@@ -15,11 +21,18 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sautikit.logs import request_id_var
 
-__all__ = ["ApiError", "ErrorEnvelope", "error_response", "install_error_handlers"]
+__all__ = [
+    "ApiError",
+    "ErrorEnvelope",
+    "error_response",
+    "install_error_handlers",
+    "is_lock_conflict",
+]
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +136,28 @@ async def _on_http_exception(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
+# PostgreSQL: deadlock_detected, serialization_failure, lock_not_available.
+_LOCK_CONFLICT_STATES = frozenset({"40P01", "40001", "55P03"})
+
+
+def is_lock_conflict(error: DBAPIError) -> bool:
+    """Whether ``error`` is a lost lock conflict: the transaction may simply be retried."""
+    state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return state in _LOCK_CONFLICT_STATES or "database is locked" in str(error.orig)
+
+
+async def _on_database_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if not is_lock_conflict(exc):
+        raise exc
+    log.warning("a request lost a lock conflict and was rolled back: %s", exc.orig)
+    return error_response(
+        503, "service.busy", "the server is busy; retry", headers={"Retry-After": "1"}
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(DBAPIError, _on_database_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
