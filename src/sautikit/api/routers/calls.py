@@ -171,8 +171,8 @@ async def _owned(session: AsyncSession, principal: Principal, call_id: str) -> C
         403: {"model": ErrorEnvelope, "description": "`destinations.not_allowed`"},
         503: {
             "model": ErrorEnvelope,
-            "description": "`service.overloaded` (retry after `Retry-After` seconds) or "
-            "`service.unavailable` (shutting down: retry elsewhere)",
+            "description": "`service.overloaded` or `service.busy` (retry after "
+            "`Retry-After` seconds) or `service.unavailable` (shutting down: retry elsewhere)",
         },
     },
 )
