@@ -73,7 +73,7 @@ class Workspace(Base):
     destination_allowlist: Mapped[list[str]] = mapped_column(default=lambda: ["+254"])
     sip_host_allowlist: Mapped[list[str]] = mapped_column(default=list)
     play_host_allowlist: Mapped[list[str]] = mapped_column(default=list)
-    # Defaults a small campaign fits (docs/calls.md); migration 0013.
+    # Defaults a small campaign fits (docs/calls.md); migration 0015.
     max_concurrent_calls: Mapped[int] = mapped_column(Integer, default=50)
     max_calls_per_second: Mapped[int] = mapped_column(Integer, default=10)
     recording_format: Mapped[str] = mapped_column(String(8), default="wav")  # wav | mp3

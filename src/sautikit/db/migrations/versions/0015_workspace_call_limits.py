@@ -5,15 +5,15 @@ second API call in one second answer 429. New workspaces get the new defaults; e
 workspaces keep the limits they have (a limit is an anti-fraud setting, never raised
 behind an operator's back) and can be raised through ``PATCH /v1/settings``.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-03
 """
 
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
