@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from tests.sipp import Sipp, requires_sipp
 from tests.voice.stack import CALLEE, NUMBER, Stack, open_stack
 from tests.voice.voice_rig import AppServer, document
 
 from sautikit.db import Database
+from sautikit.db.models import Event
 
 pytestmark = requires_sipp
 
@@ -99,12 +101,26 @@ async def test_the_action_url_is_told_who_answered(
     stack.app.route("/answered", document({"hangup": {}}))
     async with _callee(tmp_path, clip) as callee:
         await stack.route_trunk_to(callee.port)
-        await _place(stack, machine_detection="DetectMessageEnd")
+        call_id = await _place(stack, machine_detection="DetectMessageEnd")
         (answered,) = await stack.app.wait_for_hits("/answered", seconds=30)
         result = await callee.wait()
     assert result.returncode == 0, result.explain()
     assert answered.fields["AnsweredBy"] == answered_by
     assert int(answered.fields["MachineDetectionDuration"]) > 0
+    await stack.wait_for_calls_to_end()
+    # The verdict is kept: the call resource and the call's final event carry it.
+    shown = await stack.api.get(f"/v1/calls/{call_id}", headers=stack.headers)
+    assert shown.json()["answered_by"] == answered_by
+    assert await _completed_event_answered_by(stack, call_id) == answered_by
+
+
+async def _completed_event_answered_by(stack: Stack, call_id: str) -> object:
+    async with stack.database.sessions() as session:
+        data = await session.scalar(
+            select(Event.data).where(Event.call_id == call_id, Event.kind == "call.completed")
+        )
+    assert data is not None
+    return data["answered_by"]
 
 
 @sqlite_only
@@ -123,6 +139,8 @@ async def test_async_amd_runs_the_app_at_once_and_posts_the_verdict_later(
         )
         (answered,) = await stack.app.wait_for_hits("/answered", seconds=30)
         (verdict,) = await stack.app.wait_for_hits("/amd", seconds=30)
+        shown = await stack.api.get(f"/v1/calls/{call_id}", headers=stack.headers)
+        assert shown.json()["answered_by"] == "machine_start"
         hung_up = await stack.api.post(
             f"/v1/calls/{call_id}", json={"status": "completed"}, headers=stack.headers
         )
@@ -131,6 +149,8 @@ async def test_async_amd_runs_the_app_at_once_and_posts_the_verdict_later(
     assert "AnsweredBy" not in answered.fields
     assert verdict.fields["AnsweredBy"] == "machine_start"
     assert verdict.fields["CallId"] == call_id
+    await stack.wait_for_calls_to_end()
+    assert await _completed_event_answered_by(stack, call_id) == "machine_start"
 
 
 async def test_async_amd_without_a_callback_is_refused(stack: Stack) -> None:

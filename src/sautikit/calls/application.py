@@ -10,6 +10,7 @@ import httpx
 from sautikit.billing.authorisation import play_url_allowed
 from sautikit.billing.quota import Quota
 from sautikit.calls.funding import Funding
+from sautikit.calls.records import CallRecords
 from sautikit.calls.registry import CallRegistry
 from sautikit.db.models import Call, Workspace
 from sautikit.recordings.pipeline import RecordingPipeline
@@ -34,12 +35,14 @@ class AppRunner:
         http: httpx.AsyncClient,
         prompts: PromptCache,
         funding: Funding,
+        records: CallRecords,
         *,
         app_timeout: float,
         allow_private_http: bool = False,
     ) -> None:
         self.allow_private_http = allow_private_http
         self.funding = funding
+        self.records = records
         self.registry = registry
         self.recordings = recordings
         self.http = http
@@ -81,7 +84,7 @@ class AppRunner:
                 if amd.get("async"):
                     self.registry.spawn(self._detect_later(live, app, amd), f"amd of {call.id}")
                 else:
-                    fields = await _detect(live, amd)
+                    fields = await self._detect(live, amd)
             await interpreter.run(call.action_url, call.method, fields)
         except Exception:
             log.exception("call %s: the interpreter failed", call.id)
@@ -92,13 +95,19 @@ class AppRunner:
 
     async def _detect_later(self, live: LiveCall, app: AppClient, amd: dict[str, Any]) -> None:
         """``async_amd``: the app runs from answer; the verdict goes to its callback."""
-        fields = await _detect(live, amd)
+        fields = await self._detect(live, amd)
         url = amd.get("status_callback")
         if url:
             await app.notify(
                 url,
                 {"CallId": live.call_id, "WorkspaceId": live.workspace_id, **fields},
             )
+
+    async def _detect(self, live: LiveCall, amd: dict[str, Any]) -> dict[str, str | int]:
+        """Detect, and keep the verdict on the call row (the API and events show it)."""
+        fields = await _detect(live, amd)
+        await self.records.answered_by(live.call_id, str(fields["AnsweredBy"]))
+        return fields
 
 
 async def _detect(live: LiveCall, amd: dict[str, Any]) -> dict[str, str | int]:

@@ -100,6 +100,7 @@ class CallManager:
             http,
             self.prompts,
             self.funding,
+            self.records,
             app_timeout=app_timeout,
             allow_private_http=settings.allow_private_http,
         )

@@ -65,6 +65,7 @@ def call_data(call: Call) -> dict[str, Any]:
         "currency": call.currency,
         "error": call.error,
         "quality": call.quality,
+        "answered_by": call.answered_by,
     }
 
 
@@ -223,6 +224,16 @@ class CallRecords:
                 await end_call(session, record, cause, settings=self.settings, ended_at=at)
 
         await self.database.write(job, what=f"call {call_id} ended")
+
+    async def answered_by(self, call_id: str, verdict: str) -> None:
+        """Keep answering-machine detection's verdict (``AnsweredBy``) on the call."""
+
+        async def job(session: AsyncSession) -> None:
+            record = await session.get(Call, call_id)
+            if record is not None:
+                record.answered_by = verdict
+
+        await self.database.write(job, what=f"call {call_id} answered by")
 
     async def error(self, call_id: str, code: str, message: str) -> None:
         async def job(session: AsyncSession) -> None:

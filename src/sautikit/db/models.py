@@ -287,6 +287,8 @@ class Call(Base):
     # An API call's answering-machine detection, as asked for: mode, async, callback,
     # timings (the verdict goes to the app, in AnsweredBy).
     machine_detection: Mapped[dict[str, Any] | None]
+    # Its verdict (human, machine_start, machine_end_beep, … unknown), once known.
+    answered_by: Mapped[str | None] = mapped_column(String(32))
 
 
 class Event(Base):

@@ -147,6 +147,12 @@ class CallOut(BaseModel):
         description="The leg's audio once ended: packets, lost, jitter_ms, mos_estimate "
         "(E-model), one_way_audio, and round_trip_ms when the far end sent RTCP reports.",
     )
+    answered_by: str | None = Field(
+        default=None,
+        description="Answering-machine detection's verdict (`AnsweredBy`: `human`, "
+        "`machine_start`, `machine_end_beep`, `machine_end_silence`, `machine_end_other`, "
+        "`fax`, `unknown`); null without detection or until it has decided.",
+    )
 
 
 def _out(call: Call) -> dict[str, Any]:
