@@ -257,6 +257,7 @@ class CallManager:
                 call.cause or "normal_clearing",
                 quality=call.channel.quality().as_record(),
                 at=call.ended_at,
+                error=call.error,
             )
 
     async def record_call_error(self, call: LiveCall, code: str, message: str) -> None:

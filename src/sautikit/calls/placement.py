@@ -39,11 +39,23 @@ from sautikit.db.types import rows_changed, utcnow
 from sautikit.pbx import OutboundLeg, Pbx
 from sautikit.recordings.pipeline import RecordingPipeline
 from sautikit.voice.control import DialTarget
+from sautikit.voice.failure import CallErrorDetail, not_sent_error
 from sautikit.voice.live import CallHost, DialRefused, LiveCall
 
 __all__ = ["Dialler", "Placement"]
 
 log = logging.getLogger(__name__)
+
+
+def _not_sent(error: Exception) -> CallErrorDetail:
+    if isinstance(error, NoRoute):
+        return not_sent_error(
+            "call.no_route",
+            f"{error}: add a trunk whose prefix matches (sautikit trunks add --prefix …)",
+        )
+    if isinstance(error, OSError):
+        return not_sent_error("call.trunk_unreachable", f"the call could not be sent: {error}")
+    return not_sent_error("call.invalid_destination", f"the call could not be sent: {error}")
 
 
 class Dialler:
@@ -139,7 +151,7 @@ class Placement:
             )
         except (NoRoute, OSError, ValueError) as error:
             log.info("call %s: cannot be placed: %s", call.id, error)
-            await self.records.ended(call.id, "network_error")
+            await self.records.ended(call.id, "network_error", error=_not_sent(error))
             return
         live = self.registry.adopt(self.host, leg, call)
         leg.on_ringing = lambda: self.report_ringing(live)
@@ -193,7 +205,7 @@ class Placement:
         try:
             leg = await self.dialler.dial(child.to_number, child.from_number, ring_timeout)
         except (NoRoute, OSError, ValueError) as error:
-            await self.records.ended(child.id, "network_error")
+            await self.records.ended(child.id, "network_error", error=_not_sent(error))
             raise DialRefused(str(error)) from None
         live = self.registry.adopt(self.host, leg, child)
         leg.on_ringing = lambda: self.report_ringing(live)

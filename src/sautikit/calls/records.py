@@ -211,17 +211,20 @@ class CallRecords:
         quality: dict[str, Any] | None = None,
         *,
         at: datetime | None = None,
+        error: dict[str, Any] | None = None,
     ) -> None:
         """End the call's row with ``cause`` at ``at`` (also for a call that was never
-        placed) and its leg's media ``quality`` (media.LegQuality.as_record) when it had
-        media."""
+        placed), its leg's media ``quality`` (media.LegQuality.as_record) when it had
+        media, and ``error`` when it failed (voice.failure)."""
 
         async def job(session: AsyncSession) -> None:
             record = await session.get(Call, call_id)
             if record is not None:
                 if quality is not None and record.quality is None:
                     record.quality = quality
-                await end_call(session, record, cause, settings=self.settings, ended_at=at)
+                await end_call(
+                    session, record, cause, settings=self.settings, ended_at=at, error=error
+                )
 
         await self.database.write(job, what=f"call {call_id} ended")
 

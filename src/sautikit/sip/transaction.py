@@ -46,6 +46,9 @@ from sautikit.sip.transport import Peer, SipTransportError, SipTransportLayer
 from sautikit.sip.uri import BRANCH_MAGIC_COOKIE
 
 __all__ = [
+    "LOCAL_FAILURE_REASONS",
+    "NO_RESPONSE_REASON",
+    "UNREACHABLE_REASON",
     "ClientTransaction",
     "InviteClientTransaction",
     "InviteServerTransaction",
@@ -63,6 +66,14 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+NO_RESPONSE_REASON = "No Response"
+"""The reason phrase of the 408 this side makes up when nothing answered a request
+(timer B or F): the far end is down, or nothing listens where the request went."""
+UNREACHABLE_REASON = "Unreachable"
+"""The reason phrase of the 503 this side makes up when a request could not be sent (a
+refused connection, an unresolvable host, ICMP unreachable)."""
+LOCAL_FAILURE_REASONS = frozenset({NO_RESPONSE_REASON, UNREACHABLE_REASON})
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,16 +237,18 @@ class ClientTransaction(_Transaction):
     def _send_request(self) -> None:
         self._layer._send(self.request, self.peer, self)
 
-    def _fail(self, status: int) -> None:
-        """Give the TU a locally generated final response (§8.1.3.1) and stop."""
+    def _fail(self, status: int, reason: str) -> None:
+        """Give the TU a locally generated final response (§8.1.3.1) and stop; its
+        ``reason`` is one of :data:`LOCAL_FAILURE_REASONS`, so the TU can tell it from a
+        peer's answer."""
         if self.state is TransactionState.TERMINATED:
             return
         self._terminate()
-        self._deliver(self.request.create_response(status))
+        self._deliver(self.request.create_response(status, reason))
 
     def _on_transport_error(self, error: SipTransportError) -> None:
         logger.info("transport error on %s to %s: %s", self.request.method, self.peer, error)
-        self._fail(503)
+        self._fail(503, UNREACHABLE_REASON)
 
     @abc.abstractmethod
     def receive_response(self, response: Response) -> None:
@@ -270,7 +283,7 @@ class InviteClientTransaction(ClientTransaction):
 
     def _timer_b(self) -> None:
         if self.state is TransactionState.CALLING:
-            self._fail(408)
+            self._fail(408, NO_RESPONSE_REASON)
 
     def receive_response(self, response: Response) -> None:
         state = self.state
@@ -340,7 +353,7 @@ class NonInviteClientTransaction(ClientTransaction):
 
     def _timer_f(self) -> None:
         if self.state in (TransactionState.TRYING, TransactionState.PROCEEDING):
-            self._fail(408)
+            self._fail(408, NO_RESPONSE_REASON)
 
     def receive_response(self, response: Response) -> None:
         if self.state not in (TransactionState.TRYING, TransactionState.PROCEEDING):

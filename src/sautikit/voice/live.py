@@ -36,7 +36,7 @@ from sautikit.media.audio import SAMPLE_RATE, encode_wav
 from sautikit.media.player import tone
 from sautikit.media.silence import trim_silence
 from sautikit.pbx import CallLeg, InboundLeg, OutboundLeg
-from sautikit.sip import CallEnd, CallFailed, EndReason
+from sautikit.sip import CallEnd, CallFailed
 from sautikit.voice.control import (
     CallEnded,
     ConferenceOptions,
@@ -54,6 +54,7 @@ from sautikit.voice.control import (
     RecordingSource,
     RecordResult,
 )
+from sautikit.voice.failure import CallErrorDetail, hangup_of, insufficient_funds_error
 
 __all__ = ["CallHost", "DialRefused", "LiveCall"]
 
@@ -139,6 +140,8 @@ class LiveCall:
         self.direction = direction
         self.cause: HangupCause | None = None
         """Set when Sautikit ends the call for a reason of its own (max_duration, …)."""
+        self.error: CallErrorDetail | None = None
+        """Why the call failed (voice.failure), once it has ended."""
         self.recording: RecordingHandle | None = None
         """The recording in progress on this call, for the API's pause/resume/stop."""
         self.answered_event = asyncio.Event()
@@ -189,32 +192,20 @@ class LiveCall:
         self._ended_at = time.monotonic()
         self.ended_at = self.ended_at or utcnow()
         if self.cause is None:
-            self.cause = self._cause_of(end)
+            self.cause, self.error = hangup_of(end, self.direction, self._far_end())
+        elif self.cause == "insufficient_funds":
+            self.error = insufficient_funds_error()
         self._status = "completed" if self.answered_event.is_set() else "failed"
         try:
             await self.host.call_ended(self, end)
         except Exception:
             log.exception("call %s: recording its end failed", self.call_id)
 
-    def _cause_of(self, end: CallEnd) -> HangupCause:
-        reason = end.reason
-        if reason is EndReason.REMOTE_HANGUP:
-            return "caller_hangup" if self.direction == "inbound" else "callee_hangup"
-        if reason is EndReason.REMOTE_CANCEL:
-            return "caller_hangup"
-        if reason is EndReason.RING_TIMEOUT:
-            return "no_answer"
-        if reason is EndReason.FAILED:
-            if end.status in (486, 600):
-                return "busy"
-            if end.status in (408, 480, 487):
-                return "no_answer"
-            if end.status in (603, 403):
-                return "rejected"
-            return "network_error"
-        if reason in (EndReason.ACK_TIMEOUT, EndReason.DIALOG_LOST):
-            return "network_error"
-        return "normal_clearing"
+    def _far_end(self) -> str:
+        if isinstance(self.leg, OutboundLeg):
+            peer = self.leg.sip.destination
+            return f"{peer.transport}:{peer.host}:{peer.port}"
+        return "the caller"
 
     async def mark_answered(self) -> None:
         if not self.answered_event.is_set():
