@@ -61,9 +61,7 @@ async def _failed_call(stack: Stack) -> dict[str, Any]:
     assert shown.status_code == 200, shown.text
     async with stack.database.sessions() as session:
         events = (
-            await session.scalars(
-                select(Event).where(Event.call_id == call.id).order_by(Event.id)
-            )
+            await session.scalars(select(Event).where(Event.call_id == call.id).order_by(Event.id))
         ).all()
     assert events[-1].kind == "call.failed"
     assert events[-1].data["error"] == shown.json()["error"]
