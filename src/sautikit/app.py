@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from datetime import timedelta
@@ -38,6 +39,7 @@ from sautikit.recordings.retention import sweep_retention
 from sautikit.recordings.stores import WorkspaceStores
 from sautikit.recordings.worker import TranscriptionWorker
 from sautikit.runtime import settle_heap
+from sautikit.sip import tls
 from sautikit.sip.auth_throttle import ThrottlePolicy
 from sautikit.storage import open_store
 from sautikit.voice.commands import open_bus
@@ -83,6 +85,20 @@ async def require_current_schema(database: Database) -> None:
             f"the database schema is at {current or 'nothing'}, this Sautikit needs {head}: "
             "run `sautikit db upgrade`"
         )
+
+
+def sip_tls_contexts(settings: Settings) -> tuple[ssl.SSLContext | None, ssl.SSLContext]:
+    """The SIP TLS server context (None while no certificate is set) and the client
+    context that verifies trunks; a file that cannot be loaded is a :class:`ConfigError`."""
+    try:
+        server = (
+            tls.server_context(settings.sip_tls_cert, settings.sip_tls_key)
+            if settings.sip_tls_enabled
+            else None
+        )
+        return server, tls.client_context(settings.sip_tls_ca_file or None)
+    except tls.TlsConfigError as error:
+        raise ConfigError(str(error)) from None
 
 
 def raise_to_realtime_priority() -> bool:
@@ -148,10 +164,15 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
         )
         # Spools a crash left behind are stored, and their callbacks sent, before new calls.
         await recover_recordings(recordings)
+        tls_server, tls_client = sip_tls_contexts(settings)
         pbx = Pbx(
             sip_host=settings.sip_host,
             sip_port=settings.sip_port,
             sip_advertised_host=settings.sip_advertised_host or None,
+            sip_tls=tls_server,
+            sip_tls_host=settings.sip_tls_host or None,
+            sip_tls_port=settings.sip_tls_port,
+            sip_tls_client=tls_client,
             media_host=settings.media_host or None,
             media_advertised_address=settings.media_advertised_address or None,
             rtp_ports=settings.rtp_port_range,

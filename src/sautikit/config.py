@@ -90,6 +90,21 @@ class Settings(BaseSettings):
         description="Digest algorithms the registrar challenges phones with, in order: "
         "MD5 (every phone), SHA-256 (RFC 8760; baresip 1.0 cannot answer it).",
     )
+    sip_tls_cert: str = Field(
+        default="",
+        description="PEM certificate chain SIP over TLS presents; with sip_tls_key it turns "
+        "TLS (sips:) on.",
+    )
+    sip_tls_key: str = Field(default="", description="The PEM private key of sip_tls_cert.")
+    sip_tls_port: int = Field(default=5061, ge=0, le=65535, description="The SIP TLS port.")
+    sip_tls_host: str = Field(
+        default="", description="The address SIP over TLS listens on; empty means sip_host."
+    )
+    sip_tls_ca_file: str = Field(
+        default="",
+        description="PEM CA certificates that trunks reached over TLS must be signed by; "
+        "empty means the system's trust store.",
+    )
     rtp_ports: str = "20000-29999"
     one_way_audio_seconds: float = Field(
         default=10.0,
@@ -263,6 +278,10 @@ class Settings(BaseSettings):
     def _check_ports_differ(self) -> Settings:
         if self.http_port and self.http_port == self.sip_port and self.http_host == self.sip_host:
             raise ValueError("http_port and sip_port must differ")
+        if bool(self.sip_tls_cert) != bool(self.sip_tls_key):
+            raise ValueError("set both sip_tls_cert and sip_tls_key, or neither")
+        if self.sip_tls_enabled and self.sip_tls_port and self.sip_tls_port == self.sip_port:
+            raise ValueError("sip_tls_port and sip_port must differ")
         return self
 
     @classmethod
@@ -309,6 +328,10 @@ class Settings(BaseSettings):
     @property
     def effective_daraja_callback_base_url(self) -> str:
         return self.daraja_callback_base_url.rstrip("/") or self.effective_public_url
+
+    @property
+    def sip_tls_enabled(self) -> bool:
+        return bool(self.sip_tls_cert and self.sip_tls_key)
 
     @property
     def sip_digest_algorithm_list(self) -> tuple[str, ...]:

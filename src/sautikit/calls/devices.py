@@ -29,7 +29,7 @@ from sautikit.pbx import InboundLeg, OutboundLeg, Pbx
 from sautikit.pbx.registrations import RegistrationStore
 from sautikit.sip import CallFailed, Request
 from sautikit.sip.teardown import DialogSnapshot
-from sautikit.sip.transport import Peer, TransportName
+from sautikit.sip.transport import Peer, transport_named
 from sautikit.voice.live import CallHost, LiveCall
 
 __all__ = ["Devices"]
@@ -164,8 +164,7 @@ class Devices:
                 source = binding.source
                 peer = None
                 if source is not None:
-                    transport: TransportName = "tcp" if source.transport == "tcp" else "udp"
-                    peer = Peer(transport, source.host, source.port)
+                    peer = Peer(transport_named(source.transport), source.host, source.port)
                 found.append((binding.contact, peer))
         return found
 

@@ -29,7 +29,13 @@ def add(
     name: str,
     host: Annotated[str, typer.Option("--host", help="The carrier's SIP address.")],
     port: Annotated[int, typer.Option("--port")] = 5060,
-    transport: Annotated[str, typer.Option("--transport", help="udp or tcp.")] = "udp",
+    transport: Annotated[
+        str,
+        typer.Option(
+            "--transport",
+            help="udp, tcp or tls (verified against SAUTIKIT_SIP_TLS_CA_FILE; use --port 5061).",
+        ),
+    ] = "udp",
     username: Annotated[str | None, typer.Option("--username", help="Digest user.")] = None,
     password: Annotated[str | None, typer.Option("--password", help="Digest password.")] = None,
     prefixes: Annotated[
@@ -45,8 +51,8 @@ def add(
     """Add (or replace) a trunk. ``--prefix`` names the calls it carries out (longest
     prefix wins across trunks); ``--inbound`` the addresses it brings calls in from. A
     trunk needs at least one of them: with neither it would carry nothing."""
-    if transport not in ("udp", "tcp"):
-        raise typer.BadParameter("transport must be udp or tcp")
+    if transport not in ("udp", "tcp", "tls"):
+        raise typer.BadParameter("transport must be udp, tcp or tls")
     if not prefixes and not inbound:
         raise typer.BadParameter(
             "the trunk would carry nothing: give --prefix (e.g. --prefix +254) for the "

@@ -161,7 +161,7 @@ class Trunk(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     host: Mapped[str] = mapped_column(String(255))
     port: Mapped[int] = mapped_column(Integer, default=5060)
-    transport: Mapped[str] = mapped_column(String(8), default="udp")  # udp | tcp
+    transport: Mapped[str] = mapped_column(String(8), default="udp")  # udp | tcp | tls
     username: Mapped[str | None] = mapped_column(String(255))
     password_encrypted: Mapped[str | None] = mapped_column(Text)
     # E.164 prefixes routed through this trunk; the longest match across trunks wins.

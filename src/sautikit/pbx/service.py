@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -12,6 +13,7 @@ from sautikit.media import MediaEngine, TextToSpeech
 from sautikit.pbx.leg import CallLeg, InboundLeg, OutboundLeg
 from sautikit.sip import CallState, IncomingCall, NameAddress, SdpSession, SipUri, UserAgent
 from sautikit.sip.addresses import advertised_address
+from sautikit.sip.tls import DEFAULT_SIPS_PORT
 from sautikit.sip.transport import Peer
 
 __all__ = ["InboundHandler", "Pbx", "Screen"]
@@ -52,7 +54,9 @@ class Pbx:
     address when it is an IP literal, else as for SIP), never a wildcard.
     ``user_agent_options`` go to :class:`UserAgent` (digest lookups for devices, the
     INVITE policy, timers). ``one_way_audio_after`` seconds without RTP from a leg report
-    one-way audio on it (0: not watched).
+    one-way audio on it (0: not watched). With a server context ``sip_tls`` SIP also
+    listens for TLS on ``sip_tls_host`` (default ``sip_host``) at ``sip_tls_port``;
+    ``sip_tls_client`` verifies the servers (trunks) it connects to over TLS.
     """
 
     def __init__(
@@ -68,12 +72,17 @@ class Pbx:
         on_inbound: InboundHandler | None = None,
         sip_user: str = "sautikit",
         one_way_audio_after: float = 0.0,
+        sip_tls: ssl.SSLContext | None = None,
+        sip_tls_host: str | None = None,
+        sip_tls_port: int = DEFAULT_SIPS_PORT,
+        sip_tls_client: ssl.SSLContext | None = None,
         **user_agent_options: Any,
     ) -> None:
         #: The address SIP binds to; :attr:`sip_host` is the one others are told.
         self.listen_host = sip_host
         self.sip_host = advertised_address(sip_host, sip_advertised_host)
         self.sip_port = sip_port
+        self._tls = (sip_tls, sip_tls_host, sip_tls_port, sip_tls_client)
         media_bind = media_host or sip_host
         if not media_advertised_address and _is_ip(self.sip_host) and sip_advertised_host:
             media_advertised_address = self.sip_host
@@ -127,14 +136,20 @@ class Pbx:
             self.listen_host,
             self.sip_port,
             advertised_host=self.sip_host,
+            tls=self._tls[0],
+            tls_host=self._tls[1],
+            tls_port=self._tls[2],
+            tls_client=self._tls[3],
             on_incoming_call=self._incoming,
             user=self._sip_user,
             **self.user_agent_options,
         )
+        tls_port = self._agent.transport.tls_port
         log.info(
-            "PBX listening for SIP on %s:%d (UDP and TCP), advertising %s; media at %s",
+            "PBX listening for SIP on %s:%d (UDP and TCP)%s, advertising %s; media at %s",
             self.listen_host,
             self.port,
+            f", TLS on {self._tls[1] or self.listen_host}:{tls_port}" if tls_port else "",
             self.sip_host,
             self.media_address,
         )

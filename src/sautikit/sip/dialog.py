@@ -31,11 +31,11 @@ import enum
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
 from sautikit.sip.message import CSeq, Headers, Request, Response
 from sautikit.sip.transaction import TimerConfig
-from sautikit.sip.transport import DEFAULT_SIP_PORT, Peer, TransportName
+from sautikit.sip.transport import Peer, TransportName, default_port, uri_transport
 from sautikit.sip.uri import NameAddress, SipUri
 
 __all__ = [
@@ -264,15 +264,16 @@ class Dialog:
         """Where in-dialog requests go: the first Route's URI, else ``remote_peer``, else
         the remote target.
 
-        The URI's ``transport`` parameter wins over the dialog's transport; the port
-        defaults to 5060. Names are resolved by the transport when sending.
+        The URI's ``transport`` parameter (or a ``sips:`` scheme: TLS) wins over the
+        dialog's transport; the port defaults to 5060 (5061 for TLS). Names are resolved by
+        the transport when sending.
         """
         if not self.route_set and self.remote_peer is not None:
             return self.remote_peer
         uri = self.route_set[0].uri if self.route_set else self.remote_target
-        transport = uri.transport if uri.transport in ("udp", "tcp") else self.transport
+        transport = uri_transport(uri) or self.transport
         host = uri.params.get("maddr") or uri.host
-        return Peer(cast(TransportName, transport), host, uri.port or DEFAULT_SIP_PORT)
+        return Peer(transport, host, uri.port or default_port(transport))
 
 
 def _attach_body(request: Request, body: bytes, content_type: str | None) -> None:

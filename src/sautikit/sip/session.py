@@ -441,7 +441,7 @@ class Call:
             lambda resent: self._agent._send_stateless(resent, transaction.peer),
             self._agent.timers,
             ack_timeout,
-            reliable=transaction.peer.transport == "tcp",
+            reliable=transaction.reliable,
         )
         self._retransmitters[number] = retransmitter
         if not respond(transaction, response):

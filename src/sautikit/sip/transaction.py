@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sautikit.sip.message import Request, Response
-from sautikit.sip.transport import Peer, SipTransportError, SipTransportLayer
+from sautikit.sip.transport import Peer, SipTransportError, SipTransportLayer, is_stream
 from sautikit.sip.uri import BRANCH_MAGIC_COOKIE
 
 __all__ = [
@@ -178,7 +178,7 @@ class _Transaction(abc.ABC):
 
     @property
     def reliable(self) -> bool:
-        return self.peer.transport == "tcp"
+        return is_stream(self.peer.transport)
 
     def _start_timer(self, name: str, delay: float, action: Callable[[], None]) -> None:
         self._stop_timer(name)

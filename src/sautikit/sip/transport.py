@@ -1,8 +1,11 @@
-"""SIP over UDP and TCP on asyncio (RFC 3261 §18, RFC 3581).
+"""SIP over UDP, TCP and TLS on asyncio (RFC 3261 §18, §26.2, RFC 3581).
 
-:class:`SipTransportLayer` listens on one host and port for both UDP and TCP and hands each
-parsed message, with the :class:`Peer` it came from, to one handler (normally the
-transaction layer). It follows:
+:class:`SipTransportLayer` listens on one host and port for both UDP and TCP, and with a
+server TLS context on a second port (5061 by default) for TLS, and hands each parsed
+message, with the :class:`Peer` it came from, to one handler (normally the transaction
+layer). TLS is a stream transport like TCP (same framing, same connection reuse); outbound
+TLS connections verify the peer with the client context (:mod:`sautikit.sip.tls`). It
+follows:
 
 * §18.2.1 / RFC 3581 §4 — on every received request the top Via gets ``received`` when the
   source IP differs from sent-by, and a valueless ``rport`` is filled with the source port
@@ -30,6 +33,7 @@ import ipaddress
 import logging
 import re
 import socket
+import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal, NamedTuple, cast
 
@@ -42,7 +46,8 @@ from sautikit.sip.message import (
     best_effort_bad_request_response,
     parse_message,
 )
-from sautikit.sip.uri import Via
+from sautikit.sip.tls import DEFAULT_SIPS_PORT, client_context
+from sautikit.sip.uri import SipUri, Via
 
 __all__ = [
     "DEFAULT_SIP_PORT",
@@ -52,6 +57,10 @@ __all__ = [
     "SipTransportError",
     "SipTransportLayer",
     "TransportName",
+    "default_port",
+    "is_stream",
+    "transport_named",
+    "uri_transport",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,7 +69,8 @@ DEFAULT_SIP_PORT = 5060
 #: Connections accepted beyond this are closed at once, against descriptor exhaustion.
 MAX_TCP_CONNECTIONS = 1024
 
-TransportName = Literal["udp", "tcp"]
+TransportName = Literal["udp", "tcp", "tls"]
+StreamName = Literal["tcp", "tls"]
 
 _STREAM_CONTENT_LENGTH = re.compile(
     rb"^(?:content-length|l)[ \t]*:[ \t]*([0-9]+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE
@@ -76,6 +86,32 @@ class Peer(NamedTuple):
 
 
 MessageHandler = Callable[[Request | Response, Peer], None]
+
+
+def is_stream(transport: str) -> bool:
+    """TCP and TLS are reliable streams: no retransmission timers, connection reuse."""
+    return transport in ("tcp", "tls")
+
+
+def transport_named(value: str) -> TransportName:
+    """A stored transport name (a binding's source, a trunk's setting) as ours; UDP when
+    unknown."""
+    lowered = value.lower()
+    return "tls" if lowered == "tls" else "tcp" if lowered == "tcp" else "udp"
+
+
+def uri_transport(uri: SipUri) -> TransportName | None:
+    """The transport a URI asks for: TLS for ``sips:`` (RFC 5630 §3) or ``transport=tls``,
+    else its ``transport`` parameter when we speak it, else None (the caller's default)."""
+    if uri.scheme == "sips":
+        return "tls"
+    value = uri.transport
+    return transport_named(value) if value in ("udp", "tcp", "tls") else None
+
+
+def default_port(transport: str) -> int:
+    """§19.1.2: 5061 for TLS (and ``sips:``), 5060 for the rest."""
+    return DEFAULT_SIPS_PORT if transport == "tls" else DEFAULT_SIP_PORT
 
 
 class SipTransportError(OSError):
@@ -126,10 +162,12 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
 
 
 class _StreamConnection(asyncio.Protocol):
-    """One TCP connection: a stream buffer cut into messages by Content-Length (§18.3)."""
+    """One TCP or TLS connection: a stream buffer cut into messages by Content-Length
+    (§18.3); asyncio's SSL layer has decrypted what reaches :meth:`data_received`."""
 
-    def __init__(self, layer: SipTransportLayer) -> None:
+    def __init__(self, layer: SipTransportLayer, transport_name: StreamName = "tcp") -> None:
         self._layer = layer
+        self.transport_name: StreamName = transport_name
         self._buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.peer: Peer | None = None
@@ -138,9 +176,9 @@ class _StreamConnection(asyncio.Protocol):
         # uvloop's transports do not subclass asyncio.Transport, hence a cast, not a check.
         self.transport = cast(asyncio.Transport, transport)
         address = transport.get_extra_info("peername")
-        self.peer = Peer("tcp", address[0], address[1])
+        self.peer = Peer(self.transport_name, address[0], address[1])
         if not self._layer._register_connection(self):
-            logger.warning("refusing TCP connection from %s: too many connections", self.peer)
+            logger.warning("refusing a connection from %s: too many connections", self.peer)
             self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -153,7 +191,7 @@ class _StreamConnection(asyncio.Protocol):
                 assert self.peer is not None
                 self._layer._receive(frame, self.peer)
         except SipParseError as error:
-            logger.debug("closing TCP connection from %s: %s", self.peer, error)
+            logger.debug("closing the connection from %s: %s", self.peer, error)
             self.close()
 
     def _next_frame(self) -> bytes | None:
@@ -186,7 +224,7 @@ class _StreamConnection(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         if not self.is_open:
-            raise SipTransportError(f"TCP connection to {self.peer} is closed")
+            raise SipTransportError(f"connection to {self.peer} is closed")
         assert self.transport is not None
         self.transport.write(data)
 
@@ -196,7 +234,8 @@ class _StreamConnection(asyncio.Protocol):
 
 
 class SipTransportLayer:
-    """UDP and TCP SIP transports sharing one local address; see the module docstring.
+    """UDP and TCP SIP transports sharing one local address, and TLS on its own port; see
+    the module docstring.
 
     ``handler`` receives every parsed message with its source :class:`Peer`; it runs
     synchronously in the event loop and an exception it raises is logged, never propagated
@@ -208,12 +247,16 @@ class SipTransportLayer:
         self.host = ""
         self.port = 0
         self.advertised_host = ""
+        #: The TLS port (0 while TLS is off); Via and Contact over TLS name it.
+        self.tls_port = 0
+        self._tls_server: asyncio.Server | None = None
+        self._tls_client: ssl.SSLContext | None = None
         # The address family of our sockets: names resolve to addresses we can reach.
         self._family = socket.AF_UNSPEC
         self._udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
-        self._connections: dict[tuple[str, int], _StreamConnection] = {}
-        self._connecting: dict[tuple[str, int], asyncio.Future[_StreamConnection]] = {}
+        self._connections: dict[tuple[str, str, int], _StreamConnection] = {}
+        self._connecting: dict[tuple[str, str, int], asyncio.Future[_StreamConnection]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(
@@ -224,15 +267,42 @@ class SipTransportLayer:
         udp: bool = True,
         tcp: bool = True,
         advertised_host: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        tls_host: str | None = None,
+        tls_port: int = DEFAULT_SIPS_PORT,
+        tls_client: ssl.SSLContext | None = None,
     ) -> None:
         """Listen on ``host:port``; port 0 picks one free port shared by UDP and TCP.
 
         ``advertised_host`` is what goes into Via sent-by and Contact (default ``host``, or
         for a wildcard such as ``0.0.0.0`` the machine's primary address: see
-        :mod:`sautikit.sip.addresses`).
+        :mod:`sautikit.sip.addresses`). With a server context ``tls``, TLS listens on
+        ``tls_host`` (default ``host``) at ``tls_port`` (0: any free port). ``tls_client``
+        verifies the servers we connect to over TLS (default: the system's trust store).
         """
-        if not udp and not tcp:
-            raise ValueError("start at least one of UDP and TCP")
+        if not udp and not tcp and tls is None:
+            raise ValueError("start at least one of UDP, TCP and TLS")
+        self._tls_client = tls_client
+        if tls is not None:
+            loop = asyncio.get_running_loop()
+            self._tls_server = await loop.create_server(
+                lambda: _StreamConnection(self, "tls"),
+                tls_host or host,
+                tls_port,
+                ssl=tls,
+                reuse_address=True,
+            )
+            tls_socket = self._tls_server.sockets[0]
+            self.tls_port, self._family = tls_socket.getsockname()[1], tls_socket.family
+            if not udp and not tcp:
+                self.host, self.port = host, self.tls_port
+                self.advertised_host = advertised_address(host, advertised_host)
+                return
+        await self._start_plain(host, port, udp=udp, tcp=tcp, advertised_host=advertised_host)
+
+    async def _start_plain(
+        self, host: str, port: int, *, udp: bool, tcp: bool, advertised_host: str | None
+    ) -> None:
         loop = asyncio.get_running_loop()
         attempts = 5 if port == 0 and udp and tcp else 1
         for attempt in range(attempts):
@@ -262,10 +332,17 @@ class SipTransportLayer:
             self.advertised_host = advertised_address(host, advertised_host)
             return
 
+    def port_for(self, transport: TransportName) -> int:
+        """The port we listen on for ``transport`` (the TLS port for TLS)."""
+        return self.tls_port if transport == "tls" and self.tls_port else self.port
+
     def make_via(self, transport: TransportName, branch: str) -> Via:
         """A Via for a request we send: our sent-by, ``branch`` and a request for rport."""
         return Via(
-            transport.upper(), self.advertised_host, self.port, {"branch": branch, "rport": None}
+            transport.upper(),
+            self.advertised_host,
+            self.port_for(transport),
+            {"branch": branch, "rport": None},
         )
 
     async def send(
@@ -276,7 +353,8 @@ class SipTransportLayer:
     ) -> None:
         """Send ``message`` to ``address`` as is (Via and routing are the caller's job).
 
-        Over TCP an open connection to ``address`` is reused, else one is opened.
+        Over TCP and TLS an open connection to ``address`` is reused, else one is opened
+        (TLS verifies the server's certificate against ``address``'s host name).
 
         :raises SipTransportError: when the message cannot be sent.
         """
@@ -289,8 +367,8 @@ class SipTransportLayer:
                 if self._udp is None or self._udp.is_closing():
                     raise SipTransportError("UDP transport is not running")
                 self._udp.sendto(data, (await self._resolve(host, port, socket.SOCK_DGRAM), port))
-            elif transport == "tcp":
-                connection = await self._tcp_connection((host, port))
+            elif transport == "tcp" or transport == "tls":
+                connection = await self._stream_connection(transport, (host, port))
                 connection.write(data)
             else:
                 raise SipTransportError(f"unknown transport {transport!r}")
@@ -302,12 +380,12 @@ class SipTransportLayer:
     async def send_response(self, response: Response, source: Peer) -> None:
         """Send ``response`` to a request that came from ``source`` (§18.2.2, RFC 3581)."""
         via = response.top_via
-        if source.transport == "tcp":
-            connection = self._connections.get((source.host, source.port))
+        if source.transport == "tcp" or source.transport == "tls":
+            connection = self._connections.get(source)
             if connection is not None and connection.is_open:
                 connection.write(response.encode())
                 return
-            address = (via.received or via.host, via.port or DEFAULT_SIP_PORT)
+            address = (via.received or via.host, via.port or default_port(source.transport))
         elif via.maddr:
             address = (via.maddr, via.port or DEFAULT_SIP_PORT)
         else:
@@ -323,10 +401,11 @@ class SipTransportLayer:
             connection.close()
         for task in list(self._tasks):
             task.cancel()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        for server in (self._server, self._tls_server):
+            if server is not None:
+                server.close()
+                await server.wait_closed()
+        self._server = self._tls_server = None
         self._connections.clear()
 
     def spawn(self, coroutine: Coroutine[Any, Any, None], what: str) -> None:
@@ -352,9 +431,11 @@ class SipTransportLayer:
             raise SipTransportError(f"cannot resolve {host}: {error}") from error
         return str(infos[0][4][0])
 
-    async def _tcp_connection(self, address: tuple[str, int]) -> _StreamConnection:
+    async def _stream_connection(
+        self, transport: StreamName, address: tuple[str, int]
+    ) -> _StreamConnection:
         host = await self._resolve(address[0], address[1], socket.SOCK_STREAM)
-        key = (host, address[1])
+        key = (transport, host, address[1])
         existing = self._connections.get(key)
         if existing is not None and existing.is_open:
             return existing
@@ -365,9 +446,20 @@ class SipTransportLayer:
         future: asyncio.Future[_StreamConnection] = loop.create_future()
         self._connecting[key] = future
         try:
-            _, connection = await loop.create_connection(lambda: _StreamConnection(self), *key)
-        except OSError as error:
-            failure = SipTransportError(f"cannot connect to {key[0]}:{key[1]}: {error}")
+            if transport == "tls":
+                _, connection = await loop.create_connection(
+                    lambda: _StreamConnection(self, "tls"),
+                    host,
+                    address[1],
+                    ssl=self._client_context(),
+                    server_hostname=address[0],
+                )
+            else:
+                _, connection = await loop.create_connection(
+                    lambda: _StreamConnection(self), host, address[1]
+                )
+        except (OSError, ssl.SSLError) as error:
+            failure = SipTransportError(f"cannot connect to {host}:{address[1]}: {error}")
             future.set_exception(failure)
             future.exception()  # mark it retrieved: there may be no other waiter
             raise failure from error
@@ -376,25 +468,29 @@ class SipTransportLayer:
         future.set_result(connection)
         return connection
 
+    def _client_context(self) -> ssl.SSLContext:
+        """The verifying client context (made on first use: the system's trust store)."""
+        if self._tls_client is None:
+            self._tls_client = client_context()
+        return self._tls_client
+
     def _is_our_sent_by(self, via: Via) -> bool:
         """§18.1.2: a response whose top Via we did not write is not for us."""
-        return (via.port or DEFAULT_SIP_PORT) == self.port and _same_ip(
-            via.host, self.advertised_host
-        )
+        port = via.port or default_port(via.transport.lower())
+        return port in (self.port, self.tls_port) and _same_ip(via.host, self.advertised_host)
 
     def _register_connection(self, connection: _StreamConnection) -> bool:
         if len(self._connections) >= MAX_TCP_CONNECTIONS:
             return False
         assert connection.peer is not None
-        self._connections[(connection.peer.host, connection.peer.port)] = connection
+        self._connections[connection.peer] = connection
         return True
 
     def _forget_connection(self, connection: _StreamConnection) -> None:
         if connection.peer is None:
             return
-        key = (connection.peer.host, connection.peer.port)
-        if self._connections.get(key) is connection:
-            del self._connections[key]
+        if self._connections.get(connection.peer) is connection:
+            del self._connections[connection.peer]
 
     def _receive(self, data: bytes, source: Peer) -> None:
         if not data.strip(b"\r\n"):

@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import ssl
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, cast
@@ -62,13 +63,21 @@ from sautikit.sip.session import (
     respond,
     with_body,
 )
+from sautikit.sip.tls import DEFAULT_SIPS_PORT
 from sautikit.sip.transaction import (
     InviteServerTransaction,
     ServerTransaction,
     TimerConfig,
     TransactionLayer,
 )
-from sautikit.sip.transport import DEFAULT_SIP_PORT, Peer, SipTransportLayer, TransportName
+from sautikit.sip.transport import (
+    DEFAULT_SIP_PORT,
+    Peer,
+    SipTransportLayer,
+    TransportName,
+    default_port,
+    uri_transport,
+)
 from sautikit.sip.uri import NameAddress, SipUri
 
 __all__ = [
@@ -202,11 +211,27 @@ class UserAgent:
         udp: bool = True,
         tcp: bool = True,
         advertised_host: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        tls_host: str | None = None,
+        tls_port: int = DEFAULT_SIPS_PORT,
+        tls_client: ssl.SSLContext | None = None,
         **options: Any,
     ) -> UserAgent:
-        """Start a transport on ``host:port`` (0: any free port) and a user agent on it."""
+        """Start a transport on ``host:port`` (0: any free port) and a user agent on it;
+        with a server context ``tls`` also TLS on ``tls_host:tls_port`` (see
+        :meth:`SipTransportLayer.start`)."""
         transport = SipTransportLayer()
-        await transport.start(host, port, udp=udp, tcp=tcp, advertised_host=advertised_host)
+        await transport.start(
+            host,
+            port,
+            udp=udp,
+            tcp=tcp,
+            advertised_host=advertised_host,
+            tls=tls,
+            tls_host=tls_host,
+            tls_port=tls_port,
+            tls_client=tls_client,
+        )
         return cls(transport, **options)
 
     async def close(self) -> None:
@@ -237,10 +262,15 @@ class UserAgent:
         return list(dict.fromkeys(self._calls.values()))
 
     def contact(self, transport: TransportName = "udp") -> NameAddress:
-        """Our Contact: ``sip:user@advertised-host:port``, with ``transport=tcp`` over TCP."""
-        params: dict[str, str | None] = {"transport": "tcp"} if transport == "tcp" else {}
+        """Our Contact: ``sip:user@advertised-host:port``, with ``transport=tcp`` over TCP
+        and ``transport=tls`` (at the TLS port) over TLS."""
+        params: dict[str, str | None] = {} if transport == "udp" else {"transport": transport}
         uri = SipUri(
-            "sip", self.user, self.transport.advertised_host, self.transport.port, params=params
+            "sip",
+            self.user,
+            self.transport.advertised_host,
+            self.transport.port_for(transport),
+            params=params,
         )
         return NameAddress(uri)
 
@@ -538,8 +568,8 @@ def _destination(target: SipUri, destination: Peer | tuple[str, int, str] | None
         host, port, transport = destination
     else:
         host = target.params.get("maddr") or target.host
-        port = target.port or DEFAULT_SIP_PORT
-        transport = target.transport or "udp"
-    if transport not in ("udp", "tcp"):
+        transport = uri_transport(target) or "udp"
+        port = target.port or default_port(transport)
+    if transport not in ("udp", "tcp", "tls"):
         raise ValueError(f"unsupported transport {transport!r}")
     return Peer(cast(TransportName, transport), host, port)

@@ -60,7 +60,10 @@ class CredentialIn(RequestModel):
 class RegistrarOut(BaseModel):
     host: str = Field(description="The SIP server (registrar and outbound proxy) to set.")
     port: int
-    transports: list[str] = Field(description="Transports it accepts: `udp`, `tcp`.")
+    transports: list[str] = Field(description="Transports it accepts: `udp`, `tcp`, `tls`.")
+    tls_port: int | None = Field(
+        None, description="The port of SIP over TLS (`transport=tls`), when it is on."
+    )
     digest_algorithms: list[str] = Field(description="Digest algorithms it challenges with.")
 
 
@@ -95,7 +98,8 @@ def _registrar(request: Request) -> RegistrarOut:
     return RegistrarOut(
         host=advertised_address(settings.sip_host, settings.sip_advertised_host or None),
         port=settings.sip_port,
-        transports=["udp", "tcp"],
+        transports=["udp", "tcp", "tls"] if settings.sip_tls_enabled else ["udp", "tcp"],
+        tls_port=settings.sip_tls_port if settings.sip_tls_enabled else None,
         digest_algorithms=list(settings.sip_digest_algorithm_list),
     )
 
