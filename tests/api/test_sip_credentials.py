@@ -64,6 +64,7 @@ async def test_create_list_rotate_delete(
         "host": "127.0.0.1",
         "port": 5080,
         "transports": ["udp", "tcp"],
+        "tls_port": None,  # no certificate is set
         "digest_algorithms": ["MD5"],
     }
     assert first["identity"] == "sip:front-desk@127.0.0.1"
