@@ -22,6 +22,7 @@ from sautikit.billing.mpesa import TopUpService
 from sautikit.billing.numbers import renew_numbers
 from sautikit.calls.manager import CallManager
 from sautikit.calls.metrics import CallMetrics
+from sautikit.cluster.sampler import Sampler
 from sautikit.config import ConfigError, Settings
 from sautikit.db import Database, upgrade_database
 from sautikit.db.migrate import alembic_config
@@ -29,6 +30,7 @@ from sautikit.db.types import utcnow
 from sautikit.events.delivery import DeliveryWorker
 from sautikit.loopwatch import LoopWatch
 from sautikit.media import TextToSpeech
+from sautikit.metrics import OperationsCollector
 from sautikit.net import outbound_client
 from sautikit.overload import OverloadController, OverloadLimits
 from sautikit.pbx import Pbx
@@ -226,6 +228,18 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
         api.state.overload = overload
         api.state.registry.register(
             CallMetrics(pbx, lambda: len(manager.live), lambda: manager.reaped)
+        )
+        sampler = Sampler(database)
+        _run_in_background(stack, sampler.run())
+        api.state.registry.register(
+            OperationsCollector(
+                sampler=sampler,
+                live_calls=lambda: [
+                    (call.direction, call.status) for call in manager.live.values()
+                ],
+                spool=recordings.spool_dir,
+                node_id=settings.node_id,
+            )
         )
         server = _ApiServer(
             uvicorn.Config(

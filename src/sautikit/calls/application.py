@@ -13,6 +13,7 @@ from sautikit.calls.funding import Funding
 from sautikit.calls.records import CallRecords
 from sautikit.calls.registry import CallRegistry
 from sautikit.db.models import Call, Workspace
+from sautikit.logs import bind_call
 from sautikit.recordings.pipeline import RecordingPipeline
 from sautikit.voice.amd import AmdSettings, detect_answering_machine
 from sautikit.voice.callbacks import AppClient
@@ -51,6 +52,7 @@ class AppRunner:
 
     async def run(self, live: LiveCall, call: Call, workspace: Workspace, quota: Quota) -> None:
         """Run the call's app from ``call.action_url`` until the call or the app ends."""
+        bind_call(call.id, workspace.id)
 
         def play_allowed(host: str) -> bool:
             return any(

@@ -25,6 +25,7 @@ from sautikit.calls.recovery import dialog_column
 from sautikit.calls.registry import CallRegistry
 from sautikit.calls.routing import NoRoute, Trunks
 from sautikit.db import Database
+from sautikit.logs import bind_call
 from sautikit.pbx import InboundLeg, OutboundLeg, Pbx
 from sautikit.pbx.registrations import RegistrationStore
 from sautikit.sip import CallFailed, Request
@@ -171,6 +172,7 @@ class Devices:
     async def ring(self, live: LiveCall, bindings: list[tuple[str, Peer | None]]) -> None:
         """A number with no ``voice_url`` rings its registered devices; the first to answer
         is bridged to the caller."""
+        bind_call(live.call_id, live.workspace_id)
         legs = []
         for contact, source in bindings:
             with contextlib.suppress(OSError, ValueError):

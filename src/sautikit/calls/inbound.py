@@ -23,6 +23,7 @@ from sautikit.calls.recovery import dialog_column
 from sautikit.calls.registry import CallRegistry
 from sautikit.calls.routing import normalise_number
 from sautikit.db import Database
+from sautikit.logs import bind_call
 from sautikit.pbx import InboundLeg
 from sautikit.sip.teardown import DialogSnapshot
 from sautikit.voice.live import CallHost
@@ -98,6 +99,7 @@ class Inbound:
             leg.reject(402, "Payment Required")
             return
         call = admitted.call
+        bind_call(call.id, call.workspace_id)  # this task runs the one INVITE
         live = self.registry.adopt(self.host, leg, call)
         leg.ring()
         if ringing_devices:

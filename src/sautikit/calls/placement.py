@@ -36,6 +36,7 @@ from sautikit.calls.status import CallStatus
 from sautikit.db import Database
 from sautikit.db.models import Call, Workspace
 from sautikit.db.types import rows_changed, utcnow
+from sautikit.logs import bind_call
 from sautikit.pbx import OutboundLeg, Pbx
 from sautikit.recordings.pipeline import RecordingPipeline
 from sautikit.voice.control import DialTarget
@@ -115,6 +116,7 @@ class Placement:
         the others)."""
         if not self.accepting():
             return
+        bind_call(call_id)
 
         async def claim(session: AsyncSession) -> tuple[Call, Workspace, Quota] | None:
             claimed = await session.execute(

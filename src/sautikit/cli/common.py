@@ -38,7 +38,7 @@ def load_settings_or_exit() -> Settings:
     except ConfigError as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, node_id=settings.node_id)
     return settings
 
 

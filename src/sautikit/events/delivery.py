@@ -65,6 +65,7 @@ from sautikit.db.models import Delivery, DeliveryAttempt, Event, WebhookSubscrip
 from sautikit.db.types import utcnow
 from sautikit.events.schedule import RetrySchedule
 from sautikit.events.signing import EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, sign
+from sautikit.metrics import COUNTERS
 from sautikit.net import OutboundAddressRefused, outbound_client
 from sautikit.voice.callbacks import CallbackEncoding, build_app_request
 
@@ -260,6 +261,7 @@ class _Claimed:
     secret: str
     attempts_made: int
     lease_until: datetime
+    occurred_at: datetime | None = None
     callback: dict[str, Any] | None = None
     """``{"method", "encoding", "fields"}`` of a voice callback; None: the envelope."""
 
@@ -472,6 +474,7 @@ class DeliveryWorker:
                         secret=secret,
                         attempts_made=delivery.attempts,
                         lease_until=lease_until,
+                        occurred_at=event.occurred_at,
                         callback=delivery.callback,
                     )
                 )
@@ -482,6 +485,10 @@ class DeliveryWorker:
     async def _attempt(self, item: _Claimed) -> None:
         try:
             outcome = await self._send(item)
+            COUNTERS.outbox_attempt(outcome.latency_ms / 1000, outcome.status_code, outcome.error)
+            if outcome.succeeded and item.occurred_at is not None:
+                waited = (outcome.attempted_at - item.occurred_at).total_seconds()
+                COUNTERS.outbox_delivery_latency.observe(max(waited, 0.0))
             try:
                 await self._record(item, outcome)
             except Exception:

@@ -58,6 +58,7 @@ from sautikit.media.tts import TextToSpeech
 
 __all__ = [
     "GIL_SWITCH_INTERVAL",
+    "JITTER_BUCKETS",
     "MOS_BUCKETS",
     "EngineStats",
     "MediaEngine",
@@ -98,6 +99,7 @@ _WATCH_TICKS: Final = 50
 """Ticks (a second) between the one-way audio watch's rounds."""
 
 _MOS_BUCKETS: Final = (1.0, 2.0, 2.5, 3.0, 3.5, 3.8, 4.0, 4.2, 4.4)
+_JITTER_BUCKETS: Final = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0, 100.0)
 
 
 @dataclass(slots=True)
@@ -110,6 +112,9 @@ class QualityTotals:
     one_way_audio_legs: int = 0
     one_way_audio_events: int = 0
     mos_sum: float = 0.0
+    jitter_ms_sum: float = 0.0
+    jitter_buckets: list[int] = field(default_factory=lambda: [0] * len(_JITTER_BUCKETS))
+    """Legs whose mean jitter (ms) was at most each of :data:`JITTER_BUCKETS`."""
     mos_buckets: list[int] = field(default_factory=lambda: [0] * len(_MOS_BUCKETS))
     """Legs whose MOS was at most each of :data:`MOS_BUCKETS` (cumulative, as Prometheus)."""
 
@@ -121,12 +126,17 @@ class QualityTotals:
         self.lost += quality.lost
         self.one_way_audio_legs += quality.one_way_audio
         self.mos_sum += quality.mos_estimate
+        self.jitter_ms_sum += quality.jitter_ms
+        for index, bound in enumerate(_JITTER_BUCKETS):
+            if quality.jitter_ms <= bound:
+                self.jitter_buckets[index] += 1
         for index, bound in enumerate(_MOS_BUCKETS):
             if quality.mos_estimate <= bound:
                 self.mos_buckets[index] += 1
 
 
 MOS_BUCKETS: Final = _MOS_BUCKETS
+JITTER_BUCKETS: Final = _JITTER_BUCKETS
 
 
 _WakeRequest = tuple[float, asyncio.AbstractEventLoop, "asyncio.Future[None]"]

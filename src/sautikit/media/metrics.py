@@ -16,7 +16,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from sautikit.media.engine import MOS_BUCKETS, MediaEngine
+from sautikit.media.engine import JITTER_BUCKETS, MOS_BUCKETS, MediaEngine
 
 __all__ = ["MediaCollector"]
 
@@ -52,6 +52,14 @@ class MediaCollector(Collector):
             stats.clock.lateness_p99,
         )
         yield CounterMetricFamily(
+            "sautikit_media_clock_ticks", "Ticks the media clock dispatched.", stats.clock.ticks
+        )
+        yield CounterMetricFamily(
+            "sautikit_media_clock_late_ticks",
+            "Ticks dispatched later than the clock's late threshold after their deadline.",
+            stats.clock.late_ticks,
+        )
+        yield CounterMetricFamily(
             "sautikit_media_clock_skipped_ticks",
             "Ticks the media clock dropped after falling behind.",
             stats.clock.skipped_ticks,
@@ -84,4 +92,13 @@ class MediaCollector(Collector):
             "E-model MOS of the legs that ended (1 to 4.5).",
             buckets=buckets,
             sum_value=totals.mos_sum,
+        )
+        pairs = zip(JITTER_BUCKETS, totals.jitter_buckets, strict=True)
+        jitter = [(str(bound), count) for bound, count in pairs]
+        jitter.append(("+Inf", totals.legs))
+        yield HistogramMetricFamily(
+            "sautikit_media_jitter_milliseconds",
+            "Mean interarrival jitter of the legs that ended.",
+            buckets=jitter,
+            sum_value=totals.jitter_ms_sum,
         )

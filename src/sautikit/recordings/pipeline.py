@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,6 +43,7 @@ from sautikit.db.types import utcnow
 from sautikit.events.delivery import workspace_signing_secret
 from sautikit.events.outbox import record_call_event
 from sautikit.ids import new_id
+from sautikit.metrics import COUNTERS
 from sautikit.recordings.finalise import (
     FinalisedRecording,
     FinaliseError,
@@ -406,9 +408,12 @@ class RecordingPipeline:
         await self._set_status(recording_id, "uploading", storage_key=key)
         try:
             store = self.stores.for_workspace(workspace)
+            started = time.perf_counter()
             await store.put_file(key, finalised.path, finalised.content_type)
+            COUNTERS.recording_uploads.observe(time.perf_counter() - started)
             link = await self._link(store, key, finalised.format, recording_id)
         except StorageError as exc:
+            COUNTERS.recording_upload_failures += 1
             # The spool stays; the next start's recovery tries the upload again.
             log.error("recording %s could not be stored: %s", recording_id, exc)
             return self._unstored(recording, "uploading", finalised.duration_seconds)

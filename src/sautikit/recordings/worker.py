@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -51,6 +52,7 @@ from sautikit.db.types import rows_changed, utcnow
 from sautikit.events.delivery import add_callback_delivery
 from sautikit.events.outbox import record_call_event
 from sautikit.media.audio import AudioFormatError, load_audio_channels
+from sautikit.metrics import COUNTERS
 from sautikit.recordings.finalise import CONTENT_TYPES
 from sautikit.recordings.pipeline import callback_encoding
 from sautikit.recordings.stores import WorkspaceStores
@@ -301,9 +303,13 @@ class TranscriptionWorker:
             if len(channels) > len(DUAL_SPEAKERS):
                 raise _JobFailed(f"the recording has {len(channels)} channels, not one or two")
             engine = await self._loaded_engine()
+            started = time.perf_counter()
             transcripts = [
                 await asyncio.to_thread(engine.transcribe, samples) for samples in channels
             ]
+            if recording.duration_seconds:
+                work = time.perf_counter() - started
+                COUNTERS.transcription_rtf.observe(work / recording.duration_seconds)
         except (StorageError, AudioFormatError, TranscriptionError) as exc:
             raise _JobFailed(str(exc)) from exc
         stored = channel_transcripts(transcripts)
@@ -359,6 +365,7 @@ class TranscriptionWorker:
                 )
             done = heard if failure is None else None
             job.status = "failed" if done is None else "completed"
+            COUNTERS.transcriptions[job.status] += 1
             job.text = done.text if done is not None else None
             job.language = done.language if done is not None else None
             job.channels = done.channels if done is not None else None

@@ -41,6 +41,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Protocol
 
+from sautikit.metrics import COUNTERS, response_class
 from sautikit.sip.message import Request, Response
 from sautikit.sip.transport import Peer, SipTransportError, SipTransportLayer, is_stream
 from sautikit.sip.uri import BRANCH_MAGIC_COOKIE
@@ -278,11 +279,13 @@ class InviteClientTransaction(ClientTransaction):
     def _timer_a(self) -> None:
         if self.state is TransactionState.CALLING:
             self._send_request()
+            COUNTERS.sip_retransmissions["request_sent"] += 1
             self._interval *= 2  # timer A is not capped at T2 (§17.1.1.2)
             self._start_timer("A", self._interval, self._timer_a)
 
     def _timer_b(self) -> None:
         if self.state is TransactionState.CALLING:
+            COUNTERS.sip_timeouts["client"] += 1
             self._fail(408, NO_RESPONSE_REASON)
 
     def receive_response(self, response: Response) -> None:
@@ -349,10 +352,12 @@ class NonInviteClientTransaction(ClientTransaction):
         else:
             return
         self._send_request()
+        COUNTERS.sip_retransmissions["request_sent"] += 1
         self._start_timer("E", self._interval, self._timer_e)
 
     def _timer_f(self) -> None:
         if self.state in (TransactionState.TRYING, TransactionState.PROCEEDING):
+            COUNTERS.sip_timeouts["client"] += 1
             self._fail(408, NO_RESPONSE_REASON)
 
     def receive_response(self, response: Response) -> None:
@@ -457,11 +462,13 @@ class InviteServerTransaction(ServerTransaction):
     def _timer_g(self) -> None:
         if self.state is TransactionState.COMPLETED and self.last_response is not None:
             self._send_response(self.last_response)
+            COUNTERS.sip_retransmissions["response_sent"] += 1
             self._interval = min(2 * self._interval, self._layer.timers.t2)
             self._start_timer("G", self._interval, self._timer_g)
 
     def _timer_h(self) -> None:
         if self.state is TransactionState.COMPLETED:
+            COUNTERS.sip_timeouts["server"] += 1
             self._fail("timer H: no ACK for the final response")
 
     def receive_request(self, request: Request) -> None:
@@ -565,6 +572,7 @@ class TransactionLayer:
         if "Max-Forwards" not in request.headers:
             request.headers.add("Max-Forwards", "70")
         transaction: InviteClientTransaction | NonInviteClientTransaction
+        COUNTERS.sip_transactions["client", request.method] += 1
         if request.method == "INVITE":
             transaction = InviteClientTransaction(self, request, destination, on_response)
         else:
@@ -579,6 +587,7 @@ class TransactionLayer:
         """Send without a transaction: the ACK for a 2xx, or a 2xx retransmission by a
         dialog whose transaction has ended. Raises ``SipTransportError`` on failure."""
         if isinstance(message, Response):
+            COUNTERS.sip_responses["sent", response_class(message.status)] += 1
             await self.transport.send_response(message, destination)
         else:
             await self.transport.send(
@@ -600,6 +609,7 @@ class TransactionLayer:
             self._on_request(message, source)
 
     def _on_response(self, response: Response, source: Peer) -> None:
+        COUNTERS.sip_responses["received", response_class(response.status)] += 1
         branch = response.top_via.branch
         transaction = None
         if branch is not None:
@@ -614,6 +624,8 @@ class TransactionLayer:
         key = _server_key(request, method)
         existing = self._server.get(key)
         if existing is not None:
+            if request.method != "ACK":
+                COUNTERS.sip_retransmissions["request_received"] += 1
             existing.receive_request(request)
             return
         if request.method == "ACK":
@@ -622,6 +634,7 @@ class TransactionLayer:
         if self.ignore is not None and self.ignore(request, source):
             return
         transaction: InviteServerTransaction | NonInviteServerTransaction
+        COUNTERS.sip_transactions["server", request.method] += 1
         if request.method == "INVITE":
             transaction = InviteServerTransaction(self, key, request, source)
         else:
@@ -654,6 +667,8 @@ class TransactionLayer:
             except SipTransportError as error:
                 transaction._on_transport_error(error)
 
+        if isinstance(message, Response):
+            COUNTERS.sip_responses["sent", response_class(message.status)] += 1
         what = f"{message.method}" if isinstance(message, Request) else f"{message.status}"
         self.transport.spawn(send(), what)
 

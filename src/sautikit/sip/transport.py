@@ -336,6 +336,13 @@ class SipTransportLayer:
         """The port we listen on for ``transport`` (the TLS port for TLS)."""
         return self.tls_port if transport == "tls" and self.tls_port else self.port
 
+    @property
+    def listening(self) -> bool:
+        """Whether the UDP socket or a TCP/TLS server still takes messages (for /readyz)."""
+        udp = self._udp is not None and not self._udp.is_closing()
+        servers = (self._server, self._tls_server)
+        return udp or any(server is not None and server.is_serving() for server in servers)
+
     def make_via(self, transport: TransportName, branch: str) -> Via:
         """A Via for a request we send: our sent-by, ``branch`` and a request for rport."""
         return Via(

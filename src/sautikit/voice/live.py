@@ -35,6 +35,7 @@ from sautikit.media import PlayOutcome as MediaPlayOutcome
 from sautikit.media.audio import SAMPLE_RATE, encode_wav
 from sautikit.media.player import tone
 from sautikit.media.silence import trim_silence
+from sautikit.metrics import COUNTERS
 from sautikit.pbx import CallLeg, InboundLeg, OutboundLeg
 from sautikit.sip import CallEnd, CallFailed
 from sautikit.voice.control import (
@@ -149,6 +150,7 @@ class LiveCall:
         """Held while the call's record changes, so ringing, answered and ended are written
         in the order they happened even when their tasks overlap."""
         self._recording_stopped = asyncio.Event()
+        self._started_at = time.monotonic()
         self._answered_at: float | None = None
         self._ended_at: float | None = None
         self.answered_at: datetime | None = None
@@ -196,6 +198,7 @@ class LiveCall:
         elif self.cause == "insufficient_funds":
             self.error = insufficient_funds_error()
         self._status = "completed" if self.answered_event.is_set() else "failed"
+        COUNTERS.call_ends[self.direction, self.cause] += 1
         try:
             await self.host.call_ended(self, end)
         except Exception:
@@ -211,6 +214,7 @@ class LiveCall:
         if not self.answered_event.is_set():
             self.answered_event.set()
             self._answered_at = time.monotonic()
+            COUNTERS.call_setup.observe(self._answered_at - self._started_at)
             self.answered_at = utcnow()
             self._status = "answered"
             await self.host.call_answered(self)

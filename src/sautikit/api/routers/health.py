@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,20 +20,45 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+READY_CHECK_SECONDS = 2.0
+"""How long one readiness check may take before it counts as failed."""
+
+_PROBE_KEY = "sautikit-readyz-probe"
+
+
+async def _check(probe: Awaitable[object]) -> str:
+    try:
+        async with asyncio.timeout(READY_CHECK_SECONDS):
+            await probe
+    except TimeoutError:
+        return "timeout"
+    except Exception as exc:  # any failure to reach it means not ready
+        return type(exc).__name__
+    return "ok"
+
+
 @router.get(
-    "/readyz", summary="The process takes new work: not shutting down, the database answers"
+    "/readyz",
+    summary="The process takes new work: not draining; the database, the object store and "
+    "the SIP listener answer",
 )
 async def readyz(request: Request) -> JSONResponse:
+    checks: dict[str, str] = {}
     calls = getattr(request.app.state, "calls", None)
     if calls is not None and not calls.accepting:  # draining after SIGTERM: send no more
-        return JSONResponse({"status": "draining", "checks": {"calls": "draining"}}, 503)
-    try:
-        await api_context(request).database.ping()
-    except Exception as exc:  # any failure to reach the database means not ready
-        return JSONResponse(
-            {"status": "unavailable", "checks": {"database": type(exc).__name__}}, 503
-        )
-    return JSONResponse({"status": "ready", "checks": {"database": "ok"}})
+        checks["calls"] = "draining"
+    checks["database"] = await _check(api_context(request).database.ping())
+    store = getattr(request.app.state, "store", None)
+    if store is not None:  # a HEAD of an absent key: reachable and the credentials work
+        checks["storage"] = await _check(store.exists(_PROBE_KEY))
+    if calls is not None:
+        agent = calls.pbx.started_agent
+        checks["sip"] = "ok" if agent is not None and agent.transport.listening else "closed"
+    if checks.get("calls") == "draining":
+        return JSONResponse({"status": "draining", "checks": checks}, 503)
+    if any(result != "ok" for result in checks.values()):
+        return JSONResponse({"status": "unavailable", "checks": checks}, 503)
+    return JSONResponse({"status": "ready", "checks": checks})
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
