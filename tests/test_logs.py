@@ -63,7 +63,7 @@ def test_uvicorn_colour_codes_never_reach_the_log() -> None:
     configure_logging("info", "json", stream=stream)
     try:
         # What uvicorn logs: its message, and the same with colours as an extra.
-        logging.getLogger("uvicorn.error").info(
+        logging.getLogger("sautikit.test.uvicorn").info(
             "Started server process [%d]",
             42,
             extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
