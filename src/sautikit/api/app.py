@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 import sautikit
 from sautikit.api import routers
 from sautikit.api.deps import ApiContext
+from sautikit.api.docs import install_docs
 from sautikit.api.errors import install_error_handlers
 from sautikit.api.middleware import HttpMetrics, RequestContextMiddleware
 from sautikit.api.openapi import install_openapi
@@ -40,6 +41,8 @@ def create_api(
     ``calls`` is this process's call manager where it runs a PBX too, ``topups`` the
     M-Pesa service where Daraja is configured (its owner closes it)."""
     app = FastAPI(
+        docs_url=None,  # api.docs serves offline ones
+        redoc_url=None,
         title="Sautikit",
         version=sautikit.__version__,
         description=(
@@ -68,6 +71,7 @@ def create_api(
     )
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
     for router in routers.all_routers():
         app.include_router(router)
     app.add_middleware(
