@@ -59,6 +59,7 @@ from sautikit.media.quality import LegQuality, mos_estimate
 from sautikit.media.recorder import Recorder, RecorderState
 from sautikit.media.session import RtpSession
 from sautikit.media.silence import SilenceDetector, VoiceActivity
+from sautikit.media.srtp import SrtpContext
 from sautikit.media.tts import TtsError
 
 if TYPE_CHECKING:
@@ -398,15 +399,17 @@ class MediaChannel:
         payload_type: int | None = None,
         dtmf_payload_type: int | None = 101,
         ptime: int = 20,
+        srtp: SrtpContext | None = None,
     ) -> None:
         """Apply the negotiated SDP (again on every re-INVITE).
 
         ``payload_type`` defaults to the codec's static number; ``dtmf_payload_type`` is
         the negotiated telephone-event number, None when the peer offered none; ``ptime``
-        the packet time the peer asked for.
+        the packet time the peer asked for; ``srtp`` the SDES keys when the stream is SRTP.
         """
         codec = codec_by_name(codec_name)
         session = self.session
+        session.set_srtp(srtp)
         session.codec = codec
         session.payload_type = codec.payload_type if payload_type is None else payload_type
         session.dtmf_payload_type = dtmf_payload_type

@@ -71,6 +71,7 @@ from sautikit.media.rtp import (
     pack_header,
     unpack_plain_header,
 )
+from sautikit.media.srtp import SrtpContext, SrtpError
 
 __all__ = ["RelayTap", "RtpSession", "SessionStats"]
 
@@ -112,6 +113,8 @@ class SessionStats:
     rtcp_received: int = 0
     rtcp_garbage: int = 0
     socket_errors: int = 0
+    srtp_refused: int = 0
+    """SRTP/SRTCP packets that failed authentication or replayed (dropped)."""
 
 
 def _bound_socket(host: str, port: int) -> socket.socket:
@@ -230,6 +233,8 @@ class RtpSession:
         self._wire = bytearray(RTP_HEADER_SIZE)
         self._queued = False
         self._rtcp_transport: asyncio.DatagramTransport | None = None
+        #: SRTP keys of this stream (SDES), None for plain RTP: see :meth:`set_srtp`.
+        self.srtp: SrtpContext | None = None
         self._next_rtcp = time.monotonic() + self._rtcp_delay()
         self._closed = False
         self.last_received: float | None = None
@@ -390,7 +395,20 @@ class RtpSession:
 
     # -- receive ---------------------------------------------------------------------------
 
+    def set_srtp(self, context: SrtpContext | None) -> None:
+        """Protect and unprotect this stream with ``context`` from now on (None: plain);
+        the same keys again (a re-INVITE) keep the running context and its counters."""
+        if context is not None and self.srtp is not None and context.keys == self.srtp.keys:
+            return
+        self.srtp = context
+
     def _on_rtp(self, data: bytes, addr: Address) -> None:
+        if self.srtp is not None:
+            try:
+                data = self.srtp.unprotect_rtp(data)
+            except SrtpError:
+                self.stats.srtp_refused += 1
+                return
         header = unpack_plain_header(data)
         if header is not None:
             payload_type, sequence, timestamp, ssrc, marker = header
@@ -558,8 +576,11 @@ class RtpSession:
             self._last_sent_timestamp = _HEADER_TIMESTAMP.unpack_from(wire, 4)[0]
             self._last_sent_time = now
         try:
-            self._rtp_socket.sendto(wire, remote)
-        except OSError:
+            if self.srtp is not None:
+                self._rtp_socket.sendto(self.srtp.protect_rtp(bytes(wire)), remote)
+            else:
+                self._rtp_socket.sendto(wire, remote)
+        except (OSError, SrtpError):
             # A full socket buffer or an unreachable route: late media is worth nothing,
             # so the packet is dropped rather than queued, and counted.
             self.stats.socket_errors += 1
@@ -734,8 +755,8 @@ class RtpSession:
         )
         wire[RTP_HEADER_SIZE:] = payload
         try:
-            sock.sendto(wire, remote)
-        except OSError:
+            sock.sendto(self.srtp.protect_rtp(bytes(wire)) if self.srtp else wire, remote)
+        except (OSError, SrtpError):
             self.stats.socket_errors += 1
             return
         stats = self.stats
@@ -812,11 +833,23 @@ class RtpSession:
     def _send_rtcp(self, packets: list[RtcpPacket]) -> bool:
         if self._rtcp_transport is None or self.remote_rtcp is None or self._closed:
             return False
-        self._rtcp_transport.sendto(encode_compound(packets), self.remote_rtcp)
+        compound = encode_compound(packets)
+        if self.srtp is not None:
+            try:
+                compound = self.srtp.protect_rtcp(compound)
+            except SrtpError:
+                return False
+        self._rtcp_transport.sendto(compound, self.remote_rtcp)
         self.stats.rtcp_sent += 1
         return True
 
     def _on_rtcp(self, data: bytes, addr: Address) -> None:
+        if self.srtp is not None:
+            try:
+                data = self.srtp.unprotect_rtcp(data)
+            except SrtpError:
+                self.stats.srtp_refused += 1
+                return
         try:
             packets = parse_compound(data)
         except RtcpParseError:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from sautikit.media import MediaChannel
+from sautikit.media.srtp import SrtpContext
 from sautikit.sip import (
     CallEnd,
     CallState,
@@ -92,6 +93,7 @@ class CallLeg:
     def _apply(self, media: NegotiatedMedia) -> None:
         """Point the channel at what the last offer/answer agreed."""
         self.media = media
+        keys = media.srtp
         if media.remote_address not in _HOLD_ADDRESSES and media.remote_port:
             self.channel.configure(
                 media.remote_address,
@@ -100,6 +102,7 @@ class CallLeg:
                 media.payload_type,
                 media.telephone_event_payload_type,
                 media.ptime,
+                SrtpContext(keys.suite, keys.local_key, keys.remote_key) if keys else None,
             )
         self.channel.set_direction(send=media.can_send, receive=media.can_receive)
 

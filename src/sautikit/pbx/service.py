@@ -13,6 +13,7 @@ from sautikit.media import MediaEngine, TextToSpeech
 from sautikit.pbx.leg import CallLeg, InboundLeg, OutboundLeg
 from sautikit.sip import CallState, IncomingCall, NameAddress, SdpSession, SipUri, UserAgent
 from sautikit.sip.addresses import advertised_address
+from sautikit.sip.sdp import SrtpMode
 from sautikit.sip.tls import DEFAULT_SIPS_PORT
 from sautikit.sip.transport import Peer
 
@@ -198,12 +199,14 @@ class Pbx:
         credentials: tuple[str, str] | None = None,
         ring_timeout: float | None = 30.0,
         extra_headers: Iterable[tuple[str, str]] = (),
+        srtp: SrtpMode = "optional",
     ) -> OutboundLeg:
         """Send an INVITE with our offer and return the leg at once; follow it with
-        :meth:`OutboundLeg.wait_answer`."""
+        :meth:`OutboundLeg.wait_answer`. With ``srtp="required"`` the offer is SRTP (SDES)
+        and an answer without a key fails the leg."""
         channel = await self.media.open_channel()
         try:
-            sdp = SdpSession(self.media_address)
+            sdp = SdpSession(self.media_address, srtp=srtp)
             offer = sdp.offer(channel.local_address[1])
             call = await self.agent.place_call(
                 target,

@@ -20,23 +20,35 @@ out, and back again.
 
 Sautikit speaks PCMU (static 0), PCMA (static 8) and telephone-event/8000 (dynamic,
 ``fmtp 0-16``), with a 20 ms packet time.
+
+SRTP keys travel in the SDP (SDES, RFC 4568): :class:`CryptoAttribute` parses and writes
+``a=crypto`` lines. An RTP/SAVP offer, or an RTP/AVP one carrying ``a=crypto``, is answered
+with one crypto line of the same tag and suite and a fresh key of ours; the agreed keys land
+in :attr:`NegotiatedMedia.srtp` (for :mod:`sautikit.media.srtp`). With ``srtp="required"``
+a plain offer is refused (:class:`SrtpRequired`, a 488) and our offers are RTP/SAVP.
+Suites: ``AES_CM_128_HMAC_SHA1_80`` and ``AES_CM_128_HMAC_SHA1_32``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 __all__ = [
     "DEFAULT_CODECS",
     "PCMA",
     "PCMU",
+    "SRTP_SUITES",
     "TELEPHONE_EVENT",
     "Attribute",
     "Codec",
     "Connection",
+    "CryptoAttribute",
     "MediaDescription",
     "NegotiatedMedia",
     "NoCommonCodec",
@@ -46,6 +58,9 @@ __all__ = [
     "SdpParseError",
     "SdpSession",
     "SessionDescription",
+    "SrtpKeys",
+    "SrtpMode",
+    "SrtpRequired",
     "Timing",
     "build_offer",
     "negotiate_answer",
@@ -67,6 +82,91 @@ class SdpNegotiationError(ValueError):
 
 class NoCommonCodec(SdpNegotiationError):
     """The offer has no audio stream with a codec Sautikit supports: answer 488."""
+
+
+class SrtpRequired(NoCommonCodec):
+    """SRTP is required here and the offer (or answer) has no usable SDES key: 488."""
+
+
+#: RFC 4568 §6.2 crypto suites Sautikit speaks, preferred first.
+SRTP_SUITES = ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32")
+#: Their ``inline:`` key: a 16-byte master key and a 14-byte master salt.
+_SRTP_KEY_LENGTH = 30
+#: ``optional``: answer SRTP when offered, offer plain RTP; ``required``: offer SRTP and
+#: refuse plain RTP.
+SrtpMode = Literal["optional", "required"]
+
+
+@dataclass(frozen=True)
+class CryptoAttribute:
+    """One ``a=crypto`` value (RFC 4568 §9.1): ``tag suite inline:key[|lifetime][|MKI:len]``.
+
+    Only the first key parameter is kept (several are for re-keying, which Sautikit does
+    not do); session parameters are kept as text.
+    """
+
+    tag: int
+    suite: str
+    key: bytes
+    lifetime: str | None = None
+    mki: str | None = None
+    session_params: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, value: str) -> CryptoAttribute:
+        fields = value.split()
+        if len(fields) < 3:
+            raise SdpParseError(f"a=crypto needs 'tag suite key-params', got {value!r:.80}")
+        tag_text, suite, key_params, *session_params = fields
+        if not tag_text.isdigit() or len(tag_text) > 9:
+            raise SdpParseError(f"a=crypto tag must be a number, got {tag_text!r:.20}")
+        method, colon, info = key_params.split(";", 1)[0].partition(":")
+        if method.lower() != "inline" or not colon:
+            raise SdpParseError(f"a=crypto key method must be inline, got {key_params!r:.40}")
+        key_text, *extras = info.split("|")
+        try:
+            key = base64.b64decode(key_text, validate=True)
+        except (binascii.Error, ValueError):
+            raise SdpParseError("a=crypto key is not base64") from None
+        lifetime = mki = None
+        for extra in extras:
+            if ":" in extra:
+                mki = extra
+            else:
+                lifetime = extra
+        return cls(int(tag_text), suite, key, lifetime, mki, tuple(session_params))
+
+    def encode(self) -> str:
+        key = "inline:" + base64.b64encode(self.key).decode()
+        for extra in (self.lifetime, self.mki):
+            if extra is not None:
+                key += "|" + extra
+        return " ".join([str(self.tag), self.suite, key, *self.session_params])
+
+    @property
+    def usable(self) -> bool:
+        """A suite Sautikit speaks, with a key of the right length and no MKI."""
+        return (
+            self.suite in SRTP_SUITES
+            and len(self.key) == _SRTP_KEY_LENGTH
+            and self.mki is None
+            and not self.session_params
+        )
+
+    @classmethod
+    def fresh(cls, tag: int, suite: str) -> CryptoAttribute:
+        """A new random master key and salt for ``suite``."""
+        return cls(tag, suite, secrets.token_bytes(_SRTP_KEY_LENGTH))
+
+
+@dataclass(frozen=True)
+class SrtpKeys:
+    """What SDES settled: the suite, our key (we protect with it), the peer's (we
+    unprotect with it)."""
+
+    suite: str
+    local_key: bytes
+    remote_key: bytes
 
 
 # Direction attributes, RFC 4566 §6 / RFC 3264 §6.1.
@@ -201,6 +301,16 @@ class MediaDescription:
             if attribute.name == name:
                 return "" if attribute.value is None else attribute.value
         return None
+
+    def crypto(self) -> list[CryptoAttribute]:
+        """The stream's ``a=crypto`` lines that parse; a malformed one is skipped."""
+        found = []
+        for value in self.attribute_values("crypto"):
+            try:
+                found.append(CryptoAttribute.parse(value))
+            except SdpParseError:
+                continue
+        return found
 
     def attribute_values(self, name: str) -> list[str]:
         return [a.value or "" for a in self.attributes if a.name == name]
@@ -540,6 +650,8 @@ class NegotiatedMedia:
     ptime: int
     direction: str
     on_hold: bool
+    #: The SDES keys when the stream is SRTP, None for plain RTP.
+    srtp: SrtpKeys | None = None
 
     @property
     def can_send(self) -> bool:
@@ -581,7 +693,13 @@ def _check_direction(direction: str) -> None:
 
 
 def _audio_media(
-    port: int, codecs: Sequence[tuple[int, Codec]], ptime: int, direction: str
+    port: int,
+    codecs: Sequence[tuple[int, Codec]],
+    ptime: int,
+    direction: str,
+    *,
+    proto: str = "RTP/AVP",
+    crypto: Sequence[CryptoAttribute] = (),
 ) -> MediaDescription:
     attributes = []
     for payload_type, codec in codecs:
@@ -592,10 +710,11 @@ def _audio_media(
         if codec.fmtp is not None:
             attributes.append(Attribute("fmtp", f"{payload_type} {codec.fmtp}"))
     attributes += [Attribute("ptime", str(ptime)), Attribute(direction)]
+    attributes += [Attribute("crypto", line.encode()) for line in crypto]
     return MediaDescription(
         media="audio",
         port=port,
-        proto="RTP/AVP",
+        proto=proto,
         formats=[str(payload_type) for payload_type, _ in codecs],
         attributes=attributes,
     )
@@ -627,20 +746,38 @@ def build_offer(
     ptime: int = _DEFAULT_PTIME,
     direction: str = "sendrecv",
     username: str = "sautikit",
+    crypto: Sequence[CryptoAttribute] = (),
 ) -> SessionDescription:
     """An offer with one audio stream at ``address:port`` listing ``codecs`` in order.
 
-    Hold is ``direction="sendonly"`` (RFC 3264 §8.4), unhold ``"sendrecv"``.
+    Hold is ``direction="sendonly"`` (RFC 3264 §8.4), unhold ``"sendrecv"``. With
+    ``crypto`` lines the stream is RTP/SAVP (SRTP keyed by SDES).
     """
     _check_direction(direction)
     if not codecs:
         raise ValueError("an offer needs at least one codec")
-    media = _audio_media(port, [(c.payload_type, c) for c in codecs], ptime, direction)
+    media = _audio_media(
+        port,
+        [(c.payload_type, c) for c in codecs],
+        ptime,
+        direction,
+        proto="RTP/SAVP" if crypto else "RTP/AVP",
+        crypto=crypto,
+    )
     return _description(address, [media], session_id=session_id, version=version, username=username)
 
 
 def _is_rtp_audio(media: MediaDescription) -> bool:
-    return media.media == "audio" and media.proto.upper() == "RTP/AVP"
+    return media.media == "audio" and media.proto.upper() in ("RTP/AVP", "RTP/SAVP")
+
+
+def _is_savp(media: MediaDescription) -> bool:
+    return media.proto.upper() == "RTP/SAVP"
+
+
+def _offered_crypto(media: MediaDescription) -> CryptoAttribute | None:
+    """The offer's first usable crypto line, in the offerer's order of preference."""
+    return next((line for line in media.crypto() if line.usable), None)
 
 
 def _rejected(media: MediaDescription) -> MediaDescription:
@@ -685,19 +822,33 @@ def negotiate_answer(
     ptime: int = _DEFAULT_PTIME,
     direction: str = "sendrecv",
     username: str = "sautikit",
+    srtp: SrtpMode = "optional",
+    srtp_key: bytes | None = None,
 ) -> tuple[SessionDescription, NegotiatedMedia]:
     """Answer ``offer`` (RFC 3264 §6): accept its first usable audio stream, reject the rest.
 
     ``direction`` is what Sautikit wants for the stream; the answer narrows it to what the
-    offer allows. Raises :class:`NoCommonCodec` when no audio stream can be accepted.
+    offer allows. A stream with a usable ``a=crypto`` line is answered as SRTP (RFC 4568
+    §7.1.2) with ``srtp_key`` (default: a fresh one); an RTP/SAVP stream without one is
+    rejected, and so is a plain stream when ``srtp`` is ``required``. Raises
+    :class:`NoCommonCodec` when no audio stream can be accepted (:class:`SrtpRequired` when
+    one could have been, but without SRTP).
     """
     _check_direction(direction)
     answer_media: list[MediaDescription] = []
     negotiated: NegotiatedMedia | None = None
+    refused_for_srtp = False
     for media in offer.media:
         chosen = None
+        offered_crypto = _offered_crypto(media)
         if negotiated is None and media.port != 0 and _is_rtp_audio(media):
             chosen = _choose_codecs(media, supported)
+            if (
+                chosen is not None
+                and offered_crypto is None
+                and (_is_savp(media) or srtp == "required")
+            ):
+                chosen, refused_for_srtp = None, True
         connection = offer.media_connection(media)
         if chosen is None or connection is None:
             answer_media.append(_rejected(media))
@@ -712,7 +863,26 @@ def negotiate_answer(
         codecs = [(payload_type, codec)]
         if telephone_event is not None:
             codecs.append(telephone_event)
-        answer_media.append(_audio_media(local_port, codecs, ptime, answer_direction))
+        keys = None
+        answer_crypto = []
+        if offered_crypto is not None:
+            ours = CryptoAttribute(
+                offered_crypto.tag,
+                offered_crypto.suite,
+                srtp_key or CryptoAttribute.fresh(0, offered_crypto.suite).key,
+            )
+            answer_crypto.append(ours)
+            keys = SrtpKeys(ours.suite, ours.key, offered_crypto.key)
+        answer_media.append(
+            _audio_media(
+                local_port,
+                codecs,
+                ptime,
+                answer_direction,
+                proto=media.proto,
+                crypto=answer_crypto,
+            )
+        )
         negotiated = NegotiatedMedia(
             remote_address=connection.address.split("/", 1)[0],
             remote_port=media.port,
@@ -723,8 +893,11 @@ def negotiate_answer(
             ptime=media.ptime or _DEFAULT_PTIME,
             direction=answer_direction,
             on_hold=held_by_address or offer_direction in ("sendonly", "inactive"),
+            srtp=keys,
         )
     if negotiated is None:
+        if refused_for_srtp:
+            raise SrtpRequired("the offer's audio is plain RTP and SRTP (SDES) is required")
         raise NoCommonCodec(
             "the offer has no audio stream Sautikit can take (a supported codec over RTP/AVP)"
         )
@@ -777,6 +950,7 @@ def parse_answer(offer: SessionDescription, answer: SessionDescription) -> Negot
         their_direction = answer.media_direction(theirs)
         send = _sends(our_direction) and _receives(their_direction) and not connection.is_hold
         receive = _receives(our_direction) and _sends(their_direction)
+        keys = _answered_keys(ours, theirs)
         return NegotiatedMedia(
             remote_address=connection.address.split("/", 1)[0],
             remote_port=theirs.port,
@@ -787,8 +961,21 @@ def parse_answer(offer: SessionDescription, answer: SessionDescription) -> Negot
             ptime=theirs.ptime or _DEFAULT_PTIME,
             direction=_direction_from_flags(send, receive),
             on_hold=connection.is_hold or our_direction in ("sendonly", "inactive"),
+            srtp=keys,
         )
     raise NoCommonCodec("the answer accepted no audio stream")
+
+
+def _answered_keys(ours: MediaDescription, theirs: MediaDescription) -> SrtpKeys | None:
+    """RFC 4568 §7.1.3: the answer's crypto line names one of our tags, with its suite."""
+    offered = {line.tag: line for line in ours.crypto() if line.usable}
+    if not offered:
+        return None
+    for line in theirs.crypto():
+        mine = offered.get(line.tag)
+        if mine is not None and line.usable and line.suite == mine.suite:
+            return SrtpKeys(mine.suite, mine.key, line.key)
+    raise SrtpRequired("the answer to our SRTP offer carries no matching a=crypto key")
 
 
 def _same_format(a: RtpMap, b: RtpMap) -> bool:
@@ -818,10 +1005,22 @@ class SdpSession:
     """
 
     def __init__(
-        self, address: str, *, username: str = "sautikit", session_id: int | None = None
+        self,
+        address: str,
+        *,
+        username: str = "sautikit",
+        session_id: int | None = None,
+        srtp: SrtpMode = "optional",
     ) -> None:
         self.address = address
         self.username = username
+        #: Whether plain RTP is refused (and our offers are SRTP); see :data:`SrtpMode`.
+        self.srtp: SrtpMode = srtp
+        # One key per suite for the dialog's life: re-offers keep the SRTP streams going.
+        self._offer_crypto = [
+            CryptoAttribute.fresh(tag, suite) for tag, suite in enumerate(SRTP_SUITES, 1)
+        ]
+        self._answer_key = self._offer_crypto[0].key
         self.session_id = _new_session_id() if session_id is None else session_id
         self.version = self.session_id
         self._last_sent: bytes | None = None
@@ -833,7 +1032,10 @@ class SdpSession:
         codecs: Sequence[Codec] = DEFAULT_CODECS,
         ptime: int = _DEFAULT_PTIME,
         direction: str = "sendrecv",
+        srtp: bool | None = None,
     ) -> SessionDescription:
+        """Our offer; SRTP when ``srtp`` (default: when :attr:`srtp` is required)."""
+        with_srtp = self.srtp == "required" if srtp is None else srtp
         description = build_offer(
             self.address,
             port,
@@ -843,6 +1045,7 @@ class SdpSession:
             ptime=ptime,
             direction=direction,
             username=self.username,
+            crypto=self._offer_crypto if with_srtp else (),
         )
         return self._stamp(description)
 
@@ -865,6 +1068,8 @@ class SdpSession:
             ptime=ptime,
             direction=direction,
             username=self.username,
+            srtp=self.srtp,
+            srtp_key=self._answer_key,
         )
         return self._stamp(description), negotiated
 
