@@ -257,11 +257,11 @@ BAD_DOCUMENTS = [
     ),
     (
         {"actions": [{"dial": {}}]},
-        "actions[0].dial: needs exactly one of number or sip, got neither",
+        "actions[0].dial: needs exactly one of number, sip or queue, got neither",
     ),
     (
         {"actions": [{"dial": {"number": "+254722000000", "sip": "sip:a@b"}}]},
-        "actions[0].dial: needs exactly one of number or sip, got both",
+        "actions[0].dial: needs exactly one of number, sip or queue, got two of them",
     ),
     (
         {"actions": [{"dial": {"number": "0722000000"}}]},

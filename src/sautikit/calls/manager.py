@@ -31,6 +31,7 @@ from sautikit.calls.funding import Funding
 from sautikit.calls.inbound import Inbound
 from sautikit.calls.limits import CallRateGuard
 from sautikit.calls.placement import Dialler, Placement
+from sautikit.calls.queues import Queues
 from sautikit.calls.reaper import Reaped, Reaper
 from sautikit.calls.records import CallRecords
 from sautikit.calls.recovery import expire_queued_calls, recover_calls
@@ -48,7 +49,9 @@ from sautikit.voice.control import (
     ConferenceOptions,
     ConferenceResult,
     ConferenceStatus,
+    DequeueResult,
     DialTarget,
+    QueueTicket,
     RecordingIntent,
     RecordingSource,
     RecordResult,
@@ -93,6 +96,7 @@ class CallManager:
             lambda room, call: self.begin_recording(call, "conference", channels=1),
         )
         self.prompts = PromptCache(http)
+        self.queues = Queues(database, node=self.node)
         self.funding = Funding(database, settings)
         self.runner = AppRunner(
             self.registry,
@@ -302,6 +306,20 @@ class CallManager:
         room = self.rooms.room(call.workspace_id, name)
         return await room.attend(call, options, on_status=on_status, on_recording=on_recording)
 
+    async def join_queue(
+        self, call: LiveCall, name: str, *, max_size: int | None
+    ) -> QueueTicket | None:
+        return await self.queues.join(call, name, max_size=max_size)
+
+    async def take_from_queue(
+        self,
+        agent: LiveCall,
+        name: str,
+        *,
+        timeout: float,  # noqa: ASYNC109 - how long to wait for a caller
+    ) -> DequeueResult:
+        return await self.queues.take(agent, name, timeout=timeout)
+
     # --- commands from the API ------------------------------------------------------------
 
     async def handle(self, message: dict[str, Any]) -> None:
@@ -325,6 +343,8 @@ class CallManager:
             interpreter = self.registry.interpreters.get(call_id)
             if interpreter is not None:
                 interpreter.redirect_now(command["action_url"], command.get("method", "POST"))
+        elif command.get("queue") == "removed":
+            self.queues.remove(call_id)
         elif "recording" in command:
             live.control_recording(command["recording"])
         elif isinstance(command.get("stream"), dict):

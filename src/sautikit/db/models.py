@@ -34,6 +34,8 @@ __all__ = [
     "IdempotencyRecord",
     "MpesaPayment",
     "Number",
+    "Queue",
+    "QueueMember",
     "Rate",
     "Recording",
     "SipCredential",
@@ -289,6 +291,45 @@ class Call(Base):
     machine_detection: Mapped[dict[str, Any] | None]
     # Its verdict (human, machine_start, machine_end_beep, … unknown), once known.
     answered_by: Mapped[str | None] = mapped_column(String(32))
+
+
+class Queue(Base):
+    """A workspace's call queue (the ``enqueue`` verb), made by the first caller to join."""
+
+    __tablename__ = "queues"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    id: Mapped[str] = _id_column()
+    workspace_id: Mapped[str] = _workspace_column()
+    name: Mapped[str] = mapped_column(String(128))
+    # Callers waiting at most; the latest enqueue's maxSize sets it.
+    max_size: Mapped[int] = mapped_column(Integer, default=100)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class QueueMember(Base):
+    """One stay of a call in a queue. ``seq`` is handed out by the database in the order
+    callers joined (joins of one queue take turns on its row's lock), so FIFO holds
+    across processes; agents claim the lowest waiting ``seq`` with SKIP LOCKED."""
+
+    __tablename__ = "queue_members"
+    __table_args__ = (Index("ix_queue_members_waiting", "queue_id", "status", "seq"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    queue_id: Mapped[str] = mapped_column(String(36), ForeignKey("queues.id", ondelete="CASCADE"))
+    workspace_id: Mapped[str] = _workspace_column()
+    call_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("calls.id", ondelete="CASCADE"), index=True
+    )
+    # The process holding the caller's media (calls.owner): only it can bridge them.
+    node: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="waiting")  # waiting|bridging|left
+    # QueueResult once left: bridged, hangup, leave, removed, error, redirected.
+    result: Mapped[str | None] = mapped_column(String(16))
+    agent_call_id: Mapped[str | None] = mapped_column(String(36))
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+    left_at: Mapped[datetime | None]
+    wait_seconds: Mapped[int | None] = mapped_column(Integer)
 
 
 class Event(Base):

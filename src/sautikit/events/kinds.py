@@ -1,5 +1,6 @@
-"""The event kinds of SPEC §7, and ``number.suspended`` (a number whose monthly rental
-the wallet could not pay stops taking calls; SPEC §7 has no kind for it)."""
+"""The event kinds of SPEC §7, ``number.suspended`` (a number whose monthly rental the
+wallet could not pay stops taking calls; SPEC §7 has no kind for it), and
+``queue.joined``/``queue.left`` (a call's stay in a queue, docs/verbs/queues.md)."""
 
 EVENT_KINDS: frozenset[str] = frozenset(
     {
@@ -14,6 +15,8 @@ EVENT_KINDS: frozenset[str] = frozenset(
         "number.provisioned",
         "number.released",
         "number.suspended",
+        "queue.joined",
+        "queue.left",
         "wallet.top_up",
         "wallet.low_balance",
     }

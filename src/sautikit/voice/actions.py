@@ -34,6 +34,11 @@ tightened where a silent mistake would cost a call):
   string values (sent in the ``start`` message); ``bidirectional: true`` is the blocking,
   two-way form (Twilio's ``<Connect><Stream>``), otherwise the stream forks and the next
   action runs at once (``<Start><Stream>``).
+* Queues (see docs/verbs/queues.md): ``enqueue.name`` and ``dequeue.name`` are queue
+  names like conference rooms' (1 to 128 letters, digits, ``._:@+-``); ``dial`` takes a
+  ``queue`` target instead of ``number`` or ``sip`` (Twilio's ``<Dial><Queue>``), and
+  ``number: "queue:NAME"`` is read the same way. ``leave`` is only meaningful in a
+  ``waitUrl`` document (elsewhere it does nothing).
 * The limits: 64 KB for the raw document and 100 actions at its top level (the actions
   nested in ``getDigits`` are within the 64 KB).
 """
@@ -60,10 +65,13 @@ __all__ = [
     "Action",
     "ActionDocumentError",
     "Conference",
+    "Dequeue",
     "Dial",
+    "Enqueue",
     "Gather",
     "GetDigits",
     "Hangup",
+    "Leave",
     "NestedAction",
     "NotJsonError",
     "Pause",
@@ -372,6 +380,12 @@ class Gather(GetDigits):
     verb: ClassVar[str] = "gather"
 
 
+QueueName = Annotated[
+    str,
+    _string(_conference_name_problem, what="a queue name of 1 to 128 letters, digits, ._:@+-"),
+]
+
+
 class Dial(_Verb):
     """Bridge the caller to ``number`` or ``sip`` targets; a list rings them in parallel."""
 
@@ -395,12 +409,25 @@ class Dial(_Verb):
     action: Url | None = None
     method: Method = "POST"
     hangup_on_star: Boolean = Field(False, alias="hangupOnStar")
+    queue: QueueName | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _queue_as_number(cls, data: object) -> object:
+        """``number: "queue:NAME"`` is the ``queue`` target, as other platforms spell it."""
+        if isinstance(data, dict):
+            number = data.get("number")
+            if isinstance(number, str) and number.startswith("queue:") and "queue" not in data:
+                data = {**data, "queue": number.removeprefix("queue:")}
+                del data["number"]
+        return data
 
     @model_validator(mode="after")
     def _exactly_one_target(self) -> Dial:
-        if (self.number is None) == (self.sip is None):
-            got = "both" if self.number is not None else "neither"
-            raise _problem(f"needs exactly one of number or sip, got {got}")
+        given = [self.number is not None, self.sip is not None, self.queue is not None]
+        if sum(given) != 1:
+            got = {0: "neither", 2: "two of them", 3: "all three"}[sum(given)]
+            raise _problem(f"needs exactly one of number, sip or queue, got {got}")
         return self
 
 
@@ -506,6 +533,38 @@ class Stream(_Verb):
     method: Method = "POST"
 
 
+class Enqueue(_Verb):
+    """Put the caller in the workspace's queue ``name`` until an agent takes them."""
+
+    verb: ClassVar[str] = "enqueue"
+    name: QueueName
+    wait_url: Url | None = Field(None, alias="waitUrl")
+    wait_url_method: Method = Field("POST", alias="waitUrlMethod")
+    action: Url | None = None
+    method: Method = "POST"
+    max_size: Annotated[int, _integer(1, 5000)] | None = Field(None, alias="maxSize")
+    announce_position: Boolean = Field(False, alias="announcePosition")
+    announce_wait_time: Boolean = Field(False, alias="announceWaitTime")
+    announce_every: Annotated[int, _integer(10, 600)] = Field(30, alias="announceEvery")
+    language: Language = "en-US"
+
+
+class Dequeue(_Verb):
+    """Bridge this (agent's) call with the caller who has waited longest in ``name``."""
+
+    verb: ClassVar[str] = "dequeue"
+    name: QueueName
+    timeout: Annotated[int, _integer(0, 3600)] = 30
+    action: Url | None = None
+    method: Method = "POST"
+
+
+class Leave(_Verb):
+    """In a ``waitUrl`` document: leave the queue; the caller goes on after ``enqueue``."""
+
+    verb: ClassVar[str] = "leave"
+
+
 Action = (
     Say
     | Play
@@ -518,6 +577,9 @@ Action = (
     | Hangup
     | Pause
     | Stream
+    | Enqueue
+    | Dequeue
+    | Leave
 )
 
 _MODELS: Final[dict[str, type[_Verb]]] = {
@@ -535,6 +597,9 @@ _MODELS: Final[dict[str, type[_Verb]]] = {
         Pause,
         Stream,
         Gather,
+        Enqueue,
+        Dequeue,
+        Leave,
     )
 }
 VERBS: Final = tuple(_MODELS)

@@ -33,6 +33,7 @@ __all__ = [
     "ConferenceOptions",
     "ConferenceResult",
     "ConferenceStatus",
+    "DequeueResult",
     "DialCallStatus",
     "DialResult",
     "DialTarget",
@@ -40,6 +41,10 @@ __all__ = [
     "HangupCause",
     "MediaTap",
     "PlayOutcome",
+    "QueueResult",
+    "QueueStanding",
+    "QueueStay",
+    "QueueTicket",
     "RecordResult",
     "RecordingInfo",
     "RecordingIntent",
@@ -164,6 +169,69 @@ class ConferenceResult:
     """How this leg's stay in the room ended."""
 
     reason: Literal["left", "room_ended", "removed", "full", "hangup"]
+
+
+QueueResult = Literal["bridged", "hangup", "leave", "removed", "queue-full", "redirected", "error"]
+"""How a caller's stay in a queue ended (Twilio's QueueResult, plus ``removed``: taken out
+through the API)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStanding:
+    """Where a waiting caller stands, as the ``waitUrl`` and the announcements tell it."""
+
+    queue_id: str
+    position: int
+    """1 for the caller who will be taken next."""
+    size: int
+    max_size: int
+    wait_seconds: int
+    """How long this caller has waited."""
+    average_wait_seconds: int
+    """The mean wait of the callers agents took in the last hour (0: none yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStay:
+    """How a caller's stay ended: ``agent_call_id`` and ``duration`` when ``bridged``."""
+
+    result: QueueResult
+    wait_seconds: int
+    agent_call_id: str | None = None
+    duration: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DequeueResult:
+    """How an agent's ``dequeue`` ended (``bridged`` or ``queue-empty``)."""
+
+    result: Literal["bridged", "queue-empty", "hangup"]
+    member_call_id: str | None = None
+    wait_seconds: int = 0
+    """How long the caller taken had waited."""
+    duration: int = 0
+
+
+class QueueTicket(Protocol):
+    """A caller's place in a queue (from :meth:`CallControl.enqueue`)."""
+
+    queue_id: str
+
+    async def standing(self) -> QueueStanding: ...
+
+    async def wait_for_agent(self) -> bool:
+        """Wait until an agent takes the caller (True) or the stay ends otherwise: the
+        caller hung up, or was removed through the API (False)."""
+        ...
+
+    async def talk(self) -> QueueStay:
+        """After :meth:`wait_for_agent` answered True: bridge the caller with the agent
+        until one of them hangs up."""
+        ...
+
+    async def leave(self, result: QueueResult) -> QueueStay:
+        """End the stay with ``result`` (a no-op answering the first outcome once over)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +360,17 @@ class CallControl(Protocol):
 
     def remove_media_tap(self, tap: MediaTap) -> None:
         """Stop feeding ``tap``; idempotent, also after the call ended."""
+        ...
+
+    async def enqueue(self, name: str, *, max_size: int | None) -> QueueTicket | None:
+        """Put the call at the back of the workspace's queue ``name`` (made if new;
+        ``max_size`` sets its limit); None when the queue is full."""
+        ...
+
+    async def dequeue(self, name: str, *, timeout: float) -> DequeueResult:  # noqa: ASYNC109
+        """Take the caller who has waited longest in ``name`` (waiting up to ``timeout``
+        seconds for one when the queue is empty) and bridge them with this call until one
+        side hangs up. A caller hanging up first returns rather than raises."""
         ...
 
     async def conference(

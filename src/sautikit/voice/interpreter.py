@@ -37,6 +37,12 @@ Decisions where SPEC §3 is silent:
   empty ``RecordingSid`` and ``RecordingUrl``.
 * Conference status events post ``ConferenceName``, ``ConferenceEvent`` (the event name)
   and ``ParticipantCallId`` to ``statusEventsCallbackUrl``; their answers are ignored.
+* Queues (see docs/verbs/queues.md and :mod:`sautikit.voice.queues`): ``enqueue`` holds
+  the caller (the ``waitUrl`` documents in a loop, or hold music with the announcements)
+  until an agent's ``dequeue`` takes them, the caller leaves (``leave`` in the wait
+  document, hangup, removal through the API, a live redirect) or the queue is full; then
+  ``action`` gets ``QueueResult`` and ``QueueTime`` — after the bridge ends, when bridged.
+  A ``waitUrl`` that fails is an application error and hold music plays instead.
 * ``stream`` (see :mod:`sautikit.voice.stream`): one that cannot connect is an application
   error (``stream.*``), posted to ``statusCallback`` as ``stream-error``, and the call goes
   on. A one-way stream forks: the next action runs at once, and the stream lasts until the
@@ -64,9 +70,12 @@ from sautikit.recordings.transcription import TranscriptionEngine
 from sautikit.voice.actions import (
     Action,
     Conference,
+    Dequeue,
     Dial,
+    Enqueue,
     GetDigits,
     Hangup,
+    Leave,
     Pause,
     Play,
     Record,
@@ -84,12 +93,23 @@ from sautikit.voice.control import (
     DialTarget,
     Int16Array,
     PlayOutcome,
+    QueueResult,
+    QueueStay,
+    QueueTicket,
     RecordingIntent,
     RecordingSink,
     RecordingSource,
     RecordResult,
 )
 from sautikit.voice.prompts import HostAllowed, PromptCache, PromptError
+from sautikit.voice.queues import (
+    WAIT_VERBS,
+    announcement,
+    dequeue_fields,
+    hold_music,
+    standing_fields,
+    stay_fields,
+)
 from sautikit.voice.speech import SpeechCollector
 from sautikit.voice.stream import MediaStream, StreamError, StreamOpener, StreamSpec
 
@@ -121,6 +141,10 @@ class _Fetch:
 
 class _Stop(Exception):
     """The document ended the call (hangup, reject, apology): run nothing more."""
+
+
+class _Left(Exception):
+    """A ``waitUrl`` document said ``leave``."""
 
 
 class Interpreter:
@@ -299,6 +323,15 @@ class Interpreter:
                 await self.call.pause(action.length)
             case Stream():
                 return await self._stream(action)
+            case Enqueue():
+                return await self._enqueue(action)
+            case Dequeue():
+                await self._answer()
+                dequeued = await self.call.dequeue(action.name, timeout=action.timeout)
+                told = dequeue_fields(dequeued, as_dial=False)
+                return await self._then(action.action, action.method, told)
+            case Leave():
+                pass  # only a waitUrl document leaves a queue (_hold_with_documents)
         return None
 
     # --- verbs ----------------------------------------------------------------------------
@@ -435,6 +468,11 @@ class Interpreter:
 
     async def _dial(self, action: Dial) -> _Fetch | None:
         await self._answer()
+        if action.queue is not None:
+            taken = await self.call.dequeue(action.queue, timeout=action.timeout)
+            return await self._then(
+                action.action, action.method, dequeue_fields(taken, as_dial=True)
+            )
         if action.number is not None:
             targets = [DialTarget("number", number) for number in action.number]
         else:
@@ -488,6 +526,93 @@ class Interpreter:
             on_status=on_status,
             on_recording=on_recording,
         )
+
+    async def _enqueue(self, action: Enqueue) -> _Fetch | None:
+        await self._answer()
+        ticket = await self.call.enqueue(action.name, max_size=action.max_size)
+        if ticket is None:
+            full = QueueStay("queue-full", 0)
+            return await self._then(action.action, action.method, stay_fields("", full))
+        holding = asyncio.create_task(self._hold(action, ticket))
+        taken = asyncio.create_task(ticket.wait_for_agent())
+        result: QueueResult = "hangup"
+        try:
+            await asyncio.wait({holding, taken}, return_when=asyncio.FIRST_COMPLETED)
+            if not taken.done() or not taken.result():
+                if holding.done():
+                    result = holding.result()
+                stay = await ticket.leave(result)
+            else:
+                holding.cancel()
+                await asyncio.gather(holding, return_exceptions=True)
+                stay = await ticket.talk()
+        except asyncio.CancelledError:  # a live redirect: the caller leaves the queue
+            await asyncio.shield(ticket.leave("redirected"))
+            raise
+        finally:
+            for task in (holding, taken):
+                task.cancel()
+            await asyncio.gather(holding, taken, return_exceptions=True)
+        return await self._then(action.action, action.method, stay_fields(ticket.queue_id, stay))
+
+    async def _hold(self, action: Enqueue, ticket: QueueTicket) -> QueueResult:
+        """What the caller hears while waiting; answers how it ended the stay, if it did
+        (``leave`` or a hangup); otherwise it runs until cancelled."""
+        try:
+            if action.wait_url is not None:
+                await self._hold_with_documents(action.wait_url, action.wait_url_method, ticket)
+            while True:  # hold music, with the announcements between stretches of it
+                standing = await ticket.standing()
+                said = announcement(
+                    standing,
+                    position=action.announce_position,
+                    wait_time=action.announce_wait_time,
+                )
+                if said is not None:
+                    await self.call.say(
+                        said, language=action.language, voice=None, loop=0, interruptible=False
+                    )
+                stretch = asyncio.create_task(
+                    self.call.play(hold_music(), loop=1_000_000, interruptible=False)
+                )
+                try:
+                    if said is None:
+                        await stretch
+                    else:
+                        await asyncio.wait_for(asyncio.shield(stretch), action.announce_every)
+                except TimeoutError:
+                    pass
+                finally:
+                    stretch.cancel()
+                    await asyncio.gather(stretch, return_exceptions=True)
+        except _Left:
+            return "leave"
+        except (CallEnded, _Stop):
+            return "hangup"
+
+    async def _hold_with_documents(self, url: str, method: str, ticket: QueueTicket) -> None:
+        """Run the ``waitUrl`` documents in a loop (each request with the caller's place);
+        return when one fails (hold music then plays). Raises _Left on ``leave``."""
+        while True:
+            fields = self._fields(standing_fields(await ticket.standing()))
+            try:
+                actions = await self.app.fetch_actions(url, method, fields)
+            except AppRequestError as exc:
+                await self._record_error(exc.code, exc.message)
+                return
+            if not actions:
+                return
+            for action in actions:
+                if isinstance(action, Leave):
+                    raise _Left
+                if action.verb not in WAIT_VERBS:
+                    message = f"{action.verb} cannot be used in a waitUrl document"
+                    await self._record_error("application.not_allowed_in_queue", message)
+                    continue
+                following = await self._perform(action)
+                if following is not None:  # a redirect: its document is the next to loop
+                    url, method = following.url, following.method
+                    break
 
     async def _stream(self, action: Stream) -> _Fetch | None:
         await self._answer()

@@ -43,6 +43,7 @@ from sautikit.voice.control import (
     ConferenceOptions,
     ConferenceResult,
     ConferenceStatus,
+    DequeueResult,
     DialCallStatus,
     DialResult,
     DialTarget,
@@ -51,6 +52,7 @@ from sautikit.voice.control import (
     Int16Array,
     MediaTap,
     PlayOutcome,
+    QueueTicket,
     RecordingIntent,
     RecordingSource,
     RecordResult,
@@ -111,6 +113,18 @@ class CallHost(Protocol):
         on_status: Callable[[ConferenceStatus], None],
         on_recording: Callable[[RecordResult], Awaitable[None]],
     ) -> ConferenceResult: ...
+
+    async def join_queue(
+        self, call: LiveCall, name: str, *, max_size: int | None
+    ) -> QueueTicket | None: ...
+
+    async def take_from_queue(
+        self,
+        agent: LiveCall,
+        name: str,
+        *,
+        timeout: float,  # noqa: ASYNC109 - how long to wait for a caller
+    ) -> DequeueResult: ...
 
 
 def _ringback() -> Int16Array:
@@ -491,6 +505,18 @@ class LiveCall:
         return await self.host.join_conference(
             self, name, options, on_status=on_status, on_recording=on_recording
         )
+
+    # --- queues ---------------------------------------------------------------------------
+
+    async def enqueue(self, name: str, *, max_size: int | None) -> QueueTicket | None:
+        if self.ended:
+            raise CallEnded
+        return await self.host.join_queue(self, name, max_size=max_size)
+
+    async def dequeue(self, name: str, *, timeout: float) -> DequeueResult:  # noqa: ASYNC109
+        if self.ended:
+            raise CallEnded
+        return await self.host.take_from_queue(self, name, timeout=timeout)
 
 
 async def _wait_answer(child: LiveCall) -> None:

@@ -1,0 +1,475 @@
+"""Call queues: callers wait (``enqueue``) until an agent's call takes them (``dequeue``,
+or ``dial`` to a queue), longest-waiting first.
+
+The database is the queue (``queues`` and ``queue_members``), so its order holds however
+many processes share it:
+
+* **Joining** locks the queue's row (``SELECT … FOR UPDATE``) while it counts the waiting
+  members against ``max_size`` and inserts the new one, so joins of one queue take turns
+  and each gets the next ``seq``: FIFO is the database's order, not a process's clock.
+* **Taking** claims the waiting member with the lowest ``seq`` (``FOR UPDATE SKIP
+  LOCKED``, then ``status = 'bridging'``), so two agents never take the same caller and
+  neither waits on the other's claim. Only callers held by the agent's own process can
+  be bridged (their media is here): an agent takes the longest-waiting caller *of its
+  process*, and across processes FIFO holds among each process's callers (see
+  docs/verbs/queues.md: route a queue's callers and agents to one node for strict FIFO).
+* A member whose call is no longer live (a crash) is never taken: the claim looks at
+  the call's row, and marks such a member ``left`` with ``hangup``.
+
+Each member's process keeps a :class:`Member` (the interpreter's
+:class:`~sautikit.voice.control.QueueTicket`): the agent's claim hands it an offer, the
+caller's side stops its hold audio and bridges; the bridge lasts until one side hangs up,
+and each side goes on with its app. ``queue.joined`` and ``queue.left`` (with the
+``result``) are written with the member's row changes. Removal through the API
+(``DELETE /v1/queues/{name}/members/{call_id}``) marks the row ``left`` with ``removed``
+in the request and tells the holding process on the command bus; a member also reads
+its own row every two seconds, so a missed message only delays it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Final
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sautikit.calls.status import LIVE_STATUSES
+from sautikit.db import Database
+from sautikit.db.models import Call, Queue, QueueMember
+from sautikit.db.types import utcnow
+from sautikit.events.outbox import record_call_event
+from sautikit.media import Bridge, ChannelClosed, ChannelInUse
+from sautikit.voice.control import DequeueResult, QueueResult, QueueStanding, QueueStay
+from sautikit.voice.live import LiveCall
+
+__all__ = [
+    "DEFAULT_MAX_SIZE",
+    "Member",
+    "Queues",
+    "describe_member",
+    "describe_queue",
+    "find_queue",
+    "mark_removed",
+    "queue_standing",
+    "waiting_members",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_SIZE: Final = 100
+"""Callers a queue holds at most unless an ``enqueue``'s ``maxSize`` says otherwise."""
+
+ROW_CHECK_SECONDS: Final = 2.0
+"""How often a waiting member reads its own row (a removal made elsewhere)."""
+
+AGENT_POLL_SECONDS: Final = 1.0
+"""How often an agent waiting on an empty queue looks again for callers joined elsewhere."""
+
+
+def _stamp(moment: Any) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+# --- rows -------------------------------------------------------------------------------
+
+
+async def find_queue(session: AsyncSession, workspace_id: str, name: str) -> Queue | None:
+    found: Queue | None = await session.scalar(
+        select(Queue).where(Queue.workspace_id == workspace_id, Queue.name == name)
+    )
+    return found
+
+
+def _live_waiting(queue_id: str) -> Any:
+    return (
+        select(QueueMember)
+        .join(Call, Call.id == QueueMember.call_id)
+        .where(
+            QueueMember.queue_id == queue_id,
+            QueueMember.status == "waiting",
+            Call.status.in_([str(status) for status in LIVE_STATUSES]),
+        )
+    )
+
+
+async def waiting_members(session: AsyncSession, queue_id: str) -> list[QueueMember]:
+    """The queue's waiting members, first to be taken first."""
+    found = await session.scalars(_live_waiting(queue_id).order_by(QueueMember.seq))
+    return list(found.all())
+
+
+async def _average_wait(session: AsyncSession, queue_id: str) -> int:
+    since = utcnow() - timedelta(hours=1)
+    average = await session.scalar(
+        select(func.avg(QueueMember.wait_seconds)).where(
+            QueueMember.queue_id == queue_id,
+            QueueMember.result == "bridged",
+            QueueMember.left_at >= since,
+        )
+    )
+    return round(average or 0)
+
+
+async def queue_standing(session: AsyncSession, queue: Queue, seq: int | None) -> QueueStanding:
+    """Where the member ``seq`` stands (position 0 when not waiting), and the queue's size."""
+    waiting = await waiting_members(session, queue.id)
+    position, waited = 0, 0
+    for index, member in enumerate(waiting, start=1):
+        if member.seq == seq:
+            position = index
+            waited = _seconds_since(member)
+    return QueueStanding(
+        queue_id=queue.id,
+        position=position,
+        size=len(waiting),
+        max_size=queue.max_size,
+        wait_seconds=waited,
+        average_wait_seconds=await _average_wait(session, queue.id),
+    )
+
+
+def _seconds_since(member: QueueMember) -> int:
+    return max(0, int((utcnow() - member.joined_at).total_seconds()))
+
+
+async def describe_queue(session: AsyncSession, queue: Queue) -> dict[str, Any]:
+    """A queue as the API shows it."""
+    standing = await queue_standing(session, queue, None)
+    return {
+        "id": queue.id,
+        "name": queue.name,
+        "size": standing.size,
+        "max_size": queue.max_size,
+        "average_wait_seconds": standing.average_wait_seconds,
+        "created_at": _stamp(queue.created_at),
+    }
+
+
+def describe_member(member: QueueMember, position: int) -> dict[str, Any]:
+    """A waiting member as the API shows it."""
+    return {
+        "call_id": member.call_id,
+        "position": position,
+        "wait_seconds": _seconds_since(member),
+        "joined_at": _stamp(member.joined_at),
+    }
+
+
+async def _left_event(session: AsyncSession, queue: Queue, member: QueueMember) -> None:
+    await record_call_event(
+        session,
+        call_id=member.call_id,
+        kind="queue.left",
+        data={
+            "queue": queue.name,
+            "queue_id": queue.id,
+            "result": member.result,
+            "wait_seconds": member.wait_seconds,
+            "agent_call_id": member.agent_call_id,
+        },
+    )
+
+
+async def _leave_row(
+    session: AsyncSession, seq: int, result: QueueResult, agent_call_id: str | None = None
+) -> QueueMember | None:
+    """Mark the member left with ``result`` (and its event); None if it had left already."""
+    member = await session.get(QueueMember, seq)
+    if member is None or member.status == "left":
+        return None
+    member.status = "left"
+    member.result = result
+    member.agent_call_id = agent_call_id
+    member.left_at = utcnow()
+    member.wait_seconds = _seconds_since(member)
+    queue = await session.get(Queue, member.queue_id)
+    assert queue is not None
+    await session.flush()
+    await _left_event(session, queue, member)
+    return member
+
+
+async def mark_removed(session: AsyncSession, queue: Queue, call_id: str) -> QueueMember | None:
+    """The API's removal: the call's waiting member leaves with ``removed`` (its holding
+    process is told on the command bus); None when the call is not waiting there."""
+    member = await session.scalar(
+        _live_waiting(queue.id).where(QueueMember.call_id == call_id).with_for_update()
+    )
+    if member is None:
+        return None
+    return await _leave_row(session, member.seq, "removed")
+
+
+# --- the live side ----------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Offer:
+    """An agent's claim of a member, handed to the member's side to bridge."""
+
+    agent: LiveCall
+    done: asyncio.Future[QueueStay | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    """The member's stay once the bridge ends, or None if the member was gone."""
+    abandoned: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the agent's dequeue is cancelled (a live redirect of the agent)."""
+
+
+class Member:
+    """A caller waiting in a queue in this process (a ``QueueTicket``)."""
+
+    def __init__(self, queues: Queues, call: LiveCall, queue: Queue, seq: int) -> None:
+        self._queues = queues
+        self.call = call
+        self.queue_id = queue.id
+        self.queue_name = queue.name
+        self.seq = seq
+        self._joined = time.monotonic()
+        loop = asyncio.get_running_loop()
+        self.offer: asyncio.Future[_Offer | QueueResult] = loop.create_future()
+        self.stay: QueueStay | None = None
+
+    async def standing(self) -> QueueStanding:
+        async with self._queues.database.sessions() as session:
+            queue = await session.get(Queue, self.queue_id)
+            assert queue is not None
+            return await queue_standing(session, queue, self.seq)
+
+    async def wait_for_agent(self) -> bool:
+        ended: asyncio.Future[Any] = asyncio.ensure_future(self.call.wait_ended())
+        watch: asyncio.Future[Any] = asyncio.ensure_future(self._watch_row())
+        offered: asyncio.Future[Any] = self.offer
+        try:
+            await asyncio.wait({offered, ended, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            watch.cancel()
+        return self.offer.done() and isinstance(self.offer.result(), _Offer) and not self.call.ended
+
+    async def _watch_row(self) -> None:
+        """Until the row says otherwise: a removal made through another process."""
+        while True:
+            await asyncio.sleep(ROW_CHECK_SECONDS)
+            async with self._queues.database.sessions() as session:
+                member = await session.get(QueueMember, self.seq)
+                if member is not None and member.status == "left":
+                    if not self.offer.done():
+                        self.offer.set_result(member.result or "removed")  # type: ignore[arg-type]
+                    return
+
+    async def talk(self) -> QueueStay:
+        offer = self.offer.result()
+        assert isinstance(offer, _Offer)
+        agent = offer.agent
+        wait = self._waited()
+        await self._queues.database.write(
+            lambda session: _leave_row(session, self.seq, "bridged", agent.call_id),
+            what=f"queue member {self.call.call_id} bridged",
+        )
+        self._queues.forget(self)
+        self.call.channel.stop_playback()
+        agent.channel.stop_playback()
+        started = time.monotonic()
+        bridge: Bridge | None = None
+        with contextlib.suppress(ChannelClosed, ChannelInUse):
+            bridge = Bridge(self.call.channel, agent.channel)
+        watchers = [
+            asyncio.ensure_future(self.call.wait_ended()),
+            asyncio.ensure_future(agent.wait_ended()),
+            asyncio.ensure_future(offer.abandoned.wait()),
+        ]
+        try:
+            if bridge is not None:
+                await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+            if bridge is not None:
+                bridge.close()
+        duration = math.ceil(time.monotonic() - started) if bridge is not None else 0
+        self.stay = QueueStay("bridged", wait, agent.call_id, duration)
+        if not offer.done.done():
+            offer.done.set_result(self.stay)
+        return self.stay
+
+    async def leave(self, result: QueueResult) -> QueueStay:
+        if self.stay is not None:
+            return self.stay
+        self._queues.forget(self)
+        offered = self.offer.result() if self.offer.done() else None
+        if isinstance(offered, _Offer):
+            if not offered.done.done():
+                offered.done.set_result(None)  # the agent goes on to the next caller
+        elif isinstance(offered, str):
+            result = offered  # removed through the API: the row says so already
+        elif not self.offer.done():
+            self.offer.cancel()
+        left = await self._queues.database.write(
+            lambda session: _leave_row(session, self.seq, result),
+            what=f"queue member {self.call.call_id} left",
+        )
+        wait = left.wait_seconds if left is not None and left.wait_seconds is not None else None
+        self.stay = QueueStay(result, self._waited() if wait is None else wait)
+        return self.stay
+
+    def _waited(self) -> int:
+        return int(time.monotonic() - self._joined)
+
+
+class Queues:
+    """The queue members this process holds, and its agents' claims."""
+
+    def __init__(self, database: Database, *, node: str) -> None:
+        self.database = database
+        self.node = node
+        self._members: dict[str, Member] = {}
+        self._arrival = asyncio.Event()
+
+    def forget(self, member: Member) -> None:
+        if self._members.get(member.call.call_id) is member:
+            del self._members[member.call.call_id]
+
+    async def join(self, call: LiveCall, name: str, *, max_size: int | None) -> Member | None:
+        """Put ``call`` at the back of the queue; None when the queue is full."""
+
+        async def job(session: AsyncSession) -> tuple[Queue, int] | None:
+            queue = await session.scalar(
+                select(Queue)
+                .where(Queue.workspace_id == call.workspace_id, Queue.name == name)
+                .with_for_update()
+            )
+            if queue is None:
+                queue = Queue(
+                    workspace_id=call.workspace_id,
+                    name=name,
+                    max_size=max_size or DEFAULT_MAX_SIZE,
+                )
+                session.add(queue)
+                await session.flush()
+            elif max_size is not None:
+                queue.max_size = max_size
+            size = len(await waiting_members(session, queue.id))
+            if size >= queue.max_size:
+                return None
+            member = QueueMember(
+                queue_id=queue.id,
+                workspace_id=call.workspace_id,
+                call_id=call.call_id,
+                node=self.node,
+                status="waiting",
+            )
+            session.add(member)
+            await session.flush()
+            await record_call_event(
+                session,
+                call_id=call.call_id,
+                kind="queue.joined",
+                data={
+                    "queue": queue.name,
+                    "queue_id": queue.id,
+                    "position": size + 1,
+                    "max_size": queue.max_size,
+                },
+            )
+            return queue, member.seq
+
+        try:
+            joined = await self.database.write(job, what=f"call {call.call_id} joins {name}")
+        except IntegrityError:  # another process made the queue at the same moment
+            joined = await self.database.write(job, what=f"call {call.call_id} joins {name}")
+        if joined is None:
+            return None
+        queue, seq = joined
+        member = Member(self, call, queue, seq)
+        self._members[call.call_id] = member
+        self._arrival.set()
+        self._arrival = asyncio.Event()
+        return member
+
+    async def take(self, agent: LiveCall, name: str, *, timeout: float) -> DequeueResult:  # noqa: ASYNC109
+        """Bridge ``agent`` with the longest-waiting caller, waiting up to ``timeout``
+        seconds for one; returns when the bridge ends."""
+        deadline = time.monotonic() + timeout
+        while not agent.ended:
+            claimed = await self.database.write(
+                lambda session: self._claim(session, agent.workspace_id, name, agent.call_id),
+                what=f"agent {agent.call_id} takes from {name}",
+            )
+            if claimed is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return DequeueResult("queue-empty")
+                await self._await_arrival(agent, min(remaining, AGENT_POLL_SECONDS))
+                continue
+            member = self._members.get(claimed)
+            if member is None or member.offer.done():
+                continue  # it left as it was claimed; its leave wrote the row
+            offer = _Offer(agent)
+            member.offer.set_result(offer)
+            try:
+                stay = await asyncio.shield(offer.done)
+            except asyncio.CancelledError:
+                offer.abandoned.set()
+                raise
+            if stay is not None:
+                return DequeueResult("bridged", claimed, stay.wait_seconds, stay.duration)
+        return DequeueResult("hangup")
+
+    async def _await_arrival(self, agent: LiveCall, seconds: float) -> None:
+        arrival = asyncio.ensure_future(self._arrival.wait())
+        ended = asyncio.ensure_future(agent.wait_ended())
+        try:
+            await asyncio.wait({arrival, ended}, timeout=seconds)
+        finally:
+            arrival.cancel()
+            ended.cancel()
+
+    async def _claim(
+        self, session: AsyncSession, workspace_id: str, name: str, agent_call_id: str
+    ) -> str | None:
+        """Claim the longest-waiting member this process holds; answers its call id."""
+        queue = await find_queue(session, workspace_id, name)
+        if queue is None:
+            return None
+        while True:
+            member = await session.scalar(
+                select(QueueMember)
+                .where(
+                    QueueMember.queue_id == queue.id,
+                    QueueMember.status == "waiting",
+                    QueueMember.node == self.node,
+                )
+                .order_by(QueueMember.seq)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if member is None:
+                return None
+            call = await session.get(Call, member.call_id)
+            if call is None or call.status not in LIVE_STATUSES:
+                await _leave_row(session, member.seq, "hangup")  # a crash left it waiting
+                continue
+            local = self._members.get(member.call_id)
+            if local is None or local.offer.done():
+                await _leave_row(session, member.seq, "hangup")
+                continue
+            member.status = "bridging"
+            member.agent_call_id = agent_call_id
+            return member.call_id
+
+    def remove(self, call_id: str) -> bool:
+        """The API removed ``call_id`` from its queue (its row says so already)."""
+        member = self._members.get(call_id)
+        if member is None or member.offer.done():
+            return False
+        member.offer.set_result("removed")
+        return True
