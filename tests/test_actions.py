@@ -11,10 +11,13 @@ from hypothesis import strategies as st
 from sautikit import actions
 from sautikit.actions import (
     conference,
+    dequeue,
     dial,
+    enqueue,
     gather,
     get_digits,
     hangup,
+    leave,
     pause,
     play,
     record,
@@ -84,6 +87,21 @@ EVERY_VERB_FULLY = response(
     reject("busy"),
     hangup(),
     pause(3),
+    enqueue(
+        "support",
+        wait_url="https://app.example.com/hold",
+        wait_url_method="GET",
+        action="https://app.example.com/left-queue",
+        method="POST",
+        max_size=20,
+        announce_position=True,
+        announce_wait_time=True,
+        announce_every=45,
+        language="sw",
+    ),
+    dequeue("support", timeout=60, action="https://app.example.com/took", method="GET"),
+    dial(queue="support", timeout=5),
+    leave(),
     stream(
         "wss://agent.example.com/media",
         track="both",
@@ -229,6 +247,9 @@ def test_the_module_exports_a_builder_per_verb_and_response() -> None:
         "pause",
         "stream",
         "gather",
+        "enqueue",
+        "dequeue",
+        "leave",
         "response",
     }
 

@@ -26,10 +26,13 @@ from typing import Any, Literal
 __all__ = [
     "Action",
     "conference",
+    "dequeue",
     "dial",
+    "enqueue",
     "gather",
     "get_digits",
     "hangup",
+    "leave",
     "pause",
     "play",
     "record",
@@ -120,12 +123,15 @@ def dial(
     action: str | None = None,
     method: Method | None = None,
     hangup_on_star: bool | None = None,
+    queue: str | None = None,
 ) -> Action:
-    """Bridge the caller to ``number`` or ``sip`` (one target, or a list rung in parallel)."""
+    """Bridge the caller to ``number`` or ``sip`` (one target, or a list rung in parallel),
+    or to the caller who has waited longest in ``queue``."""
     return _action(
         "dial",
         number=_targets(number),
         sip=_targets(sip),
+        queue=queue,
         callerId=caller_id,
         timeout=timeout,
         record=record,
@@ -200,6 +206,51 @@ def redirect(url: str, *, method: Method | None = None) -> Action:
 def reject(reason: Literal["rejected", "busy"] | None = None) -> Action:
     """Refuse a call that was not answered yet; nothing is billed."""
     return _action("reject", reason=reason)
+
+
+def enqueue(
+    name: str,
+    *,
+    wait_url: str | None = None,
+    wait_url_method: Method | None = None,
+    action: str | None = None,
+    method: Method | None = None,
+    max_size: int | None = None,
+    announce_position: bool | None = None,
+    announce_wait_time: bool | None = None,
+    announce_every: int | None = None,
+    language: str | None = None,
+) -> Action:
+    """Put the caller in the workspace's queue ``name`` until an agent takes them."""
+    return _action(
+        "enqueue",
+        name=name,
+        waitUrl=wait_url,
+        waitUrlMethod=wait_url_method,
+        action=action,
+        method=method,
+        maxSize=max_size,
+        announcePosition=announce_position,
+        announceWaitTime=announce_wait_time,
+        announceEvery=announce_every,
+        language=language,
+    )
+
+
+def dequeue(
+    name: str,
+    *,
+    timeout: int | None = None,
+    action: str | None = None,
+    method: Method | None = None,
+) -> Action:
+    """Bridge this (agent's) call with the caller who has waited longest in ``name``."""
+    return _action("dequeue", name=name, timeout=timeout, action=action, method=method)
+
+
+def leave() -> Action:
+    """In a ``waitUrl`` document: leave the queue (the caller goes on after ``enqueue``)."""
+    return _action("leave")
 
 
 def hangup() -> Action:
