@@ -237,6 +237,17 @@ class ServeProcess:
     def api(self, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base_url, headers=headers or {}, timeout=10)
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the process has used so far, from /proc."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # After the command name: state is field 3, utime and stime fields 14 and 15.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def send_signal(self, signum: signal.Signals) -> None:
         assert self._process is not None
         self._process.send_signal(signum)

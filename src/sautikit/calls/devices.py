@@ -19,11 +19,11 @@ from sautikit.calls.admission import (
 )
 from sautikit.calls.bridging import bridge_until_one_hangs_up
 from sautikit.calls.funding import Funding
-from sautikit.calls.placement import Dialler, Placement
+from sautikit.calls.placement import CANNOT_DIAL, Dialler, Placement
 from sautikit.calls.records import CallRecords
 from sautikit.calls.recovery import dialog_column
 from sautikit.calls.registry import CallRegistry
-from sautikit.calls.routing import NoRoute, Trunks
+from sautikit.calls.routing import Trunks
 from sautikit.db import Database
 from sautikit.logs import bind_call
 from sautikit.pbx import InboundLeg, OutboundLeg, Pbx
@@ -125,7 +125,7 @@ class Devices:
         call = admitted.call
         try:
             out = await self.dialler.dial(call.to_number, call.from_number, 60)
-        except (NoRoute, OSError, ValueError):
+        except CANNOT_DIAL:
             leg.reject(503, "Service Unavailable")
             await self.records.ended(call.id, "network_error")
             return

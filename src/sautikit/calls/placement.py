@@ -37,15 +37,19 @@ from sautikit.db import Database
 from sautikit.db.models import Call, Workspace
 from sautikit.db.types import rows_changed, utcnow
 from sautikit.logs import bind_call
+from sautikit.media import PortsExhausted
 from sautikit.pbx import OutboundLeg, Pbx
 from sautikit.recordings.pipeline import RecordingPipeline
-from sautikit.voice.control import DialTarget
+from sautikit.voice.control import CallEnded, DialTarget
 from sautikit.voice.failure import CallErrorDetail, not_sent_error
 from sautikit.voice.live import CallHost, DialRefused, LiveCall
 
 __all__ = ["Dialler", "Placement"]
 
 log = logging.getLogger(__name__)
+
+CANNOT_DIAL = (NoRoute, OSError, ValueError, PortsExhausted)
+"""Why a leg cannot be sent: no route, a socket or address error, no RTP port left."""
 
 
 def _not_sent(error: Exception) -> CallErrorDetail:
@@ -56,6 +60,8 @@ def _not_sent(error: Exception) -> CallErrorDetail:
         )
     if isinstance(error, OSError):
         return not_sent_error("call.trunk_unreachable", f"the call could not be sent: {error}")
+    if isinstance(error, PortsExhausted):
+        return not_sent_error("call.overloaded", f"the call could not be sent: {error}")
     return not_sent_error("call.invalid_destination", f"the call could not be sent: {error}")
 
 
@@ -67,7 +73,7 @@ class Dialler:
         self.trunks = trunks
 
     async def dial(self, to: str, caller_id: str, ring_timeout: float) -> OutboundLeg:
-        """Raises :class:`NoRoute`, ``OSError`` or ``ValueError`` when it cannot be sent."""
+        """Raises one of :data:`CANNOT_DIAL` when it cannot be sent."""
         route = self.trunks.route(to)
         return await self.pbx.dial(
             route.target,
@@ -151,10 +157,13 @@ class Placement:
             leg = await self.dialler.dial(
                 call.to_number, call.from_number, call.ring_timeout_seconds
             )
-        except (NoRoute, OSError, ValueError) as error:
+        except CANNOT_DIAL as error:
             log.info("call %s: cannot be placed: %s", call.id, error)
             await self.records.ended(call.id, "network_error", error=_not_sent(error))
             return
+        except BaseException:
+            await self.records.ended(call.id, "network_error")  # never left queued
+            raise
         live = self.registry.adopt(self.host, leg, call)
         leg.on_ringing = lambda: self.report_ringing(live)
         try:
@@ -174,7 +183,8 @@ class Placement:
     async def place_child(
         self, parent: LiveCall, target: DialTarget, caller_id: str | None, ring_timeout: float
     ) -> LiveCall:
-        """Admit and dial a ``dial`` action's leg; raises :class:`DialRefused`."""
+        """Admit and dial a ``dial`` action's leg; raises :class:`DialRefused`, or
+        ``CallEnded`` when the parent hung up meanwhile."""
 
         async def admit(session: AsyncSession) -> Admitted:
             parent_record = await session.get(Call, parent.call_id)
@@ -204,11 +214,19 @@ class Placement:
         ) as refused:
             raise DialRefused(str(refused)) from None
         child = admitted.call
+        if parent.ended:
+            # The caller hung up while the leg was admitted (the writer is busy under
+            # load): ring nobody for a caller who is gone.
+            await self.records.ended(child.id, "normal_clearing")
+            raise CallEnded
         try:
             leg = await self.dialler.dial(child.to_number, child.from_number, ring_timeout)
-        except (NoRoute, OSError, ValueError) as error:
+        except CANNOT_DIAL as error:
             await self.records.ended(child.id, "network_error", error=_not_sent(error))
             raise DialRefused(str(error)) from None
+        except BaseException:
+            await self.records.ended(child.id, "network_error")  # never left queued
+            raise
         live = self.registry.adopt(self.host, leg, child)
         leg.on_ringing = lambda: self.report_ringing(live)
         self.registry.spawn(

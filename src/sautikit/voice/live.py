@@ -400,13 +400,31 @@ class LiveCall:
         hangup_on_star: bool,
     ) -> DialResult:
         children: list[LiveCall] = []
-        for target in targets:
-            try:
-                children.append(await self.host.place_child(self, target, caller_id, timeout))
-            except DialRefused as refused:
-                await self.record_error("dial.not_allowed", str(refused))
-        if not children:
-            return DialResult("failed")
+        try:
+            for target in targets:
+                if self.ended:
+                    raise CallEnded
+                try:
+                    children.append(await self.host.place_child(self, target, caller_id, timeout))
+                except DialRefused as refused:
+                    await self.record_error("dial.not_allowed", str(refused))
+            if not children:
+                return DialResult("failed")
+            return await self._connect(children, record, recording_channels, hangup_on_star)
+        finally:
+            # The legs this dial placed are its own: however it ends — the caller hung up
+            # as one answered, the interpreter was cancelled, an error — none outlives it.
+            await _end_children(children)
+
+    async def _connect(
+        self,
+        children: list[LiveCall],
+        record: Literal["do-not-record", "record-from-answer", "record-from-ringing"],
+        recording_channels: int,
+        hangup_on_star: bool,
+    ) -> DialResult:
+        """Ring ``children`` (ringback meanwhile), bridge the first to answer until one
+        side hangs up, and answer the outcome."""
         recording: RecordingHandle | None = None
         path: Path | None = None
         if record == "record-from-ringing":
@@ -425,12 +443,17 @@ class LiveCall:
             return DialResult(_dial_status(failures), children[-1].call_id)
         if record == "record-from-answer":
             path = await self.host.begin_recording(self, "dial", channels=recording_channels)
-        bridge = Bridge(
-            self.channel,
-            winner.channel,
-            path if record == "record-from-answer" else None,
-            recording_channels,
-        )
+        try:
+            bridge = Bridge(
+                self.channel,
+                winner.channel,
+                path if record == "record-from-answer" else None,
+                recording_channels,
+            )
+        except ChannelClosed:
+            # One side hung up while the answer was being recorded: the bridge ended as
+            # it began, and a recording opened for it is an empty one.
+            return await self._connected_to_nobody(winner, recording, path, recording_channels)
         recording = recording or bridge.recording
         self.recording = recording
         self._recording_stopped.clear()
@@ -454,6 +477,29 @@ class LiveCall:
             result = RecordResult(path, seconds, recording_channels, "hangup")
         duration = int(np.ceil(winner.answered_seconds))
         return DialResult("completed", winner.call_id, duration, result)
+
+    async def _connected_to_nobody(
+        self,
+        winner: LiveCall,
+        recording: RecordingHandle | None,
+        path: Path | None,
+        channels: int,
+    ) -> DialResult:
+        """The outcome of a dial whose bridge could not be built because a side had
+        already hung up: the winner is ended, and the recording row (if one was opened)
+        gets the audio it has — none for ``record-from-answer``."""
+        if not winner.ended:
+            await winner.hangup("normal_clearing")
+        result = None
+        if recording is not None and path is not None:
+            seconds = recording.stop()
+            await recording.finished()
+            result = RecordResult(path, seconds, channels, "hangup")
+        elif path is not None:
+            empty = np.zeros((0, channels), np.int16) if channels > 1 else np.zeros(0, np.int16)
+            await asyncio.to_thread(path.write_bytes, encode_wav(empty, SAMPLE_RATE, channels))
+            result = RecordResult(path, 0.0, channels, "hangup")
+        return DialResult("completed", winner.call_id, 0, result)
 
     async def _first_answer(
         self, children: list[LiveCall]
@@ -522,6 +568,22 @@ class LiveCall:
 async def _wait_answer(child: LiveCall) -> None:
     assert isinstance(child.leg, OutboundLeg)
     await child.leg.wait_answer()
+
+
+async def _end_children(children: list[LiveCall]) -> None:
+    """End every child leg still up: CANCEL what rings, BYE what answered."""
+
+    async def end(child: LiveCall) -> None:
+        if child.ended:
+            return
+        if child.answered:
+            await child.hangup("normal_clearing")
+            return
+        child.cause = child.cause or "normal_clearing"
+        with contextlib.suppress(Exception):
+            await _cancel(child)
+
+    await asyncio.gather(*(end(child) for child in children))
 
 
 async def _cancel(child: LiveCall) -> None:
