@@ -22,12 +22,15 @@ from sautikit.billing.mpesa import TopUpService
 from sautikit.billing.numbers import renew_numbers
 from sautikit.calls.manager import CallManager
 from sautikit.calls.metrics import CallMetrics
+from sautikit.cluster.identity import with_node_id
+from sautikit.cluster.lease import NodeLease
 from sautikit.cluster.sampler import Sampler
 from sautikit.config import ConfigError, Settings
 from sautikit.db import Database, upgrade_database
 from sautikit.db.migrate import alembic_config
 from sautikit.db.types import utcnow
 from sautikit.events.delivery import DeliveryWorker
+from sautikit.logs import set_node_id
 from sautikit.loopwatch import LoopWatch
 from sautikit.media import TextToSpeech
 from sautikit.metrics import OperationsCollector
@@ -132,6 +135,8 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
     ends the grace at once.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings = with_node_id(settings)
+    set_node_id(settings.node_id)
     if settings.realtime_priority:
         raise_to_realtime_priority()
     store = open_store(settings)
@@ -208,9 +213,21 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
         pbx.screen = _screen_for(overload)
         await pbx.start()
         stack.push_async_callback(pbx.close)
+        lease = NodeLease(
+            database,
+            node=settings.node_id,
+            lease_seconds=settings.node_lease_seconds,
+            recover_calls=manager.recover_node,
+            recordings=recordings,
+            sip_address=f"{pbx.sip_host}:{pbx.port}",
+        )
+        await lease.register()
+        stack.push_async_callback(lease.release)  # once the calls below have ended (LIFO)
         await manager.start()
         # On the way out after an error: nothing drained, so end the calls at once.
         stack.push_async_callback(manager.shutdown, 0)
+        await lease.recover_dead()  # nodes that died while none was running
+        _run_in_background(stack, lease.run())
         bus.subscribe(manager.handle)
         await bus.start()
         worker = DeliveryWorker(database, settings)

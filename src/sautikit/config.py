@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -114,8 +113,19 @@ class Settings(BaseSettings):
     )
 
     node_id: str = Field(
-        default_factory=socket.gethostname,
-        description="Names this process in calls.owner; unique per process sharing a database.",
+        default="",
+        max_length=100,
+        description="Names this process in calls.owner and its lease; unique per process "
+        "sharing a database. Empty: the id kept in data_dir/node-id (the host name and a "
+        "random suffix, made at first start), so a replaced container with a new host name "
+        "but the same volume keeps its id, and one without the volume gets a new one.",
+    )
+    node_lease_seconds: float = Field(
+        default=15.0,
+        ge=3,
+        le=600,
+        description="A node renews its lease every third of this; once a node's lease has "
+        "run out, another node ends the calls it left live (billed, holds released).",
     )
     realtime_priority: bool = Field(
         default=False,

@@ -22,6 +22,7 @@ __all__ = [
     "call_id_var",
     "configure_logging",
     "request_id_var",
+    "set_node_id",
     "strip_escapes",
     "workspace_id_var",
 ]
@@ -46,6 +47,15 @@ def strip_escapes(text: str) -> str:
     return _ESCAPES.sub("", text) if "\x1b" in text else text
 
 
+_node_id: str | None = None
+
+
+def set_node_id(node_id: str | None) -> None:
+    """Name this process on every log line from now on (known once ``serve`` starts)."""
+    global _node_id
+    _node_id = node_id or None
+
+
 def bind_call(call_id: str, workspace_id: str | None = None) -> None:
     """Label this task's log lines (and those of the tasks it starts) with a call."""
     call_id_var.set(call_id)
@@ -56,13 +66,9 @@ def bind_call(call_id: str, workspace_id: str | None = None) -> None:
 class _ContextFilter(logging.Filter):
     """Stamps the context fields on each record; a value passed with ``extra=`` wins."""
 
-    def __init__(self, node_id: str | None) -> None:
-        super().__init__()
-        self.node_id = node_id
-
     def filter(self, record: logging.LogRecord) -> bool:
         found = {
-            "node_id": self.node_id,
+            "node_id": _node_id,
             "request_id": request_id_var.get(),
             "call_id": call_id_var.get(),
             "workspace_id": workspace_id_var.get(),
@@ -118,7 +124,8 @@ def configure_logging(
 ) -> None:
     """Install one handler on the root logger; calling again replaces it."""
     handler = logging.StreamHandler(stream)
-    handler.addFilter(_ContextFilter(node_id))
+    set_node_id(node_id)
+    handler.addFilter(_ContextFilter())
     if fmt == "json":
         handler.setFormatter(JsonLinesFormatter())
     else:

@@ -199,13 +199,19 @@ class CallManager:
     async def recover(self) -> None:
         """SPEC: calls a crash left live are closed with ``network_error``; each of their
         SIP legs is ended at the far end from its stored dialog (calls.recovery)."""
+        await self.recover_node(self.node)
+
+    async def recover_node(self, owner: str) -> int:
+        """Close the calls ``owner`` left live (this node at start; a dead node's, claimed
+        by cluster.lease) and end their legs from here; answers how many were closed."""
         if self._teardown is None:
             self._teardown = Teardown(self.pbx.agent)
         recovery = await recover_calls(
-            self.database, self.settings, node=self.node, teardown=self._teardown
+            self.database, self.settings, node=owner, teardown=self._teardown
         )
         for pending in recovery.pending:  # far ends still to answer: shutdown waits
             self.registry.spawn(pending, "teardown of a stored dialog")
+        return recovery.closed
 
     async def shutdown(self, grace: float, *, hurry: asyncio.Event | None = None) -> None:
         """Drain: refuse new calls (503), let live ones run up to ``grace`` seconds (or

@@ -33,6 +33,7 @@ __all__ = [
     "Event",
     "IdempotencyRecord",
     "MpesaPayment",
+    "Node",
     "Number",
     "Queue",
     "QueueMember",
@@ -238,6 +239,23 @@ class SipRegistration(Base):
     node: Mapped[str] = mapped_column(String(100))
 
 
+class Node(Base):
+    """A ``sautikit serve`` process sharing the database, and its lease (cluster.lease).
+
+    The node renews ``lease_expires_at`` while it runs; once it has passed, another node
+    claims the recovery (``recovered_by``) and closes the calls it left live."""
+
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    started_at: Mapped[datetime]
+    renewed_at: Mapped[datetime]
+    lease_expires_at: Mapped[datetime] = mapped_column(index=True)
+    sip_address: Mapped[str | None] = mapped_column(String(300))
+    recovered_by: Mapped[str | None] = mapped_column(String(100))
+    recovered_at: Mapped[datetime | None]
+
+
 class Call(Base):
     """One call leg (SPEC §4); a dial's callee leg points at its caller's leg."""
 
@@ -420,6 +438,8 @@ class Recording(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     ready_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
+    failure_reason: Mapped[str | None] = mapped_column(String(500))
+    """Why a ``failed`` recording failed (e.g. its node died with the spool)."""
 
 
 class Transcription(Base):
