@@ -1,8 +1,8 @@
 """Node leases: each ``sautikit serve`` renews its row; a survivor closes the calls of a
 node whose lease ran out. Recordings say why they failed.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-04
 """
 
@@ -11,8 +11,8 @@ from alembic import op
 
 from sautikit.db.types import UtcDateTime
 
-revision = "0017"
-down_revision = "0016"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
