@@ -2,7 +2,8 @@
 
 Each :class:`Linphone` gets its own HOME and ``linphonerc`` (random UDP and TCP ports, no
 sound card needed) and is driven through linphonec's command line on stdin, as a user
-would type: ``register <identity> <proxy> <password>``.
+would type: ``register <identity> <proxy> <password>``. ``config`` adds linphonerc
+sections (e.g. TLS trust and SRTP); :meth:`Linphone.expect` waits for a line it prints.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -26,19 +28,25 @@ requires_linphone = pytest.mark.skipif(
 
 
 class Linphone:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, config: str = "") -> None:
         self.folder = folder
         (folder / ".local" / "share" / "linphone").mkdir(parents=True, exist_ok=True)
         self.config = folder / "linphonerc"
         # -1: a random port for UDP and TCP (0 would turn the transport off).
-        self.config.write_text("[sip]\nsip_port=-1\nsip_tcp_port=-1\n")
+        sip = "[sip]\nsip_port=-1\nsip_tcp_port=-1\n"
+        if config.startswith("[sip]\n"):
+            sip, config = sip + config.removeprefix("[sip]\n"), ""
+        self.config.write_text(sip + config)
         self._process: asyncio.subprocess.Process | None = None
+        self._seen: list[str] = []
 
-    async def start(self) -> None:
+    async def start(self, *, debug: bool = False) -> None:
+        """Start linphonec; ``debug`` makes it log everything (``-d 6``) to its output."""
         self._process = await asyncio.create_subprocess_exec(
             LINPHONEC or "linphonec",
             "-c",
             str(self.config),
+            *(["-d", "6"] if debug else []),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -49,6 +57,31 @@ class Linphone:
         assert self._process is not None and self._process.stdin is not None
         self._process.stdin.write(line.encode() + b"\n")
         await self._process.stdin.drain()
+
+    async def expect(self, pattern: str, within: float = 20.0) -> str:
+        """Read what linphonec prints until a line matches ``pattern`` (a regex)."""
+        assert self._process is not None and self._process.stdout is not None
+        wanted = re.compile(pattern)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"linphonec never printed {pattern!r}:\n{self.seen[-3000:]}")
+            try:
+                raw = await asyncio.wait_for(self._process.stdout.readline(), remaining)
+            except TimeoutError:
+                continue
+            if not raw:
+                raise AssertionError(f"linphonec exited before {pattern!r}:\n{self.seen[-3000:]}")
+            line = raw.decode(errors="replace")
+            self._seen.append(line)
+            if wanted.search(line):
+                return line
+
+    @property
+    def seen(self) -> str:
+        return "".join(self._seen)
 
     async def stop(self) -> str:
         """Quit (unregistering first) and return what linphonec printed."""
@@ -63,4 +96,4 @@ class Linphone:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             output, _ = await process.communicate()
-        return output.decode(errors="replace")
+        return self.seen + output.decode(errors="replace")
