@@ -7,12 +7,12 @@ Each test checks what a user of either side would notice: the SIP answers SIPp r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from tests.sipp import SCENARIOS, Sipp, requires_sipp
+from tests.sip.conftest import MakeAgent, StartSipp
+from tests.sipp import SCENARIOS, requires_sipp
 
 from sautikit.sip import (
     CallEnd,
@@ -21,7 +21,6 @@ from sautikit.sip import (
     EndReason,
     IncomingCall,
     SdpSession,
-    UserAgent,
     compute_ha1,
     negotiate_answer,
 )
@@ -29,40 +28,6 @@ from sautikit.sip import (
 pytestmark = [pytest.mark.sipp, requires_sipp]
 
 WAIT = 10.0
-MakeAgent = Callable[..., Awaitable[UserAgent]]
-
-
-@pytest.fixture
-async def make_agent() -> AsyncIterator[MakeAgent]:
-    agents: list[UserAgent] = []
-
-    async def make(**options: Any) -> UserAgent:
-        agent = await UserAgent.listen("127.0.0.1", 0, **options)
-        agents.append(agent)
-        return agent
-
-    yield make
-    for agent in agents:
-        await agent.close()
-
-
-StartSipp = Callable[..., Awaitable[Sipp]]
-
-
-@pytest.fixture
-async def start_sipp(tmp_path: Path) -> AsyncIterator[StartSipp]:
-    """Start SIPp in the test's folder; whatever still runs is killed at teardown."""
-    started: list[Sipp] = []
-
-    async def start(**options: Any) -> Sipp:
-        sipp = Sipp(workdir=tmp_path, **options)
-        await sipp.start()
-        started.append(sipp)
-        return sipp
-
-    yield start
-    for sipp in started:
-        await sipp.stop()
 
 
 def answering(calls: asyncio.Queue[IncomingCall]) -> Callable[[IncomingCall], Awaitable[None]]:

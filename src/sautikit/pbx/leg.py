@@ -46,6 +46,8 @@ class CallLeg:
         self._sdp = sdp
         call.on_reinvite = self._answer_reinvite
         call.on_terminated = self._on_terminated
+        # A key in a SIP INFO reaches call logic (and a bridge) like one from RTP.
+        call.on_dtmf = channel.deliver_relayed_digit
 
     @property
     def call_id(self) -> str:

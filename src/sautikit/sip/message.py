@@ -78,6 +78,7 @@ _SPECIAL_SPELLINGS = {
         "WWW-Authenticate",
         "MIME-Version",
         "RAck",
+        "Min-SE",
         "RSeq",
         "SIP-ETag",
         "SIP-If-Match",

@@ -18,6 +18,12 @@ owns one INVITE dialog (:mod:`sautikit.sip.dialog`) and what the owner sees of i
   default answer is RFC 3264 negotiation at our current media address (488 when nothing
   matches).
 * BYE both ways ends the call (§15).
+* The extensions carriers and phones expect, each in its own module: reliable
+  provisional responses and PRACK (RFC 3262, :mod:`sautikit.sip.prack`), UPDATE (RFC
+  3311: answered like a re-INVITE, early or confirmed, and sent as a session refresh),
+  session timers (RFC 4028, :mod:`sautikit.sip.session_timer`: a call nobody refreshes
+  ends with BYE, :attr:`EndReason.SESSION_EXPIRED`) and DTMF in INFO
+  (:mod:`sautikit.sip.info`, handed to ``on_dtmf``).
 
 The :class:`~sautikit.sip.useragent.UserAgent` creates the calls and routes each request
 of a dialog to its call; calls reach the transaction layer through it.
@@ -37,7 +43,10 @@ from typing import TYPE_CHECKING
 from sautikit.sip.client_auth import answer_challenge
 from sautikit.sip.dialog import Dialog, DialogId, DialogState, SuccessRetransmitter, new_tag
 from sautikit.sip.errors import SipParseError
-from sautikit.sip.message import Request, Response
+from sautikit.sip.info import DTMF_CONTENT_TYPES, InfoDtmfError, content_type_of, info_digit
+from sautikit.sip.message import CSeq, Request, Response
+from sautikit.sip.option_tags import OUR_OPTION_TAGS
+from sautikit.sip.prack import PrackState, RAck, ReliableProvisionals
 from sautikit.sip.sdp import (
     NegotiatedMedia,
     SdpNegotiationError,
@@ -46,6 +55,13 @@ from sautikit.sip.sdp import (
     negotiate_answer,
     parse_answer,
     parse_sdp,
+)
+from sautikit.sip.session_timer import (
+    SessionExpires,
+    SessionTimer,
+    add_to_response,
+    min_se_of,
+    negotiate_as_uas,
 )
 from sautikit.sip.transaction import (
     InviteServerTransaction,
@@ -144,6 +160,8 @@ class EndReason(enum.Enum):
     DIALOG_LOST = "dialog_lost"
     #: The user agent was closed with the call up.
     SHUTDOWN = "shutdown"
+    #: No session refresh came (RFC 4028 §10): the far end is gone, we sent BYE.
+    SESSION_EXPIRED = "session_expired"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +210,13 @@ def with_body(message: Request | Response, description: SessionDescription | Non
         message.body = description.encode()
 
 
+def _allows(message: Request | Response, method: str) -> bool:
+    return any(
+        method in (part.strip().upper() for part in value.split(","))
+        for value in message.headers.get_all("Allow")
+    )
+
+
 class Call:
     """What incoming and outgoing calls share: the dialog, SDP, in-dialog requests, end.
 
@@ -221,6 +246,12 @@ class Call:
         self._sent_acks: dict[int, Request] = {}
         #: (username, password) answering a 401/407 to our requests (a carrier's trunk).
         self._credentials: tuple[str, str] | None = None
+        #: Hears each DTMF key that came in an INFO (:mod:`sautikit.sip.info`).
+        self.on_dtmf: Callable[[str], None] | None = None
+        #: The RFC 4028 timer, once a 2xx agreed one.
+        self.session_timer: SessionTimer | None = None
+        #: The far end's Allow listed UPDATE: session refreshes use it, not re-INVITE.
+        self.remote_allows_update = _allows(invite, "UPDATE")
 
     # -- state ----------------------------------------------------------------------------
 
@@ -249,6 +280,8 @@ class Call:
         if self.ended:
             return
         self._set_state(CallState.TERMINATED)
+        if self.session_timer is not None:
+            self.session_timer.stop()
         for retransmitter in self._retransmitters.values():
             retransmitter.stop()
         self._retransmitters.clear()
@@ -319,10 +352,13 @@ class Call:
             raise CallError("another INVITE of this call is in progress")
         self.reinvite_state = ReinviteState.OFFERING
         try:
-            request = self.dialog.create_request("INVITE", body=sdp.encode())
+            request = self.dialog.create_request(
+                "INVITE", body=sdp.encode(), headers=self._refresh_headers()
+            )
             self._agent._decorate(request)
             request, response = await self._send_in_dialog(request)
             if response.is_success:
+                self._timer_from_response(response)
                 # The 2xx's Contact is the new remote target (§12.2.1.2), ACK included.
                 with contextlib.suppress(SipParseError):
                     self.dialog.refresh_target(response)
@@ -414,6 +450,7 @@ class Call:
                 return
             self.dialog.refresh_target(request)
             response = self._agent._success(request, self.dialog, answer)
+            self._timer_for_response(request, response)
             self.local_sdp = answer
             if offer is not None:
                 self.remote_sdp = offer
@@ -470,6 +507,180 @@ class Call:
         respond(transaction, transaction.request.create_response(200))
         self._end(EndReason.REMOTE_HANGUP)
 
+    # -- INFO, UPDATE and PRACK -----------------------------------------------------------
+
+    def _on_info(self, transaction: ServerTransaction) -> None:
+        """INFO: a DTMF key goes to ``on_dtmf``; an empty INFO (a keep-alive) gets 200; a
+        body we cannot use 415 with what we accept (RFC 6086 §4.2.2)."""
+        request = transaction.request
+        try:
+            digit = info_digit(request)
+        except InfoDtmfError as error:
+            respond(transaction, request.create_response(400, f"Bad DTMF: {error}"[:120]))
+            return
+        if digit is None and request.body and content_type_of(request) not in DTMF_CONTENT_TYPES:
+            response = request.create_response(415)
+            response.headers.add("Accept", ", ".join(sorted(DTMF_CONTENT_TYPES)))
+            respond(transaction, response)
+            return
+        respond(transaction, request.create_response(200))
+        if digit is not None and self.on_dtmf is not None:
+            self._agent._run_callback(self.on_dtmf, digit)
+
+    async def _handle_update(self, transaction: ServerTransaction) -> None:
+        """RFC 3311 §5.2: an UPDATE's offer is answered like a re-INVITE's, early or
+        confirmed, without an ACK; one without SDP is a session refresh (RFC 4028)."""
+        request = transaction.request
+        assert self.dialog is not None
+        try:
+            offer = parse_body_sdp(request)
+        except SdpParseError as error:
+            respond(transaction, request.create_response(400, f"Bad SDP: {error}"[:120]))
+            return
+        answer: SessionDescription | None = None
+        if offer is not None:
+            if self.reinvite_state is ReinviteState.OFFERING:
+                respond(transaction, request.create_response(491))
+                return
+            if self.reinvite_state is ReinviteState.ANSWERING:
+                response = request.create_response(500)
+                response.headers.add("Retry-After", str(secrets.randbelow(10)))
+                respond(transaction, response)
+                return
+            self.reinvite_state = ReinviteState.ANSWERING
+            try:
+                answer = await self.on_reinvite(offer)
+            except SdpNegotiationError:
+                respond(transaction, request.create_response(488))
+                return
+            except Exception:
+                logger.exception("on_reinvite failed for the UPDATE of call %s", self.call_id)
+                respond(transaction, request.create_response(500))
+                return
+            finally:
+                self.reinvite_state = ReinviteState.IDLE
+        if self.ended:
+            respond(transaction, request.create_response(481))
+            return
+        self.dialog.refresh_target(request)
+        response = request.create_response(200)
+        response.headers.add("Contact", str(self.dialog.local_contact))
+        with_body(response, answer)
+        if self.state is CallState.ANSWERED:
+            self._timer_for_response(request, response)
+        if answer is not None:
+            self.local_sdp, self.remote_sdp = answer, offer
+        respond(transaction, response)
+
+    async def update(self, sdp: SessionDescription | None = None) -> SessionDescription | None:
+        """Send an UPDATE (RFC 3311), offering ``sdp`` or, without one, refreshing the
+        session; returns the answer's SDP. Raises :class:`CallFailed` like :meth:`reinvite`."""
+        if self.dialog is None or self.ended:
+            raise CallError(f"cannot UPDATE a call in state {self.state.value}")
+        if sdp is not None and self.reinvite_state is not ReinviteState.IDLE:
+            raise CallError("another offer of this call is in progress")
+        if sdp is not None:
+            self.reinvite_state = ReinviteState.OFFERING
+        try:
+            request = self.dialog.create_request(
+                "UPDATE", body=sdp.encode() if sdp else b"", headers=self._refresh_headers()
+            )
+            self._agent._decorate(request)
+            _, response = await self._send_in_dialog(request)
+            if not response.is_success:
+                if response.status in (408, 481):
+                    self._end(EndReason.DIALOG_LOST, response.status, response.reason)
+                raise CallFailed(response.status, response.reason)
+            self._timer_from_response(response)
+            with contextlib.suppress(SipParseError):
+                self.dialog.refresh_target(response)
+            if sdp is None:
+                return None
+            answer = parse_body_sdp(response)
+            if answer is None:
+                raise CallFailed(response.status, "the 2xx carried no SDP answer")
+            self.local_sdp, self.remote_sdp = sdp, answer
+            with contextlib.suppress(SdpNegotiationError):
+                self.media = parse_answer(sdp, answer)
+            return answer
+        except SdpParseError as error:
+            raise CallFailed(488, f"unreadable SDP answer: {error}") from error
+        finally:
+            if sdp is not None:
+                self.reinvite_state = ReinviteState.IDLE
+
+    def _on_prack(self, transaction: ServerTransaction) -> None:
+        """A PRACK for no reliable provisional of ours: 481 (RFC 3262 §3)."""
+        respond(transaction, transaction.request.create_response(481))
+
+    # -- session timers (RFC 4028) --------------------------------------------------------
+
+    def _timer(self) -> SessionTimer:
+        if self.session_timer is None:
+            self.session_timer = SessionTimer(self._refresh_session, self._session_expired)
+        return self.session_timer
+
+    def _refresh_headers(self) -> list[tuple[str, str]]:
+        """What our re-INVITEs and UPDATEs carry while a timer runs: we refresh (§7.4)."""
+        timer = self.session_timer
+        config = self._agent.session_timers
+        if timer is None or not timer.running or config is None:
+            return []
+        return [
+            ("Session-Expires", str(SessionExpires(timer.seconds or config.expires, "uac"))),
+            ("Min-SE", str(config.min_se)),
+            ("Supported", ", ".join(OUR_OPTION_TAGS)),
+        ]
+
+    def _timer_for_response(self, request: Request, response: Response) -> None:
+        """We answer ``request`` 2xx: agree the interval and who refreshes (§9), start."""
+        config = self._agent.session_timers
+        if config is None:
+            return
+        expires = negotiate_as_uas(request, config)
+        add_to_response(response, request, expires)
+        self._timer().restart(expires.seconds, expires.refresher == "uas")
+
+    def _timer_from_response(self, response: Response) -> None:
+        """The 2xx to our INVITE, re-INVITE or UPDATE: a Session-Expires there starts or
+        restarts the timer (§7.2); without one there is none, unless one already runs
+        and we keep refreshing it ourselves."""
+        if self._agent.session_timers is None:
+            return
+        if _allows(response, "UPDATE"):
+            self.remote_allows_update = True
+        expires = SessionExpires.of(response)
+        if expires is not None:
+            self._timer().restart(expires.seconds, expires.refresher != "uas")
+        elif self.session_timer is not None and self.session_timer.seconds is not None:
+            self.session_timer.restart(self.session_timer.seconds, True)
+
+    async def _refresh_session(self) -> tuple[int, bool] | None:
+        """One refresh: an UPDATE when the far end allows it, else a re-INVITE with the
+        description we sent last (no change, same version: RFC 4028 §7.4). Answers
+        ``(interval, we refresh)`` or None to try again."""
+        if self.ended or self.state is not CallState.ANSWERED:
+            return None
+        try:
+            if self.remote_allows_update:
+                await self.update()
+            elif self.local_sdp is not None and self.reinvite_state is ReinviteState.IDLE:
+                await self.reinvite(self.local_sdp)
+            else:
+                return None
+        except (CallFailed, CallError) as error:
+            logger.info("call %s: session refresh failed: %s", self.call_id, error)
+            return None
+        timer = self.session_timer
+        if timer is None or timer.seconds is None:
+            return None
+        return timer.seconds, timer.we_refresh
+
+    def _session_expired(self) -> None:
+        logger.info("call %s: no session refresh in time: hanging up", self.call_id)
+        if self.dialog is not None and not self.ended:
+            self._agent._spawn(self._send_bye(EndReason.SESSION_EXPIRED), "BYE at session expiry")
+
     def _on_in_dialog_response(self, response: Response) -> None:
         """A 2xx to an INVITE of ours seen again (from its transaction in Accepted, or
         stray after timer M): our ACK was lost, send it again (§13.2.2.4)."""
@@ -519,6 +730,22 @@ class IncomingCall(Call):
         self.local_tag = new_tag()
         self._transaction = transaction
         transaction.on_failure = self._on_transaction_failure
+        #: RFC 3262: provisionals sent reliably when the caller supports ``100rel``.
+        self.reliable = ReliableProvisionals(
+            transaction.request,
+            lambda response: respond(transaction, response),
+            agent.timers,
+            self._no_prack,
+        )
+
+    def _no_prack(self) -> None:
+        """RFC 3262 §3: a reliable provisional unacknowledged for 64·T1 ends the INVITE."""
+        self._fail_unanswered(504)
+
+    def _on_prack(self, transaction: ServerTransaction) -> None:
+        request = transaction.request
+        status = 200 if self.reliable.on_prack(request) else 481
+        respond(transaction, request.create_response(status))
 
     def _on_transaction_failure(self, transaction: ServerTransaction, reason: str) -> None:
         logger.info("INVITE transaction of call %s failed: %s", self.call_id, reason)
@@ -554,7 +781,12 @@ class IncomingCall(Call):
         response = self._response(status)
         with_body(response, sdp)
         self._ensure_dialog(response)
-        self._transaction.respond(response)
+        # Early media must arrive: sent reliably whenever the caller can PRACK; ringing
+        # only when the caller requires every provisional to be (RFC 3262 §3).
+        if self.reliable.required or (self.reliable.enabled and sdp is not None):
+            self.reliable.send(response)
+        else:
+            self._transaction.respond(response)
 
     def ring(self) -> None:
         """Send 180 Ringing."""
@@ -580,8 +812,11 @@ class IncomingCall(Call):
             raise CallError(f"cannot answer a call in state {self.state.value}")
         response = self._response(200)
         response.headers.add("Allow", ", ".join(self._agent.allowed_methods))
+        response.headers.add("Supported", ", ".join(OUR_OPTION_TAGS))
         with_body(response, sdp)
         self._ensure_dialog(response)
+        self.reliable.stop()
+        self._timer_for_response(self.request, response)
         self.local_sdp = sdp
         self._set_state(CallState.CONNECTING)
         ack = await self._send_success(self._transaction, response)
@@ -614,6 +849,7 @@ class IncomingCall(Call):
         response = self._response(status, reason)
         for name, value in headers:
             response.headers.add(name, value)
+        self.reliable.stop()
         self._transaction.respond(response)
         self._end(EndReason.REJECTED, status, response.reason)
 
@@ -640,6 +876,9 @@ class IncomingCall(Call):
         """The owner's handler failed: answer for it if nothing final went out."""
         if not self.ended and self._transaction.state is TransactionState.PROCEEDING:
             self.reject(status)
+
+    def _on_ended(self) -> None:
+        self.reliable.stop()
 
 
 class OutgoingCall(Call):
@@ -674,6 +913,8 @@ class OutgoingCall(Call):
         self.final_reason: str | None = None
         self._credentials = credentials
         self._authenticated = False
+        self._retried_min_se = False
+        self._prack = PrackState()
         self._late_answer = late_answer
         self._got_provisional = False
         #: Why the call is being cancelled, once it is (the end reason it will get).
@@ -724,6 +965,15 @@ class OutgoingCall(Call):
             self._got_provisional = True
             if response.to.tag and self.dialog is None:
                 self.dialog = self._new_dialog(response)
+                # The early dialog takes requests too: a carrier's UPDATE, our PRACK's
+                # answer path (RFC 3311 §5.1, RFC 3262 §4).
+                self._agent._remember_dialog(self.dialog, self)
+            if _allows(response, "UPDATE"):
+                self.remote_allows_update = True
+            rack = self._prack.rack_for(response, self.invite)
+            dialog = self.dialog
+            if rack is not None and dialog is not None and dialog.remote_tag == response.to.tag:
+                self._agent._spawn(self._send_prack(rack), "PRACK")
         try:
             sdp = parse_body_sdp(response)
         except SdpParseError as error:
@@ -748,6 +998,8 @@ class OutgoingCall(Call):
                 self._agent._spawn(self._hang_up_fork(response), "BYE to a forked answer")
             return
         if self.dialog is None or self.dialog.id != dialog_id:
+            if self.dialog is not None:
+                self._agent._forget_dialog(self.dialog)  # an early dialog of another fork
             self.dialog = self._new_dialog(response)
         self.dialog.confirm(response)
         self._agent._remember_dialog(self.dialog, self)
@@ -767,6 +1019,9 @@ class OutgoingCall(Call):
                 logger.exception("call %s: late_answer failed", self.call_id)
         self._send_ack(self.invite, response, body)
         self.remote_sdp = remote
+        if _allows(response, "UPDATE"):
+            self.remote_allows_update = True
+        self._timer_from_response(response)
         if self.offer is not None and remote is not None:
             with contextlib.suppress(SdpNegotiationError):
                 self.media = parse_answer(self.offer, remote)
@@ -777,6 +1032,19 @@ class OutgoingCall(Call):
         self._set_state(CallState.ANSWERED)
         if not self._answered.done():
             self._answered.set_result(remote)
+
+    async def _send_prack(self, rack: RAck) -> None:
+        """RFC 3262 §7.2: acknowledge a reliable provisional in its early dialog."""
+        if self.dialog is None or self.ended:
+            return
+        try:
+            prack = self.dialog.create_request("PRACK", headers=[("RAck", str(rack))])
+        except ValueError:
+            return
+        self._agent._decorate(prack)
+        _, response = await self._send_in_dialog(prack)
+        if not response.is_success:
+            logger.info("call %s: PRACK answered %d", self.call_id, response.status)
 
     async def _hang_up_fork(self, response: Response) -> None:
         """§13.2.2.4: a second 2xx from another fork is ACKed, then the dialog gets BYE."""
@@ -793,6 +1061,8 @@ class OutgoingCall(Call):
         if self.ended:
             return
         if response.status in (401, 407) and self._retry_with_credentials(response):
+            return
+        if response.status == 422 and self._retry_with_min_se(response):
             return
         self._fail(response.status, response.reason, self._cancel_reason or EndReason.FAILED)
 
@@ -817,6 +1087,26 @@ class OutgoingCall(Call):
         self._authenticated = True
         self.invite = invite
         self._got_provisional = False  # CANCEL waits for the new INVITE's own 1xx
+        self._prack.forget()
+        self._send_invite()
+        return True
+
+    def _retry_with_min_se(self, response: Response) -> bool:
+        """RFC 4028 §7.4: a 422 names the far end's Min-SE; ask once more with it."""
+        asked = min_se_of(response)
+        if self._retried_min_se or asked <= 0 or self._cancel_reason is not None:
+            return False
+        self._retried_min_se = True
+        invite = Request(method="INVITE", uri=self.invite.uri, body=self.invite.body)
+        for name, value in self.invite.headers:
+            if name not in ("Via", "Session-Expires", "Min-SE"):
+                invite.headers.add(name, value)
+        invite.headers.set("CSeq", str(CSeq(self.invite.cseq.number + 1, "INVITE")))
+        invite.headers.add("Session-Expires", str(asked))
+        invite.headers.add("Min-SE", str(asked))
+        self.invite = invite
+        self._got_provisional = False
+        self._prack.forget()
         self._send_invite()
         return True
 

@@ -43,6 +43,7 @@ from sautikit.sip.dialog import Dialog, DialogId, new_tag
 from sautikit.sip.digest import DEFAULT_CHALLENGE_ALGORITHMS, Ha1Lookup
 from sautikit.sip.errors import SipParseError
 from sautikit.sip.message import CSeq, Request, Response
+from sautikit.sip.option_tags import OUR_OPTION_TAGS, unsupported
 from sautikit.sip.registrar import Binding, Registrar
 from sautikit.sip.registrar_service import BindingSink, RegistrarService
 from sautikit.sip.sdp import SdpNegotiationError, SdpParseError, SessionDescription
@@ -63,6 +64,7 @@ from sautikit.sip.session import (
     respond,
     with_body,
 )
+from sautikit.sip.session_timer import SessionTimerConfig, request_headers, too_small
 from sautikit.sip.tls import DEFAULT_SIPS_PORT
 from sautikit.sip.transaction import (
     InviteServerTransaction,
@@ -98,7 +100,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_BASE_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS")
+_BASE_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "PRACK")
 #: User-Agent fragments of SIP scanners seen on the internet (lower case).
 _SCANNERS = (
     "friendly-scanner",
@@ -138,6 +140,9 @@ class UserAgent:
     go back to the address its INVITE came from rather than to its Contact, unless a
     Record-Route names a hop: a phone behind NAT puts a private address in its Contact,
     and over TCP this reuses the caller's connection (the RFC 5626 flow idea).
+
+    ``session_timers`` (RFC 4028, on by default: 1800 s asked, 90 s the least accepted;
+    None turns them off) end calls whose far end stopped refreshing them.
     """
 
     def __init__(
@@ -159,6 +164,7 @@ class UserAgent:
         auth_throttle: ThrottlePolicy | None = None,
         persist_bindings: BindingSink | None = None,
         nat_keepalive: float | None = 30.0,
+        session_timers: SessionTimerConfig | None = SessionTimerConfig(),
     ) -> None:
         self.transport = transport
         self._loop = asyncio.get_running_loop()
@@ -192,6 +198,7 @@ class UserAgent:
         )
         self.authenticate_invite = authenticate_invite
         self.route_to_source = route_to_source
+        self.session_timers = session_timers
         self._calls: dict[DialogId, Call] = {}
         self._pending: dict[tuple[str, str, int], IncomingCall] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -317,6 +324,10 @@ class UserAgent:
         invite.headers.add("CSeq", str(CSeq(1 + secrets.randbelow(2**16), "INVITE")))
         invite.headers.add("Contact", str(self.contact(peer.transport)))
         invite.headers.add("Allow", ", ".join(self.allowed_methods))
+        invite.headers.add("Supported", ", ".join(OUR_OPTION_TAGS))
+        if self.session_timers is not None:
+            for name, value in request_headers(self.session_timers):
+                invite.headers.add(name, value)
         self._decorate(invite)
         for name, value in extra_headers:
             invite.headers.add(name, value)
@@ -421,6 +432,12 @@ class UserAgent:
         if method == "CANCEL":
             self._on_cancel(transaction)
             return
+        missing = unsupported(request) if method != "ACK" else []
+        if missing:
+            response = request.create_response(420)  # §8.2.2.3
+            response.headers.add("Unsupported", ", ".join(missing))
+            respond(transaction, response)
+            return
         if request.to.tag:
             self._on_in_dialog(transaction)
             return
@@ -430,7 +447,7 @@ class UserAgent:
             respond(transaction, self._options_response(request))
         elif method == "REGISTER" and self.registrar_service is not None:
             self.registrar_service.on_register(transaction)
-        else:  # BYE outside any dialog
+        else:  # BYE, INFO, UPDATE, PRACK outside any dialog
             respond(transaction, request.create_response(481))
 
     def _on_in_dialog(self, transaction: ServerTransaction) -> None:
@@ -448,6 +465,12 @@ class UserAgent:
             self._spawn(call._handle_reinvite(transaction), "re-INVITE")
         elif request.method == "OPTIONS":
             respond(transaction, self._options_response(request))
+        elif request.method == "INFO":
+            call._on_info(transaction)
+        elif request.method == "UPDATE":
+            self._spawn(call._handle_update(transaction), "UPDATE")
+        elif request.method == "PRACK":
+            call._on_prack(transaction)
         else:
             response = request.create_response(405)
             response.headers.add("Allow", ", ".join(self.allowed_methods))
@@ -470,6 +493,11 @@ class UserAgent:
             # after its transaction ended): a copy, never a second call.
             respond(transaction, request.create_response(482, to_tag=new_tag()))
             return
+        if self.session_timers is not None:
+            refusal = too_small(request, self.session_timers)
+            if refusal is not None:
+                respond(transaction, refusal)
+                return
         authenticated_user = None
         policy = self.authenticate_invite
         if policy is not None and policy(request, transaction.peer):
@@ -509,7 +537,7 @@ class UserAgent:
         response = request.create_response(200, to_tag=None if request.to.tag else new_tag())
         response.headers.add("Allow", ", ".join(self.allowed_methods))
         response.headers.add("Accept", SDP_CONTENT_TYPE)
-        response.headers.add("Supported", "")
+        response.headers.add("Supported", ", ".join(OUR_OPTION_TAGS))
         response.headers.add("User-Agent", self.user_agent)
         return response
 

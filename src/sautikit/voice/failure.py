@@ -101,6 +101,11 @@ def hangup_of(
         return "network_error", _error(
             "call.dialog_lost", f"{where} no longer knows the call (481 or no response)"
         )
+    if reason is EndReason.SESSION_EXPIRED:
+        return "network_error", _error(
+            "call.session_expired",
+            f"{where} stopped refreshing the session (RFC 4028 session timer): call ended",
+        )
     return "normal_clearing", None
 
 
