@@ -214,6 +214,12 @@ class Settings(BaseSettings):
     # Defaults of SPEC §6 while the rate deck is empty.
     default_outbound_rate_minor: int = Field(default=300, ge=0)
     default_inbound_rate_minor: int = Field(default=0, ge=0)
+    default_on_net_rate_minor: int = Field(
+        default=0,
+        ge=0,
+        description="Per minute for a call to a number this deployment holds (it never "
+        "reaches a carrier), while no on_net line of the rate deck matches.",
+    )
     default_number_rental_minor: int = Field(default=10_000, ge=0)
     default_transcription_rate_minor: int = Field(default=100, ge=0)
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from sautikit.calls.routing import NoRoute, route_destination, trunk_trusts
+from sautikit.calls.routing import (
+    ON_NET_HEADER,
+    NoRoute,
+    PlatformAddress,
+    on_net_route,
+    on_net_token,
+    route_destination,
+    trunk_trusts,
+    verify_on_net_token,
+)
 from sautikit.crypto import encrypt_secret
 from sautikit.db.models import Trunk
 
@@ -51,3 +60,26 @@ def test_inbound_trust_by_address(address: str, trusted: bool) -> None:
     trunk = _trunk("carrier", [])
     trunk.inbound_addresses = ["196.201.0.0/24", "10.0.0.5"]
     assert trunk_trusts([trunk], address) is trusted
+
+
+def test_an_on_net_token_is_bound_to_its_caller_number_and_time() -> None:
+    token = on_net_token(KEY, "+254700000001", "+254700000002", now=1000)
+    assert verify_on_net_token(KEY, token, "+254700000001", "+254700000002", now=1010)
+    assert not verify_on_net_token(KEY, token, "+254700000009", "+254700000002", now=1010)
+    assert not verify_on_net_token(KEY, token, "+254700000001", "+254700000003", now=1010)
+    assert not verify_on_net_token(b"another-key", token, "+254700000001", "+254700000002")
+    assert not verify_on_net_token(KEY, token, "+254700000001", "+254700000002", now=1100)
+    for forged in ("", "t=1000", "t=x,n=1,v1=00", token.replace("v1=", "v1=0")):
+        assert not verify_on_net_token(KEY, forged, "+254700000001", "+254700000002", now=1010)
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0", "127.0.0.1"])
+def test_an_on_net_call_goes_to_this_platform_with_its_token(listen: str) -> None:
+    platform = PlatformAddress(listen, 5080, "203.0.113.5")
+    route = on_net_route("+254700000002", "+254700000001", platform, secret_key=KEY)
+    assert route.target == "sip:+254700000002@203.0.113.5:5080"
+    assert route.destination == ("127.0.0.1", 5080, "udp")  # never the public address
+    ((name, token),) = route.headers
+    assert name == ON_NET_HEADER
+    assert verify_on_net_token(KEY, token, "+254700000001", "+254700000002")
+    assert route.credentials is None

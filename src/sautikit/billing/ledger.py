@@ -33,7 +33,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sautikit.billing.rating import price_for, rate_for
+from sautikit.billing.rating import call_rate_direction, price_for, rate_for
 from sautikit.config import Settings
 from sautikit.db.models import Call, Wallet, WalletEntry, WalletReservation, Workspace
 from sautikit.db.types import utcnow
@@ -289,9 +289,8 @@ async def settle_call(
     """
     if call.ended_at is None:
         raise ValueError(f"call {call.id} has not ended")
-    rate = await rate_for(
-        session, call.workspace_id, call.direction, call.to_number, settings=settings
-    )
+    direction = call_rate_direction(call.direction, call.on_net)
+    rate = await rate_for(session, call.workspace_id, direction, call.to_number, settings=settings)
     price = price_for(answered_seconds(call), rate.rate_per_minute_minor)
     key = f"call:{call.id}"
     wallet = await lock_wallet(session, call.workspace_id)

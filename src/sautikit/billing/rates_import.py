@@ -5,7 +5,8 @@ The file is UTF-8 CSV with a header naming its columns, in any order:
 * ``prefix`` — ``+`` and 1–15 digits (E.164 without the rest of the number); required;
 * ``rate_per_minute_minor`` — a non-negative whole number of minor units; required;
 * ``destination`` — a label such as ``Kenya mobile``; required, may be empty;
-* ``direction`` — ``outbound`` or ``inbound``; optional, empty means ``outbound``.
+* ``direction`` — ``outbound``, ``inbound`` or ``on_net`` (a call to a number this
+  deployment holds); optional, empty means ``outbound``.
 
 Every line is checked, and ``RateDeckError`` names each wrong line by its number (the
 header is line 1). Parsing is all or nothing, so an import applies either the

@@ -25,9 +25,11 @@ from sautikit.db.models import Rate, Workspace
 __all__ = [
     "DIRECTIONS",
     "HOME_PREFIX",
+    "ON_NET",
     "AppliedRate",
     "RateLine",
     "StoredRates",
+    "call_rate_direction",
     "default_rate",
     "price_for",
     "published_rates",
@@ -36,7 +38,10 @@ __all__ = [
     "store_rates",
 ]
 
-DIRECTIONS: tuple[str, ...] = ("outbound", "inbound")
+DIRECTIONS: tuple[str, ...] = ("outbound", "inbound", "on_net")
+#: The deck direction of an outbound call to a number this deployment holds: it never
+#: leaves the platform, so it is priced apart from calls a carrier carries.
+ON_NET = "on_net"
 # Where the settings' default rates are advertised: Kenya, the only default destination.
 HOME_PREFIX = "+254"
 _HOME_NAME = "Kenya"
@@ -99,12 +104,19 @@ def _check_direction(direction: str) -> None:
 def default_rate(settings: Settings, direction: str) -> AppliedRate:
     """The settings' rate for a direction, applied when no deck line matches."""
     _check_direction(direction)
-    rate = (
-        settings.default_outbound_rate_minor
-        if direction == "outbound"
-        else settings.default_inbound_rate_minor
-    )
+    rates = {
+        "outbound": settings.default_outbound_rate_minor,
+        "inbound": settings.default_inbound_rate_minor,
+        ON_NET: settings.default_on_net_rate_minor,
+    }
+    rate = rates[direction]
     return AppliedRate(direction, rate, None, _HOME_NAME, "default")
+
+
+def call_rate_direction(direction: str, on_net: bool) -> str:
+    """The deck direction a call is rated in: ``on_net`` for an outbound call that stayed
+    on the platform, else the call's own direction (SPEC §9: each leg on its own)."""
+    return ON_NET if on_net and direction == "outbound" else direction
 
 
 def _prefixes_of(destination: str) -> list[str]:

@@ -8,6 +8,8 @@ call, and in this order:
    the workspace holds as ``from`` (API, device), or a caller id the workspace may show
    (a child leg: a workspace number or the parent's From or To, SPEC §3);
 2. **destination authorisation** (every call going out): the workspace's allow-lists;
+   and whether it stays **on-net** (:func:`~sautikit.calls.routing.is_on_net`: a number
+   of this deployment), which its route and its rate follow;
 3. **limits**: live calls and calls per second (:class:`CallRateGuard`), for a call that
    starts a conversation (API, device); a ``dial`` leg is part of its parent's call, which
    counts once (SPEC §6);
@@ -38,10 +40,10 @@ from sautikit.billing.authorisation import DestinationError, authorise_destinati
 from sautikit.billing.ledger import InsufficientFunds, lock_wallet
 from sautikit.billing.numbers import active_number
 from sautikit.billing.quota import Quota, held_quota, open_quota
-from sautikit.billing.rating import rate_for
+from sautikit.billing.rating import call_rate_direction, rate_for
 from sautikit.calls.limits import CallLimitExceeded, CallRateGuard
 from sautikit.calls.records import record_started
-from sautikit.calls.routing import normalise_number
+from sautikit.calls.routing import is_on_net, normalise_number
 from sautikit.config import Settings
 from sautikit.db.models import Call, Number, Workspace
 from sautikit.ids import new_id
@@ -133,6 +135,7 @@ class Admission:
                 workspace, ask.to, allow_private_hosts=self.settings.allow_private_http
             )
             call.to_number = destination.address
+            call.on_net = await is_on_net(session, call.to_number)
         await lock_wallet(session, workspace.id)  # the lock order: see the module's notes
         if ask.origin in (Origin.API, Origin.DEVICE):
             await self.rate_guard.admit(session, workspace)
@@ -207,8 +210,9 @@ class Admission:
 
     async def fund(self, session: AsyncSession, workspace: Workspace, call: Call) -> Quota:
         """Step 4: hold the call's first slice (the minimum funding) at its rate."""
+        direction = call_rate_direction(call.direction, call.on_net)
         rate = await rate_for(
-            session, workspace.id, call.direction, call.to_number, settings=self.settings
+            session, workspace.id, direction, call.to_number, settings=self.settings
         )
         session.add(call)
         await session.flush()
@@ -223,7 +227,8 @@ class Admission:
     async def quota_of(self, session: AsyncSession, call: Call) -> Quota:
         """The quota an admitted call holds now (an API call is dialled after its request
         admitted it, maybe by another process)."""
+        direction = call_rate_direction(call.direction, call.on_net)
         rate = await rate_for(
-            session, call.workspace_id, call.direction, call.to_number, settings=self.settings
+            session, call.workspace_id, direction, call.to_number, settings=self.settings
         )
         return await held_quota(session, call.id, rate.rate_per_minute_minor)

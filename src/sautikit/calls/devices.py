@@ -89,8 +89,10 @@ class Devices:
         if service is not None:
             service.reload(await self.registrations.load())
 
-    def _needs_digest(self, _request: Request, source: Peer) -> bool:
-        return not self.trunks.trusts(source.host)
+    def _needs_digest(self, request: Request, source: Peer) -> bool:
+        """Carriers (by address) and this deployment's own on-net calls (by token) are
+        let in; anyone else is a device and must answer the challenge."""
+        return not (self.trunks.trusts(source.host) or self.trunks.on_net_caller(request))
 
     def _realm_for(self, request: Request) -> str:
         user = (request.to if request.method == "REGISTER" else request.from_).uri.user or ""
@@ -124,7 +126,7 @@ class Devices:
                 return
         call = admitted.call
         try:
-            out = await self.dialler.dial(call.to_number, call.from_number, 60)
+            out = await self.dialler.dial(call, 60)
         except CANNOT_DIAL:
             leg.reject(503, "Service Unavailable")
             await self.records.ended(call.id, "network_error")

@@ -58,24 +58,24 @@ class Inbound:
             leg.reject(503, "Service Unavailable")
             return
         called = normalise_number(leg.called)
-        device = None
         if leg.sip.authenticated_user is not None:
             device = self.devices.directory.login(leg.sip.authenticated_user)
             if device is None:
                 leg.reject(403, "Forbidden")
                 return
-        async with self.database.sessions() as session:
-            number = await active_number(session, called)
-        if number is None and device is not None:  # a device calling out (SPEC §6)
+            # A device calling out (SPEC §6), to a carrier or, on-net, to a number of this
+            # deployment — its own workspace's too: routed and billed as its call.
             await self.devices.call_out(leg, device, called)
             return
+        async with self.database.sessions() as session:
+            number = await active_number(session, called)
         ringing_devices = []
         if number is not None and not number.voice_url:
             ringing_devices = self.devices.bindings(number.id)
             if not ringing_devices:
                 leg.reject(480, "Temporarily Unavailable")
                 return
-        caller = device.number if device is not None else normalise_number(leg.caller)
+        caller = normalise_number(leg.caller)
         ask = CallAsk(
             Origin.INBOUND,
             to=called,

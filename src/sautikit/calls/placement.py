@@ -31,7 +31,7 @@ from sautikit.calls.recording import RECORD_FROM_ANSWER, CallRecording
 from sautikit.calls.records import CallRecords, end_call
 from sautikit.calls.recovery import QUEUE_EXPIRED
 from sautikit.calls.registry import CallRegistry
-from sautikit.calls.routing import NoRoute, Trunks
+from sautikit.calls.routing import NoRoute, PlatformAddress, Trunks
 from sautikit.calls.status import CallStatus
 from sautikit.db import Database
 from sautikit.db.models import Call, Workspace
@@ -66,21 +66,26 @@ def _not_sent(error: Exception) -> CallErrorDetail:
 
 
 class Dialler:
-    """Sends an outbound leg where its route says: a trunk, or a SIP URI's own host."""
+    """Sends an admitted call's leg where its route says (:mod:`sautikit.calls.routing`):
+    this platform for an on-net call, else a trunk, or a SIP URI's own host."""
 
     def __init__(self, pbx: Pbx, trunks: Trunks) -> None:
         self.pbx = pbx
         self.trunks = trunks
 
-    async def dial(self, to: str, caller_id: str, ring_timeout: float) -> OutboundLeg:
+    async def dial(self, call: Call, ring_timeout: float) -> OutboundLeg:
         """Raises one of :data:`CANNOT_DIAL` when it cannot be sent."""
-        route = self.trunks.route(to)
+        platform = None
+        if call.on_net:
+            platform = PlatformAddress(self.pbx.listen_host, self.pbx.port, self.pbx.sip_host)
+        route = self.trunks.route(call.to_number, caller=call.from_number, on_net=platform)
         return await self.pbx.dial(
             route.target,
-            from_uri=f"sip:{caller_id}@{self.pbx.sip_host}",
+            from_uri=f"sip:{call.from_number}@{self.pbx.sip_host}",
             destination=route.destination,
             credentials=route.credentials,
             ring_timeout=ring_timeout,
+            extra_headers=route.headers,
         )
 
 
@@ -154,9 +159,7 @@ class Placement:
             return
         call, workspace, quota = claimed
         try:
-            leg = await self.dialler.dial(
-                call.to_number, call.from_number, call.ring_timeout_seconds
-            )
+            leg = await self.dialler.dial(call, call.ring_timeout_seconds)
         except CANNOT_DIAL as error:
             log.info("call %s: cannot be placed: %s", call.id, error)
             await self.records.ended(call.id, "network_error", error=_not_sent(error))
@@ -220,7 +223,7 @@ class Placement:
             await self.records.ended(child.id, "normal_clearing")
             raise CallEnded
         try:
-            leg = await self.dialler.dial(child.to_number, child.from_number, ring_timeout)
+            leg = await self.dialler.dial(child, ring_timeout)
         except CANNOT_DIAL as error:
             await self.records.ended(child.id, "network_error", error=_not_sent(error))
             raise DialRefused(str(error)) from None

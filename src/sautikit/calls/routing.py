@@ -1,28 +1,57 @@
-"""Where a call goes: a carrier trunk chosen by prefix, or an allow-listed SIP URI; and
-which source addresses are carriers. Numbers from the network are written in E.164 here.
+"""Where a call goes, and which source addresses are carriers. Numbers from the network
+are written in E.164 here.
+
+The one routing rule, for every origin (``POST /v1/calls``, a ``dial`` action, a
+registered device): a number that a workspace of this deployment holds is **on-net**
+(:func:`is_on_net`, decided at admission and stored on the call) and stays on the
+platform; only a number nobody holds goes to the carrier trunk whose longest prefix
+matches it; a SIP URI goes straight to its (allow-listed) host.
+
+An on-net call is sent to this deployment's own SIP listener (:func:`on_net_route`), so
+it arrives as any inbound call to that number does — its ``voice_url`` app or its
+registered devices, in whichever process — and is billed as two legs: the caller's at
+the deck's ``on_net`` rate, the callee's as inbound. It carries an
+``X-Sautikit-On-Net`` token (an HMAC under the deployment's secret key, bound to the
+caller, the called number and a time) that lets it in without a device's digest.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
+import secrets
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.crypto import decrypt_secret
-from sautikit.db.models import Trunk
-from sautikit.sip import SipUri
+from sautikit.db.models import Number, Trunk
+from sautikit.sip import Request, SipUri
+from sautikit.sip.addresses import is_wildcard
 
 __all__ = [
+    "ON_NET_HEADER",
     "NoRoute",
+    "PlatformAddress",
     "Route",
     "Trunks",
     "choose_trunk",
+    "is_on_net",
     "normalise_number",
+    "on_net_route",
+    "on_net_token",
     "route_destination",
     "trunk_trusts",
+    "verify_on_net_token",
 ]
+
+ON_NET_HEADER = "X-Sautikit-On-Net"
+#: How long an on-net token is good for: it is checked as the INVITE arrives, a moment
+#: after it was made (and a retransmission reuses the same INVITE).
+ON_NET_TOKEN_SECONDS = 60
 
 
 def normalise_number(user: str) -> str:
@@ -48,6 +77,69 @@ class Route:
     destination: tuple[str, int, str] | None
     """Where the INVITE goes (host, port, transport); None: the target URI's own host."""
     credentials: tuple[str, str] | None
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra INVITE headers (an on-net call's token)."""
+
+
+@dataclass(frozen=True)
+class PlatformAddress:
+    """This deployment's own SIP listener, where on-net calls are sent."""
+
+    listen_host: str
+    port: int
+    advertised_host: str
+
+
+async def is_on_net(session: AsyncSession, destination: str) -> bool:
+    """Whether ``destination`` is a number a workspace of this deployment holds.
+
+    Held is enough (a suspended number too): such a number is ours, so a carrier would
+    only bring the call back; on the platform it gets the number's own answer.
+    """
+    if not destination.startswith("+"):
+        return False
+    held = await session.scalar(
+        select(Number.id).where(Number.e164 == destination, Number.workspace_id.is_not(None))
+    )
+    return held is not None
+
+
+def _token_mac(secret_key: bytes, issued: int, nonce: str, caller: str, called: str) -> str:
+    message = f"on-net|{issued}|{nonce}|{caller}|{called}".encode()
+    return hmac.new(secret_key, message, hashlib.sha256).hexdigest()
+
+
+def on_net_token(secret_key: bytes, caller: str, called: str, *, now: float | None = None) -> str:
+    """The ``X-Sautikit-On-Net`` value for a call from ``caller`` to ``called``."""
+    issued = int(time.time() if now is None else now)
+    nonce = secrets.token_hex(8)
+    return f"t={issued},n={nonce},v1={_token_mac(secret_key, issued, nonce, caller, called)}"
+
+
+def verify_on_net_token(
+    secret_key: bytes, value: str, caller: str, called: str, *, now: float | None = None
+) -> bool:
+    """Whether ``value`` is a fresh token of this deployment for this caller and number."""
+    fields = dict(part.partition("=")[::2] for part in value.replace(" ", "").split(","))
+    issued, nonce, mac = fields.get("t", ""), fields.get("n", ""), fields.get("v1", "")
+    if not issued.isdigit() or not nonce or not mac:
+        return False
+    age = (time.time() if now is None else now) - int(issued)
+    if not -5 <= age <= ON_NET_TOKEN_SECONDS:
+        return False
+    expected = _token_mac(secret_key, int(issued), nonce, caller, called)
+    return hmac.compare_digest(expected, mac)
+
+
+def on_net_route(e164: str, caller: str, platform: PlatformAddress, *, secret_key: bytes) -> Route:
+    """An on-net call: to our own listener (loopback when it listens on every address:
+    the advertised address may not hairpin behind a cloud's NAT), with its token."""
+    host = platform.listen_host
+    if is_wildcard(host):
+        host = "::1" if ":" in host else "127.0.0.1"
+    target = str(SipUri("sip", e164, platform.advertised_host, platform.port))
+    token = on_net_token(secret_key, caller, e164)
+    return Route(target, (host, platform.port, "udp"), None, ((ON_NET_HEADER, token),))
 
 
 def choose_trunk(trunks: list[Trunk], e164: str) -> Trunk:
@@ -110,7 +202,21 @@ class Trunks:
         """Whether INVITEs from ``host`` come from a carrier trunk (no digest needed)."""
         return trunk_trusts(self._trunks, host)
 
-    def route(self, to: str) -> Route:
-        """Where a leg to ``to`` (E.164 or a SIP URI) goes; raises :class:`NoRoute`."""
+    def route(self, to: str, *, caller: str = "", on_net: PlatformAddress | None = None) -> Route:
+        """Where a leg to ``to`` (E.164 or a SIP URI) goes: with ``on_net`` (the call was
+        found on-net at admission) this platform at that address, else a trunk or the
+        URI's host; raises :class:`NoRoute`."""
+        if on_net is not None:
+            return on_net_route(to, caller, on_net, secret_key=self._secret_key)
         kind = "e164" if to.startswith("+") else "sip"
         return route_destination(self._trunks, kind, to, secret_key=self._secret_key)
+
+    def on_net_caller(self, request: Request) -> bool:
+        """Whether ``request`` is an on-net call from this deployment (a valid token for
+        its From and Request-URI users): no digest is asked of it."""
+        token = request.headers.get(ON_NET_HEADER)
+        if token is None:
+            return False
+        caller = request.from_.uri.user or ""
+        called = normalise_number(request.uri.user or "")
+        return verify_on_net_token(self._secret_key, token, caller, called)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -237,6 +238,9 @@ class SipRegistration(Base):
     registered_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
     node: Mapped[str] = mapped_column(String(100))
+    # The Path (RFC 3327) proxies in front added to the REGISTER, nearest first: calls to
+    # the device go back through them. NULL: registered directly.
+    path: Mapped[list[str] | None]
 
 
 class Node(Base):
@@ -265,6 +269,9 @@ class Call(Base):
     id: Mapped[str] = _id_column()
     workspace_id: Mapped[str] = _workspace_column()
     direction: Mapped[str] = mapped_column(String(10))  # inbound | outbound
+    # An outbound call to a number this deployment holds: it stays on the platform and is
+    # rated at the on-net rate (calls.routing.is_on_net, decided at admission).
+    on_net: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     from_number: Mapped[str] = mapped_column(String(255))
     to_number: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default="queued")
