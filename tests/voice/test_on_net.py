@@ -121,7 +121,8 @@ def assert_inbound_of(call: Call, other: Other, caller: str) -> None:
 
 async def test_an_api_call_to_another_workspaces_number_reaches_its_app(stack: Stack) -> None:
     other = await other_workspace(stack, voice_url=stack.app.url("/beta"))
-    stack.app.route("/beta", document({"say": {"text": "Beta speaking."}}, {"pause": {"length": 2}}))
+    beta = document({"say": {"text": "Beta speaking."}}, {"pause": {"length": 2}})
+    stack.app.route("/beta", beta)
     stack.app.route("/answered", document({"pause": {"length": 20}}))
     body = {"to": OTHER, "from": NUMBER, "action_url": stack.app.url("/answered")}
     placed = await stack.api.post("/v1/calls", json=body, headers=stack.headers)
@@ -201,7 +202,8 @@ async def test_a_dial_to_a_number_of_this_deployment_rings_its_device(
 
 async def test_a_device_calling_a_number_of_this_deployment_stays_on_it(stack: Stack) -> None:
     other = await other_workspace(stack, voice_url=stack.app.url("/beta"))
-    stack.app.route("/beta", document({"say": {"text": "Beta speaking."}}, {"pause": {"length": 1}}))
+    beta = document({"say": {"text": "Beta speaking."}}, {"pause": {"length": 1}})
+    stack.app.route("/beta", beta)
     await stack.add_device("alice", "s3cret")  # a device of NUMBER's workspace
     device = await Sipp(
         scenario=SIP_SCENARIOS / "uac_invite_auth.xml",
