@@ -7,16 +7,16 @@ admission, so a number released mid-call does not change the price).
 ``sip_registrations.path``: the Path header (RFC 3327) a proxy in front added to the
 REGISTER, in order; calls to the phone are routed back through it.
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-04
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
-down_revision = "0017"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
