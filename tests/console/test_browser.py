@@ -325,6 +325,18 @@ async def test_a_member_s_day_in_the_console(
             ]:
                 await visit(page, path, shot)
 
+            # The workspace's own bucket, by keyboard-reachable labelled fields.
+            await visit(page, "/console/settings")
+            bucket = "s3://calls?endpoint=https://s3.example.co.ke"
+            await page.get_by_label("Bucket URL").fill(bucket)
+            await page.get_by_label("Access key").fill("AKIACONSOLE")
+            await page.get_by_label("Secret key").fill("console-secret")
+            await page.get_by_role("button", name="Save bucket").click()
+            await expect(page.get_by_role("status")).to_have_text("Storage bucket saved.")
+            await expect(page.locator("#storage-now")).to_have_text(bucket)
+            assert "console-secret" not in await page.content()
+            assert await page.evaluate(A11Y_PROBLEMS) == []
+
             # A device login for the number, with the phone settings to copy.
             await visit(page, "/console/numbers")
             await page.get_by_role("link", name=f"SIP devices for {NUMBER}").click()

@@ -364,6 +364,74 @@ async def test_owners_change_settings_by_the_api_s_rules(
         assert workspace.max_concurrent_calls == 20  # nothing half-applied
 
 
+async def test_owners_set_the_storage_bucket_with_sealed_credentials(
+    browser: httpx.AsyncClient, database: Database
+) -> None:
+    workspace_id = await member(database)
+    await sign_in(browser)
+    page = await browser.get("/console/settings")
+    assert '<label for="storage_url">' in page.text and '<label for="secret_key">' in page.text
+    bucket = "s3://calls/kenya?endpoint=https://s3.example.co.ke"
+    form = {"csrf_token": csrf(page), "storage_url": bucket}
+    saved = await browser.post(
+        "/console/settings/storage", data={**form, "access_key": "AKIA1", "secret_key": "s3cr3t"}
+    )
+    assert saved.status_code == 200 and "Storage bucket saved" in saved.text
+    assert bucket in saved.text and "s3cr3t" not in saved.text
+    async with database.sessions() as session:
+        workspace = await session.get_one(Workspace, workspace_id)
+    assert workspace.storage_url == bucket
+    sealed = workspace.storage_credentials
+    assert sealed is not None and "s3cr3t" not in sealed
+
+    # Blank keys keep the stored ones for the same bucket.
+    kept = await browser.post("/console/settings/storage", data=form)
+    assert kept.status_code == 200 and "keep the stored one" in kept.text
+    async with database.sessions() as session:
+        assert (await session.get_one(Workspace, workspace_id)).storage_credentials == sealed
+
+    # Refused whole, with the reason: nothing changes.
+    for refused, reason in [
+        ({**form, "storage_url": "ftp://nowhere"}, "storage_url"),
+        ({**form, "storage_url": "s3://calls?endpoint=http://10.0.0.5:9000"}, "private address"),
+        ({**form, "access_key": "AKIA2"}, "secret_key"),
+        (
+            {"csrf_token": csrf(page), "storage_url": "", "access_key": "A", "secret_key": "B"},
+            "no storage_url",
+        ),
+    ]:
+        answer = await browser.post("/console/settings/storage", data=refused)
+        assert answer.status_code == 400, refused
+        assert "The bucket was not changed" in answer.text and reason in answer.text
+        async with database.sessions() as session:
+            workspace = await session.get_one(Workspace, workspace_id)
+        assert (workspace.storage_url, workspace.storage_credentials) == (bucket, sealed)
+
+    # Empty: back to the deployment's store, and the keys are gone.
+    cleared = await browser.post("/console/settings/storage", data={**form, "storage_url": ""})
+    assert cleared.status_code == 200 and "the deployment&#39;s store" in cleared.text
+    async with database.sessions() as session:
+        workspace = await session.get_one(Workspace, workspace_id)
+    assert (workspace.storage_url, workspace.storage_credentials) == (None, None)
+
+
+async def test_only_owners_change_the_storage_bucket(
+    browser: httpx.AsyncClient, database: Database
+) -> None:
+    workspace_id = await member(database, role="developer")
+    await sign_in(browser)
+    page = await browser.get("/console/settings")
+    refused = await browser.post(
+        "/console/settings/storage",
+        data={"csrf_token": csrf(page), "storage_url": "s3://x?endpoint=https://s3.example.com"},
+    )
+    assert refused.status_code == 403
+    forged = await browser.post("/console/settings/storage", data={"storage_url": ""})
+    assert forged.status_code == 403
+    async with database.sessions() as session:
+        assert (await session.get_one(Workspace, workspace_id)).storage_url is None
+
+
 async def test_webhooks_are_subscribed_with_the_secret_shown_once_and_unsubscribed(
     browser: httpx.AsyncClient, database: Database
 ) -> None:

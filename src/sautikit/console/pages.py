@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit import accounts
 from sautikit.api.deps import api_context
+from sautikit.api.errors import ApiError
 from sautikit.billing import ledger
 from sautikit.billing.ledger import InsufficientFunds, format_kes
 from sautikit.billing.mpesa.topups import InvalidTopUp, TopUpService, create_stk_topup
@@ -47,6 +48,7 @@ from sautikit.calls.status import LIVE_STATUSES, CallStatus
 from sautikit.console import auth
 from sautikit.console.auth import COOKIE_NAME, SESSION_LIFETIME, SignInThrottle, Viewer
 from sautikit.console.waveform import waveform_svg
+from sautikit.crypto import encrypt_secret
 from sautikit.db import Database
 from sautikit.db.models import (
     ApiKey,
@@ -1088,7 +1090,31 @@ async def settings_page(request: Request) -> Response:
         if isinstance(viewer, Response):
             return viewer
         workspace = await session.get_one(Workspace, _workspace_id(viewer))
-        return render(request, "settings.html", viewer, workspace=workspace, errors=[], saved=False)
+        return _settings_page(request, viewer, workspace)
+
+
+def _settings_page(
+    request: Request,
+    viewer: Viewer,
+    workspace: Workspace,
+    *,
+    status_code: int = 200,
+    errors: list[str] | None = None,
+    saved: bool = False,
+    storage_errors: list[str] | None = None,
+    storage_saved: bool = False,
+) -> Response:
+    return render(
+        request,
+        "settings.html",
+        viewer,
+        status_code=status_code,
+        workspace=workspace,
+        errors=errors or [],
+        saved=saved,
+        storage_errors=storage_errors or [],
+        storage_saved=storage_saved,
+    )
 
 
 _SETTINGS_LISTS = ("destination_allowlist", "sip_host_allowlist", "play_host_allowlist")
@@ -1133,20 +1159,58 @@ async def save_settings(request: Request) -> Response:
                 f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
                 for error in exc.errors()
             ]
-            return render(
-                request,
-                "settings.html",
-                viewer,
-                status_code=400,
-                workspace=workspace,
-                errors=problems,
-                saved=False,
-            )
+            return _settings_page(request, viewer, workspace, status_code=400, errors=problems)
         for name in patch.model_fields_set:
             value = getattr(patch, name)
             setattr(workspace, name, _unique(value) if isinstance(value, list) else value)
         await session.flush()
-        return render(request, "settings.html", viewer, workspace=workspace, errors=[], saved=True)
+        return _settings_page(request, viewer, workspace, saved=True)
+
+
+@router.post("/settings/storage")
+async def save_storage(request: Request) -> Response:
+    """The storage-bucket form, applied by the API's own rules (``_apply_storage``): a
+    blank URL goes back to the deployment's store; new keys are sealed, blank keys keep
+    the stored ones while the bucket stays the same (another bucket never gets them)."""
+    from sautikit.api.routers.settings import SettingsPatch, _apply_storage  # the API's rules
+
+    form = await request.form()
+    settings = api_context(request).settings
+    async with _database(request).transaction() as session:
+        viewer = await _member(request, session)
+        if isinstance(viewer, Response):
+            return viewer
+        refused = _change_refused(request, viewer, str(form.get("csrf_token", "")))
+        if refused is not None:
+            return refused
+        if viewer.role != "owner":
+            return _forbidden(request, viewer, "Only owners change the workspace's settings.")
+        workspace = await session.get_one(Workspace, _workspace_id(viewer))
+        url = str(form.get("storage_url", "")).strip()
+        keys = {name: str(form.get(name, "")).strip() for name in ("access_key", "secret_key")}
+        values: dict[str, Any] = {"storage_url": url or None}
+        if any(keys.values()):
+            values["storage_credentials"] = keys
+        try:
+            patch = SettingsPatch.model_validate(values)
+            _apply_storage(
+                workspace,
+                patch,
+                lambda plain: encrypt_secret(plain, settings.signing_key(), context=workspace.id),
+                allow_private=settings.allow_private_http,
+            )
+        except ValidationError as exc:
+            problems = [
+                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+                for error in exc.errors()
+            ]
+        except ApiError as exc:
+            problems = [str(exc)]
+        else:
+            await session.flush()
+            return _settings_page(request, viewer, workspace, storage_saved=True)
+        await session.refresh(workspace)  # nothing half-applied
+        return _settings_page(request, viewer, workspace, status_code=400, storage_errors=problems)
 
 
 # -- the operator ---------------------------------------------------------------------
