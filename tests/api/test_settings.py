@@ -36,6 +36,7 @@ async def test_any_key_reads_the_defaults(client: httpx.AsyncClient, make_key: K
         "max_concurrent_calls": 50,
         "max_calls_per_second": 10,
         "callback_encoding": "form",
+        "srtp": "optional",
         "recording_format": "wav",
         "storage_url": None,
         "storage_credentials_set": False,

@@ -3,6 +3,7 @@ devices), or from a registered device calling out."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,12 +24,19 @@ from sautikit.calls.recovery import dialog_column
 from sautikit.calls.registry import CallRegistry
 from sautikit.calls.routing import normalise_number
 from sautikit.db import Database
+from sautikit.db.models import Workspace
 from sautikit.logs import bind_call
 from sautikit.pbx import InboundLeg
 from sautikit.sip.teardown import DialogSnapshot
 from sautikit.voice.live import CallHost
 
 __all__ = ["Inbound"]
+
+
+log = logging.getLogger(__name__)
+
+#: RFC 3261 §20.43: a 399 warning says why, in words an operator can act on.
+_SRTP_WARNING = '399 sautikit "SRTP (SDES a=crypto) is required here"'
 
 
 class Inbound:
@@ -63,12 +71,16 @@ class Inbound:
             if device is None:
                 leg.reject(403, "Forbidden")
                 return
+            if await self._plain_refused(leg, device.workspace_id):
+                return
             # A device calling out (SPEC §6), to a carrier or, on-net, to a number of this
             # deployment — its own workspace's too: routed and billed as its call.
             await self.devices.call_out(leg, device, called)
             return
         async with self.database.sessions() as session:
             number = await active_number(session, called)
+        if await self._plain_refused(leg, number.workspace_id if number is not None else None):
+            return
         ringing_devices = []
         if number is not None and not number.voice_url:
             ringing_devices = self.devices.bindings(number.id)
@@ -109,3 +121,19 @@ class Inbound:
                 self.runner.run(live, call, admitted.workspace, admitted.quota),
                 f"call {call.id}",
             )
+
+    async def _plain_refused(self, leg: InboundLeg, workspace_id: str | None) -> bool:
+        """Refuse (488) a call whose media is plain RTP where SRTP is required: by the trunk
+        it came from, or by the workspace whose number it calls (or whose device places it).
+        True when refused."""
+        if leg.media is None or leg.media.srtp is not None:
+            return False
+        required = self.devices.trunks.requires_srtp_from(leg.sip.source.host)
+        if not required and workspace_id is not None:
+            async with self.database.sessions() as session:
+                workspace = await session.get(Workspace, workspace_id)
+            required = workspace is not None and workspace.srtp == "required"
+        if required:
+            log.info("refusing plain RTP on call %s: SRTP is required", leg.call_id)
+            leg.reject(488, "Not Acceptable Here", headers=[("Warning", _SRTP_WARNING)])
+        return required

@@ -86,6 +86,7 @@ class Dialler:
             credentials=route.credentials,
             ring_timeout=ring_timeout,
             extra_headers=route.headers,
+            srtp=route.srtp,
         )
 
 

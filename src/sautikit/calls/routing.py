@@ -31,6 +31,7 @@ from sautikit.crypto import decrypt_secret
 from sautikit.db.models import Number, Trunk
 from sautikit.sip import Request, SipUri
 from sautikit.sip.addresses import is_wildcard
+from sautikit.sip.sdp import SrtpMode
 
 __all__ = [
     "ON_NET_HEADER",
@@ -79,6 +80,8 @@ class Route:
     credentials: tuple[str, str] | None
     headers: tuple[tuple[str, str], ...] = ()
     """Extra INVITE headers (an on-net call's token)."""
+    srtp: SrtpMode = "optional"
+    """``required``: the INVITE offers SRTP and a plain answer fails the leg."""
 
 
 @dataclass(frozen=True)
@@ -168,8 +171,20 @@ def route_destination(trunks: list[Trunk], kind: str, address: str, *, secret_ke
             else ""
         )
         credentials = (trunk.username, password)
-    target = str(SipUri("sip", user, trunk.host, trunk.port))
-    return Route(target, (trunk.host, trunk.port, trunk.transport), credentials)
+    params: dict[str, str | None] = {"transport": "tls"} if trunk.transport == "tls" else {}
+    target = str(SipUri("sip", user, trunk.host, trunk.port, params=params))
+    srtp: SrtpMode = "required" if trunk.srtp == "required" else "optional"
+    return Route(target, (trunk.host, trunk.port, trunk.transport), credentials, srtp=srtp)
+
+
+def _trunk_sends_from(trunk: Trunk, source: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    for entry in trunk.inbound_addresses:
+        try:
+            if source in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def trunk_trusts(trunks: list[Trunk], address: str) -> bool:
@@ -178,14 +193,7 @@ def trunk_trusts(trunks: list[Trunk], address: str) -> bool:
         source = ipaddress.ip_address(address)
     except ValueError:
         return False
-    for trunk in trunks:
-        for entry in trunk.inbound_addresses:
-            try:
-                if source in ipaddress.ip_network(entry, strict=False):
-                    return True
-            except ValueError:
-                continue
-    return False
+    return any(_trunk_sends_from(trunk, source) for trunk in trunks)
 
 
 class Trunks:
@@ -201,6 +209,16 @@ class Trunks:
     def trusts(self, host: str) -> bool:
         """Whether INVITEs from ``host`` come from a carrier trunk (no digest needed)."""
         return trunk_trusts(self._trunks, host)
+
+    def requires_srtp_from(self, host: str) -> bool:
+        """Whether a trunk that brings calls in from ``host`` requires SRTP."""
+        try:
+            source = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(
+            trunk.srtp == "required" and _trunk_sends_from(trunk, source) for trunk in self._trunks
+        )
 
     def route(self, to: str, *, caller: str = "", on_net: PlatformAddress | None = None) -> Route:
         """Where a leg to ``to`` (E.164 or a SIP URI) goes: with ``on_net`` (the call was

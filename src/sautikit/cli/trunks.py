@@ -47,12 +47,21 @@ def add(
     dial_prefix: Annotated[
         str, typer.Option("--dial-prefix", help="Digits before the number, instead of '+'.")
     ] = "",
+    srtp: Annotated[
+        str,
+        typer.Option(
+            "--srtp",
+            help="optional (SRTP when offered) or required (offer SRTP, refuse plain RTP).",
+        ),
+    ] = "optional",
 ) -> None:
     """Add (or replace) a trunk. ``--prefix`` names the calls it carries out (longest
     prefix wins across trunks); ``--inbound`` the addresses it brings calls in from. A
     trunk needs at least one of them: with neither it would carry nothing."""
     if transport not in ("udp", "tcp", "tls"):
         raise typer.BadParameter("transport must be udp, tcp or tls")
+    if srtp not in ("optional", "required"):
+        raise typer.BadParameter("srtp must be optional or required")
     if not prefixes and not inbound:
         raise typer.BadParameter(
             "the trunk would carry nothing: give --prefix (e.g. --prefix +254) for the "
@@ -81,6 +90,7 @@ def add(
                 prefixes=[normalise_prefix(prefix) for prefix in prefixes],
                 inbound_addresses=inbound,
                 dial_prefix=dial_prefix,
+                srtp=srtp,
             )
         )
 

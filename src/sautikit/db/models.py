@@ -92,6 +92,8 @@ class Workspace(Base):
     mpesa_account_ref: Mapped[str | None] = mapped_column(String(12), unique=True)
     # How POSTs to the app carry their fields (SPEC §3): "form" (strings) or "json".
     callback_encoding: Mapped[str] = mapped_column(String(8), default="form", server_default="form")
+    # "optional" or "required": whether its numbers' and devices' calls must be SRTP.
+    srtp: Mapped[str] = mapped_column(String(8), default="optional", server_default="optional")
 
 
 class ApiKey(Base):
@@ -174,6 +176,8 @@ class Trunk(Base):
     inbound_addresses: Mapped[list[str]] = mapped_column(default=list)
     # Digits put before the E.164 number (without '+') in the Request-URI.
     dial_prefix: Mapped[str] = mapped_column(String(32), default="")
+    # "optional" or "required": SRTP offered to it, plain RTP from or to it refused (488).
+    srtp: Mapped[str] = mapped_column(String(8), default="optional", server_default="optional")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

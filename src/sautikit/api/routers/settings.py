@@ -6,7 +6,8 @@ governs:
 
 * ``calls.write`` — ``destination_allowlist``, ``sip_host_allowlist``,
   ``play_host_allowlist``, ``max_concurrent_calls``, ``max_calls_per_second`` (what and how
-  fast the workspace may dial and play), ``callback_encoding`` (how calls talk to the app);
+  fast the workspace may dial and play), ``callback_encoding`` (how calls talk to the app),
+  ``srtp`` (whether its calls' media must be encrypted);
 * ``recordings.write`` — ``recording_format``, ``storage_url``, ``storage_credentials``,
   ``retention_days``;
 * ``wallet.write`` — ``low_balance_threshold_minor``.
@@ -53,6 +54,7 @@ FIELD_SCOPES: dict[str, str] = {
     "max_concurrent_calls": "calls.write",
     "max_calls_per_second": "calls.write",
     "callback_encoding": "calls.write",
+    "srtp": "calls.write",
     "recording_format": "recordings.write",
     "storage_url": "recordings.write",
     "storage_credentials": "recordings.write",
@@ -65,6 +67,11 @@ CALLBACK_ENCODING_DESCRIPTION = (
     "Talking send it; `json` is an `application/json` object whose counts "
     "(`RecordingDuration`, `RecordingChannels`, `DialCallDuration`) are integers. A GET "
     "always sends the fields as a query string. A number may override it."
+)
+SRTP_DESCRIPTION = (
+    "`optional` (the default): a call offering SRTP (SDES `a=crypto`) gets SRTP, a plain one "
+    "plain RTP. `required`: calls to the workspace's numbers and from its devices that offer "
+    "only plain RTP are refused with SIP 488."
 )
 _NULLABLE = frozenset({"storage_url", "storage_credentials"})
 _MAX_ENTRIES = 100
@@ -98,6 +105,7 @@ class SettingsOut(BaseModel):
     max_concurrent_calls: int
     max_calls_per_second: int
     callback_encoding: Literal["form", "json"] = Field(description=CALLBACK_ENCODING_DESCRIPTION)
+    srtp: Literal["optional", "required"] = Field(description=SRTP_DESCRIPTION)
     recording_format: Literal["wav", "mp3"]
     storage_url: str | None = Field(description="The workspace's own bucket, without secrets.")
     storage_credentials_set: bool
@@ -117,6 +125,7 @@ class SettingsPatch(RequestModel):
     callback_encoding: Literal["form", "json"] | None = Field(
         None, description=CALLBACK_ENCODING_DESCRIPTION
     )
+    srtp: Literal["optional", "required"] | None = Field(None, description=SRTP_DESCRIPTION)
     recording_format: Literal["wav", "mp3"] | None = None
     storage_url: str | None = Field(
         None, max_length=2048, description="s3://BUCKET[/PREFIX]?endpoint=…; null: Sautikit's."
@@ -135,6 +144,7 @@ def _out(workspace: Workspace) -> SettingsOut:
         max_calls_per_second=workspace.max_calls_per_second,
         # The columns hold only the values this schema allows (checked on write).
         callback_encoding=workspace.callback_encoding,  # type: ignore[arg-type]
+        srtp=workspace.srtp,  # type: ignore[arg-type]
         recording_format=workspace.recording_format,  # type: ignore[arg-type]
         storage_url=workspace.storage_url,
         storage_credentials_set=workspace.storage_credentials is not None,

@@ -1,0 +1,124 @@
+"""``sautikit serve`` with the TLS and SRTP settings an operator sets, against SIPp.
+
+Debian's SIPp 3.6.1 is built without OpenSSL (``-t l1`` answers "To use a TLS transport you
+must compile SIPp with OpenSSL"), so SIPp speaks TCP to a ``socat`` that carries it over TLS
+to Sautikit, verifying Sautikit's certificate against the test CA: what Sautikit sees is a
+TLS client, and a REGISTER from it is bound to that TLS connection. A workspace that
+requires SRTP refuses SIPp's plain RTP call with 488.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+from tests.serve_process import NUMBER, ServeProcess, free_sip_port, seed, serve_database
+from tests.sipp import SCENARIOS, Sipp, free_port, requires_sipp
+from tests.tls_certs import Certificates, make_certificates
+
+from sautikit.db import Database
+from sautikit.db.models import Number, SipCredential, SipRegistration, Trunk, Workspace
+from sautikit.sip.digest import compute_ha1
+
+pytestmark = [
+    pytest.mark.sipp,
+    requires_sipp,
+    pytest.mark.skipif(shutil.which("socat") is None, reason="socat is not installed"),
+]
+
+
+@contextlib.asynccontextmanager
+async def tls_bridge(certificates: Certificates, tls_port: int) -> AsyncIterator[int]:
+    """A local TCP port whose connections socat carries over verified TLS to ``tls_port``."""
+    port = free_port(socket.SOCK_STREAM)
+    process = await asyncio.create_subprocess_exec(
+        "socat",
+        f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
+        f"OPENSSL:localhost:{tls_port},cafile={certificates.ca},verify=1",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            await asyncio.sleep(0.05)
+        yield port
+    finally:
+        process.kill()
+        await process.communicate()
+
+
+async def add_alice(database: Database) -> None:
+    """A SIP credential alice / s3cret on NUMBER (what the credentials API stores)."""
+    async with database.transaction() as session:
+        number = await session.scalar(select(Number).where(Number.e164 == NUMBER))
+        assert number is not None and number.workspace_id is not None
+        realm = number.workspace_id
+        session.add(
+            SipCredential(
+                workspace_id=realm,
+                number_id=number.id,
+                username="alice",
+                ha1_md5=compute_ha1("alice", realm, "s3cret", "MD5"),
+                ha1_sha256=compute_ha1("alice", realm, "s3cret", "SHA-256"),
+            )
+        )
+        # SIPp is on loopback too: no trunk may vouch for it.
+        await session.execute(update(Trunk).values(inbound_addresses=["192.0.2.1"]))
+
+
+async def test_sipp_registers_over_tls_and_the_binding_is_the_tls_connection(
+    tmp_path: Path,
+) -> None:
+    certificates = make_certificates(tmp_path / "certs")
+    tls_port = free_sip_port()
+    async with serve_database("sqlite", tmp_path) as (url, database):
+        await seed(database, voice_url="http://127.0.0.1:9/none", trunk_port=free_port())
+        await add_alice(database)
+        env = {
+            "SAUTIKIT_SIP_TLS_CERT": str(certificates.cert),
+            "SAUTIKIT_SIP_TLS_KEY": str(certificates.key),
+            "SAUTIKIT_SIP_TLS_PORT": str(tls_port),
+        }
+        async with (
+            ServeProcess(tmp_path / "var", url, env=env) as serve,
+            tls_bridge(certificates, tls_port) as bridge,
+        ):
+            result = await Sipp(
+                scenario=SCENARIOS / "uac_register_auth.xml",
+                remote=("127.0.0.1", bridge),
+                transport="t1",
+                service="alice",
+            ).run()
+            assert result.returncode == 0, result.explain() + serve.log[-3000:]
+            async with database.sessions() as session:
+                (registration,) = (await session.scalars(select(SipRegistration))).all()
+    assert registration.source_transport == "tls"
+    assert registration.source_host == "127.0.0.1"
+
+
+async def test_a_workspace_requiring_srtp_refuses_plain_rtp_with_488(tmp_path: Path) -> None:
+    async with serve_database("sqlite", tmp_path) as (url, database):
+        seeded = await seed(database, voice_url="http://127.0.0.1:9/none", trunk_port=free_port())
+        async with ServeProcess(tmp_path / "var", url) as serve, serve.api(seeded.headers) as api:
+            changed = await api.patch("/v1/settings", json={"srtp": "required"})
+            assert changed.status_code == 200, changed.text
+            assert changed.json()["srtp"] == "required"
+            caller = await Sipp(
+                scenario=SCENARIOS / "uac_offer_g711_dtmf.xml", remote=serve.sip, service=NUMBER
+            ).run()
+            log = serve.log
+    assert caller.returncode != 0 and "488" in caller.explain(), caller.explain()
+    assert "SRTP is required" in log
+    async with database.sessions() as session:
+        workspace = await session.get(Workspace, seeded.workspace_id)
+        assert workspace is not None and workspace.srtp == "required"
