@@ -27,10 +27,10 @@ from sautikit.calls.routing import Trunks
 from sautikit.db import Database
 from sautikit.logs import bind_call
 from sautikit.pbx import InboundLeg, OutboundLeg, Pbx
-from sautikit.pbx.registrations import RegistrationStore
+from sautikit.pbx.registrations import DeviceReach, RegistrationStore, reach
 from sautikit.sip import CallFailed, Request
 from sautikit.sip.teardown import DialogSnapshot
-from sautikit.sip.transport import Peer, transport_named
+from sautikit.sip.transport import Peer
 from sautikit.voice.live import CallHost, LiveCall
 
 __all__ = ["Devices"]
@@ -159,30 +159,27 @@ class Devices:
 
     # --- ringing a number's devices -------------------------------------------------------
 
-    def bindings(self, number_id: str) -> list[tuple[str, Peer | None]]:
-        """Registered contacts of the number's devices: (contact URI, NAT source)."""
+    def bindings(self, number_id: str) -> list[DeviceReach]:
+        """How to reach each registered contact of the number's devices."""
         found = []
         for login in self.directory.for_number(number_id):
             for binding in self.pbx.agent.lookup(f"sip:{login.username}@{self.pbx.sip_host}"):
-                source = binding.source
-                peer = None
-                if source is not None:
-                    peer = Peer(transport_named(source.transport), source.host, source.port)
-                found.append((binding.contact, peer))
+                found.append(reach(binding))
         return found
 
-    async def ring(self, live: LiveCall, bindings: list[tuple[str, Peer | None]]) -> None:
+    async def ring(self, live: LiveCall, bindings: list[DeviceReach]) -> None:
         """A number with no ``voice_url`` rings its registered devices; the first to answer
         is bridged to the caller."""
         bind_call(live.call_id, live.workspace_id)
         legs = []
-        for contact, source in bindings:
+        for device in bindings:
             with contextlib.suppress(OSError, ValueError):
                 leg = await self.pbx.dial(
-                    contact,
+                    device.contact,
                     from_uri=f"sip:{live.from_}@{self.pbx.sip_host}",
-                    destination=source,
+                    destination=device.destination,
                     ring_timeout=30,
+                    extra_headers=[("Route", hop) for hop in device.route],
                 )
                 self.registry.hold(live.call_id, leg)  # the caller's call owns its ringing
                 legs.append(leg)

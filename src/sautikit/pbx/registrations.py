@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, select
@@ -20,8 +21,38 @@ from sautikit.db import Database
 from sautikit.db.models import SipRegistration
 from sautikit.db.types import utcnow
 from sautikit.sip.registrar import Binding, Source
+from sautikit.sip.transport import Peer, transport_named
+from sautikit.sip.uri import NameAddress
 
-__all__ = ["RegistrationStore"]
+__all__ = ["DeviceReach", "RegistrationStore", "reach"]
+
+
+@dataclass(frozen=True)
+class DeviceReach:
+    """How to send an INVITE to a registered device."""
+
+    contact: str
+    """The Request-URI: the binding's Contact."""
+    destination: Peer | None
+    """Where the INVITE goes: the first proxy of the Path, else the REGISTER's source
+    (the NAT's mapping), else the Contact itself (None)."""
+    route: tuple[str, ...] = ()
+    """Route header values: the Path, so the proxies in front see the request again."""
+
+
+def reach(binding: Binding) -> DeviceReach:
+    """The one rule for calling a registered device (RFC 3327 §5.3, RFC 3581)."""
+    if binding.path:
+        first = NameAddress.parse(binding.path[0]).uri
+        transport = transport_named(first.params.get("transport") or "udp")
+        default_port = 5061 if transport == "tls" else 5060
+        hop = Peer(transport, first.host.strip("[]"), first.port or default_port)
+        return DeviceReach(binding.contact, hop, binding.path)
+    source = binding.source
+    if source is None:
+        return DeviceReach(binding.contact, None)
+    peer = Peer(transport_named(source.transport), source.host, source.port)
+    return DeviceReach(binding.contact, peer)
 
 
 class RegistrationStore:
@@ -52,6 +83,7 @@ class RegistrationStore:
                         call_id=binding.call_id,
                         cseq=binding.cseq,
                         q=binding.q,
+                        path=list(binding.path) or None,
                         registered_at=wall - timedelta(seconds=now - binding.registered_at),
                         expires_at=wall + timedelta(seconds=binding.expires_at - now),
                         node=self.node,
@@ -85,6 +117,7 @@ class RegistrationStore:
                     cseq=row.cseq,
                     q=row.q,
                     source=source,
+                    path=tuple(row.path or ()),
                 )
             )
         return bindings

@@ -86,7 +86,7 @@ _SPECIAL_SPELLINGS = {
         "P-Preferred-Identity",
     )
 }
-_MULTI_VALUE_HEADERS = frozenset({"via", "route", "record-route", "contact"})
+_MULTI_VALUE_HEADERS = frozenset({"via", "route", "record-route", "contact", "path"})
 _MANDATORY_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
 _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
 _CSEQ = re.compile(r"\s*([0-9]{1,10})\s+([A-Za-z0-9\-.!%*_+`'~]+)\s*\Z")

@@ -16,7 +16,9 @@ Followed from RFC 3261 §10.3:
 * step 8: the answer lists every current binding with its remaining time.
 
 Each binding also keeps the source address and transport the REGISTER came from: a device
-behind NAT is reached there, not at the private address in its Contact.
+behind NAT is reached there, not at the private address in its Contact; and the Path
+(RFC 3327) the proxies in front added: a device registered through one is reached back
+through the same proxies.
 
 AoRs and contact URIs are compared as exact strings, so the caller passes them in one
 canonical form (RFC 3261 §19.1.4 comparison is the URI layer's job).
@@ -69,6 +71,8 @@ class Binding:
     cseq: int
     q: float = 1.0
     source: Source | None = None
+    path: tuple[str, ...] = ()
+    """The REGISTER's Path values, nearest proxy first: the Route set to reach it by."""
 
     def expires_in(self, now: float) -> int:
         """Whole seconds left, rounded up, as the 200 OK's ``expires`` parameter."""
@@ -127,6 +131,7 @@ class Registrar:
         now: float,
         expires: int | None = None,
         source: Source | None = None,
+        path: Sequence[str] = (),
     ) -> RegisterResult:
         """Apply one REGISTER for ``aor``; ``expires`` is its ``Expires`` header, if any.
 
@@ -162,6 +167,7 @@ class Registrar:
                 cseq=cseq,
                 q=q,
                 source=source,
+                path=tuple(path),
             )
         if len(staged) > self.max_contacts_per_aor:
             return RegisterResult(403, "Forbidden (too many contacts)")

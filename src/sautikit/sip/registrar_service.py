@@ -4,7 +4,8 @@ It sits between the user agent's dispatch and the pure binding store of
 :mod:`sautikit.sip.registrar`: each REGISTER is authenticated (:mod:`sautikit.sip.server_auth`,
 401 until the digest is right), must name the caller's own address-of-record (403
 otherwise), and is answered with the bindings now held (423 with Min-Expires for a too
-brief expiry).
+brief expiry). A Path (RFC 3327) that proxies in front added is kept with the bindings and
+echoed in the 200 (§5.3): requests to the phone are sent back along it.
 
 With ``persist`` the bindings are shared storage's too (a database, so that they survive
 a restart and every process sees them): after a change the AoR's bindings are handed to
@@ -24,7 +25,7 @@ from sautikit.sip.registrar import Binding, ContactRequest, Registrar, Source
 from sautikit.sip.server_auth import ServerAuth
 from sautikit.sip.session import respond
 from sautikit.sip.transaction import ServerTransaction
-from sautikit.sip.uri import SipUri
+from sautikit.sip.uri import NameAddress, SipUri
 
 __all__ = ["BindingSink", "RegistrarService", "address_of_record", "contact_requests"]
 
@@ -63,8 +64,8 @@ class RegistrarService:
         found = []
         for binding in self.registrar.all_bindings(self._clock()):
             source = binding.source
-            if source is None or source.transport != "udp":
-                continue
+            if source is None or source.transport != "udp" or binding.path:
+                continue  # behind a proxy, the proxy keeps the NAT open (RFC 5626 edge)
             try:
                 contact = SipUri.parse(binding.contact)
             except ValueError:
@@ -95,6 +96,7 @@ class RegistrarService:
             expires_header = request.headers.get("Expires")
             expires = int(expires_header) if expires_header is not None else None
             contacts = contact_requests(request)
+            path = [str(NameAddress.parse(value)) for value in request.headers.get_all("Path")]
         except ValueError as error:
             respond(transaction, request.create_response(400, f"Bad Request: {error}"[:120]))
             return
@@ -108,10 +110,14 @@ class RegistrarService:
             now=self._clock(),
             expires=expires,
             source=Source(peer.host, peer.port, peer.transport),
+            path=path,
         )
         response = request.create_response(result.status_code, result.reason, to_tag=new_tag())
         if result.min_expires is not None:
             response.headers.add("Min-Expires", str(result.min_expires))
+        if result.ok and path:
+            for hop in path:
+                response.headers.add("Path", hop)
         now = self._clock()
         for binding in result.bindings:
             response.headers.add(
