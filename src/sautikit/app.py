@@ -26,6 +26,7 @@ from sautikit.cluster.identity import with_node_id
 from sautikit.cluster.lease import NodeLease
 from sautikit.cluster.sampler import Sampler
 from sautikit.config import ConfigError, Settings
+from sautikit.crypto import derive_key
 from sautikit.db import Database, upgrade_database
 from sautikit.db.migrate import alembic_config
 from sautikit.db.types import utcnow
@@ -186,6 +187,9 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             tts=TextToSpeech(settings.data_dir / "tts"),
             digest_algorithms=settings.sip_digest_algorithm_list,
             one_way_audio_after=settings.one_way_audio_seconds,
+            # Every node signs and checks digest nonces with the same key, so a phone
+            # challenged by one node is let in by any other (a balancer in front).
+            nonce_secret=derive_key(settings.signing_key(), "sip digest nonces"),
             auth_throttle=ThrottlePolicy(
                 max_failures_per_source=settings.sip_auth_max_failures,
                 max_failures_per_username=settings.sip_auth_max_failures_per_user,

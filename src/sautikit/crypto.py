@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["CryptoError", "decrypt_secret", "encrypt_secret"]
+__all__ = ["CryptoError", "decrypt_secret", "derive_key", "encrypt_secret"]
 
 _VERSION = "v1"
 _PURPOSE = b"sautikit/stored-credentials/v1"
@@ -31,6 +31,15 @@ _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 class CryptoError(Exception):
     """A token cannot be decrypted: not ours, altered, or made with another key or context."""
+
+
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    """A 32-byte key for one ``purpose``, HKDF-SHA256 of the operator's secret: every node
+    with the same secret derives the same key, and no purpose's key reveals another's."""
+    if not secret:
+        raise CryptoError("the secret is empty")
+    info = f"sautikit/{purpose}".encode()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
 
 
 def _cipher(key: bytes) -> AESGCM:

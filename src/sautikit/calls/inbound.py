@@ -85,6 +85,10 @@ class Inbound:
         if number is not None and not number.voice_url:
             ringing_devices = self.devices.bindings(number.id)
             if not ringing_devices:
+                # Registered through another node since this one last read them.
+                await self.devices.reload_registrations()
+                ringing_devices = self.devices.bindings(number.id)
+            if not ringing_devices:
                 leg.reject(480, "Temporarily Unavailable")
                 return
         caller = normalise_number(leg.caller)
