@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AnyHttpUrl, BaseModel, Field, UrlConstraints, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, UrlConstraints, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,7 +34,7 @@ from sautikit.calls.admission import (
 )
 from sautikit.calls.recording import RECORD_FROM_ANSWER
 from sautikit.calls.records import call_data
-from sautikit.calls.status import LIVE_STATUSES
+from sautikit.calls.status import LIVE_STATUSES, CallStatus
 from sautikit.db.models import Call, Event, Recording
 
 __all__ = ["router"]
@@ -125,23 +125,83 @@ class CallChange(RequestModel):
         return self
 
 
+HangupCauseName = Literal[
+    "normal_clearing",
+    "caller_hangup",
+    "callee_hangup",
+    "no_answer",
+    "busy",
+    "rejected",
+    "insufficient_funds",
+    "max_duration",
+    "application_error",
+    "network_error",
+]
+
+
+class CallErrorOut(BaseModel):
+    """Why a call failed (docs/calls.md lists the codes)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "example": {
+                "code": "call.trunk_rejected",
+                "message": "udp:203.0.113.5:5060 refused the call: 404 Not Found",
+                "sip_status": 404,
+            }
+        },
+    )
+
+    code: str = Field(description="Dotted `<area>.<reason>`, e.g. `call.no_route`.")
+    message: str
+    sip_status: int | None = Field(
+        None, ge=300, le=699, description="The SIP final status that failed the call."
+    )
+
+
+_CALL_EXAMPLE: dict[str, Any] = {
+    "id": "0192f3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b",
+    "direction": "outbound",
+    "from": "+254700000001",
+    "to": "+254722000000",
+    "status": "completed",
+    "number_id": "0192f3c4-0000-7000-8000-000000000001",
+    "parent_call_id": None,
+    "created_at": "2026-12-04T09:30:00.120Z",
+    "started_at": "2026-12-04T09:30:00.350Z",
+    "answered_at": "2026-12-04T09:30:04.010Z",
+    "ended_at": "2026-12-04T09:31:10.500Z",
+    "duration_seconds": 67,
+    "hangup_cause": "callee_hangup",
+    "price_minor": 600,
+    "currency": "KES",
+    "error": None,
+    "quality": None,
+}
+
+
 class CallOut(BaseModel):
-    id: str
-    direction: str
-    from_: str = Field(serialization_alias="from")
+    """A call record (SPEC §4); a dial's leg is one too, with its ``parent_call_id``."""
+
+    model_config = ConfigDict(json_schema_extra={"example": _CALL_EXAMPLE})
+
+    id: str = Field(description="UUIDv7.")
+    direction: Literal["inbound", "outbound"]
+    from_: str = Field(validation_alias="from", serialization_alias="from")
     to: str
-    status: str
+    status: CallStatus
     number_id: str | None
-    parent_call_id: str | None
-    created_at: str | None
+    parent_call_id: str | None = Field(description="The call a `dial` leg belongs to.")
+    created_at: str | None = Field(description="RFC 3339, UTC.")
     started_at: str | None
     answered_at: str | None
     ended_at: str | None
-    duration_seconds: int | None
-    hangup_cause: str | None
+    duration_seconds: int | None = Field(description="Answered time, whole seconds.")
+    hangup_cause: HangupCauseName | None
     price_minor: int | None
-    currency: str
-    error: dict[str, Any] | None
+    currency: Literal["KES"]
+    error: CallErrorOut | None = Field(description="Why the call failed, when it did.")
     quality: dict[str, Any] | None = Field(
         default=None,
         description="The leg's audio once ended: packets, lost, jitter_ms, mos_estimate "
@@ -153,6 +213,32 @@ class CallOut(BaseModel):
         "`machine_start`, `machine_end_beep`, `machine_end_silence`, `machine_end_other`, "
         "`fax`, `unknown`); null without detection or until it has decided.",
     )
+
+
+class CallPage(BaseModel):
+    data: list[CallOut]
+    next_cursor: str | None
+
+
+class CallEventRef(BaseModel):
+    id: str
+    kind: str = Field(examples=["call.answered"])
+    occurred_at: str
+
+
+class CallRecordingRef(BaseModel):
+    id: str
+    source: str = Field(examples=["record"])
+    status: str = Field(examples=["stored"])
+    duration_seconds: int | None
+
+
+class CallDetail(CallOut):
+    """A call with its ``dial`` legs, its events in order and its recordings."""
+
+    legs: list[CallOut]
+    events: list[CallEventRef]
+    recordings: list[CallRecordingRef]
 
 
 def _out(call: Call) -> dict[str, Any]:
@@ -171,6 +257,7 @@ async def _owned(session: AsyncSession, principal: Principal, call_id: str) -> C
 @router.post(
     "",
     status_code=201,
+    response_model=CallOut,
     summary="Place an outbound call",
     responses={
         402: {"model": ErrorEnvelope, "description": "`wallet.insufficient_funds`"},
@@ -228,12 +315,12 @@ async def place_call(
     return _out(call)
 
 
-@router.get("", summary="Call records, newest first")
+@router.get("", response_model=CallPage, summary="Call records, newest first")
 async def list_calls(
     session: DbSession,
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(read),
-    status: str | None = Query(None),
+    status: CallStatus | None = Query(None),
     direction: Literal["inbound", "outbound"] | None = Query(None),
     from_: str | None = Query(None, alias="from"),
     to: str | None = Query(None),
@@ -256,7 +343,11 @@ async def list_calls(
     return await paginate(session, query, Call.id, page, _out)
 
 
-@router.get("/{call_id}", summary="One call, with its legs, events and recordings")
+@router.get(
+    "/{call_id}",
+    response_model=CallDetail,
+    summary="One call, with its legs, events and recordings",
+)
 async def get_call(
     call_id: str, session: DbSession, principal: Principal = Depends(read)
 ) -> dict[str, Any]:
@@ -291,6 +382,7 @@ async def get_call(
 
 @router.post(
     "/{call_id}",
+    response_model=CallOut,
     summary="Redirect, hang up, or control the recording or streams of a live call",
 )
 async def change_call(

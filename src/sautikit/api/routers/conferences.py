@@ -6,9 +6,10 @@ room's calls reached (each call's record names its ``owner``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from sautikit.api.auth import Principal, require_scopes
 from sautikit.api.errors import ApiError
@@ -28,6 +29,38 @@ class ParticipantChange(RequestModel):
     muted: bool
 
 
+class ParticipantOut(BaseModel):
+    call_id: str = Field(description="The participant's call.")
+    muted: bool
+
+
+class ConferenceOut(BaseModel):
+    """A live room: ``waiting`` until its start condition is met, then ``in-progress``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "name": "standup",
+                "status": "in-progress",
+                "created_at": "2026-12-04T09:30:00.120Z",
+                "participants": [
+                    {"call_id": "0192f3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b", "muted": False}
+                ],
+            }
+        }
+    )
+
+    name: str
+    status: Literal["waiting", "in-progress"]
+    created_at: str = Field(description="RFC 3339, UTC.")
+    participants: list[ParticipantOut]
+
+
+class ConferencePage(BaseModel):
+    data: list[ConferenceOut]
+    next_cursor: str | None = Field(description="Always null: every live room is listed.")
+
+
 def _rooms(request: Request) -> Rooms | None:
     """The process's rooms, or None where no PBX runs (an API-only process)."""
     manager = getattr(request.app.state, "calls", None)
@@ -42,7 +75,7 @@ def _room(request: Request, principal: Principal, name: str) -> Room:
     return room
 
 
-@router.get("", summary="Live conference rooms")
+@router.get("", response_model=ConferencePage, summary="Live conference rooms")
 async def list_conferences(
     request: Request, principal: Principal = Depends(read)
 ) -> dict[str, Any]:
@@ -51,14 +84,18 @@ async def list_conferences(
     return {"data": [room.describe() for room in found], "next_cursor": None}
 
 
-@router.get("/{name}", summary="One live room and its participants")
+@router.get("/{name}", response_model=ConferenceOut, summary="One live room and its participants")
 async def get_conference(
     name: str, request: Request, principal: Principal = Depends(read)
 ) -> dict[str, Any]:
     return _room(request, principal, name).describe()
 
 
-@router.post("/{name}/participants/{call_id}", summary="Mute or unmute a participant")
+@router.post(
+    "/{name}/participants/{call_id}",
+    response_model=ConferenceOut,
+    summary="Mute or unmute a participant",
+)
 async def change_participant(
     name: str,
     call_id: str,
