@@ -14,6 +14,8 @@ FastAPI's generated document is corrected in one place, after generation:
   another body).
 * **Idempotency-Key** is declared as a header on every POST, which all honour it
   (:mod:`sautikit.api.routing`).
+* **Webhooks**: what Sautikit sends to apps, and the action document they answer
+  (:mod:`sautikit.api.webhooks_doc`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from fastapi.openapi.utils import get_openapi
 
 from sautikit.api.errors import ErrorEnvelope
 from sautikit.api.routing import IDEMPOTENCY_HEADER
+from sautikit.api.webhooks_doc import add_webhooks
 
 __all__ = ["install_openapi"]
 
@@ -117,6 +120,7 @@ def install_openapi(app: FastAPI) -> None:
         envelope = ErrorEnvelope.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(envelope.pop("$defs", {}))
         schemas.setdefault("ErrorEnvelope", envelope)
+        add_webhooks(document)
         app.openapi_schema = document
         return document
 

@@ -60,8 +60,10 @@ __all__ = [
     "DIAL_TARGETS_LIMIT",
     "MAX_ACTIONS",
     "MAX_DOCUMENT_BYTES",
+    "NESTABLE_VERBS",
     "STATUS_EVENTS",
     "VERBS",
+    "VERB_MODELS",
     "Action",
     "ActionDocumentError",
     "Conference",
@@ -153,7 +155,9 @@ def _integer(minimum: int, maximum: int | None = None) -> PlainValidator:
             raise _problem(f"must be an integer {bounds}, got {value}")
         return value
 
-    return PlainValidator(check)
+    return PlainValidator(
+        check, json_schema_input_type=Annotated[int, Field(ge=minimum, le=maximum)]
+    )
 
 
 def _check_boolean(value: object) -> bool:
@@ -170,11 +174,12 @@ def _choice(*choices: str) -> PlainValidator:
             raise _problem(f"must be one of {listed}, got {_show(value)}")
         return str(value)
 
-    return PlainValidator(check)
+    return PlainValidator(check, json_schema_input_type=Literal[choices])
 
 
-def _string(check: Callable[[str], str | None], *, what: str) -> PlainValidator:
-    """A string accepted when ``check`` answers None; otherwise its answer is the reason."""
+def _string(check: Callable[[str], str | None], *, what: str, schema: Any = str) -> PlainValidator:
+    """A string accepted when ``check`` answers None; otherwise its answer is the reason.
+    ``schema`` is the type the document's JSON Schema shows (a ``str`` with constraints)."""
 
     def validate(value: object) -> str:
         if not isinstance(value, str):
@@ -184,7 +189,7 @@ def _string(check: Callable[[str], str | None], *, what: str) -> PlainValidator:
             raise _problem(f"must be {what}{reason}")
         return value
 
-    return PlainValidator(validate)
+    return PlainValidator(validate, json_schema_input_type=schema)
 
 
 def _url_problem(value: str) -> str | None:
@@ -267,7 +272,9 @@ def _targets(kind: str, pattern: re.Pattern[str], example: str) -> PlainValidato
             raise _problem(f"lists the same {kind} twice")
         return tuple(items)
 
-    return PlainValidator(check)
+    one = Annotated[str, Field(pattern=f"^{pattern.pattern}$")]
+    schema = one | Annotated[list[one], Field(min_length=1, max_length=DIAL_TARGETS_LIMIT)]
+    return PlainValidator(check, json_schema_input_type=schema)
 
 
 def _check_status_events(value: object) -> tuple[str, ...]:
@@ -281,12 +288,34 @@ def _check_status_events(value: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-Url = Annotated[str, _string(_url_problem, what="an absolute http(s) URL")]
-Text = Annotated[str, _string(_not_blank, what="a non-empty string")]
-Language = Annotated[str, _string(_language_problem, what='a BCP-47 language tag like "en-US"')]
-Keys = Annotated[str, _string(_keys_problem, what="DTMF keys from 0123456789*#")]
-Boolean = Annotated[bool, PlainValidator(_check_boolean)]
-Method = Annotated[Literal["POST", "GET"], PlainValidator(_check_method)]
+_UrlSchema = Annotated[
+    str, Field(max_length=_MAX_URL_LENGTH, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$")
+]
+Url = Annotated[str, _string(_url_problem, what="an absolute http(s) URL", schema=_UrlSchema)]
+Text = Annotated[
+    str, _string(_not_blank, what="a non-empty string", schema=Annotated[str, Field(min_length=1)])
+]
+Language = Annotated[
+    str,
+    _string(
+        _language_problem,
+        what='a BCP-47 language tag like "en-US"',
+        schema=Annotated[str, Field(pattern=f"^{_LANGUAGE.pattern}$")],
+    ),
+]
+Keys = Annotated[
+    str,
+    _string(
+        _keys_problem,
+        what="DTMF keys from 0123456789*#",
+        schema=Annotated[str, Field(pattern=r"^[0-9*#]*$")],
+    ),
+]
+Boolean = Annotated[bool, PlainValidator(_check_boolean, json_schema_input_type=bool)]
+Method = Annotated[
+    Literal["POST", "GET"],
+    PlainValidator(_check_method, json_schema_input_type=Literal["POST", "GET", "post", "get"]),
+]
 Loop = Annotated[int, _integer(0, _MAX_LOOP)]
 
 
@@ -346,6 +375,16 @@ def _check_hints(value: object) -> tuple[str, ...]:
     return tuple(item for item in items if item)
 
 
+_InputSchema = list[Literal["dtmf", "speech"]] | str
+_SpeechTimeoutSchema = Literal["auto"] | Annotated[float, Field(gt=0, le=60)] | None
+_HintsSchema = Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=100)] | str
+_StatusEventsSchema = list[Literal["start", "end", "join", "leave", "mute", "unmute"]] | str
+_ParametersSchema = Annotated[
+    dict[str, Annotated[str, Field(max_length=1024)]],
+    Field(max_length=_MAX_STREAM_PARAMETERS),
+]
+
+
 class GetDigits(_Verb):
     """Collect DTMF digits (and, with ``input`` speech, what the caller says) while
     ``nested`` prompts play; a key press interrupts them."""
@@ -357,11 +396,17 @@ class GetDigits(_Verb):
     action: Url | None = None
     method: Method = "POST"
     nested: tuple[NestedAction, ...] = ()
-    input: Annotated[tuple[str, ...], PlainValidator(_check_input)] = ("dtmf",)
-    speech_timeout: Annotated[float | None, PlainValidator(_check_speech_timeout)] = Field(
-        None, alias="speechTimeout"
-    )
-    hints: Annotated[tuple[str, ...], PlainValidator(_check_hints)] = ()
+    input: Annotated[
+        tuple[str, ...],
+        PlainValidator(_check_input, json_schema_input_type=_InputSchema),
+    ] = ("dtmf",)
+    speech_timeout: Annotated[
+        float | None,
+        PlainValidator(_check_speech_timeout, json_schema_input_type=_SpeechTimeoutSchema),
+    ] = Field(None, alias="speechTimeout")
+    hints: Annotated[
+        tuple[str, ...], PlainValidator(_check_hints, json_schema_input_type=_HintsSchema)
+    ] = ()
     language: Language = "en-US"
     partial_result_callback: Url | None = Field(None, alias="partialResultCallback")
 
@@ -437,7 +482,11 @@ class Conference(_Verb):
     verb: ClassVar[str] = "conference"
     name: Annotated[
         str,
-        _string(_conference_name_problem, what="a room name of 1 to 128 letters, digits, ._:@+-"),
+        _string(
+            _conference_name_problem,
+            what="a room name of 1 to 128 letters, digits, ._:@+-",
+            schema=Annotated[str, Field(pattern=f"^{_CONFERENCE_NAME.pattern}$")],
+        ),
     ]
     record: Boolean = False
     beep: Boolean = True
@@ -447,9 +496,10 @@ class Conference(_Verb):
     max_participants: Annotated[int, _integer(2, 250)] = Field(250, alias="maxParticipants")
     wait_url: Url | None = Field(None, alias="waitUrl")
     status_events_callback_url: Url | None = Field(None, alias="statusEventsCallbackUrl")
-    status_events: Annotated[tuple[str, ...], PlainValidator(_check_status_events)] = Field(
-        STATUS_EVENTS, alias="statusEvents"
-    )
+    status_events: Annotated[
+        tuple[str, ...],
+        PlainValidator(_check_status_events, json_schema_input_type=_StatusEventsSchema),
+    ] = Field(STATUS_EVENTS, alias="statusEvents")
 
 
 class Record(_Verb):
@@ -506,7 +556,16 @@ class Stream(_Verb):
     """Send the call's audio live to the WebSocket at ``url`` (and, bidirectional, back)."""
 
     verb: ClassVar[str] = "stream"
-    url: Annotated[str, _string(_websocket_url_problem, what="a ws:// or wss:// URL")]
+    url: Annotated[
+        str,
+        _string(
+            _websocket_url_problem,
+            what="a ws:// or wss:// URL",
+            schema=Annotated[
+                str, Field(max_length=_MAX_URL_LENGTH, pattern=r"^[Ww][Ss][Ss]?://\S+$")
+            ],
+        ),
+    ]
     track: Annotated[
         Literal["inbound", "outbound", "both"], _choice("inbound", "outbound", "both")
     ] = "inbound"
@@ -524,9 +583,10 @@ class Stream(_Verb):
         ]
         | None
     ) = None
-    parameters: Annotated[dict[str, str], PlainValidator(_check_parameters)] = Field(
-        default_factory=dict
-    )
+    parameters: Annotated[
+        dict[str, str],
+        PlainValidator(_check_parameters, json_schema_input_type=_ParametersSchema),
+    ] = Field(default_factory=dict)
     status_callback: Url | None = Field(None, alias="statusCallback")
     status_callback_method: Method = Field("POST", alias="statusCallbackMethod")
     action: Url | None = None
@@ -602,8 +662,12 @@ _MODELS: Final[dict[str, type[_Verb]]] = {
         Leave,
     )
 }
+VERB_MODELS: Final = _MODELS
+"""Each verb's parameter model, by verb (voice.action_schema builds the JSON Schema)."""
 VERBS: Final = tuple(_MODELS)
 _NESTABLE: Final = ("say", "play")
+NESTABLE_VERBS: Final = _NESTABLE
+"""The verbs `getDigits` and `gather` may nest."""
 
 
 # --- the parser ---------------------------------------------------------------------------

@@ -139,25 +139,29 @@ HangupCauseName = Literal[
 ]
 
 
+def _declare_sip_status(schema: dict[str, Any]) -> None:
+    schema["properties"]["sip_status"] = {
+        "type": "integer",
+        "minimum": 300,
+        "maximum": 699,
+        "description": "The SIP final status that failed the call, where one did.",
+    }
+    schema["example"] = {
+        "code": "call.trunk_rejected",
+        "message": "udp:203.0.113.5:5060 refused the call: 404 Not Found",
+        "sip_status": 404,
+    }
+
+
 class CallErrorOut(BaseModel):
     """Why a call failed (docs/calls.md lists the codes)."""
 
-    model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={
-            "example": {
-                "code": "call.trunk_rejected",
-                "message": "udp:203.0.113.5:5060 refused the call: 404 Not Found",
-                "sip_status": 404,
-            }
-        },
-    )
+    # ``sip_status`` is an extra field, absent rather than null where no SIP answer
+    # applies; the schema declares it.
+    model_config = ConfigDict(extra="allow", json_schema_extra=_declare_sip_status)
 
     code: str = Field(description="Dotted `<area>.<reason>`, e.g. `call.no_route`.")
     message: str
-    sip_status: int | None = Field(
-        None, ge=300, le=699, description="The SIP final status that failed the call."
-    )
 
 
 _CALL_EXAMPLE: dict[str, Any] = {
