@@ -38,6 +38,10 @@ SCOPES: frozenset[str] = frozenset(
         "wallet.write",
         "webhooks.manage",
         "sip.manage",
+        # Beyond SPEC §1's list: reading the workspace's settings (allow-lists, bucket,
+        # retention) and managing its keys over HTTP (/v1/keys).
+        "settings.read",
+        "keys.manage",
     }
 )
 

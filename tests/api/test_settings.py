@@ -15,7 +15,7 @@ from sautikit.crypto import CryptoError, decrypt_secret
 from sautikit.db import Database
 from sautikit.db.models import Workspace
 
-EVERYTHING = ["calls.write", "recordings.write", "wallet.write"]
+EVERYTHING = ["calls.write", "recordings.write", "wallet.write", "settings.read"]
 
 
 async def _workspace(database: Database, workspace_id: str) -> Workspace:
@@ -25,8 +25,24 @@ async def _workspace(database: Database, workspace_id: str) -> Workspace:
     return workspace
 
 
-async def test_any_key_reads_the_defaults(client: httpx.AsyncClient, make_key: KeyFactory) -> None:
-    _, key = await make_key(["calls.read"])
+async def test_reading_settings_needs_settings_read(
+    client: httpx.AsyncClient, make_key: KeyFactory
+) -> None:
+    _, calls_only = await make_key(["calls.read", "calls.write"])
+    for answer in (
+        await client.get("/v1/settings", headers=calls_only),
+        await client.patch("/v1/settings", json={"max_calls_per_second": 5}, headers=calls_only),
+    ):
+        assert answer.status_code == 403
+        assert answer.json()["error"]["code"] == "api_key.scope_denied"
+        assert "settings.read" in answer.json()["error"]["message"]
+        assert "+254" not in answer.text
+
+
+async def test_a_settings_read_key_reads_the_defaults(
+    client: httpx.AsyncClient, make_key: KeyFactory
+) -> None:
+    _, key = await make_key(["settings.read"])
     answer = await client.get("/v1/settings", headers=key)
     assert answer.status_code == 200
     assert answer.json() == {
@@ -121,7 +137,7 @@ async def test_invalid_values_name_the_field(
 async def test_each_field_needs_the_scope_it_governs(
     client: httpx.AsyncClient, make_key: KeyFactory
 ) -> None:
-    _, calls_only = await make_key(["calls.write"])
+    _, calls_only = await make_key(["calls.write", "settings.read"])
     answer = await client.patch(
         "/v1/settings", json={"sip_host_allowlist": ["pbx.example.com"]}, headers=calls_only
     )
@@ -144,7 +160,7 @@ async def test_each_field_needs_the_scope_it_governs(
 async def test_bucket_credentials_are_sealed_and_never_answered(
     client: httpx.AsyncClient, make_key: KeyFactory, database: Database, settings: Settings
 ) -> None:
-    workspace_id, key = await make_key(["recordings.write"])
+    workspace_id, key = await make_key(["recordings.write", "settings.read"])
     url = "s3://AKIAEXAMPLE:s3cr3t%2Fkey@recordings-bucket/calls?endpoint=https://s3.example.com"
     answer = await client.patch("/v1/settings", json={"storage_url": url}, headers=key)
     assert answer.status_code == 200, answer.text

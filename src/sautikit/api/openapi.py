@@ -10,10 +10,10 @@ FastAPI's generated document is corrected in one place, after generation:
 * **Errors.** The API never answers 422: invalid input is a 400
   ``validation.invalid_field`` in the one error envelope. Each operation lists only the
   errors it can give: 400 where it takes input, 401/403/429 where it needs a key, 404
-  where its path names something, 409 on POSTs (an ``Idempotency-Key`` reused with
-  another body).
-* **Idempotency-Key** is declared as a header on every POST, which all honour it
-  (:mod:`sautikit.api.routing`).
+  where its path names something, 409 on POSTs that honour an ``Idempotency-Key`` (one
+  reused with another body).
+* **Idempotency-Key** is declared as a header on every keyed POST, which all honour it
+  (:mod:`sautikit.api.routing`), and on the operator's credit, which honours it its own way.
 * **Webhooks**: what Sautikit sends to apps, and the action document they answer
   (:mod:`sautikit.api.webhooks_doc`).
 """
@@ -72,7 +72,11 @@ def _correct(operation: dict[str, Any], method: str) -> None:
         _error("401", operation)
     if method == "post":
         parameters = operation.setdefault("parameters", [])
-        if not any(p.get("name") == IDEMPOTENCY_HEADER for p in parameters):
+        declared = any(p.get("name") == IDEMPOTENCY_HEADER for p in parameters)
+        # Operator routes run outside SautikitRoute's replay; those that honour the key
+        # (credits) declare it themselves.
+        honoured = declared or {OPERATOR: []} not in security
+        if not declared and honoured:
             parameters.append(
                 {
                     "name": IDEMPOTENCY_HEADER,
@@ -87,7 +91,8 @@ def _correct(operation: dict[str, Any], method: str) -> None:
                     "example": "order-7781-call-1",
                 }
             )
-        _error("409", operation)
+        if honoured:
+            _error("409", operation)
     if _takes_input(operation):
         _error("400", operation)
     if any(p.get("in") == "path" for p in operation.get("parameters", [])):

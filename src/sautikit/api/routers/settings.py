@@ -1,8 +1,8 @@
 """``/v1/settings``: the workspace's settings (SPEC §2, §5, §6, §8).
 
-Any key of the workspace may read them. SPEC §1 fixes the scopes, and none is named for
-settings, so a PATCH needs, for each field it changes, the scope of the thing that field
-governs:
+Reading them needs ``settings.read`` (they name the allow-lists, the storage bucket and
+retention), and so does a PATCH, whose answer shows them all. A PATCH also needs, for
+each field it changes, the scope of the thing that field governs:
 
 * ``calls.write`` — ``destination_allowlist``, ``sip_host_allowlist``,
   ``play_host_allowlist``, ``max_concurrent_calls``, ``max_calls_per_second`` (what and how
@@ -31,7 +31,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sautikit.api.auth import Principal, authenticate
+from sautikit.api.auth import Principal, require_scopes
 from sautikit.api.deps import DbSession, api_context
 from sautikit.api.errors import ApiError
 from sautikit.api.routing import SautikitRoute
@@ -209,7 +209,7 @@ def _apply_storage(
 
 @router.get("/settings", response_model=SettingsOut, summary="The workspace's settings")
 async def get_settings(
-    session: DbSession, principal: Principal = Depends(authenticate)
+    session: DbSession, principal: Principal = Depends(require_scopes("settings.read"))
 ) -> SettingsOut:
     return _out(await _workspace(session, principal))
 
@@ -219,7 +219,8 @@ async def get_settings(
     response_model=SettingsOut,
     summary="Change settings",
     description=(
-        "Each field changed needs the scope of what it governs: `calls.write` for the "
+        "Needs `settings.read` (the answer shows every setting) and, for each field "
+        "changed, the scope of what it governs: `calls.write` for the "
         "allow-lists, call caps and `callback_encoding`, `recordings.write` for recording "
         "format, storage and retention, `wallet.write` for the low-balance threshold. Bucket "
         "credentials are stored encrypted and never answered."
@@ -229,7 +230,7 @@ async def patch_settings(
     body: SettingsPatch,
     request: Request,
     session: DbSession,
-    principal: Principal = Depends(authenticate),
+    principal: Principal = Depends(require_scopes("settings.read")),
 ) -> SettingsOut:
     missing = sorted({FIELD_SCOPES[name] for name in body.model_fields_set} - principal.scopes)
     if missing:
