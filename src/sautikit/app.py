@@ -233,6 +233,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
         await lease.recover_dead()  # nodes that died while none was running
         _run_in_background(stack, lease.run())
         bus.subscribe(manager.handle)
+        manager.queues.bus = bus  # queue callers held by other processes are bridged over it
         await bus.start()
         worker = DeliveryWorker(database, settings)
         _run_in_background(stack, worker.run(), worker.stop, worker.aclose)

@@ -40,7 +40,7 @@ from sautikit.recordings.pipeline import RecordingPipeline, signed_app_clients
 from sautikit.recordings.stores import WorkspaceStores
 from sautikit.sip import TimerConfig, compute_ha1
 from sautikit.storage import open_store
-from sautikit.voice.commands import LocalBus
+from sautikit.voice.commands import CommandBus, LocalBus
 
 NUMBER = "+254700000001"
 CALLEE = "+254720000001"
@@ -146,32 +146,42 @@ async def open_stack(
     tmp_path: Path,
     *,
     credit_minor: int = 100_000,
+    node: str = "test-node",
+    join: Stack | None = None,
+    bus: CommandBus | None = None,
+    rtp_ports: tuple[int, int] | None = None,
     **settings_overrides: Any,
 ) -> AsyncIterator[Stack]:
+    """``join``: a second process (``node``) of the same deployment, sharing that stack's
+    database, workspace and number; ``bus`` (default in-process) carries its commands."""
     settings = Settings(
-        data_dir=tmp_path / "var",
+        data_dir=tmp_path / node / "var" if join is not None else tmp_path / "var",
         secret_key="test-secret",
         allow_private_http=True,
-        node_id="test-node",
+        node_id=node,
         shutdown_grace_seconds=1,
         **settings_overrides,
     )
-    async with database.transaction() as session:
-        workspace = await accounts.create_workspace(session, "Acme")
-        key = await accounts.create_api_key(session, workspace.id, sorted(accounts.SCOPES))
-        session.add(
-            Number(
-                e164=NUMBER,
-                monthly_price_minor=10_000,
-                status="active",
-                workspace_id=workspace.id,
-                voice_url=app.url("/voice"),
-                claimed_at=utcnow(),
-                paid_until=utcnow() + timedelta(days=30),
+    if join is not None:
+        workspace_id, headers = join.workspace_id, join.headers
+    else:
+        async with database.transaction() as session:
+            workspace = await accounts.create_workspace(session, "Acme")
+            key = await accounts.create_api_key(session, workspace.id, sorted(accounts.SCOPES))
+            session.add(
+                Number(
+                    e164=NUMBER,
+                    monthly_price_minor=10_000,
+                    status="active",
+                    workspace_id=workspace.id,
+                    voice_url=app.url("/voice"),
+                    claimed_at=utcnow(),
+                    paid_until=utcnow() + timedelta(days=30),
+                )
             )
-        )
-        if credit_minor:
-            await top_up(session, workspace.id, credit_minor, idempotency_key="seed")
+            if credit_minor:
+                await top_up(session, workspace.id, credit_minor, idempotency_key="seed")
+        workspace_id, headers = workspace.id, {"Authorization": f"Bearer {key.secret}"}
     http = outbound_client(allow_private=True, timeout=3)
     pbx = Pbx(
         sip_host=settings.sip_host,
@@ -179,7 +189,7 @@ async def open_stack(
         sip_advertised_host=settings.sip_advertised_host or None,
         media_host=settings.media_host or None,
         media_advertised_address=settings.media_advertised_address or None,
-        rtp_ports=(_RTP, _RTP + 99),
+        rtp_ports=rtp_ports or (_RTP, _RTP + 99),
         tts=TextToSpeech(tmp_path / "tts"),
         timers=TimerConfig(t1=0.1),
     )
@@ -192,7 +202,7 @@ async def open_stack(
         pbx,
         recordings=recordings,
         http=http,
-        node="test-node",
+        node=node,
         app_timeout=2,
     )
     await pbx.start()
@@ -200,8 +210,10 @@ async def open_stack(
     # (credential answers tell phones where to register from them).
     settings = settings.model_copy(update={"sip_port": pbx.port})
     await manager.start()
-    bus = LocalBus()
+    bus = bus or LocalBus()
     bus.subscribe(manager.handle)
+    manager.queues.bus = bus
+    await bus.start()
     api = create_api(settings, database, store, bus=bus, calls=manager)
     transport = httpx.ASGITransport(app=api, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://sautikit.test") as client:
@@ -212,8 +224,8 @@ async def open_stack(
             manager,
             client,
             app,
-            workspace.id,
-            {"Authorization": f"Bearer {key.secret}"},
+            workspace_id,
+            headers,
         )
         await stack.route_trunk_to(5999)
         try:

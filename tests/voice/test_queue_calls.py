@@ -16,6 +16,8 @@ from tests.voice.voice_rig import AppServer, Hit, Reply, document
 
 from sautikit.db import Database
 from sautikit.db.models import Event
+from sautikit.media.g711 import ulaw_encode
+from sautikit.media.player import tone
 
 pytestmark = requires_sipp
 
@@ -30,10 +32,15 @@ async def stack(database: Database, app: AppServer, tmp_path: Path) -> AsyncIter
 
 
 def _party(stack: Stack, tmp_path: Path, kind: str, number: str, talk_ms: int = 0) -> Sipp:
-    """A SIPp caller (waits until hung up) or agent (talks ``talk_ms``, hangs up)."""
+    """A SIPp caller (waits until hung up) or agent (talks ``talk_ms``, hangs up), each
+    sending a tone as RTP the whole time."""
+    audio = tmp_path / "tone.ul"
+    if not audio.exists():
+        audio.write_bytes(ulaw_encode(tone(440.0, 1.0)))
     text = (SCENARIOS / f"queue_{kind}.xml").read_text()
     scenario = tmp_path / f"{kind}-{number}.xml"
-    scenario.write_text(text.replace("FROM", number).replace("TALK", str(talk_ms)))
+    text = text.replace("FROM", number).replace("TALK", str(talk_ms))
+    scenario.write_text(text.replace("AUDIO", str(audio)))
     return Sipp(scenario=scenario, remote=stack.sip, service=NUMBER, timeout=60)
 
 

@@ -96,7 +96,9 @@ class CallManager:
             lambda room, call: self.begin_recording(call, "conference", channels=1),
         )
         self.prompts = PromptCache(http)
-        self.queues = Queues(database, node=self.node)
+        self.queues = Queues(
+            database, node=self.node, media=pbx.media, media_address=pbx.media_address
+        )
         self.funding = Funding(database, settings)
         self.runner = AppRunner(
             self.registry,
@@ -349,8 +351,8 @@ class CallManager:
             interpreter = self.registry.interpreters.get(call_id)
             if interpreter is not None:
                 interpreter.redirect_now(command["action_url"], command.get("method", "POST"))
-        elif command.get("queue") == "removed":
-            self.queues.remove(call_id)
+        elif "queue" in command:
+            await self.queues.on_command(call_id, command)
         elif "recording" in command:
             live.control_recording(command["recording"])
         elif isinstance(command.get("stream"), dict):

@@ -9,10 +9,8 @@ many processes share it:
   and each gets the next ``seq``: FIFO is the database's order, not a process's clock.
 * **Taking** claims the waiting member with the lowest ``seq`` (``FOR UPDATE SKIP
   LOCKED``, then ``status = 'bridging'``), so two agents never take the same caller and
-  neither waits on the other's claim. Only callers held by the agent's own process can
-  be bridged (their media is here): an agent takes the longest-waiting caller *of its
-  process*, and across processes FIFO holds among each process's callers (see
-  docs/verbs/queues.md: route a queue's callers and agents to one node for strict FIFO).
+  neither waits on the other's claim, whichever processes hold them: a caller held by
+  another process is bridged through relay channels (:class:`Queues`).
 * A member whose call is no longer live (a crash) is never taken: the claim looks at
   the call's row, and marks such a member ``left`` with ``hangup``.
 
@@ -46,7 +44,8 @@ from sautikit.db import Database
 from sautikit.db.models import Call, Queue, QueueMember
 from sautikit.db.types import utcnow
 from sautikit.events.outbox import record_call_event
-from sautikit.media import Bridge, ChannelClosed, ChannelInUse
+from sautikit.media import Bridge, ChannelClosed, ChannelInUse, MediaChannel, MediaEngine
+from sautikit.voice.commands import CommandBus
 from sautikit.voice.control import DequeueResult, QueueResult, QueueStanding, QueueStay
 from sautikit.voice.live import LiveCall
 
@@ -72,6 +71,9 @@ ROW_CHECK_SECONDS: Final = 2.0
 
 AGENT_POLL_SECONDS: Final = 1.0
 """How often an agent waiting on an empty queue looks again for callers joined elsewhere."""
+
+RELAY_ANSWER_SECONDS: Final = 5.0
+"""How long an agent waits for a member's process to answer an offer (then: the next)."""
 
 
 def _stamp(moment: Any) -> str | None:
@@ -213,15 +215,25 @@ async def mark_removed(session: AsyncSession, queue: Queue, call_id: str) -> Que
 
 @dataclass(eq=False)
 class _Offer:
-    """An agent's claim of a member, handed to the member's side to bridge."""
+    """An agent's claim of a member, handed to the member's side to bridge: ``channel`` is
+    the agent's leg (same process) or a relay channel to the agent's process."""
 
-    agent: LiveCall
+    agent_call_id: str
+    channel: MediaChannel
+    agent_gone: asyncio.Event
+    """Set when the agent's side is over: its leg ended, or its dequeue was cancelled."""
     done: asyncio.Future[QueueStay | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     """The member's stay once the bridge ends, or None if the member was gone."""
-    abandoned: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set when the agent's dequeue is cancelled (a live redirect of the agent)."""
+
+
+def _watch_leg(call: LiveCall, gone: asyncio.Event) -> asyncio.Future[None]:
+    async def watch() -> None:
+        await call.wait_ended()
+        gone.set()
+
+    return asyncio.ensure_future(watch())
 
 
 class Member:
@@ -269,23 +281,21 @@ class Member:
     async def talk(self) -> QueueStay:
         offer = self.offer.result()
         assert isinstance(offer, _Offer)
-        agent = offer.agent
         wait = self._waited()
         await self._queues.database.write(
-            lambda session: _leave_row(session, self.seq, "bridged", agent.call_id),
+            lambda session: _leave_row(session, self.seq, "bridged", offer.agent_call_id),
             what=f"queue member {self.call.call_id} bridged",
         )
         self._queues.forget(self)
         self.call.channel.stop_playback()
-        agent.channel.stop_playback()
+        offer.channel.stop_playback()
         started = time.monotonic()
         bridge: Bridge | None = None
         with contextlib.suppress(ChannelClosed, ChannelInUse):
-            bridge = Bridge(self.call.channel, agent.channel)
+            bridge = Bridge(self.call.channel, offer.channel)
         watchers = [
             asyncio.ensure_future(self.call.wait_ended()),
-            asyncio.ensure_future(agent.wait_ended()),
-            asyncio.ensure_future(offer.abandoned.wait()),
+            asyncio.ensure_future(offer.agent_gone.wait()),
         ]
         try:
             if bridge is not None:
@@ -296,7 +306,7 @@ class Member:
             if bridge is not None:
                 bridge.close()
         duration = math.ceil(time.monotonic() - started) if bridge is not None else 0
-        self.stay = QueueStay("bridged", wait, agent.call_id, duration)
+        self.stay = QueueStay("bridged", wait, offer.agent_call_id, duration)
         if not offer.done.done():
             offer.done.set_result(self.stay)
         return self.stay
@@ -321,18 +331,64 @@ class Member:
         self.stay = QueueStay(result, self._waited() if wait is None else wait)
         return self.stay
 
+    def waited(self) -> int:
+        return self._waited()
+
     def _waited(self) -> int:
         return int(time.monotonic() - self._joined)
 
 
-class Queues:
-    """The queue members this process holds, and its agents' claims."""
+@dataclass(eq=False)
+class _RemoteTake:
+    """An agent here bridging a member held by another process, through relay channels."""
 
-    def __init__(self, database: Database, *, node: str) -> None:
+    relay: MediaChannel
+    answer: asyncio.Future[dict[str, Any]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    ended: asyncio.Future[dict[str, Any]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Queues:
+    """The queue members this process holds, and its agents' claims.
+
+    A member held by another process is bridged through a pair of relay channels, one in
+    each process, sending RTP to each other (PCMU, 20 ms): the agent's process opens its
+    relay and sends ``offer`` (with its relay's address) on the command bus to the
+    member's call; the member's process opens its own, answers ``answer`` with that
+    address (or no address when the member has gone) and bridges the member to its relay,
+    as the agent's process bridges the agent to its own. Either side's end travels back
+    (``ended`` to the agent's call, ``agent_gone`` to the member's), and each relay is
+    closed with its bridge. Without a bus (:attr:`bus` None) only local members are taken.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        node: str,
+        media: MediaEngine | None = None,
+        media_address: str = "127.0.0.1",
+    ) -> None:
         self.database = database
         self.node = node
+        self.media = media
+        self.media_address = media_address
+        self.bus: CommandBus | None = None
         self._members: dict[str, Member] = {}
         self._arrival = asyncio.Event()
+        self._takes: dict[str, _RemoteTake] = {}
+        """This process's agents bridging a remote member, by agent call id."""
+        self._relayed: dict[str, asyncio.Event] = {}
+        """This process's members bridged to a remote agent: their agent_gone, by call id."""
+        self.relay_packets = 0
+        """RTP packets the relays of this process received (figures for /metrics, tests)."""
+
+    @property
+    def _remote(self) -> bool:
+        return self.bus is not None and self.media is not None
 
     def forget(self, member: Member) -> None:
         if self._members.get(member.call.call_id) is member:
@@ -410,19 +466,127 @@ class Queues:
                     return DequeueResult("queue-empty")
                 await self._await_arrival(agent, min(remaining, AGENT_POLL_SECONDS))
                 continue
-            member = self._members.get(claimed)
-            if member is None or member.offer.done():
-                continue  # it left as it was claimed; its leave wrote the row
-            offer = _Offer(agent)
-            member.offer.set_result(offer)
-            try:
-                stay = await asyncio.shield(offer.done)
-            except asyncio.CancelledError:
-                offer.abandoned.set()
-                raise
+            call_id, node = claimed
+            if node == self.node:
+                stay = await self._take_local(agent, call_id)
+            else:
+                stay = await self._take_remote(agent, call_id)
             if stay is not None:
-                return DequeueResult("bridged", claimed, stay.wait_seconds, stay.duration)
+                return DequeueResult("bridged", call_id, stay.wait_seconds, stay.duration)
         return DequeueResult("hangup")
+
+    async def _take_local(self, agent: LiveCall, call_id: str) -> QueueStay | None:
+        member = self._members.get(call_id)
+        if member is None or member.offer.done():
+            return None  # it left as it was claimed; its leave wrote the row
+        gone = asyncio.Event()
+        watching = _watch_leg(agent, gone)
+        offer = _Offer(agent.call_id, agent.channel, gone)
+        member.offer.set_result(offer)
+        try:
+            return await asyncio.shield(offer.done)
+        finally:  # also a cancelled dequeue (a live redirect of the agent) ends the bridge
+            gone.set()
+            watching.cancel()
+
+    async def _take_remote(self, agent: LiveCall, call_id: str) -> QueueStay | None:
+        assert self.media is not None
+        relay = await self.media.open_channel()
+        take = self._takes[agent.call_id] = _RemoteTake(relay)
+        bridge: Bridge | None = None
+        try:
+            await self._send(
+                call_id,
+                queue="offer",
+                agent_call_id=agent.call_id,
+                relay=[self.media_address, relay.local_address[1]],
+            )
+            try:
+                answer = await asyncio.wait_for(asyncio.shield(take.answer), RELAY_ANSWER_SECONDS)
+            except TimeoutError:
+                answer = {}
+            address = answer.get("relay")
+            if not address:
+                return None  # gone meanwhile, or its process did not answer
+            relay.configure(str(address[0]), int(address[1]))
+            with contextlib.suppress(ChannelClosed, ChannelInUse):
+                bridge = Bridge(agent.channel, relay)
+            started = time.monotonic()
+            ended: asyncio.Future[Any] = asyncio.ensure_future(agent.wait_ended())
+            try:
+                await asyncio.wait({ended, take.ended}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ended.cancel()
+            if take.ended.done() and take.ended.result().get("stay") is None:
+                return None  # the member went as it was offered
+            return QueueStay(
+                "bridged",
+                int(answer.get("wait_seconds", 0)),
+                agent.call_id,
+                math.ceil(time.monotonic() - started),
+            )
+        finally:
+            if bridge is not None:
+                bridge.close()
+            self.relay_packets += relay.quality().packets
+            await relay.close()
+            del self._takes[agent.call_id]
+            if not take.ended.done():
+                with contextlib.suppress(Exception):
+                    await self._send(call_id, queue="agent_gone")
+
+    async def on_command(self, call_id: str, command: dict[str, Any]) -> None:
+        """A queue message for ``call_id``, a call this process holds."""
+        kind = command.get("queue")
+        if kind == "removed":
+            self.remove(call_id)
+        elif kind == "offer":
+            await self._offered_remotely(call_id, command)
+        elif kind in ("answer", "ended"):
+            take = self._takes.get(call_id)
+            waiting = None if take is None else (take.answer if kind == "answer" else take.ended)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(command)
+        elif kind == "agent_gone":
+            gone = self._relayed.get(call_id)
+            if gone is not None:
+                gone.set()
+
+    async def _offered_remotely(self, call_id: str, command: dict[str, Any]) -> None:
+        agent_call_id = str(command.get("agent_call_id", ""))
+        member = self._members.get(call_id)
+        address = command.get("relay")
+        if member is None or member.offer.done() or self.media is None or not address:
+            await self._send(agent_call_id, queue="answer", relay=None)
+            return
+        relay = await self.media.open_channel()
+        relay.configure(str(address[0]), int(address[1]))
+        gone = self._relayed[call_id] = asyncio.Event()
+        offer = _Offer(agent_call_id, relay, gone)
+        member.offer.set_result(offer)
+        await self._send(
+            agent_call_id,
+            queue="answer",
+            relay=[self.media_address, relay.local_address[1]],
+            wait_seconds=member.waited(),
+        )
+        stay = await asyncio.shield(offer.done)
+        self._relayed.pop(call_id, None)
+        self.relay_packets += relay.quality().packets
+        await relay.close()
+        await self._send(
+            agent_call_id,
+            queue="ended",
+            stay=None if stay is None else {"duration": stay.duration},
+        )
+
+    async def _send(self, call_id: str, **fields: Any) -> None:
+        bus = self.bus
+        assert bus is not None
+        message = {"type": "command", "call_id": call_id, **fields}
+        await self.database.write(
+            lambda session: bus.publish(session, message), what=f"queue message to {call_id}"
+        )
 
     async def _await_arrival(self, agent: LiveCall, seconds: float) -> None:
         arrival = asyncio.ensure_future(self._arrival.wait())
@@ -435,22 +599,20 @@ class Queues:
 
     async def _claim(
         self, session: AsyncSession, workspace_id: str, name: str, agent_call_id: str
-    ) -> str | None:
-        """Claim the longest-waiting member this process holds; answers its call id."""
+    ) -> tuple[str, str] | None:
+        """Claim the longest-waiting member (of any process when members elsewhere can be
+        bridged, else of this one); answers its call id and node."""
         queue = await find_queue(session, workspace_id, name)
         if queue is None:
             return None
         while True:
+            query = select(QueueMember).where(
+                QueueMember.queue_id == queue.id, QueueMember.status == "waiting"
+            )
+            if not self._remote:
+                query = query.where(QueueMember.node == self.node)
             member = await session.scalar(
-                select(QueueMember)
-                .where(
-                    QueueMember.queue_id == queue.id,
-                    QueueMember.status == "waiting",
-                    QueueMember.node == self.node,
-                )
-                .order_by(QueueMember.seq)
-                .limit(1)
-                .with_for_update(skip_locked=True)
+                query.order_by(QueueMember.seq).limit(1).with_for_update(skip_locked=True)
             )
             if member is None:
                 return None
@@ -458,13 +620,14 @@ class Queues:
             if call is None or call.status not in LIVE_STATUSES:
                 await _leave_row(session, member.seq, "hangup")  # a crash left it waiting
                 continue
-            local = self._members.get(member.call_id)
-            if local is None or local.offer.done():
-                await _leave_row(session, member.seq, "hangup")
-                continue
+            if member.node == self.node:
+                local = self._members.get(member.call_id)
+                if local is None or local.offer.done():
+                    await _leave_row(session, member.seq, "hangup")
+                    continue
             member.status = "bridging"
             member.agent_call_id = agent_call_id
-            return member.call_id
+            return member.call_id, member.node
 
     def remove(self, call_id: str) -> bool:
         """The API removed ``call_id`` from its queue (its row says so already)."""
