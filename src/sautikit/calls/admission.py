@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sautikit.billing.authorisation import DestinationError, authorise_destination
 from sautikit.billing.ledger import InsufficientFunds, lock_wallet
 from sautikit.billing.numbers import active_number
-from sautikit.billing.quota import Quota, held_quota, open_quota
+from sautikit.billing.quota import Quota, open_quota
 from sautikit.billing.rating import call_rate_direction, rate_for
 from sautikit.calls.limits import CallLimitExceeded, CallRateGuard
 from sautikit.calls.records import record_started
@@ -223,12 +223,3 @@ class Admission:
             rate.rate_per_minute_minor,
             seconds=self.settings.min_call_funding_seconds,
         )
-
-    async def quota_of(self, session: AsyncSession, call: Call) -> Quota:
-        """The quota an admitted call holds now (an API call is dialled after its request
-        admitted it, maybe by another process)."""
-        direction = call_rate_direction(call.direction, call.on_net)
-        rate = await rate_for(
-            session, call.workspace_id, direction, call.to_number, settings=self.settings
-        )
-        return await held_quota(session, call.id, rate.rate_per_minute_minor)

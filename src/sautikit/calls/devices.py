@@ -133,6 +133,7 @@ class Devices:
             return
         live = self.registry.adopt(self.host, out, call)
         self.registry.hold(call.id, leg)  # the device's own leg is this call's too
+        self.placement.report_dialled(live)
 
         def ringing() -> None:
             with contextlib.suppress(Exception):

@@ -29,7 +29,7 @@ from sautikit.calls.application import AppRunner
 from sautikit.calls.funding import Funding
 from sautikit.calls.recording import RECORD_FROM_ANSWER, CallRecording
 from sautikit.calls.records import CallRecords, end_call
-from sautikit.calls.recovery import QUEUE_EXPIRED
+from sautikit.calls.recovery import QUEUE_EXPIRED, QUEUED_UNFUNDED
 from sautikit.calls.registry import CallRegistry
 from sautikit.calls.routing import NoRoute, PlatformAddress, Trunks
 from sautikit.calls.status import CallStatus
@@ -118,6 +118,10 @@ class Placement:
         self.recordings = recordings
         self.node = node
 
+    def report_dialled(self, live: LiveCall) -> None:
+        """The leg's INVITE went out: store its dialog before any answer comes back."""
+        self.records.dialled(live.call_id, live.leg.call_id, self.registry.dialogs(live))
+
     def report_ringing(self, live: LiveCall) -> None:
         """A leg's 180/183: record ``ringing`` in the order of the call's other changes."""
 
@@ -153,7 +157,21 @@ class Placement:
                 return None
             workspace = await session.get(Workspace, call.workspace_id)
             assert workspace is not None
-            return call, workspace, await self.admission.quota_of(session, call)
+            try:
+                # Admitted by its request, maybe long ago and by another process (a crash,
+                # a missed notice): the wallet must still pay its first slice today.
+                quota = await self.admission.fund(session, workspace, call)
+            except InsufficientFunds as short:
+                log.info("call %s: no longer funded, not dialled: %s", call.id, short)
+                await end_call(
+                    session,
+                    call,
+                    "insufficient_funds",
+                    settings=self.admission.settings,
+                    error=QUEUED_UNFUNDED,
+                )
+                return None
+            return call, workspace, quota
 
         claimed = await self.database.write(claim, what=f"claim call {call_id}")
         if claimed is None:
@@ -169,6 +187,7 @@ class Placement:
             await self.records.ended(call.id, "network_error")  # never left queued
             raise
         live = self.registry.adopt(self.host, leg, call)
+        self.report_dialled(live)
         leg.on_ringing = lambda: self.report_ringing(live)
         try:
             await leg.wait_answer()
@@ -232,6 +251,7 @@ class Placement:
             await self.records.ended(child.id, "network_error")  # never left queued
             raise
         live = self.registry.adopt(self.host, leg, child)
+        self.report_dialled(live)
         leg.on_ringing = lambda: self.report_ringing(live)
         self.registry.spawn(
             self.funding.keep_funded(live, admitted.quota), f"funding of {child.id}"

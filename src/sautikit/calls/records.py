@@ -171,6 +171,21 @@ class CallRecords:
         self.database = database
         self.settings = settings
 
+    def dialled(self, call_id: str, sip_call_id: str, sip_dialog: dict[str, Any]) -> None:
+        """The call's INVITE has gone out: store its SIP dialog as it stands (the INVITE
+        alone, before any answer), so that crash recovery can CANCEL a leg that never
+        rang back. Handed to the writer without waiting, ahead of the leg's later
+        writes (``ringing``, ``answered``), which it always precedes."""
+
+        async def job(session: AsyncSession) -> None:
+            record = await session.get(Call, call_id)
+            if record is not None and record.status in LIVE_STATUSES:
+                record.sip_call_id = record.sip_call_id or sip_call_id
+                if record.sip_dialog is None or record.status == CallStatus.QUEUED:
+                    record.sip_dialog = sip_dialog
+
+        self.database.write_later(job, what=f"call {call_id} dialled")
+
     def ringing(self, call_id: str, sip_dialog: dict[str, Any] | None = None) -> None:
         """``ringing``, storing the call's SIP dialog as it now stands (crash recovery
         CANCELs from it); handed to the writer without waiting: nothing of the call

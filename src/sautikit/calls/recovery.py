@@ -9,7 +9,9 @@ at the far end: BYE to the carrier and to the caller, CANCEL for what was still 
 
 A call the API accepted but no process placed stays ``queued``. :func:`expire_queued_calls`
 fails those older than ``queued_call_expiry_seconds`` with a reason, so nobody's phone
-rings minutes after the app asked; younger ones are placed at once by the caller.
+rings minutes after the app asked; younger ones are placed at once by the caller, whose
+claim holds their first slice again against the wallet as it is then (failing them with
+``wallet.insufficient_funds`` when it no longer pays: never billed past zero).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sautikit.db.types import rows_changed, utcnow
 from sautikit.sip.teardown import DialogSnapshot, Teardown
 
 __all__ = [
+    "QUEUED_UNFUNDED",
     "QUEUE_EXPIRED",
     "TEARDOWN_WAIT_SECONDS",
     "Recovery",
@@ -50,6 +53,12 @@ pending after that go on in the background (retransmitted until their own timeou
 QUEUE_EXPIRED: dict[str, Any] = {
     "code": "call.queue_expired",
     "message": "no process placed the call in time; it was not dialled",
+}
+
+QUEUED_UNFUNDED: dict[str, Any] = {
+    "code": "wallet.insufficient_funds",
+    "message": "when the queued call was about to be dialled the wallet could no longer pay "
+    "its first minute; it was not dialled",
 }
 
 

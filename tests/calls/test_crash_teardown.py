@@ -1,0 +1,84 @@
+"""After a SIGKILL, a leg that never rang back is still CANCELled by the next start.
+
+A ``dial`` leg's dialog (``calls.sip_dialog``: the INVITE as sent) is stored as soon as
+the INVITE goes out, not at its first 180: a carrier that only answered ``100 Trying``
+when the process died must still get the CANCEL a live process would have sent (and the
+ACK of its 487), or the leg would ring on at the carrier with nobody behind it.
+
+The real process runs (tests/serve_process.py): a SIPp caller dials NUMBER, the app
+answers ``dial``, the SIPp callee on the trunk answers the INVITE with 100 Trying only.
+Once the leg's dialog is stored the process is SIGKILLed and a new one started on the
+same data and SIP port; both SIPp scenarios end only on what it sends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from tests.serve_process import CALLEE, NUMBER, ServeProcess, calls, seed, serve_database
+from tests.sipp import SCENARIOS as SIP_SCENARIOS
+from tests.sipp import Sipp, requires_sipp
+from tests.voice.voice_rig import AppServer, document
+
+from sautikit.calls.status import CallStatus
+from sautikit.db import Database
+from sautikit.db.models import Call
+
+pytestmark = [pytest.mark.sipp, requires_sipp]
+
+TRYING_ONLY = Path(__file__).parent / "scenarios" / "uas_trying_only.xml"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def served_database(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[str, Database]]:
+    async with serve_database(request.param, tmp_path) as found:
+        yield found
+
+
+async def dialled_leg(database: Database, seconds: float = 30) -> Call:
+    """The dial's leg once its dialog is stored (it is still ``queued``: nothing rang)."""
+    for _ in range(int(seconds / 0.1)):
+        for call in await calls(database):
+            if call.parent_call_id is not None and call.sip_dialog is not None:
+                return call
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no dial leg stored its dialog: {await calls(database)}")
+
+
+async def test_a_leg_that_only_said_trying_is_cancelled_after_a_crash(
+    served_database: tuple[str, Database], app: AppServer, tmp_path: Path
+) -> None:
+    url, database = served_database
+    app.route("/voice", document({"dial": {"number": CALLEE, "timeout": 60}}))
+    async with Sipp(scenario=TRYING_ONLY, timeout=60) as callee:
+        await seed(database, voice_url=app.url("/voice"), trunk_port=callee.port)
+        serve = ServeProcess(tmp_path / "var", url)
+        try:
+            await serve.start()
+            async with Sipp(
+                scenario=SIP_SCENARIOS / "uac_answered_waits_for_bye.xml",
+                remote=serve.sip,
+                service=NUMBER,
+                timeout=60,
+            ) as caller:
+                leg = await dialled_leg(database)
+                assert leg.status == CallStatus.QUEUED  # no 180 came: never ringing
+                serve.send_signal(signal.SIGKILL)
+                await serve.wait_exit(10)
+                async with ServeProcess(tmp_path / "var", url, sip_port=serve.sip_port):
+                    caller_result = await caller.wait()  # the caller's BYE
+                    callee_result = await callee.wait()  # CANCEL, and the ACK of its 487
+        finally:
+            await serve.kill()
+    assert caller_result.returncode == 0, caller_result.explain()
+    assert callee_result.returncode == 0, callee_result.explain()
+    parent, child = await calls(database)
+    assert child.parent_call_id == parent.id
+    assert (parent.status, parent.hangup_cause) == (CallStatus.COMPLETED, "network_error")
+    assert (child.status, child.hangup_cause) == (CallStatus.FAILED, "network_error")
