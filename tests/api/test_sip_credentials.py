@@ -131,3 +131,23 @@ async def test_credentials_of_another_number_answer_404(
     answer = await client.get(base, headers=reader)
     assert answer.status_code == 403
     assert created["password"] not in answer.text
+
+
+async def test_a_credential_may_name_its_own_digest_algorithms(
+    client: httpx.AsyncClient, owned: tuple[str, str, dict[str, str]]
+) -> None:
+    _, number_id, key = owned
+    base = f"/v1/numbers/{number_id}/sip-credentials"
+    body = {"username": "desk-phone", "digest_algorithms": ["sha-256", "MD5"]}
+    answer = await client.post(base, json=body, headers=key)
+    assert answer.status_code == 201, answer.text
+    created = answer.json()
+    assert created["registrar"]["digest_algorithms"] == ["SHA-256", "MD5"]  # canonical
+    shown = (await client.get(f"{base}/{created['id']}", headers=key)).json()
+    assert shown["registrar"]["digest_algorithms"] == ["SHA-256", "MD5"]
+    rotated = (await client.post(f"{base}/{created['id']}/rotate", headers=key)).json()
+    assert rotated["registrar"]["digest_algorithms"] == ["SHA-256", "MD5"]
+    for wrong in ([], ["SHA-512-256"], ["AKAv1-MD5"]):
+        bad = await client.post(base, json={"digest_algorithms": wrong}, headers=key)
+        assert bad.status_code == 400, bad.text
+        assert bad.json()["error"]["field"] == "digest_algorithms"

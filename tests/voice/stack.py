@@ -192,6 +192,8 @@ async def open_stack(
         rtp_ports=rtp_ports or (_RTP, _RTP + 99),
         tts=TextToSpeech(tmp_path / "tts"),
         timers=TimerConfig(t1=0.1),
+        # As `sautikit serve` does: the interop tests run the operator's default.
+        digest_algorithms=settings.sip_digest_algorithm_list,
     )
     store = open_store(settings)
     stores = WorkspaceStores(settings, store)

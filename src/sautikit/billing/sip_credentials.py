@@ -5,6 +5,11 @@ Sautikit never keeps the password: a credential stores ``H(username:realm:passwo
 MD5 and for SHA-256 (see :func:`sautikit.sip.digest.compute_ha1`), and the password is
 handed out once, in :class:`CreatedCredential`.
 
+A credential may name the digest algorithms its device's challenge offers
+(``digest_algorithms``, e.g. SHA-256 first for a phone that speaks RFC 8760); without them
+the deployment's ``SAUTIKIT_SIP_DIGEST_ALGORITHMS`` apply, whose default (MD5) every phone
+answers.
+
 Rotation is two-phase, like cloud access keys: :func:`rotate_credential` makes a *new*
 credential (new username and password) while the old one keeps working, so devices can be
 moved over one by one; the old one stops when it is revoked (:func:`revoke_credential`).
@@ -27,12 +32,13 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.db.models import Number, SipCredential
-from sautikit.sip.digest import compute_ha1
+from sautikit.sip.digest import DigestError, challenge_algorithms, compute_ha1
 
 __all__ = [
     "CreatedCredential",
     "DeviceDirectory",
     "DeviceLogin",
+    "InvalidDigestAlgorithms",
     "InvalidUsername",
     "UsernameTaken",
     "create_credential",
@@ -58,6 +64,10 @@ class InvalidUsername(ValueError):
     """A chosen username is not 3–64 letters, digits, '.', '_' or '-'."""
 
 
+class InvalidDigestAlgorithms(ValueError):
+    """A credential's digest algorithms are empty or one cannot be offered."""
+
+
 class UsernameTaken(Exception):
     """Another credential (in any workspace) already uses this username."""
 
@@ -75,12 +85,23 @@ def _generated_username(number: Number) -> str:
 
 
 async def create_credential(
-    session: AsyncSession, number: Number, username: str | None = None
+    session: AsyncSession,
+    number: Number,
+    username: str | None = None,
+    digest_algorithms: list[str] | None = None,
 ) -> CreatedCredential:
-    """A credential for a number the workspace holds; the username is generated if not given.
+    """A credential for a number the workspace holds; the username is generated if not given,
+    ``digest_algorithms`` None means the deployment's.
 
-    Raises :class:`InvalidUsername` or :class:`UsernameTaken`.
+    Raises :class:`InvalidUsername`, :class:`InvalidDigestAlgorithms` or
+    :class:`UsernameTaken`.
     """
+    algorithms = None
+    if digest_algorithms is not None:
+        try:
+            algorithms = list(challenge_algorithms(digest_algorithms))
+        except DigestError as error:
+            raise InvalidDigestAlgorithms(str(error)) from None
     assert number.workspace_id is not None, "credentials belong to a held number"
     if username is not None and not _USERNAME.fullmatch(username):
         raise InvalidUsername(
@@ -98,6 +119,7 @@ async def create_credential(
         username=chosen,
         ha1_md5=compute_ha1(chosen, realm, password, "MD5"),
         ha1_sha256=compute_ha1(chosen, realm, password, "SHA-256"),
+        digest_algorithms=algorithms,
     )
     session.add(record)
     await session.flush()
@@ -110,7 +132,7 @@ async def rotate_credential(
     """Phase one of a rotation: a new credential for the same number; ``old`` keeps working
     until :func:`revoke_credential` ends it (phase two)."""
     assert old.number_id == number.id and old.revoked_at is None
-    return await create_credential(session, number)
+    return await create_credential(session, number, digest_algorithms=old.digest_algorithms)
 
 
 async def revoke_credential(
@@ -184,6 +206,8 @@ class DeviceLogin:
     number: str
     ha1_md5: str = field(repr=False)
     ha1_sha256: str = field(repr=False)
+    digest_algorithms: tuple[str, ...] | None = None
+    """What its challenge offers; None: the deployment's setting."""
 
 
 class DeviceDirectory:
@@ -211,6 +235,9 @@ class DeviceDirectory:
                 number=e164,
                 ha1_md5=credential.ha1_md5,
                 ha1_sha256=credential.ha1_sha256,
+                digest_algorithms=(
+                    tuple(credential.digest_algorithms) if credential.digest_algorithms else None
+                ),
             )
             for credential, e164 in rows
         }
@@ -226,6 +253,11 @@ class DeviceDirectory:
         """The workspace id of ``username``'s login: the realm its device must answer."""
         login = self._logins.get(username)
         return None if login is None else login.workspace_id
+
+    def algorithms_for(self, username: str) -> tuple[str, ...] | None:
+        """The digest algorithms ``username``'s challenge offers; None: the default."""
+        login = self._logins.get(username)
+        return None if login is None else login.digest_algorithms
 
     def lookup_ha1(self, username: str, realm: str, algorithm: str) -> str | None:
         login = self._logins.get(username)

@@ -79,6 +79,7 @@ class Devices:
             authenticate_invite=self._needs_digest,
             lookup_ha1=self.directory.lookup_ha1,
             realm_for=self._realm_for,
+            digest_algorithms_for=self._algorithms_for,
             persist_bindings=self.registrations.save,
         )
 
@@ -95,8 +96,10 @@ class Devices:
         return not (self.trunks.trusts(source.host) or self.trunks.on_net_caller(request))
 
     def _realm_for(self, request: Request) -> str:
-        user = (request.to if request.method == "REGISTER" else request.from_).uri.user or ""
-        return self.directory.realm_for(user) or "sautikit"
+        return self.directory.realm_for(_claimed_user(request)) or "sautikit"
+
+    def _algorithms_for(self, request: Request) -> tuple[str, ...] | None:
+        return self.directory.algorithms_for(_claimed_user(request))
 
     # --- a device calling out -------------------------------------------------------------
 
@@ -204,3 +207,8 @@ class Devices:
             return
         await live.answer()
         await bridge_until_one_hangs_up(live, answered, caller_side=live.leg)
+
+
+def _claimed_user(request: Request) -> str:
+    """The username a request claims before any digest: REGISTER's To, else its From."""
+    return (request.to if request.method == "REGISTER" else request.from_).uri.user or ""

@@ -218,6 +218,8 @@ class SipCredential(Base):
     username: Mapped[str] = mapped_column(String(100), unique=True)
     ha1_md5: Mapped[str] = mapped_column(String(32))
     ha1_sha256: Mapped[str] = mapped_column(String(64))
+    # The digest algorithms its challenge offers, in order; NULL: the deployment's setting.
+    digest_algorithms: Mapped[list[str] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
 

@@ -36,7 +36,7 @@ from sautikit.sip.transaction import ServerTransaction
 from sautikit.sip.transport import Peer
 from sautikit.sip.uri import SipUri
 
-__all__ = ["InvitePolicy", "RealmResolver", "ServerAuth", "default_realm"]
+__all__ = ["AlgorithmResolver", "InvitePolicy", "RealmResolver", "ServerAuth", "default_realm"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ _GUESSES = frozenset({"wrong response", "unknown user"})
 InvitePolicy = Callable[[Request, Peer], bool]
 #: The digest realm a request is authenticated in (e.g. the tenant's SIP domain).
 RealmResolver = Callable[[Request], str]
+#: The algorithms to challenge a request with (its user's own), or None for the default.
+AlgorithmResolver = Callable[[Request], Sequence[str] | None]
 
 
 def default_realm(request: Request) -> str:
@@ -67,6 +69,7 @@ class ServerAuth:
         *,
         realm_for: RealmResolver | None = None,
         algorithms: Sequence[str] = DEFAULT_CHALLENGE_ALGORITHMS,
+        algorithms_for: AlgorithmResolver | None = None,
         nonce_secret: bytes | None = None,
         throttle: ThrottlePolicy | None = None,
         clock: Callable[[], float] | None = None,
@@ -75,6 +78,7 @@ class ServerAuth:
         self.throttle = AuthThrottle(throttle) if clock is None else AuthThrottle(throttle, clock)
         self.realm_for = realm_for or default_realm
         self.algorithms = tuple(algorithms)
+        self.algorithms_for = algorithms_for
         self._nonce_secret = nonce_secret or secrets.token_bytes(32)
         self._authenticators: dict[str, DigestAuthenticator] = {}
 
@@ -102,6 +106,7 @@ class ServerAuth:
             return None
         realm = self.realm_for(request)
         authenticator = self.authenticator(realm)
+        offered = self.offered(request)
         stale = False
         for value in request.headers.get_all("Proxy-Authorization" if proxy else "Authorization"):
             try:
@@ -117,6 +122,8 @@ class ServerAuth:
                 throttle.refused()
                 respond(transaction, request.create_response(403))
                 return None
+            if credentials.algorithm.removesuffix("-sess") not in _bases(offered):
+                break  # not one this user is offered (a downgrade): challenged again
             result = authenticator.verify(credentials, request.method, lookup, body=request.body)
             if result.ok:
                 return result.username
@@ -131,10 +138,17 @@ class ServerAuth:
         status = 407 if proxy else 401
         response = request.create_response(status, to_tag=new_tag())
         header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
-        for challenge in authenticator.challenge(self.algorithms, stale=stale):
+        for challenge in authenticator.challenge(offered, stale=stale):
             response.headers.add(header, challenge)
         respond(transaction, response)
         return None
+
+    def offered(self, request: Request) -> tuple[str, ...]:
+        """The algorithms ``request`` is challenged with: its user's own, else the
+        default. (A user with their own list is challenged differently from an unknown
+        one: an operator choosing a list per credential accepts that.)"""
+        own = self.algorithms_for(request) if self.algorithms_for is not None else None
+        return tuple(own) if own else self.algorithms
 
     def _failed(self, transaction: ServerTransaction, username: str, reason: str) -> None:
         peer = transaction.peer
@@ -156,3 +170,7 @@ class ServerAuth:
                 what,
                 policy.window,
             )
+
+
+def _bases(algorithms: Sequence[str]) -> set[str]:
+    return {algorithm.removesuffix("-sess") for algorithm in algorithms}

@@ -47,7 +47,7 @@ from sautikit.sip.option_tags import OUR_OPTION_TAGS, unsupported
 from sautikit.sip.registrar import Binding, Registrar
 from sautikit.sip.registrar_service import BindingSink, RegistrarService
 from sautikit.sip.sdp import SdpNegotiationError, SdpParseError, SessionDescription
-from sautikit.sip.server_auth import InvitePolicy, RealmResolver, ServerAuth
+from sautikit.sip.server_auth import AlgorithmResolver, InvitePolicy, RealmResolver, ServerAuth
 from sautikit.sip.session import (
     SDP_CONTENT_TYPE,
     Call,
@@ -158,6 +158,7 @@ class UserAgent:
         registrar: Registrar | None = None,
         authenticate_invite: InvitePolicy | None = None,
         digest_algorithms: Sequence[str] = DEFAULT_CHALLENGE_ALGORITHMS,
+        digest_algorithms_for: AlgorithmResolver | None = None,
         nonce_secret: bytes | None = None,
         clock: Callable[[], float] = time.monotonic,
         route_to_source: bool = True,
@@ -177,6 +178,7 @@ class UserAgent:
             lookup_ha1,
             realm_for=realm_for,
             algorithms=digest_algorithms,
+            algorithms_for=digest_algorithms_for,
             nonce_secret=nonce_secret,
             throttle=auth_throttle,
             clock=clock,

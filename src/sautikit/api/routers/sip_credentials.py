@@ -29,6 +29,7 @@ from sautikit.api.routing import SautikitRoute
 from sautikit.api.schemas import RequestModel
 from sautikit.billing.sip_credentials import (
     CreatedCredential,
+    InvalidDigestAlgorithms,
     InvalidUsername,
     UsernameTaken,
     create_credential,
@@ -55,6 +56,11 @@ class CredentialIn(RequestModel):
     username: str | None = Field(
         None, description="3–64 letters, digits, '.', '_' or '-'; generated when left out."
     )
+    digest_algorithms: list[str] | None = Field(
+        None,
+        description="What the device's challenge offers, in order (`MD5`, `SHA-256`); "
+        "left out: the server's setting (MD5 by default, which every phone answers).",
+    )
 
 
 class RegistrarOut(BaseModel):
@@ -64,7 +70,9 @@ class RegistrarOut(BaseModel):
     tls_port: int | None = Field(
         None, description="The port of SIP over TLS (`transport=tls`), when it is on."
     )
-    digest_algorithms: list[str] = Field(description="Digest algorithms it challenges with.")
+    digest_algorithms: list[str] = Field(
+        description="Digest algorithms it challenges this credential with, in order."
+    )
 
 
 class CredentialOut(BaseModel):
@@ -111,7 +119,9 @@ def _out(credential: SipCredential, registrar: RegistrarOut) -> CredentialOut:
         username=credential.username,
         realm=credential.workspace_id,
         identity=f"sip:{credential.username}@{registrar.host}",
-        registrar=registrar,
+        registrar=registrar.model_copy(update={"digest_algorithms": credential.digest_algorithms})
+        if credential.digest_algorithms
+        else registrar,
         status="active" if credential.revoked_at is None else "revoked",
         created_at=credential.created_at,
         revoked_at=credential.revoked_at,
@@ -151,10 +161,22 @@ async def create(
 ) -> CredentialCreated:
     number = await owned_number(session, principal, number_id, for_change=True)
     try:
-        created = await create_credential(session, number, body.username if body else None)
+        created = await create_credential(
+            session,
+            number,
+            body.username if body else None,
+            body.digest_algorithms if body else None,
+        )
     except InvalidUsername as error:
         raise ApiError(
             400, "validation.invalid_field", f"username: {error}", field="username"
+        ) from None
+    except InvalidDigestAlgorithms as error:
+        raise ApiError(
+            400,
+            "validation.invalid_field",
+            f"digest_algorithms: {error}",
+            field="digest_algorithms",
         ) from None
     except UsernameTaken as error:
         raise ApiError(409, "sip_credentials.username_taken", str(error)) from None
