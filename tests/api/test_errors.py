@@ -74,6 +74,24 @@ async def test_unknown_path_and_method(client: httpx.AsyncClient, headers: dict[
     _assert_envelope(await client.put("/v1/webhooks", headers=headers), 405, "method_not_allowed")
 
 
+async def test_options_and_405_name_every_method_of_the_path(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    # GET and POST of /v1/calls/{id} come from two routes; DELETE of a number from a third.
+    for path, allowed in (
+        ("/v1/calls", "GET, OPTIONS, POST"),
+        ("/v1/calls/0192f3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b", "GET, OPTIONS, POST"),
+        ("/v1/numbers/0192f3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b", "DELETE, GET, OPTIONS"),
+        ("/v1/settings", "GET, OPTIONS, PATCH"),
+    ):
+        options = await client.options(path, headers=headers)
+        assert (options.status_code, options.headers["allow"]) == (204, allowed), path
+        wrong = await client.put(path, headers=headers)
+        _assert_envelope(wrong, 405, "method_not_allowed")
+        assert wrong.headers["allow"] == allowed, path
+        assert allowed in wrong.json()["error"]["message"]
+
+
 async def test_unexpected_failure_leaks_nothing(
     api_app: FastAPI, client: httpx.AsyncClient
 ) -> None:

@@ -14,15 +14,17 @@ the net under that rule.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from sautikit.logs import request_id_var
 
@@ -129,8 +131,49 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
     return error_response(400, "validation.invalid_field", message, field=field)
 
 
-async def _on_http_exception(_request: Request, exc: Exception) -> JSONResponse:
+_METHODS = ("get", "put", "post", "patch", "delete")
+
+
+def _method_table(app: FastAPI) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """Each documented path as a pattern, with its methods (built once per app)."""
+    table: list[tuple[re.Pattern[str], frozenset[str]]] | None = getattr(
+        app.state, "method_table", None
+    )
+    if table is None:
+        table = []
+        for path, item in app.openapi().get("paths", {}).items():
+            methods = {method.upper() for method in item if method in _METHODS}
+            table.append((compile_path(path)[0], frozenset(methods)))
+        app.state.method_table = table
+    return table
+
+
+def allowed_methods(request: Request, starlette_allow: str = "") -> list[str]:
+    """Every method served at the request's path. Starlette's own 405 names only the
+    first route that matched the path; a path with GET and DELETE on two routes must say
+    both, so the documented paths are searched too."""
+    methods = {m.strip() for m in starlette_allow.split(",") if m.strip()}
+    for pattern, served in _method_table(request.app):
+        if pattern.match(request.scope["path"]):
+            methods |= served
+    if methods:
+        methods |= {"OPTIONS"}
+    return sorted(methods)
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        given = (exc.headers or {}).get("Allow", "")
+        allow = ", ".join(allowed_methods(request, given))
+        if request.method == "OPTIONS":  # RFC 9110 §9.3.7: say what the resource allows
+            return Response(status_code=204, headers={"Allow": allow})
+        return error_response(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed here; allowed: {allow}",
+            headers={"Allow": allow},
+        )
     code = _STATUS_CODES.get(exc.status_code, "request.invalid")
     message = exc.detail if isinstance(exc.detail, str) else "request refused"
     return error_response(exc.status_code, code, message, headers=exc.headers)
