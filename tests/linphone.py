@@ -28,6 +28,10 @@ requires_linphone = pytest.mark.skipif(
 
 
 class Linphone:
+    """One linphonec. What it prints is read all along (into :attr:`seen`), so a phone
+    that talks a lot (``debug``) never blocks on a full pipe while the test waits on
+    another one."""
+
     def __init__(self, folder: Path, config: str = "") -> None:
         self.folder = folder
         (folder / ".local" / "share" / "linphone").mkdir(parents=True, exist_ok=True)
@@ -39,6 +43,8 @@ class Linphone:
         self.config.write_text(sip + config)
         self._process: asyncio.subprocess.Process | None = None
         self._seen: list[str] = []
+        self._printed = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
 
     async def start(self, *, debug: bool = False) -> None:
         """Start linphonec; ``debug`` makes it log everything (``-d 6``) to its output."""
@@ -52,6 +58,14 @@ class Linphone:
             stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, "HOME": str(self.folder)},
         )
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        while raw := await self._process.stdout.readline():
+            self._seen.append(raw.decode(errors="replace"))
+            self._printed.set()
+        self._printed.set()
 
     async def command(self, line: str) -> None:
         assert self._process is not None and self._process.stdin is not None
@@ -59,25 +73,27 @@ class Linphone:
         await self._process.stdin.drain()
 
     async def expect(self, pattern: str, within: float = 20.0) -> str:
-        """Read what linphonec prints until a line matches ``pattern`` (a regex)."""
-        assert self._process is not None and self._process.stdout is not None
+        """Wait until linphonec prints a line matching ``pattern`` (a regex) after the
+        lines an earlier :meth:`expect` matched."""
         wanted = re.compile(pattern)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while True:
+            for index in range(self._checked, len(self._seen)):
+                if wanted.search(self._seen[index]):
+                    self._checked = index + 1
+                    return self._seen[index]
+            self._checked = len(self._seen)
+            if self._reader is None or self._reader.done():
+                raise AssertionError(f"linphonec exited before {pattern!r}:\n{self.seen[-3000:]}")
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise AssertionError(f"linphonec never printed {pattern!r}:\n{self.seen[-3000:]}")
-            try:
-                raw = await asyncio.wait_for(self._process.stdout.readline(), remaining)
-            except TimeoutError:
-                continue
-            if not raw:
-                raise AssertionError(f"linphonec exited before {pattern!r}:\n{self.seen[-3000:]}")
-            line = raw.decode(errors="replace")
-            self._seen.append(line)
-            if wanted.search(line):
-                return line
+            self._printed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._printed.wait(), remaining)
+
+    _checked = 0
 
     @property
     def seen(self) -> str:
@@ -91,9 +107,11 @@ class Linphone:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             await self.command("quit")
         try:
-            output, _ = await asyncio.wait_for(process.communicate(), 15)
+            await asyncio.wait_for(process.wait(), 15)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
-            output, _ = await process.communicate()
-        return self.seen + output.decode(errors="replace")
+            await process.wait()
+        if self._reader is not None:
+            await self._reader
+        return self.seen

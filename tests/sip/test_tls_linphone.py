@@ -19,12 +19,13 @@ from tests.linphone import Linphone, requires_linphone
 from tests.media.media_rig import rms
 from tests.serve_process import NUMBER, ServeProcess, free_sip_port, seed, serve_database
 from tests.sipp import free_port
-from tests.tls_certs import make_certificates
+from tests.tls_certs import Certificates, make_certificates
 from tests.voice.voice_rig import AppServer, document, serve_app
 
 from sautikit.billing.sip_credentials import create_credential
 from sautikit.db import Database
-from sautikit.db.models import Number, Recording, Trunk
+from sautikit.db.models import Number, Recording, Trunk, Workspace
+from sautikit.db.types import utcnow
 
 pytestmark = [requires_linphone]
 
@@ -45,6 +46,21 @@ def speech_wav(path: Path, seconds: float = 12.0) -> Path:
         out.setframerate(8000)
         out.writeframes(signal.tobytes())
     return path
+
+
+def tls_srtp_phone(folder: Path, certificates: Certificates) -> Linphone:
+    """linphone set as docs/pbx.md tells a user: TLS, the CA trusted, SRTP mandatory."""
+    return Linphone(
+        folder,
+        "[sip]\n"
+        "sip_tls_port=-1\n"
+        f"root_ca={certificates.ca}\n"
+        "verify_server_certs=1\n"
+        "verify_server_cn=1\n"
+        "media_encryption=srtp\n"
+        "media_encryption_mandatory=1\n"
+        f"[rtp]\naudio_rtp_port={free_port()}\n",
+    )
 
 
 async def ready_recording(database: Database, within: float = 40.0) -> Recording:
@@ -84,17 +100,7 @@ async def test_linphone_registers_over_tls_and_calls_with_srtp_and_is_recorded(
         }
         async with ServeProcess(tmp_path / "var", url, env=env) as serve:
             assert f"TLS on 127.0.0.1:{tls_port}" in serve.log
-            phone = Linphone(
-                tmp_path / "linphone",
-                "[sip]\n"
-                "sip_tls_port=-1\n"
-                f"root_ca={certificates.ca}\n"
-                "verify_server_certs=1\n"
-                "verify_server_cn=1\n"
-                "media_encryption=srtp\n"
-                "media_encryption_mandatory=1\n"
-                f"[rtp]\naudio_rtp_port={free_port()}\n",
-            )
+            phone = tls_srtp_phone(tmp_path / "linphone", certificates)
             await phone.start(debug=True)
             try:
                 await phone.command("soundcard use files")
@@ -124,3 +130,78 @@ async def test_linphone_registers_over_tls_and_calls_with_srtp_and_is_recorded(
         channels = stored.getnchannels()
     heard = samples[0::channels]  # the record verb keeps the caller: the phone
     assert rms(heard) > 300, (rms(heard), log[-3000:], output[-3000:])
+
+
+OTHER_NUMBER = "+254700000002"
+
+
+async def test_a_phone_registered_over_tls_is_rung_on_its_connection_with_srtp(
+    tmp_path: Path,
+) -> None:
+    """Two phones of a workspace that requires SRTP: one calls the other's number; the
+    callee is reached over the TLS connection it registered on (nothing listens for it
+    elsewhere), both legs are SRTP, and what the caller plays reaches the callee."""
+    certificates = make_certificates(tmp_path / "certs")
+    tls_port = free_sip_port()
+    async with serve_database("sqlite", tmp_path) as (url, database):
+        seeded = await seed(database, voice_url="http://127.0.0.1:9/none", trunk_port=free_port())
+        async with database.transaction() as session:
+            await session.execute(update(Trunk).values(inbound_addresses=["192.0.2.1"]))
+            await session.execute(
+                update(Workspace).where(Workspace.id == seeded.workspace_id).values(srtp="required")
+            )
+            own = await session.scalar(select(Number).where(Number.e164 == NUMBER))
+            assert own is not None
+            other = Number(
+                e164=OTHER_NUMBER,
+                monthly_price_minor=10_000,
+                status="active",
+                workspace_id=seeded.workspace_id,
+                claimed_at=utcnow(),
+                paid_until=own.paid_until,
+            )
+            session.add(other)
+            await session.flush()
+            caller_login = await create_credential(session, own, "reception")
+            callee_login = await create_credential(session, other, "front-desk")
+        env = {
+            "SAUTIKIT_SIP_TLS_CERT": str(certificates.cert),
+            "SAUTIKIT_SIP_TLS_KEY": str(certificates.key),
+            "SAUTIKIT_SIP_TLS_PORT": str(tls_port),
+        }
+        proxy = f"<sip:localhost:{tls_port};transport=tls>"
+        async with ServeProcess(tmp_path / "var", url, env=env) as serve:
+            caller = tls_srtp_phone(tmp_path / "caller", certificates)
+            callee = tls_srtp_phone(tmp_path / "callee", certificates)
+            heard = tmp_path / "heard.wav"
+            await caller.start(debug=True)
+            await callee.start(debug=True)
+            try:
+                for phone, login in ((caller, caller_login), (callee, callee_login)):
+                    await phone.command("soundcard use files")
+                    await phone.command(
+                        f"register sip:{login.record.username}@127.0.0.1 {proxy} {login.password}"
+                    )
+                    await phone.expect(r"RegistrationOk|[Rr]egistration.*successful")
+                await caller.command(f"call sip:{OTHER_NUMBER}@localhost:{tls_port};transport=tls")
+                await callee.expect(r"IncomingReceived|incoming call", within=30)
+                await callee.command("answer")
+                await callee.expect(r"LinphoneCallStreamsRunning|connected\.", within=30)
+                await callee.command(f"record {heard}")
+                await caller.expect(r"LinphoneCallStreamsRunning|connected\\.", within=30)
+                await caller.command(f"play {speech_wav(tmp_path / 'speech.wav')}")
+                await asyncio.sleep(4)  # some seconds of speech cross both SRTP legs
+                await caller.command("terminate")
+                await callee.expect(r"LinphoneCallEnd|[Cc]all.*ended", within=20)
+            finally:
+                callee_output = await callee.stop()
+                caller_output = await caller.stop()
+                (tmp_path / "callee.log").write_text(callee_output)
+                (tmp_path / "caller.log").write_text(caller_output)
+            log = serve.log
+    # The callee's INVITE came on its own TLS connection, offering SRTP (the workspace's rule).
+    assert "RTP/SAVP" in callee_output and "a=crypto:1 AES_CM_128_HMAC_SHA1_80" in callee_output
+    assert "received" in callee_output and "INVITE sip:front-desk@" in callee_output
+    with wave.open(str(heard)) as stored:
+        samples = np.frombuffer(stored.readframes(stored.getnframes()), "<i2")
+    assert rms(samples) > 300, (rms(samples), log[-3000:], caller_output[-2000:])

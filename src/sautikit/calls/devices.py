@@ -29,6 +29,7 @@ from sautikit.logs import bind_call
 from sautikit.pbx import InboundLeg, OutboundLeg, Pbx
 from sautikit.pbx.registrations import DeviceReach, RegistrationStore, reach
 from sautikit.sip import CallFailed, Request
+from sautikit.sip.sdp import SrtpMode
 from sautikit.sip.teardown import DialogSnapshot
 from sautikit.sip.transport import Peer
 from sautikit.voice.live import CallHost, LiveCall
@@ -171,9 +172,12 @@ class Devices:
                 found.append(reach(binding))
         return found
 
-    async def ring(self, live: LiveCall, bindings: list[DeviceReach]) -> None:
+    async def ring(
+        self, live: LiveCall, bindings: list[DeviceReach], *, srtp: SrtpMode = "optional"
+    ) -> None:
         """A number with no ``voice_url`` rings its registered devices; the first to answer
-        is bridged to the caller."""
+        is bridged to the caller. ``srtp="required"`` (the workspace's setting) offers the
+        devices SRTP only."""
         bind_call(live.call_id, live.workspace_id)
         legs = []
         for device in bindings:
@@ -184,6 +188,7 @@ class Devices:
                     destination=device.destination,
                     ring_timeout=30,
                     extra_headers=[("Route", hop) for hop in device.route],
+                    srtp=srtp,
                 )
                 self.registry.hold(live.call_id, leg)  # the caller's call owns its ringing
                 legs.append(leg)

@@ -27,6 +27,7 @@ from sautikit.db import Database
 from sautikit.db.models import Workspace
 from sautikit.logs import bind_call
 from sautikit.pbx import InboundLeg
+from sautikit.sip.sdp import SrtpMode
 from sautikit.sip.teardown import DialogSnapshot
 from sautikit.voice.live import CallHost
 
@@ -119,7 +120,10 @@ class Inbound:
         live = self.registry.adopt(self.host, leg, call)
         leg.ring()
         if ringing_devices:
-            self.registry.spawn(self.devices.ring(live, ringing_devices), f"call {call.id}")
+            srtp: SrtpMode = "required" if admitted.workspace.srtp == "required" else "optional"
+            self.registry.spawn(
+                self.devices.ring(live, ringing_devices, srtp=srtp), f"call {call.id}"
+            )
         else:
             self.registry.spawn(
                 self.runner.run(live, call, admitted.workspace, admitted.quota),
@@ -132,6 +136,8 @@ class Inbound:
         True when refused."""
         if leg.media is None or leg.media.srtp is not None:
             return False
+        if self.devices.trunks.on_net_caller(leg.sip.request):
+            return False  # our own hop of an on-net call: its outer legs were checked
         required = self.devices.trunks.requires_srtp_from(leg.sip.source.host)
         if not required and workspace_id is not None:
             async with self.database.sessions() as session:
