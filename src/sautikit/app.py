@@ -177,6 +177,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             sip_host=settings.sip_host,
             sip_port=settings.sip_port,
             sip_advertised_host=settings.sip_advertised_host or None,
+            sip_tcp_host=settings.sip_tcp_host or None,
             sip_tls=tls_server,
             sip_tls_host=settings.sip_tls_host or None,
             sip_tls_port=settings.sip_tls_port,

@@ -57,7 +57,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     sip_host: str = Field(
-        default="127.0.0.1", description="The address SIP listens on; 0.0.0.0 for every one."
+        default="127.0.0.1",
+        description="The address SIP listens on (UDP, and TCP/TLS unless set apart); "
+        "0.0.0.0 for every one.",
+    )
+    sip_tcp_host: str = Field(
+        default="", description="The address SIP over TCP listens on; empty means sip_host."
     )
     sip_port: int = Field(default=5080, ge=0, le=65535)
     sip_advertised_host: str = Field(

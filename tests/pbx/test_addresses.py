@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from tests.media.media_rig import dominant_frequency, read_wav_channels
 
 from sautikit.media import tone
@@ -40,3 +42,25 @@ async def test_a_pbx_on_0000_never_names_0000_and_its_calls_carry_audio(
     await leg.hangup()
     _, (phone_heard,) = read_wav_channels(tmp_path / "phone.wav")
     assert abs(dominant_frequency(phone_heard[: 8000 // 2]) - 440) < 20
+
+
+async def test_tcp_listens_where_its_own_setting_says(make_pbx) -> None:
+    """UDP on ``sip_host``, TCP on ``sip_tcp_host`` (two loopback addresses here): a call
+    over TCP to the TCP address is answered, and nothing listens for TCP beside UDP."""
+
+    async def app(leg: InboundLeg) -> None:
+        await leg.answer()
+        await leg.wait_ended()
+
+    server = await make_pbx(app, sip_host="127.0.0.1", sip_tcp_host="127.0.0.2")
+    with pytest.raises(OSError):
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.close()
+    phone = await make_pbx()
+    leg = await phone.dial(
+        f"sip:+254700000001@127.0.0.2:{server.port};transport=tcp",
+        from_uri="sip:+254711000000@127.0.0.1",
+        destination=("127.0.0.2", server.port, "tcp"),
+    )
+    await asyncio.wait_for(leg.wait_answer(), 10)
+    await leg.hangup()

@@ -56,7 +56,8 @@ class Pbx:
     ``user_agent_options`` go to :class:`UserAgent` (digest lookups for devices, the
     INVITE policy, timers). ``one_way_audio_after`` seconds without RTP from a leg report
     one-way audio on it (0: not watched). With a server context ``sip_tls`` SIP also
-    listens for TLS on ``sip_tls_host`` (default ``sip_host``) at ``sip_tls_port``;
+    listens for TLS on ``sip_tls_host`` (default ``sip_host``) at ``sip_tls_port``; TCP
+    listens on ``sip_tcp_host`` (default ``sip_host``, which UDP listens on);
     ``sip_tls_client`` verifies the servers (trunks) it connects to over TLS.
     """
 
@@ -73,6 +74,7 @@ class Pbx:
         on_inbound: InboundHandler | None = None,
         sip_user: str = "sautikit",
         one_way_audio_after: float = 0.0,
+        sip_tcp_host: str | None = None,
         sip_tls: ssl.SSLContext | None = None,
         sip_tls_host: str | None = None,
         sip_tls_port: int = DEFAULT_SIPS_PORT,
@@ -83,6 +85,7 @@ class Pbx:
         self.listen_host = sip_host
         self.sip_host = advertised_address(sip_host, sip_advertised_host)
         self.sip_port = sip_port
+        self._tcp_host = sip_tcp_host
         self._tls = (sip_tls, sip_tls_host, sip_tls_port, sip_tls_client)
         media_bind = media_host or sip_host
         if not media_advertised_address and _is_ip(self.sip_host) and sip_advertised_host:
@@ -137,6 +140,7 @@ class Pbx:
             self.listen_host,
             self.sip_port,
             advertised_host=self.sip_host,
+            tcp_host=self._tcp_host,
             tls=self._tls[0],
             tls_host=self._tls[1],
             tls_port=self._tls[2],

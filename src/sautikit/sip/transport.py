@@ -267,12 +267,14 @@ class SipTransportLayer:
         udp: bool = True,
         tcp: bool = True,
         advertised_host: str | None = None,
+        tcp_host: str | None = None,
         tls: ssl.SSLContext | None = None,
         tls_host: str | None = None,
         tls_port: int = DEFAULT_SIPS_PORT,
         tls_client: ssl.SSLContext | None = None,
     ) -> None:
-        """Listen on ``host:port``; port 0 picks one free port shared by UDP and TCP.
+        """Listen on ``host:port`` (TCP on ``tcp_host``, default ``host``); port 0 picks
+        one free port shared by UDP and TCP.
 
         ``advertised_host`` is what goes into Via sent-by and Contact (default ``host``, or
         for a wildcard such as ``0.0.0.0`` the machine's primary address: see
@@ -298,10 +300,19 @@ class SipTransportLayer:
                 self.host, self.port = host, self.tls_port
                 self.advertised_host = advertised_address(host, advertised_host)
                 return
-        await self._start_plain(host, port, udp=udp, tcp=tcp, advertised_host=advertised_host)
+        await self._start_plain(
+            host, port, udp=udp, tcp=tcp, advertised_host=advertised_host, tcp_host=tcp_host
+        )
 
     async def _start_plain(
-        self, host: str, port: int, *, udp: bool, tcp: bool, advertised_host: str | None
+        self,
+        host: str,
+        port: int,
+        *,
+        udp: bool,
+        tcp: bool,
+        advertised_host: str | None,
+        tcp_host: str | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         attempts = 5 if port == 0 and udp and tcp else 1
@@ -316,7 +327,10 @@ class SipTransportLayer:
             if tcp:
                 try:
                     self._server = await loop.create_server(
-                        lambda: _StreamConnection(self), host, bound_port, reuse_address=True
+                        lambda: _StreamConnection(self),
+                        tcp_host or host,
+                        bound_port,
+                        reuse_address=True,
                     )
                 except OSError:
                     # The ephemeral UDP port may be taken for TCP: try another pair.
