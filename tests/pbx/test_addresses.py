@@ -6,7 +6,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 from tests.media.media_rig import dominant_frequency, read_wav_channels
 
 from sautikit.media import tone
