@@ -14,10 +14,10 @@ from sautikit.api.docs import install_docs
 from sautikit.api.errors import install_error_handlers
 from sautikit.api.middleware import HttpMetrics, RequestContextMiddleware
 from sautikit.api.openapi import install_openapi
-from sautikit.api.ratelimit import RateLimiter
 from sautikit.billing.mpesa import TopUpService
 from sautikit.calls.admission import Admission
 from sautikit.calls.manager import CallManager
+from sautikit.cluster.buckets import KeyRateLimit
 from sautikit.config import Settings
 from sautikit.db import Database
 from sautikit.media.metrics import MediaCollector
@@ -67,7 +67,7 @@ def create_api(
     app.state.context = ApiContext(
         settings=settings,
         database=database,
-        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        limiter=KeyRateLimit(database, settings.rate_limit_per_second, settings.rate_limit_burst),
     )
     install_error_handlers(app)
     install_openapi(app)

@@ -60,7 +60,7 @@ async def authenticate(
         raise ApiError(401, "api_key.invalid", "the API key is not valid")
     if key.revoked_at is not None:
         raise ApiError(401, "api_key.revoked", "the API key has been revoked")
-    wait = context.limiter.acquire(key.id)
+    wait = await context.limiter.acquire(key.id)
     if wait:
         raise ApiError(
             429,

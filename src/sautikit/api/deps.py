@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sautikit.api.ratelimit import RateLimiter
+from sautikit.cluster.buckets import KeyRateLimit
 from sautikit.config import Settings
 from sautikit.db import Database
 
@@ -19,7 +19,7 @@ __all__ = ["ApiContext", "DbSession", "api_context", "db_session"]
 class ApiContext:
     settings: Settings
     database: Database
-    limiter: RateLimiter
+    limiter: KeyRateLimit
 
 
 def api_context(request: Request) -> ApiContext:

@@ -13,8 +13,8 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sautikit.api.ratelimit import RateLimiter
 from sautikit.calls.status import LIVE_STATUSES
+from sautikit.cluster.buckets import TokenBuckets
 from sautikit.db.models import Call, Workspace
 
 __all__ = ["CallLimitExceeded", "CallRateGuard"]
@@ -37,20 +37,12 @@ class CallRateGuard:
     wallet lock (admission takes it first), so two admissions of one workspace cannot both
     take the last line. A bridged call counts once: its dialled legs (rows with a
     ``parent_call_id``) are part of it (SPEC §6). The per-second limit is a token bucket
-    in this process, with a burst of one second's worth of calls.
+    with a burst of one second's worth of calls, shared by every node on PostgreSQL
+    (:mod:`sautikit.cluster.buckets`); ``clock`` gives Unix seconds.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._limiters: dict[str, RateLimiter] = {}
-
-    def _limiter(self, workspace: Workspace) -> RateLimiter:
-        rate = workspace.max_calls_per_second
-        limiter = self._limiters.get(workspace.id)
-        if limiter is None or limiter.rate != rate:
-            limiter = RateLimiter(rate, max(1, rate), self._clock)
-            self._limiters[workspace.id] = limiter
-        return limiter
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._buckets = TokenBuckets(clock)
 
     async def admit(self, session: AsyncSession, workspace: Workspace) -> None:
         """Allow one more call for ``workspace`` or raise :class:`CallLimitExceeded`."""
@@ -70,7 +62,10 @@ class CallRateGuard:
                 limit="concurrent",
                 retry_after=1.0,
             )
-        wait = self._limiter(workspace).acquire(workspace.id)
+        rate = workspace.max_calls_per_second
+        wait = await self._buckets.take(
+            session, f"calls-per-second:{workspace.id}", rate=rate, burst=max(1, rate)
+        )
         if wait:
             raise CallLimitExceeded(
                 f"this workspace may start {workspace.max_calls_per_second} calls per second",

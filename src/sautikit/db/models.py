@@ -39,6 +39,7 @@ __all__ = [
     "Queue",
     "QueueMember",
     "Rate",
+    "RateBucket",
     "Recording",
     "SipCredential",
     "SipRegistration",
@@ -264,6 +265,18 @@ class Node(Base):
     sip_address: Mapped[str | None] = mapped_column(String(300))
     recovered_by: Mapped[str | None] = mapped_column(String(100))
     recovered_at: Mapped[datetime | None]
+
+
+class RateBucket(Base):
+    """A token bucket shared by every node (cluster.buckets): ``tokens`` as of
+    ``updated_at`` (Unix seconds); ``allowed`` says whether the last take got one."""
+
+    __tablename__ = "rate_buckets"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tokens: Mapped[float]
+    updated_at: Mapped[float]
+    allowed: Mapped[bool]
 
 
 class Call(Base):
