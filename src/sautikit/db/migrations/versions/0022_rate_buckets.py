@@ -1,16 +1,16 @@
 """Token buckets every node shares (rate limits per API key, calls per second per
 workspace): one row per bucket, refilled and taken in one statement (cluster.buckets).
 
-Revision ID: 0021
-Revises: 0020
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-04
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0021"
-down_revision = "0020"
+revision = "0022"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
