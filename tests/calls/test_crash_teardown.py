@@ -1,4 +1,7 @@
-"""After a SIGKILL, a leg that never rang back is still CANCELled by the next start.
+"""After a SIGKILL, the next start ends every leg at the far end from its stored dialog.
+
+A leg that never rang back is still CANCELled, and a carrier that challenges the BYE
+gets it again with its trunk's login.
 
 A ``dial`` leg's dialog (``calls.sip_dialog``: the INVITE as sent) is stored as soon as
 the INVITE goes out, not at its first 180: a carrier that only answered ``100 Trying``
@@ -19,18 +22,22 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from tests.serve_process import CALLEE, NUMBER, ServeProcess, calls, seed, serve_database
 from tests.sipp import SCENARIOS as SIP_SCENARIOS
 from tests.sipp import Sipp, requires_sipp
 from tests.voice.voice_rig import AppServer, document
 
 from sautikit.calls.status import CallStatus
+from sautikit.config import Settings
+from sautikit.crypto import encrypt_secret
 from sautikit.db import Database
-from sautikit.db.models import Call
+from sautikit.db.models import Call, Trunk
 
 pytestmark = [pytest.mark.sipp, requires_sipp]
 
 TRYING_ONLY = Path(__file__).parent / "scenarios" / "uas_trying_only.xml"
+CHALLENGES_BYE = Path(__file__).parent / "scenarios" / "uas_answer_challenges_bye.xml"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -82,3 +89,52 @@ async def test_a_leg_that_only_said_trying_is_cancelled_after_a_crash(
     assert child.parent_call_id == parent.id
     assert (parent.status, parent.hangup_cause) == (CallStatus.COMPLETED, "network_error")
     assert (child.status, child.hangup_cause) == (CallStatus.FAILED, "network_error")
+
+
+async def test_after_a_crash_the_bye_answers_the_carriers_challenge(
+    served_database: tuple[str, Database], app: AppServer, tmp_path: Path
+) -> None:
+    url, database = served_database
+    app.route("/voice", document({"dial": {"number": CALLEE, "timeout": 60}}))
+    async with Sipp(scenario=CHALLENGES_BYE, timeout=60) as callee:
+        await seed(database, voice_url=app.url("/voice"), trunk_port=callee.port)
+        await give_the_trunk_a_login(database)
+        serve = ServeProcess(tmp_path / "var", url)
+        try:
+            await serve.start()
+            async with Sipp(
+                scenario=SIP_SCENARIOS / "uac_answered_waits_for_bye.xml",
+                remote=serve.sip,
+                service=NUMBER,
+                timeout=60,
+            ) as caller:
+                await until_both_answered(database)
+                serve.send_signal(signal.SIGKILL)
+                await serve.wait_exit(10)
+                async with ServeProcess(tmp_path / "var", url, sip_port=serve.sip_port):
+                    caller_result = await caller.wait()
+                    callee_result = await callee.wait()  # 401, then a BYE it verifies
+        finally:
+            await serve.kill()
+    assert caller_result.returncode == 0, caller_result.explain()
+    assert callee_result.returncode == 0, callee_result.explain()
+
+
+async def give_the_trunk_a_login(database: Database) -> None:
+    """The seeded trunk gets the login trunk/pa55, as ``sautikit trunks add`` stores it
+    under the serve process's key (SAUTIKIT_SECRET_KEY=test-secret)."""
+    key = Settings(secret_key="test-secret").signing_key()
+    async with database.transaction() as session:
+        trunk = await session.scalar(select(Trunk))
+        assert trunk is not None
+        trunk.username = "trunk"
+        trunk.password_encrypted = encrypt_secret("pa55", key, context=f"trunk:{trunk.name}")
+
+
+async def until_both_answered(database: Database, seconds: float = 30) -> None:
+    for _ in range(int(seconds / 0.1)):
+        found = await calls(database)
+        if len(found) == 2 and all(call.status == CallStatus.ANSWERED for call in found):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"calls are {[call.status for call in await calls(database)]}")

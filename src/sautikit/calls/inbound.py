@@ -117,6 +117,9 @@ class Inbound:
             return
         call = admitted.call
         bind_call(call.id, call.workspace_id)  # this task runs the one INVITE
+        # A trunk may challenge our BYE (or re-INVITE) of a call it brought in: answer it
+        # with the trunk's own login, as for the calls we send it.
+        leg.sip.answer_challenges_with(self.devices.trunks.credentials_for(leg.sip.source.host))
         live = self.registry.adopt(self.host, leg, call)
         leg.ring()
         if ringing_devices:

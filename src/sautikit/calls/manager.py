@@ -207,7 +207,7 @@ class CallManager:
         """Close the calls ``owner`` left live (this node at start; a dead node's, claimed
         by cluster.lease) and end their legs from here; answers how many were closed."""
         if self._teardown is None:
-            self._teardown = Teardown(self.pbx.agent)
+            self._teardown = Teardown(self.pbx.agent, credentials_for=self.trunks.credentials_for)
         recovery = await recover_calls(
             self.database, self.settings, node=owner, teardown=self._teardown
         )

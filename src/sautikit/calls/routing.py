@@ -157,20 +157,25 @@ def choose_trunk(trunks: list[Trunk], e164: str) -> Trunk:
     return best[1]
 
 
+def trunk_credentials(trunk: Trunk, secret_key: bytes) -> tuple[str, str] | None:
+    """The trunk's digest login (username, password), or None when it has none."""
+    if not trunk.username:
+        return None
+    password = (
+        decrypt_secret(trunk.password_encrypted, secret_key, context=f"trunk:{trunk.name}")
+        if trunk.password_encrypted
+        else ""
+    )
+    return trunk.username, password
+
+
 def route_destination(trunks: list[Trunk], kind: str, address: str, *, secret_key: bytes) -> Route:
     """Route an E.164 number through its trunk, a SIP URI straight to its host."""
     if kind != "e164" and kind != "number":
         return Route(address, None, None)
     trunk = choose_trunk(trunks, address)
     user = address if trunk.dial_prefix in ("", "+") else trunk.dial_prefix + address[1:]
-    credentials = None
-    if trunk.username:
-        password = (
-            decrypt_secret(trunk.password_encrypted, secret_key, context=f"trunk:{trunk.name}")
-            if trunk.password_encrypted
-            else ""
-        )
-        credentials = (trunk.username, password)
+    credentials = trunk_credentials(trunk, secret_key)
     params: dict[str, str | None] = {"transport": "tls"} if trunk.transport == "tls" else {}
     target = str(SipUri("sip", user, trunk.host, trunk.port, params=params))
     srtp: SrtpMode = "required" if trunk.srtp == "required" else "optional"
@@ -209,6 +214,23 @@ class Trunks:
     def trusts(self, host: str) -> bool:
         """Whether INVITEs from ``host`` come from a carrier trunk (no digest needed)."""
         return trunk_trusts(self._trunks, host)
+
+    def credentials_for(self, host: str) -> tuple[str, str] | None:
+        """The login of the trunk at ``host`` — the one calls go to there, or that brings
+        calls in from there — for answering its digest challenge to a request of ours in
+        a call (a BYE, a re-INVITE), whichever way the call went."""
+        try:
+            source: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(
+                host
+            )
+        except ValueError:
+            source = None
+        for trunk in self._trunks:
+            if trunk.host == host or (source is not None and _trunk_sends_from(trunk, source)):
+                found = trunk_credentials(trunk, self._secret_key)
+                if found is not None:
+                    return found
+        return None
 
     def requires_srtp_from(self, host: str) -> bool:
         """Whether a trunk that brings calls in from ``host`` requires SRTP."""

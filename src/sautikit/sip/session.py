@@ -303,6 +303,11 @@ class Call:
 
     # -- in-dialog requests ---------------------------------------------------------------
 
+    def answer_challenges_with(self, credentials: tuple[str, str] | None) -> None:
+        """The login to answer a 401/407 to our in-dialog requests with (a trunk that
+        brought the call in challenging our BYE); a call we placed has its own already."""
+        self._credentials = credentials
+
     async def _send_in_dialog(self, request: Request) -> tuple[Request, Response]:
         """Send an in-dialog request; a 401/407 is answered once when we hold credentials
         (carriers challenge BYE and re-INVITE too). Returns the request finally sent."""

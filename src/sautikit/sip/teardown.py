@@ -8,7 +8,9 @@ with a :class:`Teardown`, built on the transaction layer alone:
 
 * an answered call, either side of it — ``BYE`` in the stored dialog (§15.1.1), with a
   CSeq well past the last one stored so a re-INVITE sent after the snapshot cannot make
-  it look out of order (§12.2.1.1 asks only for a higher number);
+  it look out of order (§12.2.1.1 asks only for a higher number); a 401/407 to it is
+  answered once with the login ``credentials_for`` gives for the far end's host (a
+  carrier trunk's: the snapshot itself holds no credentials);
 * a call we placed that was not answered yet — ``CANCEL`` of the stored INVITE (§9.1).
   The INVITE's client transaction died with the process, so the 487 that follows is
   ACKed here (§17.1.1.3); a 2xx that crossed the CANCEL is ACKed and ended with BYE
@@ -25,9 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
+from sautikit.sip.client_auth import answer_challenge
 from sautikit.sip.dialog import Dialog, DialogState
 from sautikit.sip.errors import SipParseError
 from sautikit.sip.message import Request, Response, parse_message
@@ -153,8 +157,15 @@ class Teardown:
     answers to INVITEs whose transactions died with the process that sent them.
     """
 
-    def __init__(self, agent: UserAgent) -> None:
+    def __init__(
+        self,
+        agent: UserAgent,
+        *,
+        credentials_for: Callable[[str], tuple[str, str] | None] | None = None,
+    ) -> None:
         self._agent = agent
+        #: The login for a host that challenges our BYE (a carrier trunk's), if any.
+        self._credentials_for = credentials_for
         self._layer = agent._layer
         #: Cancelled INVITEs by (Call-ID, CSeq number), whose final answer we must ACK.
         self._cancelled: dict[tuple[str, int], tuple[Request, Peer]] = {}
@@ -176,7 +187,15 @@ class Teardown:
         dialog.local_cseq += CSEQ_MARGIN
         bye = dialog.create_request("BYE")
         bye.headers.add("Reason", 'SIP;cause=500;text="the call\'s process restarted"')
-        response = await self._layer.send_request(bye, dialog.next_hop()).final_response
+        hop = dialog.next_hop()
+        response = await self._layer.send_request(bye, hop).final_response
+        credentials = self._credentials_for(hop.host) if self._credentials_for else None
+        if response.status in (401, 407) and credentials is not None:
+            # §22.2: a carrier challenging the BYE gets it again with the trunk's login.
+            retry = answer_challenge(bye, response, credentials, dialog.local_cseq + 1)
+            if retry is not None:
+                dialog.local_cseq += 1
+                response = await self._layer.send_request(retry, hop).final_response
         logger.info("BYE for stored dialog %s: %d", dialog.call_id, response.status)
 
     async def _cancel(self, invite: Request, peer: Peer) -> None:
