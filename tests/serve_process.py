@@ -181,6 +181,8 @@ class ServeProcess:
             "SAUTIKIT_NODE_ID": "serve-test",
             "SAUTIKIT_APP_TIMEOUT_SECONDS": "3",
             "SAUTIKIT_LOG_LEVEL": "info",
+            # Trunks in tests are SIPp callees: an OPTIONS ping would be a failed call.
+            "SAUTIKIT_TRUNK_PING_SECONDS": "0",
             **(env or {}),
         }
         self.env.pop("SAUTIKIT_CONFIG_FILE", None)

@@ -109,6 +109,13 @@ class Settings(BaseSettings):
         description="PEM CA certificates that trunks reached over TLS must be signed by; "
         "empty means the system's trust store.",
     )
+    trunk_ping_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Every this many seconds an OPTIONS goes to each address of each "
+        "outbound trunk; a trunk none of whose addresses answers is marked down and skipped "
+        "while another trunk carries the number. 0 turns the pings off.",
+    )
     rtp_ports: str = "20000-29999"
     one_way_audio_seconds: float = Field(
         default=10.0,

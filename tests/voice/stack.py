@@ -160,7 +160,8 @@ async def open_stack(
         allow_private_http=True,
         node_id=node,
         shutdown_grace_seconds=1,
-        **settings_overrides,
+        # Trunks here are SIPp callees, which take an OPTIONS ping for a failed call.
+        **{"trunk_ping_seconds": 0, **settings_overrides},
     )
     if join is not None:
         workspace_id, headers = join.workspace_id, join.headers

@@ -39,9 +39,10 @@ from sautikit.calls.registry import CallRegistry
 from sautikit.calls.routing import Trunks
 from sautikit.config import Settings
 from sautikit.db import Database
-from sautikit.db.models import Call
+from sautikit.db.models import Call, Trunk
 from sautikit.db.types import utcnow
 from sautikit.pbx import Pbx
+from sautikit.pbx.trunk_health import Health, TrunkHealth
 from sautikit.recordings.pipeline import RecordingPipeline
 from sautikit.sip import CallEnd
 from sautikit.sip.teardown import Teardown
@@ -91,6 +92,14 @@ class CallManager:
         self.records = CallRecords(database, settings)
         self.admission = Admission(settings)
         self.trunks = Trunks(settings.signing_key())
+        if settings.trunk_ping_seconds > 0:
+            self.trunks.health = TrunkHealth(
+                lambda: pbx.started_agent,
+                self.trunks.resolver,
+                interval=settings.trunk_ping_seconds,
+                timeout=min(5.0, settings.trunk_ping_seconds),
+                on_change=self._trunk_health_changed,
+            )
         self.rooms = Rooms(
             pbx.media,
             lambda room, call: self.begin_recording(call, "conference", channels=1),
@@ -150,6 +159,7 @@ class CallManager:
         self._spool = settings.data_dir / "spool"
         self._heartbeat_task: asyncio.Task[Any] | None = None
         self._reaper_task: asyncio.Task[Any] | None = None
+        self._health_task: asyncio.Task[Any] | None = None
         self._teardown: Teardown | None = None
         self.reaper = Reaper(
             pbx,
@@ -182,6 +192,10 @@ class CallManager:
         await self._maintain()
         self._heartbeat_task = self.registry.spawn(self._heartbeat(), "heartbeat")
         self._reaper_task = self.registry.spawn(self.reaper.run(), "reaper")
+        if self.trunks.health is not None:
+            self._health_task = self.registry.spawn(
+                self.trunks.health.run(self.trunks.addresses), "trunk OPTIONS pings"
+            )
 
     @property
     def reaped(self) -> Reaped:
@@ -193,6 +207,18 @@ class CallManager:
             await self.trunks.reload(session)
             await self.devices.directory.reload(session)
         await self.devices.reload_registrations()
+
+    async def _trunk_health_changed(self, name: str, health: Health) -> None:
+        """Store what the pings found, for ``sautikit trunks list`` and the console."""
+
+        async def store(session: AsyncSession) -> None:
+            await session.execute(
+                update(Trunk)
+                .where(Trunk.name == name)
+                .values(health=health, health_changed_at=utcnow())
+            )
+
+        await self.database.write(store, what=f"trunk {name} is {health}")
 
     def trusts(self, host: str) -> bool:
         """Whether INVITEs from ``host`` come from a carrier trunk (no digest needed)."""
@@ -220,7 +246,11 @@ class CallManager:
         until ``hurry`` is set), then end them and write what they leave
         (:meth:`CallRegistry.drain`)."""
         self.accepting = False
-        loops = [task for task in (self._heartbeat_task, self._reaper_task) if task is not None]
+        loops = [
+            task
+            for task in (self._heartbeat_task, self._reaper_task, self._health_task)
+            if task is not None
+        ]
         await self.registry.drain(grace, hurry=hurry, keep_running=loops)
 
     async def _heartbeat(self) -> None:

@@ -79,10 +79,12 @@ class Dialler:
         if call.on_net:
             platform = PlatformAddress(self.pbx.listen_host, self.pbx.port, self.pbx.sip_host)
         route = self.trunks.route(call.to_number, caller=call.from_number, on_net=platform)
+        peers = await self.trunks.peers(route)
         return await self.pbx.dial(
             route.target,
             from_uri=f"sip:{call.from_number}@{self.pbx.sip_host}",
-            destination=route.destination,
+            destination=peers[0] if peers else route.destination,
+            alternates=peers[1:],
             credentials=route.credentials,
             ring_timeout=ring_timeout,
             extra_headers=route.headers,

@@ -22,15 +22,19 @@ import hmac
 import ipaddress
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.crypto import decrypt_secret
 from sautikit.db.models import Number, Trunk
-from sautikit.sip import Request, SipUri
+from sautikit.pbx.trunk_health import TrunkAddress, TrunkHealth
+from sautikit.sip import Peer, Request, SipUri
 from sautikit.sip.addresses import is_wildcard
+from sautikit.sip.dns import SipResolver, Transport
 from sautikit.sip.sdp import SrtpMode
 
 __all__ = [
@@ -82,6 +86,8 @@ class Route:
     """Extra INVITE headers (an on-net call's token)."""
     srtp: SrtpMode = "optional"
     """``required``: the INVITE offers SRTP and a plain answer fails the leg."""
+    trunk: str | None = None
+    """The trunk's name, when one carries the call."""
 
 
 @dataclass(frozen=True)
@@ -145,16 +151,26 @@ def on_net_route(e164: str, caller: str, platform: PlatformAddress, *, secret_ke
     return Route(target, (host, platform.port, "udp"), None, ((ON_NET_HEADER, token),))
 
 
-def choose_trunk(trunks: list[Trunk], e164: str) -> Trunk:
-    """The trunk whose longest prefix matches ``e164``."""
+def choose_trunk(
+    trunks: list[Trunk], e164: str, is_down: Callable[[str], bool] = lambda _: False
+) -> Trunk:
+    """The trunk whose longest prefix matches ``e164``, among those not down (OPTIONS
+    pings, :mod:`sautikit.pbx.trunk_health`); when every match is down, the best of them
+    anyway (the pings may be behind)."""
     best: tuple[int, Trunk] | None = None
+    best_up: tuple[int, Trunk] | None = None
     for trunk in trunks:
         for prefix in trunk.prefixes:
-            if e164.startswith(prefix) and (best is None or len(prefix) > best[0]):
+            if not e164.startswith(prefix):
+                continue
+            if best is None or len(prefix) > best[0]:
                 best = (len(prefix), trunk)
-    if best is None:
+            if not is_down(trunk.name) and (best_up is None or len(prefix) > best_up[0]):
+                best_up = (len(prefix), trunk)
+    chosen = best_up or best
+    if chosen is None:
         raise NoRoute(f"no carrier trunk carries {e164}")
-    return best[1]
+    return chosen[1]
 
 
 def trunk_credentials(trunk: Trunk, secret_key: bytes) -> tuple[str, str] | None:
@@ -169,17 +185,26 @@ def trunk_credentials(trunk: Trunk, secret_key: bytes) -> tuple[str, str] | None
     return trunk.username, password
 
 
-def route_destination(trunks: list[Trunk], kind: str, address: str, *, secret_key: bytes) -> Route:
+def route_destination(
+    trunks: list[Trunk],
+    kind: str,
+    address: str,
+    *,
+    secret_key: bytes,
+    is_down: Callable[[str], bool] = lambda _: False,
+) -> Route:
     """Route an E.164 number through its trunk, a SIP URI straight to its host."""
     if kind != "e164" and kind != "number":
         return Route(address, None, None)
-    trunk = choose_trunk(trunks, address)
+    trunk = choose_trunk(trunks, address, is_down)
     user = address if trunk.dial_prefix in ("", "+") else trunk.dial_prefix + address[1:]
     credentials = trunk_credentials(trunk, secret_key)
     params: dict[str, str | None] = {"transport": "tls"} if trunk.transport == "tls" else {}
-    target = str(SipUri("sip", user, trunk.host, trunk.port, params=params))
+    # Port 0: the trunk's host is a domain whose SRV records name ports (RFC 3263).
+    target = str(SipUri("sip", user, trunk.host, trunk.port or None, params=params))
     srtp: SrtpMode = "required" if trunk.srtp == "required" else "optional"
-    return Route(target, (trunk.host, trunk.port, trunk.transport), credentials, srtp=srtp)
+    destination = (trunk.host, trunk.port, trunk.transport)
+    return Route(target, destination, credentials, srtp=srtp, trunk=trunk.name)
 
 
 def _trunk_sends_from(trunk: Trunk, source: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -204,9 +229,12 @@ def trunk_trusts(trunks: list[Trunk], address: str) -> bool:
 class Trunks:
     """The carrier trunks as this process last read them (the CLI and the API change them)."""
 
-    def __init__(self, secret_key: bytes) -> None:
+    def __init__(self, secret_key: bytes, resolver: SipResolver | None = None) -> None:
         self._secret_key = secret_key
         self._trunks: list[Trunk] = []
+        self.resolver = resolver or SipResolver()
+        #: The OPTIONS pings, when running: down trunks are skipped, dead addresses last.
+        self.health: TrunkHealth | None = None
 
     async def reload(self, session: AsyncSession) -> None:
         self._trunks = list((await session.scalars(select(Trunk))).all())
@@ -249,7 +277,38 @@ class Trunks:
         if on_net is not None:
             return on_net_route(to, caller, on_net, secret_key=self._secret_key)
         kind = "e164" if to.startswith("+") else "sip"
-        return route_destination(self._trunks, kind, to, secret_key=self._secret_key)
+        health = self.health
+        return route_destination(
+            self._trunks,
+            kind,
+            to,
+            secret_key=self._secret_key,
+            is_down=health.is_down if health is not None else lambda _: False,
+        )
+
+    async def peers(self, route: Route) -> list[Peer]:
+        """Where a trunk's call goes, in the order to try (RFC 3263: NAPTR, SRV, A;
+        addresses the pings found dead last); empty for other routes. Raises ``OSError``
+        when DNS knows no address for the trunk."""
+        if route.trunk is None or route.destination is None:
+            return []
+        host, port, transport = route.destination
+        if transport == "tls" and port:
+            return []  # the TLS transport connects by name: it checks the certificate by it
+        targets = await self.resolver.resolve(host, port or None, cast(Transport, transport))
+        if self.health is not None:
+            targets = self.health.order(route.trunk, targets)
+        if not targets:
+            raise OSError(f"trunk {route.trunk}: DNS has no address for {host}")
+        return [Peer(target.transport, target.host, target.port) for target in targets]
+
+    def addresses(self) -> list[TrunkAddress]:
+        """The trunks that carry calls out, as the pings see them."""
+        return [
+            TrunkAddress(trunk.name, trunk.host, trunk.port, cast(Transport, trunk.transport))
+            for trunk in self._trunks
+            if trunk.prefixes
+        ]
 
     def on_net_caller(self, request: Request) -> bool:
         """Whether ``request`` is an on-net call from this deployment (a valid token for

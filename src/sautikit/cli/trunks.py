@@ -27,8 +27,12 @@ app = typer.Typer(help="Carrier trunks: where calls go out and come in.", no_arg
 @app.command("add")
 def add(
     name: str,
-    host: Annotated[str, typer.Option("--host", help="The carrier's SIP address.")],
-    port: Annotated[int, typer.Option("--port")] = 5060,
+    host: Annotated[
+        str, typer.Option("--host", help="The carrier's SIP address: an IP or a DNS name.")
+    ],
+    port: Annotated[
+        int, typer.Option("--port", help="0: take hosts and ports from the name's SRV records.")
+    ] = 5060,
     transport: Annotated[
         str,
         typer.Option(
@@ -114,10 +118,11 @@ def list_trunks(as_json: JsonOption = False) -> None:
     rows = [
         {
             "name": trunk.name,
-            "address": f"{trunk.transport}:{trunk.host}:{trunk.port}",
+            "address": f"{trunk.transport}:{trunk.host}:{trunk.port or 'SRV'}",
             "username": trunk.username or "",
             "prefixes": ",".join(trunk.prefixes) or "(inbound only)",
             "inbound": ",".join(trunk.inbound_addresses),
+            "health": trunk.health,
         }
         for trunk in in_transaction(work)
     ]

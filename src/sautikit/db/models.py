@@ -179,6 +179,9 @@ class Trunk(Base):
     dial_prefix: Mapped[str] = mapped_column(String(32), default="")
     # "optional" or "required": SRTP offered to it, plain RTP from or to it refused (488).
     srtp: Mapped[str] = mapped_column(String(8), default="optional", server_default="optional")
+    # What the OPTIONS pings last found (sautikit.pbx.trunk_health): up, down, unknown.
+    health: Mapped[str] = mapped_column(String(8), default="unknown", server_default="unknown")
+    health_changed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -204,6 +204,7 @@ class Pbx:
         ring_timeout: float | None = 30.0,
         extra_headers: Iterable[tuple[str, str]] = (),
         srtp: SrtpMode = "optional",
+        alternates: Sequence[Peer] = (),
     ) -> OutboundLeg:
         """Send an INVITE with our offer and return the leg at once; follow it with
         :meth:`OutboundLeg.wait_answer`. With ``srtp="required"`` the offer is SRTP (SDES)
@@ -220,6 +221,7 @@ class Pbx:
                 credentials=credentials,
                 ring_timeout=ring_timeout,
                 extra_headers=extra_headers,
+                alternates=alternates,
             )
         except BaseException:
             await channel.close()

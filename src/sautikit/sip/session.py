@@ -37,7 +37,7 @@ import dataclasses
 import enum
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from sautikit.sip.client_auth import answer_challenge
@@ -903,8 +903,11 @@ class OutgoingCall(Call):
         ring_timeout: float | None,
         late_answer: Callable[[SessionDescription], SessionDescription] | None,
         pinned: bool = False,
+        alternates: Sequence[Peer] = (),
     ) -> None:
         super().__init__(agent, invite)
+        #: Where to send the INVITE next if this destination fails (RFC 3263 §4.3).
+        self.alternates = list(alternates)
         #: True when the owner named the destination: the call's later requests go there
         #: too unless a Record-Route names a hop (a device's NAT address, a trunk's SBC).
         self._pinned = pinned
@@ -1069,6 +1072,8 @@ class OutgoingCall(Call):
             return
         if response.status == 422 and self._retry_with_min_se(response):
             return
+        if response.status in (408, 503) and self._fail_over():
+            return
         self._fail(response.status, response.reason, self._cancel_reason or EndReason.FAILED)
 
     def _fail(self, status: int, phrase: str, reason: EndReason) -> None:
@@ -1102,18 +1107,37 @@ class OutgoingCall(Call):
         if self._retried_min_se or asked <= 0 or self._cancel_reason is not None:
             return False
         self._retried_min_se = True
-        invite = Request(method="INVITE", uri=self.invite.uri, body=self.invite.body)
-        for name, value in self.invite.headers:
-            if name not in ("Via", "Session-Expires", "Min-SE"):
-                invite.headers.add(name, value)
-        invite.headers.set("CSeq", str(CSeq(self.invite.cseq.number + 1, "INVITE")))
+        invite = self._next_invite(("Session-Expires", "Min-SE"))
         invite.headers.add("Session-Expires", str(asked))
         invite.headers.add("Min-SE", str(asked))
+        self._resend_as(invite)
+        return True
+
+    def _fail_over(self) -> bool:
+        """RFC 3263 §4.3: no answer, a transport error or 503 from this destination before
+        any provisional answer: the same call goes to the next one, if there is one."""
+        if not self.alternates or self._got_provisional or self._cancel_reason is not None:
+            return False
+        failed, self.destination = self.destination, self.alternates.pop(0)
+        logger.info("call %s: %s failed, trying %s", self.call_id, failed, self.destination)
+        self._resend_as(self._next_invite())
+        return True
+
+    def _next_invite(self, without: Iterable[str] = ()) -> Request:
+        """Our INVITE again with the next CSeq and no Via (a new transaction)."""
+        dropped = {"Via", *without}
+        invite = Request(method="INVITE", uri=self.invite.uri, body=self.invite.body)
+        for name, value in self.invite.headers:
+            if name not in dropped:
+                invite.headers.add(name, value)
+        invite.headers.set("CSeq", str(CSeq(self.invite.cseq.number + 1, "INVITE")))
+        return invite
+
+    def _resend_as(self, invite: Request) -> None:
         self.invite = invite
         self._got_provisional = False
         self._prack.forget()
         self._send_invite()
-        return True
 
     # -- ending ---------------------------------------------------------------------------
 

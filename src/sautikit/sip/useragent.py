@@ -67,6 +67,7 @@ from sautikit.sip.session import (
 from sautikit.sip.session_timer import SessionTimerConfig, request_headers, too_small
 from sautikit.sip.tls import DEFAULT_SIPS_PORT
 from sautikit.sip.transaction import (
+    LOCAL_FAILURE_REASONS,
     InviteServerTransaction,
     ServerTransaction,
     TimerConfig,
@@ -302,6 +303,7 @@ class UserAgent:
         extra_headers: Iterable[tuple[str, str]] = (),
         ring_timeout: float | None = None,
         late_answer: Callable[[SessionDescription], SessionDescription] | None = None,
+        alternates: Sequence[Peer] = (),
     ) -> OutgoingCall:
         """Send an INVITE to ``target`` and return the call at once (§13.2.1).
 
@@ -310,7 +312,10 @@ class UserAgent:
         call's later requests go there too unless a Record-Route names a hop.
         ``credentials`` (username, password) answer one 401/407. ``ring_timeout`` seconds
         without an answer CANCEL the call. With ``offer=None`` the 2xx carries the far
-        end's offer and ``late_answer`` makes the answer the ACK carries.
+        end's offer and ``late_answer`` makes the answer the ACK carries. ``alternates``
+        are where the INVITE goes next when ``destination`` answers 503, nothing, or cannot
+        be reached, before ringing (a carrier's other RFC 3263 targets,
+        :mod:`sautikit.sip.dns`).
         """
         if offer is None and late_answer is None:
             raise ValueError("an offerless INVITE needs late_answer to answer in the ACK")
@@ -345,6 +350,7 @@ class UserAgent:
             ring_timeout=ring_timeout,
             late_answer=late_answer,
             pinned=destination is not None,
+            alternates=alternates,
         )
         call._send_invite()
         return call
@@ -405,20 +411,35 @@ class UserAgent:
             for binding in service.natted():
                 source = binding.source
                 assert source is not None
-                target = SipUri.parse(binding.contact)
-                options = Request(method="OPTIONS", uri=target)
-                options.headers.add(
-                    "From", f"<sip:{self.user}@{self.transport.advertised_host}>;tag={new_tag()}"
-                )
-                options.headers.add("To", f"<{binding.contact}>")
-                options.headers.add(
-                    "Call-ID", f"{secrets.token_hex(12)}@{self.transport.advertised_host}"
-                )
-                options.headers.add("CSeq", str(CSeq(1, "OPTIONS")))
-                self._decorate(options)
+                options = self._options_request(SipUri.parse(binding.contact))
                 peer = Peer("udp", source.host, source.port)
                 with contextlib.suppress(ValueError):
                     self._layer.send_request(options, peer)
+
+    def _options_request(self, target: SipUri) -> Request:
+        """An OPTIONS outside any dialog (§11.1), for keep-alives and health pings."""
+        options = Request(method="OPTIONS", uri=target)
+        options.headers.add(
+            "From", f"<sip:{self.user}@{self.transport.advertised_host}>;tag={new_tag()}"
+        )
+        options.headers.add("To", f"<{target}>")
+        options.headers.add("Call-ID", f"{secrets.token_hex(12)}@{self.transport.advertised_host}")
+        options.headers.add("CSeq", str(CSeq(1, "OPTIONS")))
+        self._decorate(options)
+        return options
+
+    async def ping(self, target: SipUri, destination: Peer, *, within: float = 5.0) -> bool:
+        """Send an OPTIONS to ``destination``: True when anything answers it within
+        ``within`` seconds (any status: the host is alive), False otherwise."""
+        try:
+            transaction = self._layer.send_request(self._options_request(target), destination)
+        except (ValueError, OSError):
+            return False
+        try:
+            response = await asyncio.wait_for(asyncio.shield(transaction.final_response), within)
+        except TimeoutError:
+            return False
+        return response.reason not in LOCAL_FAILURE_REASONS
 
     # -- dispatch -------------------------------------------------------------------------
 

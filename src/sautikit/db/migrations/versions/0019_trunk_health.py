@@ -1,0 +1,28 @@
+"""Trunks keep their health as the OPTIONS pings last found it (``up``, ``down``).
+
+Revision ID: 0019
+Revises: 0018
+Create Date: 2026-12-04
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0019"
+down_revision = "0018"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("trunks") as batch:
+        batch.add_column(
+            sa.Column("health", sa.String(8), nullable=False, server_default="unknown")
+        )
+        batch.add_column(sa.Column("health_changed_at", sa.DateTime(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("trunks") as batch:
+        batch.drop_column("health_changed_at")
+        batch.drop_column("health")
