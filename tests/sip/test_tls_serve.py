@@ -18,13 +18,25 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
-from tests.serve_process import NUMBER, ServeProcess, free_sip_port, seed, serve_database
+from tests.serve_process import (
+    CALLEE,
+    NUMBER,
+    ServeProcess,
+    free_sip_port,
+    seed,
+    serve_database,
+)
 from tests.sipp import SCENARIOS, Sipp, free_port, requires_sipp
 from tests.tls_certs import Certificates, make_certificates
+from tests.voice.voice_rig import document, serve_app
 
 from sautikit.db import Database
 from sautikit.db.models import Number, SipCredential, SipRegistration, Trunk, Workspace
+from sautikit.media.session import RtpSession
+from sautikit.media.srtp import SrtpContext
+from sautikit.sip import IncomingCall, SdpSession, UserAgent
 from sautikit.sip.digest import compute_ha1
+from sautikit.sip.tls import server_context
 
 pytestmark = [
     pytest.mark.sipp,
@@ -122,3 +134,94 @@ async def test_a_workspace_requiring_srtp_refuses_plain_rtp_with_488(tmp_path: P
     async with database.sessions() as session:
         workspace = await session.get(Workspace, seeded.workspace_id)
         assert workspace is not None and workspace.srtp == "required"
+
+
+class TlsCarrier:
+    """A carrier's SBC that speaks only SIP over TLS (Sautikit's own stack, on the test CA's
+    certificate) and answers with SRTP when offered: it checks what the platform sends."""
+
+    def __init__(self, certificates: Certificates) -> None:
+        self.certificates = certificates
+        self.invites: list[tuple[str, str]] = []  # (transport, Request-URI)
+        self.media: RtpSession | None = None
+        self.agent: UserAgent | None = None
+        self.answered = asyncio.Event()
+
+    async def start(self) -> int:
+        self.agent = await UserAgent.listen(
+            "127.0.0.1",
+            0,
+            udp=False,
+            tcp=False,
+            tls=server_context(self.certificates.cert, self.certificates.key),
+            tls_port=0,
+            on_incoming_call=self._incoming,
+        )
+        return self.agent.transport.tls_port
+
+    async def _incoming(self, call: IncomingCall) -> None:
+        self.invites.append((call.source.transport, str(call.request.uri)))
+        assert call.offer is not None
+        self.media = await RtpSession.open("127.0.0.1", 0, rtcp_port=0)
+        answer, agreed = SdpSession("127.0.0.1").answer(call.offer, self.media.local_address[1])
+        self.media.set_remote((agreed.remote_address, agreed.remote_port))
+        if agreed.srtp is not None:
+            keys = agreed.srtp
+            self.media.set_srtp(SrtpContext(keys.suite, keys.local_key, keys.remote_key))
+        await call.answer(answer)
+        self.answered.set()
+
+    async def close(self) -> None:
+        if self.media is not None:
+            self.media.close()
+        if self.agent is not None:
+            await self.agent.close()
+
+
+async def test_a_call_to_a_tls_trunk_that_requires_srtp_is_verified_and_encrypted(
+    tmp_path: Path,
+) -> None:
+    """``trunks add --transport tls --srtp required`` in the database's terms: the INVITE
+    goes over TLS to the carrier (its certificate checked against SAUTIKIT_SIP_TLS_CA_FILE
+    and its name), offers SRTP, and the carrier hears SRTP it can decrypt."""
+    certificates = make_certificates(tmp_path / "certs")
+    carrier = TlsCarrier(certificates)
+    carrier_port = await carrier.start()
+    try:
+        async with serve_database("sqlite", tmp_path) as (url, database):
+            seeded = await seed(database, voice_url="http://127.0.0.1:9/none", trunk_port=1)
+            async with database.transaction() as session:
+                await session.execute(
+                    update(Trunk).values(
+                        host="localhost", port=carrier_port, transport="tls", srtp="required"
+                    )
+                )
+            env = {"SAUTIKIT_SIP_TLS_CA_FILE": str(certificates.ca)}
+            with serve_app() as app:
+                action_url = app.route("/answered", document({"pause": {"length": 30}}))
+                async with (
+                    ServeProcess(tmp_path / "var", url, env=env) as serve,
+                    serve.api(seeded.headers) as api,
+                ):
+                    placed = await api.post(
+                        "/v1/calls", json={"to": CALLEE, "from": NUMBER, "action_url": action_url}
+                    )
+                    assert placed.status_code == 201, placed.text
+                    await asyncio.wait_for(carrier.answered.wait(), 20)
+                    media = carrier.media
+                    assert media is not None
+                    for _ in range(200):
+                        if media.stats.packets_received >= 10:
+                            break
+                        await asyncio.sleep(0.05)
+                    hung_up = await api.post(
+                        f"/v1/calls/{placed.json()['id']}", json={"status": "completed"}
+                    )
+                    assert hung_up.status_code == 200, hung_up.text
+                    log = serve.log
+    finally:
+        await carrier.close()
+    assert carrier.invites == [("tls", f"sip:{CALLEE}@localhost:{carrier_port};transport=tls")]
+    assert media.srtp is not None, "the platform offered no SRTP"
+    assert media.stats.packets_received >= 10, (media.stats, log[-3000:])
+    assert media.stats.srtp_refused == 0
