@@ -142,6 +142,11 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
         raise_to_realtime_priority()
     store = open_store(settings)
     async with open_database(settings) as database, AsyncExitStack() as stack:
+        if not database.is_sqlite and not settings.storage_url:
+            log.warning(
+                "recordings and files are kept under this node's data_dir: with several "
+                "nodes, set SAUTIKIT_STORAGE_URL to an S3 bucket they share"
+            )
         stack.push_async_callback(store.close)
         loop_watch = LoopWatch()
         _run_in_background(stack, loop_watch.run())

@@ -9,10 +9,12 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 from tests.serve_process import CALLEE, NUMBER, ServeProcess, calls, seed, serve_database
 from tests.sipp import Sipp, requires_sipp
+from tests.storage.conftest import S3Server
 from tests.voice.voice_rig import AppServer, document, serve_app
 
 from sautikit.calls.manager import HEARTBEAT_SECONDS
@@ -37,12 +39,16 @@ LEASE_SECONDS = 4.0
 RECOVERY_BOUND = LEASE_SECONDS + LEASE_SECONDS / 3 + 20.0
 
 
-def node(name: str, data: Path, url: str, rtp: tuple[int, int]) -> ServeProcess:
+def node(name: str, data: Path, url: str, rtp: tuple[int, int], storage: str) -> ServeProcess:
     return ServeProcess(
         data,
         url,
         rtp_ports=rtp,
-        env={"SAUTIKIT_NODE_ID": name, "SAUTIKIT_NODE_LEASE_SECONDS": str(LEASE_SECONDS)},
+        env={
+            "SAUTIKIT_NODE_ID": name,
+            "SAUTIKIT_NODE_LEASE_SECONDS": str(LEASE_SECONDS),
+            "SAUTIKIT_STORAGE_URL": storage,  # one bucket for every node
+        },
     )
 
 
@@ -60,12 +66,14 @@ async def count(database: Database, statement: object) -> int:
         return int(await session.scalar(statement) or 0)  # type: ignore[call-overload]
 
 
-async def test_a_survivor_closes_a_killed_nodes_call_within_the_lease(tmp_path: Path) -> None:
+async def test_a_survivor_closes_a_killed_nodes_call_within_the_lease(
+    tmp_path: Path, s3_server: S3Server
+) -> None:
     with serve_app() as app:
-        await _kill_mid_call(app, tmp_path)
+        await _kill_mid_call(app, tmp_path, s3_server.url(f"cluster-{tmp_path.name}"))
 
 
-async def _kill_mid_call(app: AppServer, tmp_path: Path) -> None:
+async def _kill_mid_call(app: AppServer, tmp_path: Path, storage: str) -> None:
     answered = app.route(
         "/answered",
         document({"record": {"action": app.url("/recorded"), "timeout": 30, "maxLength": 120}}),
@@ -86,8 +94,8 @@ async def _kill_mid_call(app: AppServer, tmp_path: Path) -> None:
                     secret="s",
                 )
             )
-        node_b = node("node-b", tmp_path / "b" / "var", url, (31000, 31099))
-        node_a = node("node-a", tmp_path / "a" / "var", url, (31100, 31199))
+        node_b = node("node-b", tmp_path / "b" / "var", url, (31000, 31099), storage)
+        node_a = node("node-a", tmp_path / "a" / "var", url, (31100, 31199), storage)
         try:
             await node_b.start()
             async with node_b.api(seeded.headers) as api:
@@ -119,6 +127,13 @@ async def _kill_mid_call(app: AppServer, tmp_path: Path) -> None:
                 return {"call.completed", "call.recording.ready"} <= kinds
 
             await until(delivered, "node A delivered the call's last events", 30)
+            async with node_a.api(seeded.headers) as api:
+                (listed,) = (await api.get("/v1/recordings")).json()["data"]
+                shown = (await api.get(f"/v1/recordings/{listed['id']}")).json()
+            async with httpx.AsyncClient() as http:  # straight from the S3 store
+                audio = await http.get(shown["download_url"])
+            assert audio.status_code == 200 and audio.content[:4] == b"RIFF"
+            assert "X-Amz-Signature" in shown["download_url"]  # the store's own URL
         finally:
             await node_b.kill()
             await node_a.kill()
