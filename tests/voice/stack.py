@@ -100,15 +100,31 @@ class Stack:
             rate = recording.getframerate()
         return rate, [frames[channel::channels] for channel in range(channels)]
 
-    async def add_device(self, username: str, password: str) -> None:
-        """A SIP credential on NUMBER, as the credentials API makes it (HA1 only)."""
+    async def add_number(self, e164: str, **routing: Any) -> None:
+        """Another active number of the workspace (``routing``: its voice_url etc.)."""
         async with self.database.transaction() as session:
-            number = await session.scalar(select(Number).where(Number.e164 == NUMBER))
-            assert number is not None
+            session.add(
+                Number(
+                    e164=e164,
+                    monthly_price_minor=10_000,
+                    status="active",
+                    workspace_id=self.workspace_id,
+                    claimed_at=utcnow(),
+                    paid_until=utcnow() + timedelta(days=30),
+                    **routing,
+                )
+            )
+
+    async def add_device(self, username: str, password: str, number: str = NUMBER) -> None:
+        """A SIP credential on ``number``, as the credentials API makes it (HA1 only)."""
+        async with self.database.transaction() as session:
+            found = await session.scalar(select(Number).where(Number.e164 == number))
+            assert found is not None
+            number_id = found.id
             session.add(
                 SipCredential(
                     workspace_id=self.workspace_id,
-                    number_id=number.id,
+                    number_id=number_id,
                     username=username,
                     ha1_md5=compute_ha1(username, self.workspace_id, password, "MD5"),
                     ha1_sha256=compute_ha1(username, self.workspace_id, password, "SHA-256"),
