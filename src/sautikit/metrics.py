@@ -32,6 +32,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from sautikit.calls.status import CallStatus
+
 if TYPE_CHECKING:
     from sautikit.cluster.sampler import Sampler
 
@@ -215,8 +217,8 @@ class OperationsCollector(Collector):
         )
         seen: Counter[tuple[str, str]] = Counter(self.live_calls() if self.live_calls else [])
         for direction in ("inbound", "outbound"):
-            for status in ("ringing", "answered"):
-                seen.setdefault((direction, status), 0)
+            for live in (CallStatus.RINGING, CallStatus.ANSWERED):
+                seen.setdefault((direction, live), 0)
         for (direction, status), count in sorted(seen.items()):
             active.add_metric([direction, status], count)
         yield active

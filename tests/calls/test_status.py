@@ -68,3 +68,15 @@ def test_only_answered_calls_complete_and_ended_statuses_are_terminal() -> None:
 def test_an_unanswered_call_ends_in_the_status_of_its_cause(cause: str, status: CallStatus) -> None:
     assert status_for_unanswered(cause) == status
     assert status in TRANSITIONS[CallStatus.RINGING]
+
+
+def test_every_status_source_speaks_the_one_enum() -> None:
+    """The interpreter's LiveCall (voice) and the rows (calls) share one CallStatus, and
+    what a live call reports as it goes (ringing, answered, then completed or failed) is
+    a path the table allows."""
+    from sautikit.voice import control  # imported here: the test is about the re-export
+
+    assert control.CallStatus is CallStatus
+    assert CallStatus.ANSWERED in TRANSITIONS[CallStatus.RINGING]
+    assert CallStatus.COMPLETED in TRANSITIONS[CallStatus.ANSWERED]
+    assert CallStatus.FAILED in TRANSITIONS[CallStatus.RINGING]

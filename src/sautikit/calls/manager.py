@@ -37,6 +37,7 @@ from sautikit.calls.records import CallRecords
 from sautikit.calls.recovery import expire_queued_calls, recover_calls
 from sautikit.calls.registry import CallRegistry
 from sautikit.calls.routing import Trunks
+from sautikit.calls.status import CallStatus
 from sautikit.config import Settings
 from sautikit.db import Database
 from sautikit.db.models import Call, Trunk
@@ -375,7 +376,7 @@ class CallManager:
         live = self.registry.get(call_id)
         if live is None:
             return
-        if command.get("status") == "completed":
+        if command.get("status") == CallStatus.COMPLETED:
             await live.hangup("normal_clearing")
         elif "action_url" in command:
             interpreter = self.registry.interpreters.get(call_id)

@@ -1,7 +1,10 @@
 """A call's status (SPEC §4) and the one table of the changes it may make.
 
 ``queued`` → ``ringing`` → ``answered`` → ``completed``, or from before the answer to one
-of ``busy``, ``no_answer``, ``failed``, ``canceled``. Only ``completed`` calls were
+of ``busy``, ``no_answer``, ``failed``, ``canceled``. The values are
+:class:`~sautikit.voice.control.CallStatus` (defined beside the other SPEC §4 vocabulary
+there, so the interpreter and ``LiveCall`` use it without importing ``calls``; it is
+re-exported here). Only ``completed`` calls were
 answered and billed. The table is the state machine; :func:`advance` is the only writer of
 ``Call.status`` after a row is created, and a change the table does not list raises
 :class:`IllegalTransition` — a bug in Sautikit, never something a caller can cause.
@@ -9,9 +12,8 @@ answered and billed. The table is the state machine; :func:`advance` is the only
 
 from __future__ import annotations
 
-import enum
-
 from sautikit.db.models import Call
+from sautikit.voice.control import CallStatus
 
 __all__ = [
     "ENDED_STATUSES",
@@ -23,17 +25,6 @@ __all__ = [
     "can_advance",
     "status_for_unanswered",
 ]
-
-
-class CallStatus(enum.StrEnum):
-    QUEUED = "queued"
-    RINGING = "ringing"
-    ANSWERED = "answered"
-    COMPLETED = "completed"
-    BUSY = "busy"
-    NO_ANSWER = "no_answer"
-    FAILED = "failed"
-    CANCELED = "canceled"
 
 
 _UNANSWERED_ENDS = frozenset(

@@ -28,7 +28,7 @@ from sqlalchemy import select, update
 from sautikit.db.models import Call, Recording
 from sautikit.recordings.pipeline import UNFINISHED_STATES, RecordingPipeline
 from sautikit.voice.callbacks import Fields
-from sautikit.voice.control import RecordingInfo
+from sautikit.voice.control import CallStatus, RecordingInfo
 
 __all__ = ["RecoveryReport", "recover_recordings"]
 
@@ -114,7 +114,7 @@ async def _post_callback(
         "From": call.from_number if call is not None else "",
         "To": call.to_number if call is not None else "",
         "Direction": call.direction if call is not None else "",
-        "CallStatus": call.status if call is not None else "completed",
+        "CallStatus": call.status if call is not None else CallStatus.COMPLETED,
         "RecordingSid": current.id,
         "RecordingUrl": info.url,
         "RecordingDuration": current.duration_seconds or 0,

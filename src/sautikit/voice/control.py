@@ -17,6 +17,7 @@ it was doing on the call: the prompt, the collection, the recording, the dial at
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from sautikit.media.channel import MediaTap
 __all__ = [
     "CallControl",
     "CallEnded",
+    "CallStatus",
     "ConferenceOptions",
     "ConferenceResult",
     "ConferenceStatus",
@@ -53,6 +55,20 @@ __all__ = [
 ]
 
 Int16Array = npt.NDArray[np.int16]
+
+
+class CallStatus(enum.StrEnum):
+    """A call's status (SPEC §4); the changes it may make are in ``calls.status``."""
+
+    QUEUED = "queued"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
 
 HangupCause = Literal[
     "normal_clearing",
@@ -255,7 +271,7 @@ class CallControl(Protocol):
     direction: Literal["inbound", "outbound"]
 
     @property
-    def status(self) -> str:
+    def status(self) -> CallStatus:
         """The call's SPEC §4 status, sent to the app as ``CallStatus``."""
         ...
 

@@ -40,6 +40,7 @@ from sautikit.pbx import CallLeg, InboundLeg, OutboundLeg
 from sautikit.sip import CallEnd, CallFailed
 from sautikit.voice.control import (
     CallEnded,
+    CallStatus,
     ConferenceOptions,
     ConferenceResult,
     ConferenceStatus,
@@ -172,13 +173,13 @@ class LiveCall:
         the write reached the database, so the billed duration is the one heard."""
         self.ended_at: datetime | None = None
         """When the call ended, or Sautikit began to end it (its BYE): likewise."""
-        self._status = "ringing"
+        self._status = CallStatus.RINGING
         self._watcher = asyncio.ensure_future(self._watch())
 
     # --- state ---------------------------------------------------------------------------
 
     @property
-    def status(self) -> str:
+    def status(self) -> CallStatus:
         return self._status
 
     @property
@@ -211,7 +212,7 @@ class LiveCall:
             self.cause, self.error = hangup_of(end, self.direction, self._far_end())
         elif self.cause == "insufficient_funds":
             self.error = insufficient_funds_error()
-        self._status = "completed" if self.answered_event.is_set() else "failed"
+        self._status = CallStatus.COMPLETED if self.answered_event.is_set() else CallStatus.FAILED
         COUNTERS.call_ends[self.direction, self.cause] += 1
         try:
             await self.host.call_ended(self, end)
@@ -230,7 +231,7 @@ class LiveCall:
             self._answered_at = time.monotonic()
             COUNTERS.call_setup.observe(self._answered_at - self._started_at)
             self.answered_at = utcnow()
-            self._status = "answered"
+            self._status = CallStatus.ANSWERED
             await self.host.call_answered(self)
 
     # --- CallControl: the call itself -----------------------------------------------------
