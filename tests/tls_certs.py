@@ -8,6 +8,7 @@ and ``SAUTIKIT_SIP_TLS_KEY``, and what a phone or trunk is told to trust (``ca``
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-__all__ = ["Certificates", "make_certificates"]
+__all__ = ["Certificates", "make_certificates", "tls_port_in"]
+
+_TLS_LISTENING = re.compile(r"TLS on [0-9.]+:([0-9]+)")
+
+
+def tls_port_in(log: str) -> int:
+    """The TLS port ``sautikit serve`` logged it listens on: tests set
+    ``SAUTIKIT_SIP_TLS_PORT=0`` (a free port picked by the process, no race with others)."""
+    found = _TLS_LISTENING.search(log)
+    assert found is not None, f"serve logged no TLS listener:\n{log[-2000:]}"
+    return int(found.group(1))
 
 
 @dataclass(frozen=True)

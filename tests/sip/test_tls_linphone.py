@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import select, update
 from tests.linphone import Linphone, requires_linphone
 from tests.media.media_rig import rms
-from tests.serve_process import NUMBER, ServeProcess, free_sip_port, seed, serve_database
+from tests.serve_process import NUMBER, ServeProcess, seed, serve_database
 from tests.sipp import free_port
-from tests.tls_certs import Certificates, make_certificates
+from tests.tls_certs import Certificates, make_certificates, tls_port_in
 from tests.voice.voice_rig import AppServer, document, serve_app
 
 from sautikit.billing.sip_credentials import create_credential
@@ -84,7 +84,6 @@ async def test_linphone_registers_over_tls_and_calls_with_srtp_and_is_recorded(
     )
     app.route("/recorded", document({"hangup": {}}))
     certificates = make_certificates(tmp_path / "certs")
-    tls_port = free_sip_port()
     async with serve_database("sqlite", tmp_path) as (url, database):
         seeded = await seed(database, voice_url=app.url("/voice"), trunk_port=free_port())
         async with database.transaction() as session:
@@ -96,10 +95,10 @@ async def test_linphone_registers_over_tls_and_calls_with_srtp_and_is_recorded(
         env = {
             "SAUTIKIT_SIP_TLS_CERT": str(certificates.cert),
             "SAUTIKIT_SIP_TLS_KEY": str(certificates.key),
-            "SAUTIKIT_SIP_TLS_PORT": str(tls_port),
+            "SAUTIKIT_SIP_TLS_PORT": "0",
         }
         async with ServeProcess(tmp_path / "var", url, env=env) as serve:
-            assert f"TLS on 127.0.0.1:{tls_port}" in serve.log
+            tls_port = tls_port_in(serve.log)
             phone = tls_srtp_phone(tmp_path / "linphone", certificates)
             await phone.start(debug=True)
             try:
@@ -142,7 +141,6 @@ async def test_a_phone_registered_over_tls_is_rung_on_its_connection_with_srtp(
     callee is reached over the TLS connection it registered on (nothing listens for it
     elsewhere), both legs are SRTP, and what the caller plays reaches the callee."""
     certificates = make_certificates(tmp_path / "certs")
-    tls_port = free_sip_port()
     async with serve_database("sqlite", tmp_path) as (url, database):
         seeded = await seed(database, voice_url="http://127.0.0.1:9/none", trunk_port=free_port())
         async with database.transaction() as session:
@@ -167,10 +165,11 @@ async def test_a_phone_registered_over_tls_is_rung_on_its_connection_with_srtp(
         env = {
             "SAUTIKIT_SIP_TLS_CERT": str(certificates.cert),
             "SAUTIKIT_SIP_TLS_KEY": str(certificates.key),
-            "SAUTIKIT_SIP_TLS_PORT": str(tls_port),
+            "SAUTIKIT_SIP_TLS_PORT": "0",
         }
-        proxy = f"<sip:localhost:{tls_port};transport=tls>"
         async with ServeProcess(tmp_path / "var", url, env=env) as serve:
+            tls_port = tls_port_in(serve.log)
+            proxy = f"<sip:localhost:{tls_port};transport=tls>"
             caller = tls_srtp_phone(tmp_path / "caller", certificates)
             callee = tls_srtp_phone(tmp_path / "callee", certificates)
             heard = tmp_path / "heard.wav"

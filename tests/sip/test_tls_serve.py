@@ -22,12 +22,11 @@ from tests.serve_process import (
     CALLEE,
     NUMBER,
     ServeProcess,
-    free_sip_port,
     seed,
     serve_database,
 )
 from tests.sipp import SCENARIOS, Sipp, free_port, requires_sipp
-from tests.tls_certs import Certificates, make_certificates
+from tests.tls_certs import Certificates, make_certificates, tls_port_in
 from tests.voice.voice_rig import document, serve_app
 
 from sautikit.db import Database
@@ -92,18 +91,17 @@ async def test_sipp_registers_over_tls_and_the_binding_is_the_tls_connection(
     tmp_path: Path,
 ) -> None:
     certificates = make_certificates(tmp_path / "certs")
-    tls_port = free_sip_port()
     async with serve_database("sqlite", tmp_path) as (url, database):
         await seed(database, voice_url="http://127.0.0.1:9/none", trunk_port=free_port())
         await add_alice(database)
         env = {
             "SAUTIKIT_SIP_TLS_CERT": str(certificates.cert),
             "SAUTIKIT_SIP_TLS_KEY": str(certificates.key),
-            "SAUTIKIT_SIP_TLS_PORT": str(tls_port),
+            "SAUTIKIT_SIP_TLS_PORT": "0",
         }
         async with (
             ServeProcess(tmp_path / "var", url, env=env) as serve,
-            tls_bridge(certificates, tls_port) as bridge,
+            tls_bridge(certificates, tls_port_in(serve.log)) as bridge,
         ):
             result = await Sipp(
                 scenario=SCENARIOS / "uac_register_auth.xml",
