@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_PACKAGES := sip-tester baresip espeak-ng sox chromium iproute2 nftables linphone-cli nodejs
+DEBIAN_PACKAGES := sip-tester baresip espeak-ng sox chromium iproute2 nftables linphone-cli nodejs kamailio
 
 .PHONY: demo test lint system-packages clean
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import sautikit
 from sautikit import accounts, runtime
 from sautikit.app import serve
-from sautikit.cli import billing, members, mpesa, numbers, phone, trunks
+from sautikit.cli import billing, kamailio, members, mpesa, numbers, phone, trunks
 from sautikit.cli.common import (
     JsonOption,
     console,
@@ -68,6 +68,7 @@ app.add_typer(numbers.app, name="numbers")
 app.add_typer(trunks.app, name="trunks")
 app.add_typer(mpesa.app, name="mpesa")
 app.add_typer(members.app, name="console")
+app.command("kamailio-config")(kamailio.kamailio_config_command)
 for command_group in billing.app.registered_groups:
     assert command_group.typer_instance is not None  # each group was added as a Typer
     app.add_typer(command_group.typer_instance, name=command_group.name)
