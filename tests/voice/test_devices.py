@@ -154,3 +154,41 @@ async def test_linphone_registers_with_what_the_credential_answer_says(
     finally:
         output = await phone.stop()
     assert [SipUri.parse(b.contact).user for b in bindings] == ["front-desk"], output[-2000:]
+
+
+@requires_baresip
+async def test_baresip_registers_with_what_the_credential_answer_says(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """docs/pbx.md's baresip account line, written from a real credential answer."""
+    async with stack.database.sessions() as session:
+        number_id = await session.scalar(select(Number.id).where(Number.e164 == NUMBER))
+    answer = await stack.api.post(
+        f"/v1/numbers/{number_id}/sip-credentials",
+        json={"username": "front-desk"},
+        headers=stack.headers,
+    )
+    assert answer.status_code == 201, answer.text
+    credential = answer.json()
+    registrar = credential["registrar"]
+    assert "udp" in registrar["transports"] and registrar["digest_algorithms"] == ["MD5"]
+    await stack.manager.reload_trunks()  # at once, not on the maintenance timer
+    voice = tmp_path / "desk.wav"
+    voice.write_bytes(encode_wav(tone(1000, 6.0)))
+    phone = Baresip(tmp_path / "desk", "front-desk", voice, (37300, 37399))
+    account = (
+        f"<{credential['identity']}:{registrar['port']};transport=udp>"
+        f";auth_pass={credential['password']};regint=60"
+    )
+    (phone.folder / "accounts").write_text(account + ";answermode=auto;audio_codecs=PCMU\n")
+    await phone.start(seconds=6)
+    try:
+        for _ in range(100):
+            if stack.pbx.agent.lookup(credential["identity"]):
+                break
+            await asyncio.sleep(0.1)
+        bindings = stack.pbx.agent.lookup(credential["identity"])
+    finally:
+        phone.kill()
+    (binding,) = bindings  # baresip's Contact user is its own: front-desk-0x…
+    assert binding.aor == "sip:front-desk"
