@@ -501,10 +501,9 @@ class Queues:
                 agent_call_id=agent.call_id,
                 relay=[self.media_address, relay.local_address[1]],
             )
-            try:
-                answer = await asyncio.wait_for(asyncio.shield(take.answer), RELAY_ANSWER_SECONDS)
-            except TimeoutError:
-                answer = {}
+            answering: asyncio.Future[Any] = take.answer
+            await asyncio.wait({answering}, timeout=RELAY_ANSWER_SECONDS)
+            answer = take.answer.result() if take.answer.done() else {}
             address = answer.get("relay")
             if not address:
                 return None  # gone meanwhile, or its process did not answer

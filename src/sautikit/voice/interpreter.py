@@ -575,13 +575,12 @@ class Interpreter:
                 stretch = asyncio.create_task(
                     self.call.play(hold_music(), loop=1_000_000, interruptible=False)
                 )
-                try:
-                    if said is None:
-                        await stretch
-                    else:
-                        await asyncio.wait_for(asyncio.shield(stretch), action.announce_every)
-                except TimeoutError:
-                    pass
+                try:  # asyncio.wait, not wait_for: 3.11's wait_for can swallow a cancel
+                    await asyncio.wait(
+                        {stretch}, timeout=None if said is None else action.announce_every
+                    )
+                    if stretch.done():
+                        stretch.result()  # CallEnded when the caller hung up
                 finally:
                     stretch.cancel()
                     await asyncio.gather(stretch, return_exceptions=True)
