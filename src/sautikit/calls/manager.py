@@ -209,6 +209,18 @@ class CallManager:
             await self.devices.directory.reload(session)
         await self.devices.reload_registrations()
 
+    async def _transfer(self, call_id: str, live: LiveCall, to: str) -> None:
+        """The API's blind transfer: a callee bridged to a caller hands the caller on (as
+        a phone's REFER does); a call running its app dials ``to`` instead."""
+        target = DialTarget("number", to) if to.startswith("+") else DialTarget("sip", to)
+        status = await live.request_transfer(target)
+        if status != 481:
+            log.info("call %s: transferred to %s: %d", call_id, to, status)
+            return
+        interpreter = self.registry.interpreters.get(call_id)
+        if interpreter is not None:
+            interpreter.transfer_now(target)
+
     async def _trunk_health_changed(self, name: str, health: Health) -> None:
         """Store what the pings found, for ``sautikit trunks list`` and the console."""
 
@@ -384,6 +396,8 @@ class CallManager:
                 interpreter.redirect_now(command["action_url"], command.get("method", "POST"))
         elif "queue" in command:
             await self.queues.on_command(call_id, command)
+        elif isinstance(command.get("transfer"), str):
+            self.registry.spawn(self._transfer(call_id, live, command["transfer"]), "transfer")
         elif "recording" in command:
             live.control_recording(command["recording"])
         elif isinstance(command.get("stream"), dict):

@@ -189,6 +189,8 @@ class OutboundLeg(CallLeg):
         self._offer = offer
         self.on_ringing: Callable[[], None] | None = None
         """Called once, at the first 180 or 183: the far end is ringing."""
+        self.on_early_media: Callable[[], None] | None = None
+        """Called once, when a 183's SDP was applied: the far end's audio flows."""
         call.on_state_change = self._on_state_change
 
     async def wait_answer(self) -> None:
@@ -215,3 +217,7 @@ class OutboundLeg(CallLeg):
                 self._apply(parse_answer(self._offer, self.sip.early_sdp))
             except ValueError as error:
                 log.info("call %s: unusable early media SDP: %s", self.call_id, error)
+                return
+            if self.on_early_media is not None:
+                early, self.on_early_media = self.on_early_media, None
+                early()

@@ -23,7 +23,8 @@ owns one INVITE dialog (:mod:`sautikit.sip.dialog`) and what the owner sees of i
   3311: answered like a re-INVITE, early or confirmed, and sent as a session refresh),
   session timers (RFC 4028, :mod:`sautikit.sip.session_timer`: a call nobody refreshes
   ends with BYE, :attr:`EndReason.SESSION_EXPIRED`) and DTMF in INFO
-  (:mod:`sautikit.sip.info`, handed to ``on_dtmf``).
+  (:mod:`sautikit.sip.info`, handed to ``on_dtmf``); blind transfer by REFER with NOTIFY
+  progress (RFC 3515, :mod:`sautikit.sip.refer`, carried out by ``on_refer``).
 
 The :class:`~sautikit.sip.useragent.UserAgent` creates the calls and routes each request
 of a dialog to its call; calls reach the transaction layer through it.
@@ -47,6 +48,14 @@ from sautikit.sip.info import DTMF_CONTENT_TYPES, InfoDtmfError, content_type_of
 from sautikit.sip.message import CSeq, Request, Response
 from sautikit.sip.option_tags import OUR_OPTION_TAGS
 from sautikit.sip.prack import PrackState, RAck, ReliableProvisionals
+from sautikit.sip.refer import (
+    SIPFRAG_CONTENT_TYPE,
+    AttendedTransfer,
+    ReferHandler,
+    notify_headers,
+    refer_target,
+    sipfrag,
+)
 from sautikit.sip.sdp import (
     NegotiatedMedia,
     SdpNegotiationError,
@@ -250,6 +259,8 @@ class Call:
         self.on_dtmf: Callable[[str], None] | None = None
         #: The RFC 4028 timer, once a 2xx agreed one.
         self.session_timer: SessionTimer | None = None
+        #: Carries out a REFER's blind transfer (:mod:`sautikit.sip.refer`); None: 603.
+        self.on_refer: ReferHandler | None = None
         #: The far end's Allow listed UPDATE: session refreshes use it, not re-INVITE.
         self.remote_allows_update = _allows(invite, "UPDATE")
 
@@ -613,6 +624,52 @@ class Call:
         finally:
             if sdp is not None:
                 self.reinvite_state = ReinviteState.IDLE
+
+    async def _handle_refer(self, transaction: ServerTransaction) -> None:
+        """RFC 3515 §2.4: 202 and NOTIFYs of the transfer's progress; ``on_refer`` does it."""
+        request = transaction.request
+        handler = self.on_refer
+        if handler is None or self.state is not CallState.ANSWERED:
+            respond(transaction, request.create_response(603))
+            return
+        try:
+            target = refer_target(request)
+        except AttendedTransfer as error:
+            respond(transaction, request.create_response(501, str(error)[:120]))
+            return
+        except ValueError as error:
+            respond(transaction, request.create_response(400, f"Bad Refer-To: {error}"[:120]))
+            return
+        assert self.dialog is not None
+        self.dialog.refresh_target(request)
+        accepted = request.create_response(202)
+        accepted.headers.add("Contact", str(self.dialog.local_contact))
+        respond(transaction, accepted)
+        await self._notify_refer(100, final=False)
+        try:
+            status = await handler(target)
+        except Exception:
+            logger.exception("the transfer of call %s to %s failed", self.call_id, target)
+            status = 500
+        await self._notify_refer(status, final=True)
+
+    async def _notify_refer(self, status: int, *, final: bool) -> None:
+        """A NOTIFY with the transfer's status; none once the transferor has hung up."""
+        if self.dialog is None or self.ended:
+            return
+        try:
+            notify = self.dialog.create_request(
+                "NOTIFY",
+                body=sipfrag(status),
+                content_type=SIPFRAG_CONTENT_TYPE,
+                headers=notify_headers(final),
+            )
+        except ValueError:
+            return
+        self._agent._decorate(notify)
+        _, response = await self._send_in_dialog(notify)
+        if not response.is_success:
+            logger.info("call %s: refer NOTIFY answered %d", self.call_id, response.status)
 
     def _on_prack(self, transaction: ServerTransaction) -> None:
         """A PRACK for no reliable provisional of ours: 481 (RFC 3262 §3)."""

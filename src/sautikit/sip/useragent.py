@@ -101,7 +101,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_BASE_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "PRACK")
+_BASE_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "PRACK", "REFER")
 #: User-Agent fragments of SIP scanners seen on the internet (lower case).
 _SCANNERS = (
     "friendly-scanner",
@@ -496,6 +496,8 @@ class UserAgent:
             self._spawn(call._handle_update(transaction), "UPDATE")
         elif request.method == "PRACK":
             call._on_prack(transaction)
+        elif request.method == "REFER":
+            self._spawn(call._handle_refer(transaction), "REFER")
         else:
             response = request.create_response(405)
             response.headers.add("Allow", ", ".join(self.allowed_methods))

@@ -83,6 +83,7 @@ from sautikit.voice.actions import (
     Reject,
     Say,
     Stream,
+    parse_actions,
 )
 from sautikit.voice.callbacks import AppClient, AppRequestError, Fields
 from sautikit.voice.control import (
@@ -137,6 +138,8 @@ class _Fetch:
     url: str
     method: str
     fields: dict[str, str | int] = field(default_factory=dict)
+    actions: list[Action] | None = None
+    """Run these instead of fetching (the API's transfer: a dial of its target)."""
 
 
 class _Stop(Exception):
@@ -232,6 +235,16 @@ class Interpreter:
         self._wakeup.set()
         return True
 
+    def transfer_now(self, target: DialTarget) -> bool:
+        """Abandon the current action and dial ``target`` instead (the API's blind
+        transfer of a call running its app); the call ends when that dial does."""
+        if not self._running or self.call.ended:
+            return False
+        verb = {"number": target.address} if target.kind == "number" else {"sip": target.address}
+        self._live = _Fetch("", "POST", actions=parse_actions([{"dial": verb}]))
+        self._wakeup.set()
+        return True
+
     def stop_streams(self, name: str | None = None) -> int:
         """Stop the call's stream called ``name`` (every stream when None), as the API's
         stop does; answers how many were stopped."""
@@ -266,9 +279,11 @@ class Interpreter:
         """Fetch one document and run it; answer the next fetch, or None once over."""
         try:
             try:
-                actions = await self.app.fetch_actions(
-                    step.url, step.method, self._fields(step.fields)
-                )
+                actions = step.actions
+                if actions is None:
+                    actions = await self.app.fetch_actions(
+                        step.url, step.method, self._fields(step.fields)
+                    )
             except AppRequestError as exc:
                 return await self._fail(exc.code, exc.message, step)
             for action in actions:

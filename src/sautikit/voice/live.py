@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import re
 import time
 import wave
 from collections.abc import Awaitable, Callable
@@ -37,7 +39,7 @@ from sautikit.media.player import tone
 from sautikit.media.silence import trim_silence
 from sautikit.metrics import COUNTERS
 from sautikit.pbx import CallLeg, InboundLeg, OutboundLeg
-from sautikit.sip import CallEnd, CallFailed
+from sautikit.sip import CallEnd, CallFailed, SipUri
 from sautikit.voice.control import (
     CallEnded,
     CallStatus,
@@ -128,6 +130,37 @@ class CallHost(Protocol):
     ) -> DequeueResult: ...
 
 
+#: How long a transfer target rings before the transfer is given up (its NOTIFY says so).
+TRANSFER_RING_SECONDS = 30.0
+#: How long a phone that transferred its call gets to hang up itself before our BYE.
+TRANSFEROR_GRACE_SECONDS = 5.0
+_NUMBER = re.compile(r"^\+?[0-9]{6,15}$")
+
+
+@dataclasses.dataclass
+class _Transfer:
+    """A blind transfer asked for by a party of a bridge: its target, and the final status
+    of the call to it (what the REFER's last NOTIFY, or the API, reports)."""
+
+    target: DialTarget
+    status: asyncio.Future[int]
+    #: Asked by the callee's phone: it hangs up itself once told the transfer worked.
+    by_refer: bool = False
+
+    def finish(self, status: int) -> None:
+        if not self.status.done():
+            self.status.set_result(status)
+
+
+def transfer_target(uri: SipUri) -> DialTarget:
+    """A Refer-To URI as a dial target: its user part when that is a number (the
+    agent keyed one), else the URI itself."""
+    user = uri.user or ""
+    if _NUMBER.match(user):
+        return DialTarget("number", user if user.startswith("+") else "+" + user)
+    return DialTarget("sip", str(uri))
+
+
 def _ringback() -> Int16Array:
     """Kenya's ringback: 425 Hz, 1 s on, 4 s off (ITU-T E.180)."""
     return np.concatenate([tone(425, 1.0, 0.2), np.zeros(4 * SAMPLE_RATE, np.int16)])
@@ -174,6 +207,8 @@ class LiveCall:
         self.ended_at: datetime | None = None
         """When the call ended, or Sautikit began to end it (its BYE): likewise."""
         self._status = CallStatus.RINGING
+        #: While this call is the callee of a bridge: where its transfer requests go.
+        self._transfers: asyncio.Queue[_Transfer] | None = None
         self._watcher = asyncio.ensure_future(self._watch())
 
     # --- state ---------------------------------------------------------------------------
@@ -432,11 +467,26 @@ class LiveCall:
             path = await self.host.begin_recording(self, "dial", channels=recording_channels)
             recording = self.channel.start_recording(path, recording_channels)
         ringback = asyncio.ensure_future(self.channel.play(_ringback(), loop=1000))
+        early: list[Bridge] = []
+        if len(children) == 1 and isinstance(children[0].leg, OutboundLeg):
+            # A carrier's early media (183 with SDP: its ringback, "the number you have
+            # dialled…") is heard by the caller instead of ours.
+            only = children[0]
+
+            def hear_early_media() -> None:
+                ringback.cancel()
+                self.channel.stop_playback()
+                with contextlib.suppress(ChannelClosed):
+                    early.append(Bridge(self.channel, only.channel))
+
+            children[0].leg.on_early_media = hear_early_media
         try:
             winner, failures = await self._first_answer(children)
         finally:
             ringback.cancel()
             self.channel.stop_playback()
+            for bridge in early:
+                bridge.close()
         if winner is None:
             if recording is not None:
                 recording.stop()
@@ -458,14 +508,47 @@ class LiveCall:
         recording = recording or bridge.recording
         self.recording = recording
         self._recording_stopped.clear()
-        watchers: list[asyncio.Future[Any]] = [asyncio.ensure_future(bridge.wait())]
-        if hangup_on_star:
-            watchers.append(asyncio.ensure_future(self._finish_key("*")))
+        transfers: asyncio.Queue[_Transfer] = asyncio.Queue()
+        let_go: list[asyncio.Future[None]] = []
         try:
-            await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                self._offer_transfers(winner, transfers)
+                asked = asyncio.ensure_future(transfers.get())
+                watchers: list[asyncio.Future[Any]] = [asyncio.ensure_future(bridge.wait()), asked]
+                if hangup_on_star:
+                    watchers.append(asyncio.ensure_future(self._finish_key("*")))
+                try:
+                    await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for watcher in watchers:
+                        watcher.cancel()
+                if not asked.done() or asked.cancelled():
+                    break
+                # A blind transfer (the callee's REFER, or the API): the caller hears
+                # ringback while the target rings, then talks to it instead.
+                bridge.close()
+                request = asked.result()
+                taken_over = await self._transfer(request, children)
+                if taken_over is not None:
+                    winner._transfers = None
+                    if request.by_refer:
+                        let_go.append(asyncio.ensure_future(_let_go(winner)))
+                    elif not winner.ended:
+                        await winner.hangup("normal_clearing")
+                    winner = taken_over
+                elif winner.ended or self.ended:
+                    break
+                try:
+                    bridge = Bridge(self.channel, winner.channel, None, recording_channels)
+                except ChannelClosed:
+                    break
         finally:
-            for watcher in watchers:
-                watcher.cancel()
+            winner._transfers = None
+            winner.leg.sip.on_refer = None
+            while not transfers.empty():
+                transfers.get_nowait().finish(487)
+            for waiting in let_go:
+                waiting.cancel()  # the dial's end hangs up every leg it placed
             self.recording = None
             bridge.close()
         if not winner.ended:
@@ -478,6 +561,52 @@ class LiveCall:
             result = RecordResult(path, seconds, recording_channels, "hangup")
         duration = int(np.ceil(winner.answered_seconds))
         return DialResult("completed", winner.call_id, duration, result)
+
+    def _offer_transfers(self, callee: LiveCall, transfers: asyncio.Queue[_Transfer]) -> None:
+        """Let ``callee`` (a phone: its REFER; the API: :meth:`request_transfer`) hand
+        this caller on to someone else."""
+        callee._transfers = transfers
+
+        async def on_refer(uri: SipUri) -> int:
+            return await callee.request_transfer(transfer_target(uri), by_refer=True)
+
+        callee.leg.sip.on_refer = on_refer
+
+    async def request_transfer(self, target: DialTarget, *, by_refer: bool = False) -> int:
+        """Blind transfer (RFC 3515's meaning, wherever it is asked): the party this call
+        is bridged to is connected to ``target`` instead, and this call ends. Answers the
+        final SIP status of the call to ``target`` (200: connected), 481 when this call is
+        not the callee of a bridge."""
+        transfers = self._transfers
+        if transfers is None or self.ended:
+            return 481
+        request = _Transfer(target, asyncio.get_running_loop().create_future(), by_refer)
+        transfers.put_nowait(request)
+        return await asyncio.shield(request.status)
+
+    async def _transfer(self, request: _Transfer, children: list[LiveCall]) -> LiveCall | None:
+        """Ring a transfer's target for this caller; the new callee once it answers."""
+        ringback = asyncio.ensure_future(self.channel.play(_ringback(), loop=1000))
+        try:
+            try:
+                child = await self.host.place_child(
+                    self, request.target, None, TRANSFER_RING_SECONDS
+                )
+            except DialRefused as refused:
+                await self.record_error("dial.not_allowed", str(refused))
+                request.finish(403)
+                return None
+            children.append(child)
+            answered, failures = await self._first_answer([child])
+        finally:
+            ringback.cancel()
+            self.channel.stop_playback()
+        if answered is None:
+            status = next((f.status for f in failures if isinstance(f, CallFailed)), 487)
+            request.finish(status)
+            return None
+        request.finish(200)
+        return answered
 
     async def _connected_to_nobody(
         self,
@@ -564,6 +693,15 @@ class LiveCall:
         if self.ended:
             raise CallEnded
         return await self.host.take_from_queue(self, name, timeout=timeout)
+
+
+async def _let_go(transferor: LiveCall) -> None:
+    """A phone that transferred its caller hangs up once told it worked; if it does not
+    in a few seconds, it gets our BYE."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(transferor.leg.wait_ended(), TRANSFEROR_GRACE_SECONDS)
+    if not transferor.ended:
+        await transferor.hangup("normal_clearing")
 
 
 async def _wait_answer(child: LiveCall) -> None:

@@ -109,6 +109,13 @@ class CallChange(RequestModel):
     stream_name: str | None = Field(
         None, max_length=64, description="With `stream`: only the stream of this `name`."
     )
+    transfer: str | None = Field(
+        None,
+        max_length=256,
+        pattern=r"^(\+[1-9][0-9]{5,14}|sips?:\S+)$",
+        description="Blind transfer to this E.164 number or SIP URI: a callee bridged by "
+        "`dial` hands its caller on to it; a call running its app dials it instead.",
+    )
 
     @model_validator(mode="after")
     def _one_change(self) -> CallChange:
@@ -117,9 +124,12 @@ class CallChange(RequestModel):
             self.status is not None,
             self.recording is not None,
             self.stream is not None,
+            self.transfer is not None,
         ]
         if sum(asked) != 1:
-            raise ValueError("give exactly one of action_url, status, recording or stream")
+            raise ValueError(
+                "give exactly one of action_url, status, recording, stream or transfer"
+            )
         if self.stream_name is not None and self.stream is None:
             raise ValueError("stream_name goes with stream")
         return self
@@ -407,6 +417,8 @@ async def change_call(
         command["status"] = body.status
     elif body.stream is not None:
         command["stream"] = {"status": body.stream, "name": body.stream_name}
+    elif body.transfer is not None:
+        command["transfer"] = body.transfer
     else:
         command["recording"] = body.recording
     await request.app.state.bus.publish(session, command)
