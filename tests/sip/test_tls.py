@@ -185,3 +185,51 @@ def test_an_unreadable_certificate_is_a_clear_config_error(
         sip_tls_contexts(settings)
     with pytest.raises(TlsConfigError, match="CA file"):
         client_context(tmp_path / "nope.pem")
+
+
+async def test_a_sips_call_between_two_user_agents_stays_on_tls_end_to_end(
+    certificates: Certificates,
+) -> None:
+    """RFC 5630: an INVITE to a ``sips:`` URI goes over TLS (port from the URI), is answered
+    with a ``sips:`` Contact, and the whole dialog (ACK, BYE) stays on TLS."""
+    from sautikit.sip import CallState, EndReason, IncomingCall, SdpSession, UserAgent
+    from sautikit.sip.registrar_service import address_of_record
+
+    incoming: asyncio.Queue[IncomingCall] = asyncio.Queue()
+
+    async def queue(call: IncomingCall) -> None:
+        incoming.put_nowait(call)
+
+    bob = await UserAgent.listen(
+        "127.0.0.1",
+        0,
+        tls=server_context(certificates.cert, certificates.key),
+        tls_port=0,
+        on_incoming_call=queue,
+    )
+    alice = await UserAgent.listen("127.0.0.1", 0, tls_client=client_context(certificates.ca))
+    try:
+        call = await alice.place_call(
+            f"sips:bob@localhost:{bob.transport.tls_port}",
+            from_uri="sips:alice@127.0.0.1",
+            offer=SdpSession("127.0.0.1").offer(4000),
+        )
+        callee = await next_item(incoming)
+        assert callee.source.transport == "tls"
+        assert callee.offer is not None
+        answer, _ = SdpSession("127.0.0.1").answer(callee.offer, 5000)
+        answering = asyncio.create_task(callee.answer(answer))
+        await asyncio.wait_for(call.wait_answer(), 5)
+        await asyncio.wait_for(answering, 5)
+        assert callee.state is CallState.ANSWERED  # the ACK came, over TLS
+        assert call.dialog is not None
+        remote = call.dialog.remote_target
+        assert (remote.scheme, remote.port) == ("sips", bob.transport.tls_port)
+        assert call.dialog.next_hop().transport == "tls"
+        assert (await call.hangup()).reason is EndReason.LOCAL_HANGUP
+        assert (await asyncio.wait_for(callee.terminated, 5)).reason is EndReason.REMOTE_HANGUP
+    finally:
+        await alice.close()
+        await bob.close()
+    # A phone registering as sips:alice is the same alice as sip:alice.
+    assert address_of_record(SipUri.parse("sips:alice@example.com")) == "sip:alice"

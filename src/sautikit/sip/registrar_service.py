@@ -155,10 +155,13 @@ def address_of_record(uri: SipUri) -> str:
     for the caller's own user, so the host adds nothing, and leaving it out means a phone
     that registered to ``sip:alice@203.0.113.5`` (the public address), to a DNS name or
     to the listen address is found the same way. A URI without a user keys by its host.
+    ``sips:alice`` is alice too (RFC 5630: the same resource, reached over TLS; the
+    binding's own Contact says how to reach the phone).
     """
+    scheme = "sip" if uri.scheme == "sips" else uri.scheme
     if uri.user:
-        return f"{uri.scheme}:{uri.user}"
-    return f"{uri.scheme}:{uri.host.lower()}"
+        return f"{scheme}:{uri.user}"
+    return f"{scheme}:{uri.host.lower()}"
 
 
 def contact_requests(request: Request) -> list[ContactRequest]:

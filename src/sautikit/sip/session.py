@@ -80,6 +80,7 @@ from sautikit.sip.transaction import (
     new_branch,
 )
 from sautikit.sip.transport import Peer
+from sautikit.sip.uri import NameAddress
 
 if TYPE_CHECKING:
     from sautikit.sip.useragent import UserAgent
@@ -819,15 +820,21 @@ class IncomingCall(Call):
         if 100 < status < 300:
             for value in self.request.headers.get_all("Record-Route"):
                 response.headers.add("Record-Route", value)
-            response.headers.add("Contact", str(self._agent.contact(self.source.transport)))
+            response.headers.add("Contact", str(self._local_contact()))
         return response
+
+    def _local_contact(self) -> NameAddress:
+        """RFC 5630 §3.1.3: a request to a ``sips:`` URI is answered with a ``sips:``
+        Contact (its dialog stays on TLS); others with our Contact for the transport."""
+        sips = self.request.uri.scheme == "sips" and self.source.transport == "tls"
+        return self._agent.contact(self.source.transport, sips=sips)
 
     def _ensure_dialog(self, response: Response) -> Dialog:
         if self.dialog is None:
             self.dialog = Dialog.from_uas(
                 self.request,
                 response,
-                self._agent.contact(self.source.transport),
+                self._local_contact(),
                 self.source.transport,
             )
             if self._agent.route_to_source:

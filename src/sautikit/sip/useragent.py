@@ -273,12 +273,15 @@ class UserAgent:
         """Calls with a dialog (ringing with a tag, or up)."""
         return list(dict.fromkeys(self._calls.values()))
 
-    def contact(self, transport: TransportName = "udp") -> NameAddress:
+    def contact(self, transport: TransportName = "udp", *, sips: bool = False) -> NameAddress:
         """Our Contact: ``sip:user@advertised-host:port``, with ``transport=tcp`` over TCP
-        and ``transport=tls`` (at the TLS port) over TLS."""
+        and ``transport=tls`` (at the TLS port) over TLS; ``sips`` makes it
+        ``sips:user@host:tls-port`` (RFC 5630: TLS implied, no transport parameter)."""
         params: dict[str, str | None] = {} if transport == "udp" else {"transport": transport}
+        if sips:
+            transport, params = "tls", {}
         uri = SipUri(
-            "sip",
+            "sips" if sips else "sip",
             self.user,
             self.transport.advertised_host,
             self.transport.port_for(transport),
