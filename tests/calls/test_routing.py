@@ -16,6 +16,7 @@ from sautikit.calls.routing import (
 )
 from sautikit.crypto import encrypt_secret
 from sautikit.db.models import Trunk
+from sautikit.sip.client_auth import ClientCredentials
 
 KEY = b"operator-secret"
 
@@ -83,3 +84,12 @@ def test_an_on_net_call_goes_to_this_platform_with_its_token(listen: str) -> Non
     assert name == ON_NET_HEADER
     assert verify_on_net_token(KEY, token, "+254700000001", "+254700000002")
     assert route.credentials is None
+
+
+def test_a_trunks_digest_algorithms_go_with_its_credentials() -> None:
+    password = encrypt_secret("pa55", KEY, context="trunk:carrier")
+    trunk = _trunk("carrier", ["+254"], username="acme", password_encrypted=password)
+    trunk.digest_algorithms = ["SHA-256"]
+    credentials = route_destination([trunk], "e164", "+254722000000", secret_key=KEY).credentials
+    assert credentials == ("acme", "pa55")
+    assert isinstance(credentials, ClientCredentials) and credentials.algorithms == ("SHA-256",)

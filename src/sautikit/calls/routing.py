@@ -34,6 +34,7 @@ from sautikit.db.models import Number, Trunk
 from sautikit.pbx.trunk_health import TrunkAddress, TrunkHealth
 from sautikit.sip import Peer, Request, SipUri
 from sautikit.sip.addresses import is_wildcard
+from sautikit.sip.client_auth import ClientCredentials
 from sautikit.sip.dns import SipResolver, Transport
 from sautikit.sip.sdp import SrtpMode
 
@@ -174,7 +175,8 @@ def choose_trunk(
 
 
 def trunk_credentials(trunk: Trunk, secret_key: bytes) -> tuple[str, str] | None:
-    """The trunk's digest login (username, password), or None when it has none."""
+    """The trunk's digest login (username, password, and the algorithms it may answer
+    with: :class:`ClientCredentials`), or None when it has none."""
     if not trunk.username:
         return None
     password = (
@@ -182,7 +184,7 @@ def trunk_credentials(trunk: Trunk, secret_key: bytes) -> tuple[str, str] | None
         if trunk.password_encrypted
         else ""
     )
-    return trunk.username, password
+    return ClientCredentials(trunk.username, password, trunk.digest_algorithms)
 
 
 def route_destination(

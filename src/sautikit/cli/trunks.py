@@ -18,6 +18,7 @@ from sautikit.billing.authorisation import normalise_prefix
 from sautikit.cli.common import JsonOption, in_transaction, load_settings_or_exit, print_rows
 from sautikit.crypto import encrypt_secret
 from sautikit.db.models import Trunk
+from sautikit.sip.digest import DigestError, challenge_algorithms
 
 __all__ = ["app"]
 
@@ -51,6 +52,14 @@ def add(
     dial_prefix: Annotated[
         str, typer.Option("--dial-prefix", help="Digits before the number, instead of '+'.")
     ] = "",
+    digest_algorithms: Annotated[
+        list[str],
+        typer.Option(
+            "--digest-algorithm",
+            help="Answer its digest challenges only in these, best first (repeat; "
+            "e.g. SHA-256 to refuse MD5); default: any.",
+        ),
+    ] = [],  # noqa: B006
     srtp: Annotated[
         str,
         typer.Option(
@@ -66,6 +75,10 @@ def add(
         raise typer.BadParameter("transport must be udp, tcp or tls")
     if srtp not in ("optional", "required"):
         raise typer.BadParameter("srtp must be optional or required")
+    try:
+        algorithms = list(challenge_algorithms(digest_algorithms)) if digest_algorithms else None
+    except DigestError as error:
+        raise typer.BadParameter(str(error)) from None
     if not prefixes and not inbound:
         raise typer.BadParameter(
             "the trunk would carry nothing: give --prefix (e.g. --prefix +254) for the "
@@ -94,6 +107,7 @@ def add(
                 prefixes=[normalise_prefix(prefix) for prefix in prefixes],
                 inbound_addresses=inbound,
                 dial_prefix=dial_prefix,
+                digest_algorithms=algorithms,
                 srtp=srtp,
             )
         )

@@ -177,6 +177,8 @@ class Trunk(Base):
     inbound_addresses: Mapped[list[str]] = mapped_column(default=list)
     # Digits put before the E.164 number (without '+') in the Request-URI.
     dial_prefix: Mapped[str] = mapped_column(String(32), default="")
+    # Digest algorithms its challenges are answered with, best first; NULL: any we support.
+    digest_algorithms: Mapped[list[str] | None]
     # "optional" or "required": SRTP offered to it, plain RTP from or to it refused (488).
     srtp: Mapped[str] = mapped_column(String(8), default="optional", server_default="optional")
     # What the OPTIONS pings last found (sautikit.pbx.trunk_health): up, down, unknown.
