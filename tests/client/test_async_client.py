@@ -197,6 +197,12 @@ async def test_recordings_and_conferences_answer_in_their_shapes(sdk: AsyncSauti
     with pytest.raises(NotFoundError) as no_room:
         await sdk.conferences.get("standup room")
     assert no_room.value.code == "conferences.not_found"
+    assert [queue async for queue in sdk.queues.list()] == []
+    with pytest.raises(NotFoundError) as no_queue:
+        await sdk.queues.get("support")
+    assert no_queue.value.code == "queues.not_found"
+    with pytest.raises(NotFoundError):
+        await sdk.queues.remove("support", "0190a0a0-0000-7000-8000-000000000000")
 
 
 async def test_events_deliveries_and_redelivery(

@@ -384,7 +384,7 @@ class Queues:
         self._relayed: dict[str, asyncio.Event] = {}
         """This process's members bridged to a remote agent: their agent_gone, by call id."""
         self.relay_packets = 0
-        """RTP packets the relays of this process received (figures for /metrics, tests)."""
+        """RTP packets the relays of this process received, in all (a figure for diagnosis)."""
 
     @property
     def _remote(self) -> bool:

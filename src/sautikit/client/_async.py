@@ -27,6 +27,8 @@ from sautikit.client._models import (
     Event,
     Number,
     Pricing,
+    Queue,
+    QueueMember,
     Recording,
     Settings,
     SipCredential,
@@ -401,6 +403,25 @@ class AsyncConferences(_AsyncResource):
         await self._transport.send(ApiRequest("DELETE", url))
 
 
+class AsyncQueues(_AsyncResource):
+    """``/v1/queues``: call queues and the callers waiting in them."""
+
+    def list(self) -> AsyncPaginator[Queue]:
+        return self._list(Queue, "/v1/queues", {})
+
+    async def get(self, name: str) -> Queue:
+        return await self._one(Queue, ApiRequest("GET", path("/v1/queues/{}", name)))
+
+    def members(self, name: str) -> AsyncPaginator[QueueMember]:
+        """The waiting callers, next to be taken first."""
+        return self._list(QueueMember, path("/v1/queues/{}/members", name), {})
+
+    async def remove(self, name: str, call_id: str) -> None:
+        """Take a caller out of the queue (its enqueue's action gets ``removed``)."""
+        url = path("/v1/queues/{}/members/{}", name, call_id)
+        await self._transport.send(ApiRequest("DELETE", url))
+
+
 class AsyncWallet(_AsyncResource):
     """``/v1/wallet``: the prepaid KES balance and its ledger, in minor units."""
 
@@ -539,6 +560,7 @@ class AsyncSautikit:
         self.sip_credentials = AsyncSipCredentials(self._transport)
         self.recordings = AsyncRecordings(self._transport)
         self.conferences = AsyncConferences(self._transport)
+        self.queues = AsyncQueues(self._transport)
         self.wallet = AsyncWallet(self._transport)
         self.webhooks = AsyncWebhooks(self._transport)
         self.events = AsyncEvents(self._transport)

@@ -26,6 +26,8 @@ __all__ = [
     "Event",
     "Number",
     "Pricing",
+    "Queue",
+    "QueueMember",
     "Recording",
     "Settings",
     "SipCredential",
@@ -152,6 +154,22 @@ class Conference(ApiModel):
     status: str
     created_at: datetime
     participants: list[ConferenceParticipant] = []
+
+
+class Queue(ApiModel):
+    id: str
+    name: str
+    size: int
+    max_size: int
+    average_wait_seconds: int
+    created_at: datetime
+
+
+class QueueMember(ApiModel):
+    call_id: str
+    position: int
+    wait_seconds: int
+    joined_at: datetime
 
 
 class WalletBalance(ApiModel):

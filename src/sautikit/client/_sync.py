@@ -28,6 +28,8 @@ from sautikit.client._models import (
     Event,
     Number,
     Pricing,
+    Queue,
+    QueueMember,
     Recording,
     Settings,
     SipCredential,
@@ -394,6 +396,25 @@ class Conferences(_Resource):
         self._transport.send(ApiRequest("DELETE", url))
 
 
+class Queues(_Resource):
+    """``/v1/queues``: call queues and the callers waiting in them."""
+
+    def list(self) -> Paginator[Queue]:
+        return self._list(Queue, "/v1/queues", {})
+
+    def get(self, name: str) -> Queue:
+        return self._one(Queue, ApiRequest("GET", path("/v1/queues/{}", name)))
+
+    def members(self, name: str) -> Paginator[QueueMember]:
+        """The waiting callers, next to be taken first."""
+        return self._list(QueueMember, path("/v1/queues/{}/members", name), {})
+
+    def remove(self, name: str, call_id: str) -> None:
+        """Take a caller out of the queue (its enqueue's action gets ``removed``)."""
+        url = path("/v1/queues/{}/members/{}", name, call_id)
+        self._transport.send(ApiRequest("DELETE", url))
+
+
 class Wallet(_Resource):
     """``/v1/wallet``: the prepaid KES balance and its ledger, in minor units."""
 
@@ -532,6 +553,7 @@ class Sautikit:
         self.sip_credentials = SipCredentials(self._transport)
         self.recordings = Recordings(self._transport)
         self.conferences = Conferences(self._transport)
+        self.queues = Queues(self._transport)
         self.wallet = Wallet(self._transport)
         self.webhooks = Webhooks(self._transport)
         self.events = Events(self._transport)

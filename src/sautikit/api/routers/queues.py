@@ -47,7 +47,8 @@ async def list_queues(session: DbSession, principal: Principal = Depends(read)) 
     queues = await session.scalars(
         select(Queue).where(Queue.workspace_id == principal.workspace_id).order_by(Queue.name)
     )
-    return {"data": [await describe_queue(session, queue) for queue in queues.all()]}
+    found = [await describe_queue(session, queue) for queue in queues.all()]
+    return {"data": found, "next_cursor": None}
 
 
 @router.get("/{name}", summary="One queue")
