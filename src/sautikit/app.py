@@ -230,6 +230,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             recover_calls=manager.recover_node,
             recordings=recordings,
             sip_address=f"{pbx.sip_host}:{pbx.port}",
+            on_fenced=lambda: _hang_up_all(manager),
         )
         await lease.register()
         stack.push_async_callback(lease.release)  # once the calls below have ended (LIFO)
@@ -303,6 +304,12 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             await manager.shutdown(settings.shutdown_grace_seconds, hurry=stop.hurry)
             server.should_exit = True
         await serving
+
+
+async def _hang_up_all(manager: CallManager) -> None:
+    """End every call of this node: another node declared it dead and closed them."""
+    for call in list(manager.live.values()):
+        await call.hangup("network_error")
 
 
 API_CLOSE_SECONDS = 1

@@ -6,7 +6,7 @@ sent BYE, the recording recovered from the spool it can read, the events deliver
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -208,3 +208,44 @@ async def test_a_recording_whose_spool_is_gone_fails_with_the_reason(database: D
     assert row.owner == recovery_owner("gone", "me")
     assert recording.status == "failed"
     assert recording.failure_reason is not None and "node gone" in recording.failure_reason
+
+
+async def test_a_node_declared_dead_ends_its_calls_and_takes_a_new_lease(
+    database: Database,
+) -> None:
+    """A node stalled past its lease is recovered by another; when it wakes, its renewal
+    fails, it ends what it still runs, and it is a live node again."""
+    now = [utcnow()]
+    fenced: list[str] = []
+
+    async def closed(owner: str) -> int:
+        return 0
+
+    async def end_calls() -> None:
+        fenced.append("ended")
+
+    def clock() -> datetime:
+        return now[0]
+
+    stalled = NodeLease(
+        database,
+        node="stalled",
+        lease_seconds=5,
+        recover_calls=closed,
+        on_fenced=end_calls,
+        clock=clock,
+    )
+    survivor = NodeLease(
+        database, node="survivor", lease_seconds=5, recover_calls=closed, clock=clock
+    )
+    await stalled.register()
+    await survivor.register()
+    now[0] += timedelta(seconds=6)
+    await survivor.renew()
+    assert await survivor.recover_dead() == ["stalled"]
+    assert await stalled.renew() is False
+    assert fenced == ["ended"]
+    assert await stalled.renew() is True  # a new lease, recovered by nobody
+    async with database.sessions() as session:
+        row = await session.get_one(Node, "stalled")
+    assert row.recovered_at is None and row.lease_expires_at > now[0]

@@ -21,7 +21,8 @@ Undelivered events need nothing here: the outbox is in the database and every no
 delivery worker takes what is due, a dead node's leased attempts once their lease ends.
 
 A node that finds its own lease already recovered (it was stalled longer than the lease)
-logs an error and takes a new lease; the calls it still runs were billed as ended.
+logs an error, hangs up the calls it still runs (``on_fenced``: their rows were ended and
+billed, their far ends sent BYE, by the survivor) and takes a new lease.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class NodeLease:
         recover_calls: RecoverCalls,
         recordings: RecordingPipeline | None = None,
         sip_address: str | None = None,
+        on_fenced: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.database = database
@@ -74,6 +76,7 @@ class NodeLease:
         self.recover_calls = recover_calls
         self.recordings = recordings
         self.sip_address = sip_address
+        self.on_fenced = on_fenced
         self._clock = clock
 
     @property
@@ -107,9 +110,12 @@ class NodeLease:
         if rows_changed(renewed) == 1:
             return True
         log.error(
-            "node %s: its lease ran out and another node closed its calls; taking a new lease",
+            "node %s: its lease ran out and another node closed its calls; ending the calls "
+            "still running here and taking a new lease",
             self.node,
         )
+        if self.on_fenced is not None:
+            await self.on_fenced()
         await self.register()
         return False
 
