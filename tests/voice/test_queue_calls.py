@@ -154,6 +154,32 @@ async def test_agents_take_waiting_callers_first_come_first_served(
     assert kinds == ["queue.joined", "queue.left"]
 
 
+async def test_two_agents_at_once_never_take_the_same_caller(stack: Stack, tmp_path: Path) -> None:
+    _route_voice(stack, {"action": stack.app.url("/caller-done")})
+    stack.app.route("/caller-done", document({"hangup": {}}))
+    stack.app.route("/agent-done", document({"hangup": {}}))
+    callers = [_party(stack, tmp_path, "caller", f"+25471100000{index}") for index in (1, 2)]
+    for count, caller in enumerate(callers, start=1):
+        await caller.start()
+        await _wait_members(stack, count)
+    try:
+        agents = [
+            _party(stack, tmp_path, "agent", number, talk_ms=1000)
+            for number in (AGENT, "+254799000002")
+        ]
+        results = await asyncio.gather(*(agent.run() for agent in agents))
+        assert all(result.returncode == 0 for result in results), [r.explain() for r in results]
+        done = await stack.app.wait_for_hits("/agent-done", 2)
+    finally:
+        for caller in callers:
+            await caller.stop()
+    taken = sorted(hit.fields["DequeuedCallId"] for hit in done)
+    waiting = sorted(
+        [await _call_of(stack, "+254711000001"), await _call_of(stack, "+254711000002")]
+    )
+    assert taken == waiting
+
+
 async def test_a_full_queue_turns_callers_away_and_the_wait_url_loops(
     stack: Stack, tmp_path: Path
 ) -> None:
