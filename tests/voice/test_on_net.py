@@ -28,6 +28,7 @@ from tests.voice.voice_rig import AppServer, document
 from sautikit import accounts
 from sautikit.billing.ledger import top_up
 from sautikit.billing.rating import price_for
+from sautikit.calls.routing import MAX_ON_NET_HOPS
 from sautikit.db import Database
 from sautikit.db.models import Call, Number, Rate, SipCredential
 from sautikit.db.types import utcnow
@@ -238,3 +239,21 @@ async def test_a_number_nobody_holds_still_goes_to_the_carrier(stack: Stack) -> 
     async with stack.database.sessions() as session:
         stored = await session.scalar(select(Call.on_net).where(Call.id == call.id))
     assert stored is False
+
+
+async def test_a_number_whose_app_dials_itself_stops_at_the_hop_limit(stack: Stack) -> None:
+    stack.app.route(
+        "/voice", document({"dial": {"number": NUMBER, "action": stack.app.url("/dialled")}})
+    )
+    stack.app.route("/dialled", document({"hangup": {}}))
+    stack.app.route("/answered", document({"pause": {"length": 20}}))
+    body = {"to": NUMBER, "from": NUMBER, "action_url": stack.app.url("/answered")}
+    placed = await stack.api.post("/v1/calls", json=body, headers=stack.headers)
+    assert placed.status_code == 201, placed.text
+    calls = await stack.wait_for_calls_to_end(count=2 * MAX_ON_NET_HOPS, seconds=60)
+    # The API call, then per hop an inbound call and (but for the last) its dial's leg.
+    assert len(calls) == 2 * MAX_ON_NET_HOPS
+    assert sum(call.on_net for call in calls) == MAX_ON_NET_HOPS
+    statuses = [hit.fields["DialCallStatus"] for hit in stack.app.hits_to("/dialled")]
+    assert statuses.count("completed") == MAX_ON_NET_HOPS - 1
+    assert len(statuses) == MAX_ON_NET_HOPS  # the last dial was refused

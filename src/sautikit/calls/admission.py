@@ -43,7 +43,13 @@ from sautikit.billing.quota import Quota, open_quota
 from sautikit.billing.rating import call_rate_direction, rate_for
 from sautikit.calls.limits import CallLimitExceeded, CallRateGuard
 from sautikit.calls.records import record_started
-from sautikit.calls.routing import is_on_net, normalise_number
+from sautikit.calls.routing import (
+    MAX_ON_NET_HOPS,
+    OnNetLoop,
+    is_on_net,
+    normalise_number,
+    on_net_hops,
+)
 from sautikit.config import Settings
 from sautikit.db.models import Call, Number, Workspace
 from sautikit.ids import new_id
@@ -136,6 +142,13 @@ class Admission:
             )
             call.to_number = destination.address
             call.on_net = await is_on_net(session, call.to_number)
+            if call.on_net and ask.parent is not None:
+                hops = await on_net_hops(session, ask.parent.call_id)
+                if hops >= MAX_ON_NET_HOPS:
+                    raise OnNetLoop(
+                        f"{call.to_number} is reached through this platform {hops} times "
+                        "already: a dial loop"
+                    )
         await lock_wallet(session, workspace.id)  # the lock order: see the module's notes
         if ask.origin in (Origin.API, Origin.DEVICE):
             await self.rate_guard.admit(session, workspace)

@@ -29,8 +29,9 @@ from typing import cast
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sautikit.billing.authorisation import DestinationError
 from sautikit.crypto import decrypt_secret
-from sautikit.db.models import Number, Trunk
+from sautikit.db.models import Call, Number, Trunk
 from sautikit.pbx.trunk_health import TrunkAddress, TrunkHealth
 from sautikit.sip import Peer, Request, SipUri
 from sautikit.sip.addresses import is_wildcard
@@ -39,14 +40,17 @@ from sautikit.sip.dns import SipResolver, Transport
 from sautikit.sip.sdp import SrtpMode
 
 __all__ = [
+    "MAX_ON_NET_HOPS",
     "ON_NET_HEADER",
     "NoRoute",
+    "OnNetLoop",
     "PlatformAddress",
     "Route",
     "Trunks",
     "choose_trunk",
     "is_on_net",
     "normalise_number",
+    "on_net_hops",
     "on_net_route",
     "on_net_token",
     "route_destination",
@@ -112,6 +116,37 @@ async def is_on_net(session: AsyncSession, destination: str) -> bool:
         select(Number.id).where(Number.e164 == destination, Number.workspace_id.is_not(None))
     )
     return held is not None
+
+
+#: On-net hops a call may take before a ``dial`` that would add one more is refused: a
+#: number whose app dials itself (or two that dial each other) would otherwise ring
+#: itself without end, each hop a new call.
+MAX_ON_NET_HOPS = 5
+
+
+class OnNetLoop(DestinationError):
+    """A ``dial`` would take a call through this deployment once more than allowed."""
+
+
+async def on_net_hops(session: AsyncSession, call_id: str | None) -> int:
+    """How many on-net hops brought call ``call_id`` here: each hop is an inbound call
+    whose SIP Call-ID is that of an on-net outbound leg (this platform's own INVITE),
+    whose parent may have come the same way. Counts up to :data:`MAX_ON_NET_HOPS`."""
+    hops = 0
+    while call_id is not None and hops < MAX_ON_NET_HOPS:
+        call = await session.get(Call, call_id)
+        if call is None or call.direction != "inbound" or call.sip_call_id is None:
+            break
+        feeder = await session.scalar(
+            select(Call).where(
+                Call.sip_call_id == call.sip_call_id, Call.on_net.is_(True), Call.id != call.id
+            )
+        )
+        if feeder is None:
+            break
+        hops += 1
+        call_id = feeder.parent_call_id
+    return hops
 
 
 def _token_mac(secret_key: bytes, issued: int, nonce: str, caller: str, called: str) -> str:
