@@ -51,6 +51,7 @@ async def test_pricing_defaults_while_the_deck_is_empty(client: httpx.AsyncClien
     assert pricing["outbound"] == [
         {"prefix": "+254", "destination": "Kenya", "per_minute_minor": 300}
     ]
+    assert pricing["on_net"] == [{"prefix": "+254", "destination": "Kenya", "per_minute_minor": 0}]
 
 
 @pytest.mark.usefixtures("database")
@@ -76,6 +77,12 @@ async def test_pricing_reads_the_rate_deck(client: httpx.AsyncClient, database: 
                     destination="Kenya",
                     rate_per_minute_minor=50,
                 ),
+                Rate(
+                    direction="on_net",
+                    prefix="+254",
+                    destination="Sautikit numbers",
+                    rate_per_minute_minor=20,
+                ),
             ]
         )
     pricing = (await client.get("/v1/public/pricing")).json()
@@ -84,3 +91,6 @@ async def test_pricing_reads_the_rate_deck(client: httpx.AsyncClient, database: 
         ("+2547", 350),
         ("+254", 250),
     }
+    assert [(line["prefix"], line["per_minute_minor"]) for line in pricing["on_net"]] == [
+        ("+254", 20)
+    ]

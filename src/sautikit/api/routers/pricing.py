@@ -7,11 +7,11 @@ the page shows exactly what a call is charged.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sautikit.api.deps import DbSession, api_context
 from sautikit.api.routing import SautikitRoute
-from sautikit.billing.rating import published_rates
+from sautikit.billing.rating import ON_NET, RateLine, published_rates
 
 router = APIRouter(prefix="/v1/public", route_class=SautikitRoute, tags=["pricing"])
 
@@ -28,6 +28,9 @@ class Pricing(BaseModel):
     number_rental_monthly_minor: int
     inbound_per_minute_minor: int
     outbound: list[DestinationRate]
+    on_net: list[DestinationRate] = Field(
+        description="Calls to numbers held on this platform: they never reach a carrier."
+    )
     transcription_per_minute_minor: int
 
 
@@ -36,16 +39,22 @@ async def pricing(request: Request, session: DbSession) -> Pricing:
     settings = api_context(request).settings
     outbound = await published_rates(session, "outbound", settings=settings)
     inbound = await published_rates(session, "inbound", settings=settings)
+    on_net = await published_rates(session, ON_NET, settings=settings)
     return Pricing(
         number_rental_monthly_minor=settings.default_number_rental_minor,
         inbound_per_minute_minor=min(line.rate_per_minute_minor for line in inbound),
-        outbound=[
-            DestinationRate(
-                prefix=line.prefix,
-                destination=line.destination,
-                per_minute_minor=line.rate_per_minute_minor,
-            )
-            for line in outbound
-        ],
+        outbound=_lines(outbound),
+        on_net=_lines(on_net),
         transcription_per_minute_minor=settings.default_transcription_rate_minor,
     )
+
+
+def _lines(lines: list[RateLine]) -> list[DestinationRate]:
+    return [
+        DestinationRate(
+            prefix=line.prefix,
+            destination=line.destination,
+            per_minute_minor=line.rate_per_minute_minor,
+        )
+        for line in lines
+    ]
