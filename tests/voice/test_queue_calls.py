@@ -180,6 +180,30 @@ async def test_two_agents_at_once_never_take_the_same_caller(stack: Stack, tmp_p
     assert taken == waiting
 
 
+async def test_a_live_redirect_takes_a_waiting_caller_out_of_the_queue(
+    stack: Stack, tmp_path: Path
+) -> None:
+    _route_voice(stack, {"action": stack.app.url("/caller-done")})
+    stack.app.route("/caller-done", document({"say": {"text": "not heard"}}))
+    stack.app.route("/elsewhere", document({"hangup": {}}))
+    async with _party(stack, tmp_path, "caller", "+254711000001") as caller:
+        await _wait_members(stack, 1)
+        call_id = await _call_of(stack, "+254711000001")
+        redirected = await stack.api.post(
+            f"/v1/calls/{call_id}",
+            json={"action_url": stack.app.url("/elsewhere")},
+            headers=stack.headers,
+        )
+        assert redirected.status_code == 200, redirected.text
+        await stack.app.wait_for_hits("/elsewhere", 1)
+        await caller.wait()
+    (told,) = await stack.app.wait_for_hits("/caller-done", 1)
+    assert told.fields["QueueResult"] == "redirected"
+    assert await _members(stack) == []
+    kinds = [(kind, data.get("result")) for kind, data in await _queue_events(stack, call_id)]
+    assert kinds == [("queue.joined", None), ("queue.left", "redirected")]
+
+
 async def test_a_full_queue_turns_callers_away_and_the_wait_url_loops(
     stack: Stack, tmp_path: Path
 ) -> None:

@@ -562,7 +562,10 @@ class Interpreter:
                 await asyncio.gather(holding, return_exceptions=True)
                 stay = await ticket.talk()
         except asyncio.CancelledError:  # a live redirect: the caller leaves the queue
-            await asyncio.shield(ticket.leave("redirected"))
+            stay = await asyncio.shield(ticket.leave("redirected"))
+            if action.action is not None:  # told, as Twilio tells it; the answer is ignored
+                fields = self._fields(stay_fields(ticket.queue_id, stay))
+                self._notify(self.app.notify(action.action, fields, action.method))
             raise
         finally:
             for task in (holding, taken):
