@@ -208,3 +208,13 @@ def test_report_block_carries_lsr_and_dlsr() -> None:
     block = stats.report_block(now=11.5)
     assert block.last_sr == 0x456789AB
     assert block.delay_since_last_sr == int(1.5 * 65536)
+
+
+def test_an_unknown_packet_cut_short_by_padding_encodes_on_a_whole_word() -> None:
+    # Found by benchmarks/fuzz_sip.py (atheris): padding left a 1-octet body, which
+    # encoding refused.
+    (packet,) = parse_compound(bytes.fromhex("a1000001fbde8003"))
+    assert isinstance(packet, UnknownRtcpPacket) and packet.body == b"\xfb"
+    assert parse_compound(encode_compound([packet])) == [
+        UnknownRtcpPacket(packet.packet_type, packet.count, b"\xfb\x00\x00\x00")
+    ]

@@ -220,9 +220,8 @@ class UnknownRtcpPacket:
     body: bytes = field(default=b"")
 
     def encode(self) -> bytes:
-        if len(self.body) % 4:
-            raise ValueError("RTCP packet body must be a multiple of 4 octets")
-        return _packet(self.packet_type, self.count, self.body)
+        # A body cut short by the sender's padding (§6.4.1) goes out on a whole word.
+        return _packet(self.packet_type, self.count, self.body + bytes(-len(self.body) % 4))
 
 
 RtcpPacket = SenderReport | ReceiverReport | SourceDescription | Bye | UnknownRtcpPacket
