@@ -1,7 +1,8 @@
 """Kamailio (Debian ``kamailio``) in front of two nodes, configured by
 ``sautikit kamailio-config``: SIPp's calls through it are spread over both nodes; once a
 node is killed, Kamailio's OPTIONS probing marks it down and every new call goes to the
-node that is left, and succeeds."""
+node that is left, and succeeds. A phone registers through it round-robin (two nodes, one
+nonce) and is called through it from either node (its Path)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from tests.serve_process import NUMBER, ServeProcess, calls, free_sip_port, seed, serve_database
-from tests.sipp import Sipp, requires_sipp
+from tests.sipp import SCENARIOS as SIP_SCENARIOS
+from tests.sipp import Sipp, free_port, requires_sipp
 from tests.voice.voice_rig import document, serve_app
 from typer.testing import CliRunner
 
 from sautikit.cli.main import app
+from sautikit.db.models import Number, SipCredential, SipRegistration
+from sautikit.sip.digest import compute_ha1
 
 KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
 requires_kamailio = pytest.mark.skipif(
@@ -75,6 +80,22 @@ async def place_calls(balancer: tuple[str, int], count: int) -> None:
     assert result.successful_calls == count
 
 
+async def write_config(config_dir: Path, nodes: list[ServeProcess], listen: int) -> None:
+    """``sautikit kamailio-config`` for ``nodes``, as an operator runs it."""
+    arguments = [f"--node=127.0.0.1:{node.sip_port}" for node in nodes]
+    written = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sautikit",
+        "kamailio-config",
+        *arguments,
+        f"--listen=127.0.0.1:{listen}",
+        "--ping-interval=1",
+        f"--output={config_dir}",
+    )
+    assert await written.wait() == 0
+
+
 async def owners(database: object, seen: int) -> list[str | None]:
     found = await calls(database)  # type: ignore[arg-type]
     return [call.owner for call in found[seen:]]
@@ -97,28 +118,12 @@ async def test_calls_through_kamailio_survive_a_killed_node(tmp_path: Path) -> N
                 )
                 for name, ports in (("a", (31600, 31699)), ("b", (31700, 31799)))
             ]
-            node_a, node_b = nodes
+            node_b = nodes[1]
             try:
                 for node in nodes:
                     await node.start()
                 listen = free_sip_port()
-                written = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "sautikit",
-                    "kamailio-config",
-                    "--node",
-                    f"127.0.0.1:{node_a.sip_port}",
-                    "--node",
-                    f"127.0.0.1:{node_b.sip_port}",
-                    "--listen",
-                    f"127.0.0.1:{listen}",
-                    "--ping-interval",
-                    "1",
-                    "--output",
-                    str(tmp_path / "kamailio"),
-                )
-                assert await written.wait() == 0
+                await write_config(tmp_path / "kamailio", nodes, listen)
                 async with kamailio(tmp_path / "kamailio") as log:
                     balancer = ("127.0.0.1", listen)
                     await place_calls(balancer, 4)
@@ -147,3 +152,71 @@ def test_a_bad_node_address_is_refused_plainly(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "not host:port" in result.output
     assert not (tmp_path / "kamailio.cfg").exists()
+
+
+@pytest.mark.sipp
+@requires_sipp
+@requires_kamailio
+async def test_a_phone_registers_and_is_called_through_kamailio(tmp_path: Path) -> None:
+    """Round-robin REGISTER is let in (shared nonces); a call through Kamailio, to either
+    node, reaches the phone through Kamailio again (its Path), and completes."""
+    async with serve_database("postgresql", tmp_path) as (url, database):
+        seeded = await seed(database, voice_url="http://127.0.0.1:9/unused", trunk_port=9)
+        async with database.transaction() as session:
+            number = await session.scalar(select(Number).where(Number.e164 == NUMBER))
+            assert number is not None
+            number.voice_url = None  # the number rings its registered phone
+            session.add(
+                SipCredential(
+                    workspace_id=seeded.workspace_id,
+                    number_id=number.id,
+                    username="alice",
+                    ha1_md5=compute_ha1("alice", seeded.workspace_id, "s3cret", "MD5"),
+                    ha1_sha256=compute_ha1("alice", seeded.workspace_id, "s3cret", "SHA-256"),
+                )
+            )
+        nodes = [
+            ServeProcess(
+                tmp_path / name / "var", url, rtp_ports=ports, env={"SAUTIKIT_NODE_ID": name}
+            )
+            for name, ports in (("a", (31800, 31899)), ("b", (31900, 31999)))
+        ]
+        try:
+            for node in nodes:
+                await node.start()
+            listen = free_sip_port()
+            await write_config(tmp_path / "kamailio", nodes, listen)
+            async with kamailio(tmp_path / "kamailio"):
+                balancer = ("127.0.0.1", listen)
+                phone_port = free_port()
+                registered = await Sipp(
+                    scenario=SIP_SCENARIOS / "uac_register_auth.xml",
+                    remote=balancer,
+                    service="alice",
+                    port=phone_port,
+                ).run()
+                assert registered.returncode == 0, registered.explain()
+                async with database.sessions() as session:
+                    (binding,) = (await session.scalars(select(SipRegistration))).all()
+                assert binding.path, "Kamailio added no Path"
+                for round_ in range(2):  # round-robin: one call lands on each node
+                    async with Sipp(
+                        scenario=Path(__file__).parent / "scenarios" / "phone_behind_proxy.xml",
+                        port=phone_port,
+                        timeout=30,
+                    ) as phone:
+                        await place_calls(balancer, 1)
+                        answered = await phone.wait()
+                    assert answered.returncode == 0, (round_, answered.explain())
+            for _ in range(100):  # the last hang-up is still being written
+                found = [call for call in await calls(database) if call.parent_call_id is None]
+                if all(call.status == "completed" for call in found):
+                    break
+                await asyncio.sleep(0.1)
+            assert [(call.owner, call.status) for call in found] in (
+                [("a", "completed"), ("b", "completed")],
+                [("b", "completed"), ("a", "completed")],
+            ), [(call.owner, call.status, call.hangup_cause) for call in found]
+        finally:
+            for node in nodes:
+                await node.kill()
