@@ -133,6 +133,8 @@ async def test_an_api_call_to_another_workspaces_number_reaches_its_app(stack: S
     (mine,) = calls[stack.workspace_id]
     (theirs,) = calls[other.workspace_id]
     assert mine.id == placed.json()["id"] and mine.to_number == OTHER
+    shown = (await stack.api.get(f"/v1/calls/{mine.id}", headers=stack.headers)).json()
+    assert shown["on_net"] is True and shown["price_minor"] == mine.price_minor
     assert_billed_on_net(mine)
     assert_inbound_of(theirs, other, NUMBER)
     assert mine.hangup_cause == "callee_hangup"  # Beta's app hung up, after its pause

@@ -192,6 +192,7 @@ _CALL_EXAMPLE: dict[str, Any] = {
     "currency": "KES",
     "error": None,
     "quality": None,
+    "on_net": False,
 }
 
 
@@ -220,6 +221,11 @@ class CallOut(BaseModel):
         default=None,
         description="The leg's audio once ended: packets, lost, jitter_ms, mos_estimate "
         "(E-model), one_way_audio, and round_trip_ms when the far end sent RTCP reports.",
+    )
+    on_net: bool = Field(
+        default=False,
+        description="An outbound call to a number held on this platform: it stayed on it "
+        "(never reached a carrier) and is priced at the on-net rate.",
     )
     answered_by: str | None = Field(
         default=None,
@@ -258,6 +264,7 @@ class CallDetail(CallOut):
 def _out(call: Call) -> dict[str, Any]:
     data = call_data(call)
     data.pop("workspace_id")
+    data["on_net"] = call.on_net
     return data
 
 
