@@ -36,6 +36,7 @@ import csv
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ __all__ = [
     "SippResult",
     "free_port",
     "requires_sipp",
+    "sipp_with_tls",
 ]
 
 #: The SIPp binary, or None where it is not installed.
@@ -65,6 +67,29 @@ requires_sipp = pytest.mark.skipif(
 
 _BUILT_IN = frozenset({"uac", "uas", "regexp", "3pcc-C-A", "3pcc-C-B", "3pcc-A", "3pcc-B"})
 _BUILT_IN |= {"branchc", "branchs", "uac_pcap"}
+
+
+def sipp_with_tls() -> str | None:
+    """A SIPp built with OpenSSL (``-t l1``): ``SAUTIKIT_TEST_SIPP_TLS``, else what
+    ``make sipp-tls`` builds under ``.cache/``, else the system's if it has TLS (Debian's
+    3.6.1 has not). None when there is none."""
+    candidates = [
+        os.environ.get("SAUTIKIT_TEST_SIPP_TLS"),
+        str(Path(__file__).resolve().parent.parent / ".cache" / "sipp-tls" / "sipp"),
+        SIPP,
+    ]
+    for candidate in candidates:
+        if not candidate or not os.access(candidate, os.X_OK):
+            continue
+        try:
+            version = subprocess.run(
+                [candidate, "-v"], capture_output=True, text=True, timeout=10, check=False
+            ).stdout
+        except OSError:
+            continue
+        if "-TLS" in version:
+            return candidate
+    return None
 
 
 def free_port(kind: socket.SocketKind = socket.SOCK_DGRAM) -> int:
@@ -116,7 +141,8 @@ class Sipp:
     ``transport`` is SIPp's ``-t`` mode (``u1`` one UDP socket, ``t1`` one TCP
     connection). ``keys`` become ``-key name value`` for ``[name]`` in scenarios;
     ``extra`` is appended to the command line as is. ``workdir`` (default: a new
-    temporary folder) is SIPp's working folder, where its logs land.
+    temporary folder) is SIPp's working folder, where its logs land. ``binary`` is another
+    SIPp build (e.g. one with TLS: :func:`sipp_with_tls`).
     """
 
     def __init__(
@@ -136,11 +162,14 @@ class Sipp:
         workdir: Path | None = None,
         local: str = "127.0.0.1",
         wrap: Callable[[Sequence[str]], list[str]] | None = None,
+        binary: str | None = None,
     ) -> None:
         self.scenario = scenario
+        self.binary = binary or SIPP or "sipp"
         self.local = local
         self._wrap = wrap
-        self._kind = socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM
+        # t: TCP, l: TLS (over TCP); u: UDP.
+        self._kind = socket.SOCK_STREAM if transport.startswith(("t", "l")) else socket.SOCK_DGRAM
         self.port = port if port is not None else free_port(self._kind)
         self.timeout = timeout
         self.workdir = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="sipp-"))
@@ -164,9 +193,9 @@ class Sipp:
     ) -> list[str]:
         scenario = str(self.scenario)
         if isinstance(self.scenario, Path) or scenario not in _BUILT_IN:
-            command = [SIPP or "sipp", "-sf", str(Path(scenario).resolve())]
+            command = [self.binary, "-sf", str(Path(scenario).resolve())]
         else:
-            command = [SIPP or "sipp", "-sn", scenario]
+            command = [self.binary, "-sn", scenario]
         if remote is not None:
             command.append(f"{remote[0]}:{remote[1]}")
         command += ["-i", self.local, "-p", str(self.port), "-t", transport]

@@ -1,10 +1,11 @@
 """``sautikit serve`` with the TLS and SRTP settings an operator sets, against SIPp.
 
 Debian's SIPp 3.6.1 is built without OpenSSL (``-t l1`` answers "To use a TLS transport you
-must compile SIPp with OpenSSL"), so SIPp speaks TCP to a ``socat`` that carries it over TLS
-to Sautikit, verifying Sautikit's certificate against the test CA: what Sautikit sees is a
-TLS client, and a REGISTER from it is bound to that TLS connection. A workspace that
-requires SRTP refuses SIPp's plain RTP call with 488.
+must compile SIPp with OpenSSL"). With a SIPp built with it (``make sipp-tls``), SIPp itself
+registers and calls over TLS (``-t l1``, verifying Sautikit's certificate against the test
+CA). Without one, SIPp speaks TCP to a ``socat`` that carries it over TLS: what Sautikit sees
+is a TLS client all the same, and a REGISTER from it is bound to that TLS connection. A
+workspace that requires SRTP refuses SIPp's plain RTP call with 488.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from tests.serve_process import (
     seed,
     serve_database,
 )
-from tests.sipp import SCENARIOS, Sipp, free_port, requires_sipp
+from tests.sipp import SCENARIOS, Sipp, free_port, requires_sipp, sipp_with_tls
 from tests.tls_certs import Certificates, make_certificates, tls_port_in
 from tests.voice.voice_rig import document, serve_app
 
 from sautikit.db import Database
-from sautikit.db.models import Number, SipCredential, SipRegistration, Trunk, Workspace
+from sautikit.db.models import Call, Number, SipCredential, SipRegistration, Trunk, Workspace
 from sautikit.media.session import RtpSession
 from sautikit.media.srtp import SrtpContext
 from sautikit.sip import IncomingCall, SdpSession, UserAgent
@@ -223,3 +224,57 @@ async def test_a_call_to_a_tls_trunk_that_requires_srtp_is_verified_and_encrypte
     assert media.srtp is not None, "the platform offered no SRTP"
     assert media.stats.packets_received >= 10, (media.stats, log[-3000:])
     assert media.stats.srtp_refused == 0
+
+
+SIPP_TLS = sipp_with_tls()
+
+
+@pytest.mark.skipif(SIPP_TLS is None, reason="no SIPp built with TLS: run `make sipp-tls`")
+async def test_sipp_over_tls_registers_and_places_a_call_answered_by_the_app(
+    tmp_path: Path,
+) -> None:
+    certificates = make_certificates(tmp_path / "certs")
+    tls_options = [
+        "-tls_ca", str(certificates.ca),  # verify Sautikit's certificate
+        "-tls_cert", str(certificates.cert),  # SIPp loads one even as a client
+        "-tls_key", str(certificates.key),
+    ]  # fmt: skip
+    with serve_app() as app:
+        app.route("/voice", document({"pause": {"length": 30}}))
+        async with serve_database("sqlite", tmp_path) as (url, database):
+            await seed(database, voice_url=app.url("/voice"), trunk_port=free_port())
+            await add_alice(database)
+            env = {
+                "SAUTIKIT_SIP_TLS_CERT": str(certificates.cert),
+                "SAUTIKIT_SIP_TLS_KEY": str(certificates.key),
+                "SAUTIKIT_SIP_TLS_PORT": "0",
+            }
+            async with ServeProcess(tmp_path / "var", url, env=env) as serve:
+                tls = ("127.0.0.1", tls_port_in(serve.log))
+                registered = await Sipp(
+                    scenario=SCENARIOS / "uac_register_auth.xml",
+                    remote=tls,
+                    transport="l1",
+                    service="alice",
+                    binary=SIPP_TLS,
+                    extra=tls_options,
+                ).run()
+                assert registered.returncode == 0, registered.explain() + serve.log[-3000:]
+                called = await Sipp(
+                    scenario=SCENARIOS / "uac_invite_auth.xml",
+                    remote=tls,
+                    transport="l1",
+                    service=NUMBER,
+                    binary=SIPP_TLS,
+                    extra=tls_options,
+                    timeout=20,
+                ).run()
+                assert called.returncode == 0, called.explain() + serve.log[-3000:]
+                async with database.sessions() as session:
+                    (registration,) = (await session.scalars(select(SipRegistration))).all()
+                    calls = (await session.scalars(select(Call))).all()
+    assert registration.source_transport == "tls"
+    # The device's call (and its on-net leg to the number's app) ran and ended normally.
+    assert any(call.status == "completed" for call in calls), [
+        (call.direction, call.status) for call in calls
+    ]
