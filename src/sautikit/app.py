@@ -69,6 +69,7 @@ async def open_database(
         settings.effective_database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_overflow,
+        writers=settings.database_writers,
     )
     try:
         if migrate if migrate is not None else database.is_sqlite:

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     database_pool_overflow: int = Field(
         default=20, ge=0, le=1000, description="Extra connections opened under load."
     )
+    database_writers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="PostgreSQL: writers committing side by side, one transaction per write "
+        "(1: one writer committing writes in groups). SQLite always has one.",
+    )
     storage_url: str = Field(default="", description="Empty means a directory under data_dir.")
 
     http_host: str = "127.0.0.1"

@@ -8,6 +8,9 @@ some are bridged. Once the flood stops, the operator's view must come back to re
 is left ``queued`` or ``ringing``, and the process idles (little CPU over a few seconds:
 no media clock or retransmission left running for nobody).
 
+On PostgreSQL it runs with one writer and with four (``SAUTIKIT_DATABASE_WRITERS``,
+whose writes commit side by side).
+
 Two leaks this caught, both now closed in the call core: a ``dial`` leg the callee
 answered just as the caller hung up (the bridge could not be built and nothing ended the
 leg), and a ``dial`` leg admitted but never sent for want of an RTP port (its row stayed
@@ -58,12 +61,16 @@ def app_server() -> Iterator[AppServer]:
         yield server
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(
+    params=[("sqlite", 1), ("postgresql", 1), ("postgresql", 4)],
+    ids=["sqlite", "postgresql", "postgresql-4-writers"],
+)
 async def served_database(
     request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[str, Database]]:
-    async with serve_database(request.param, tmp_path) as found:
-        yield found
+) -> AsyncIterator[tuple[str, Database, int]]:
+    engine, writers = request.param
+    async with serve_database(engine, tmp_path) as (url, database):
+        yield url, database, writers
 
 
 async def gauges(api: httpx.AsyncClient) -> dict[str, float]:
@@ -77,14 +84,15 @@ async def gauges(api: httpx.AsyncClient) -> dict[str, float]:
 
 
 async def test_after_a_flood_stops_the_process_comes_back_to_rest(
-    served_database: tuple[str, Database], app_server: AppServer, tmp_path: Path
+    served_database: tuple[str, Database, int], app_server: AppServer, tmp_path: Path
 ) -> None:
-    url, database = served_database
+    url, database, writers = served_database
     app_server.reset()
     app_server.route("/voice", document({"dial": {"number": CALLEE, "timeout": 10}}))
     async with Sipp(scenario=CALLEE_SCENARIO, calls=FLOOD_CALLS, timeout=120) as callee:
         await seed(database, voice_url=app_server.url("/voice"), trunk_port=callee.port)
-        async with ServeProcess(tmp_path / "var", url) as serve, serve.api() as api:
+        env = {"SAUTIKIT_DATABASE_WRITERS": str(writers)}
+        async with ServeProcess(tmp_path / "var", url, env=env) as serve, serve.api() as api:
             # Callers hold each bridged call 2 s, give up on one unanswered after 8 s.
             flood = await Sipp(
                 scenario="uac",

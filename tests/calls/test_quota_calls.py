@@ -24,7 +24,7 @@ from sautikit.billing.rating import price_for
 from sautikit.db import Database
 from sautikit.db.models import Call, Rate, WalletEntry, WalletReservation
 
-pytestmark = [requires_sipp, pytest.mark.parametrize("empty_database", ["sqlite"], indirect=True)]
+pytestmark = [requires_sipp]
 
 AGENT = "+254720000002"
 RATE = 300  # KES 3.00 a minute, the default outbound rate

@@ -175,7 +175,7 @@ class Placement:
                 return None
             return call, workspace, quota
 
-        claimed = await self.database.write(claim, what=f"claim call {call_id}")
+        claimed = await self.database.write(claim, what=f"claim call {call_id}", key=call_id)
         if claimed is None:
             return
         call, workspace, quota = claimed

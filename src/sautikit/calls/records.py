@@ -164,8 +164,8 @@ async def end_call(
 
 class CallRecords:
     """The writes a live call makes to its own row, each a job of the database writer
-    (:mod:`sautikit.db.writer`): they run back to back with the other writes of the
-    process, in the order they were handed over."""
+    (:mod:`sautikit.db.writer`) keyed by the call: they run in the order they were
+    handed over, also where several writers commit side by side."""
 
     def __init__(self, database: Database, settings: Settings) -> None:
         self.database = database
@@ -184,7 +184,7 @@ class CallRecords:
                 if record.sip_dialog is None or record.status == CallStatus.QUEUED:
                     record.sip_dialog = sip_dialog
 
-        self.database.write_later(job, what=f"call {call_id} dialled")
+        self.database.write_later(job, what=f"call {call_id} dialled", key=call_id)
 
     def ringing(self, call_id: str, sip_dialog: dict[str, Any] | None = None) -> None:
         """``ringing``, storing the call's SIP dialog as it now stands (crash recovery
@@ -198,7 +198,7 @@ class CallRecords:
                     record.sip_dialog = sip_dialog
                 await mark_ringing(session, record)
 
-        self.database.write_later(job, what=f"call {call_id} ringing")
+        self.database.write_later(job, what=f"call {call_id} ringing", key=call_id)
 
     async def answered(
         self,
@@ -217,7 +217,7 @@ class CallRecords:
                     record.sip_dialog = sip_dialog
                 await mark_answered(session, record, at=at)
 
-        await self.database.write(job, what=f"call {call_id} answered")
+        await self.database.write(job, what=f"call {call_id} answered", key=call_id)
 
     async def ended(
         self,
@@ -241,7 +241,7 @@ class CallRecords:
                     session, record, cause, settings=self.settings, ended_at=at, error=error
                 )
 
-        await self.database.write(job, what=f"call {call_id} ended")
+        await self.database.write(job, what=f"call {call_id} ended", key=call_id)
 
     async def answered_by(self, call_id: str, verdict: str) -> None:
         """Keep answering-machine detection's verdict (``AnsweredBy``) on the call."""
@@ -251,7 +251,7 @@ class CallRecords:
             if record is not None:
                 record.answered_by = verdict
 
-        await self.database.write(job, what=f"call {call_id} answered by")
+        await self.database.write(job, what=f"call {call_id} answered by", key=call_id)
 
     async def error(self, call_id: str, code: str, message: str) -> None:
         async def job(session: AsyncSession) -> None:
@@ -259,4 +259,4 @@ class CallRecords:
             if record is not None:
                 record.error = {"code": code, "message": message}
 
-        await self.database.write(job, what=f"call {call_id} error")
+        await self.database.write(job, what=f"call {call_id} error", key=call_id)

@@ -6,6 +6,14 @@ and for several Sautikit processes sharing one truth.
 
 from sautikit.db.engine import Database
 from sautikit.db.migrate import upgrade_database
-from sautikit.db.writer import Job, Writer, WriterClosed, on_commit
+from sautikit.db.writer import Job, Writer, WriterClosed, WriterPool, on_commit
 
-__all__ = ["Database", "Job", "Writer", "WriterClosed", "on_commit", "upgrade_database"]
+__all__ = [
+    "Database",
+    "Job",
+    "Writer",
+    "WriterClosed",
+    "WriterPool",
+    "on_commit",
+    "upgrade_database",
+]

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from sautikit.db import inline
-from sautikit.db.writer import Job, Writer
+from sautikit.db.writer import Job, WriterPool
 
 __all__ = ["DEFAULT_POOL_OVERFLOW", "DEFAULT_POOL_SIZE", "Database"]
 
@@ -45,8 +45,10 @@ class Database:
       side, on a pooled connection, after the writes handed over before it are committed.
 
     ``pool_size``/``max_overflow`` size the pool (the operator's
-    ``SAUTIKIT_DATABASE_POOL_SIZE``); SQLite gets WAL, a busy timeout for other processes
-    (the CLI) and foreign keys, as PostgreSQL always has them.
+    ``SAUTIKIT_DATABASE_POOL_SIZE``); ``writers`` is how many writers PostgreSQL gets
+    (``SAUTIKIT_DATABASE_WRITERS``, :class:`~sautikit.db.writer.WriterPool`). SQLite gets
+    WAL, a busy timeout for other processes (the CLI) and foreign keys, as PostgreSQL
+    always has them.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class Database:
         *,
         pool_size: int = DEFAULT_POOL_SIZE,
         max_overflow: int = DEFAULT_POOL_OVERFLOW,
+        writers: int = 1,
         **engine_options: Any,
     ) -> None:
         self.url = make_url(url)
@@ -94,8 +97,9 @@ class Database:
             event.listen(self.writer_engine.sync_engine, "begin", _sqlite_begin_immediate)
         else:  # PostgreSQL's writer takes a pooled connection per batch
             self.writer_engine = self.engine
-        self.writer = Writer(
+        self.writer = WriterPool(
             self.writer_engine,
+            writers=1 if self.is_sqlite else writers,  # SQLite has one writing connection
             on_batch=self._after_batch if self.writer_engine is not self.engine else None,
         )
         self._checkpoint: asyncio.Task[None] | None = None
@@ -106,13 +110,20 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.url.get_backend_name() == "sqlite"
 
-    async def write(self, job: Job[T], *, what: str = "write") -> T:
-        """Run ``job`` on the single writer; answers its result once committed."""
-        return await self.writer.write(job, what=what)
+    async def write(self, job: Job[T], *, what: str = "write", key: str | None = None) -> T:
+        """Run ``job`` on the writer; answers its result once committed. Jobs with the
+        same ``key`` (a call's id) run in the order they were handed over."""
+        return await self.writer.write(job, what=what, key=key)
 
-    def write_later(self, job: Callable[[AsyncSession], Awaitable[Any]], *, what: str) -> None:
-        """Hand ``job`` to the single writer without waiting (failures are logged)."""
-        self.writer.write_later(job, what=what)
+    def write_later(
+        self,
+        job: Callable[[AsyncSession], Awaitable[Any]],
+        *,
+        what: str,
+        key: str | None = None,
+    ) -> None:
+        """Hand ``job`` to the writer without waiting (failures are logged)."""
+        self.writer.write_later(job, what=what, key=key)
 
     async def wait_written(self) -> None:
         """Wait until every write handed over so far is committed."""

@@ -1,4 +1,6 @@
-"""The single database writer of a process: one queue, one connection, group commit.
+"""The database writer of a process: one queue, one connection, group commit.
+
+(On PostgreSQL an operator may run several, :class:`WriterPool`: see its notes.)
 
 Every write of the process is a *job* (an ``async`` function of a session) or a
 :meth:`Writer.transaction` block. One worker task takes them in the order they arrived and
@@ -27,6 +29,7 @@ import contextlib
 import itertools
 import logging
 import time
+import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -39,7 +42,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
-__all__ = ["Job", "Writer", "WriterClosed", "on_commit"]
+__all__ = ["Job", "Writer", "WriterClosed", "WriterPool", "on_commit"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,12 @@ YIELD_AFTER_SECONDS = 0.002
 between them after this much work, so a long batch cannot hold the loop (measured: a
 batch of 128 call writes held it ~300 ms)."""
 
+
+RETRIES = 3
+"""How often a job the database chose as a deadlock's or serialisation conflict's victim
+is run again (in a fresh savepoint) before its caller gets the error."""
+
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 
 BUSY_TIMEOUT_SECONDS = 10.0
 """How long a write waits for another process (the CLI, say) to release SQLite's lock."""
@@ -352,19 +361,25 @@ class Writer:
         assert entry.job is not None
         if entry.result is not None and entry.result.done():  # the caller went away
             return False
-        session = _savepoint_session(connection, entry.on_commit)
-        try:
-            async with session.begin():
-                entry.outcome.append(await entry.job(session))
-        except Exception as error:
-            entry.on_commit.clear()
-            if entry.result is None:
-                log.error("database write %r failed", entry.what, exc_info=error)
-            self._fail(entry, error)
-            return False
-        finally:
-            await session.close()
-        return True
+        for attempt in range(RETRIES + 1):
+            session = _savepoint_session(connection, entry.on_commit)
+            try:
+                async with session.begin():
+                    entry.outcome.append(await entry.job(session))
+                return True
+            except Exception as error:
+                entry.on_commit.clear()
+                if attempt < RETRIES and _retryable(error):
+                    # Rolled back to its savepoint, which let go of its locks: run it again.
+                    log.info("database write %r met a lock conflict; again", entry.what)
+                    continue
+                if entry.result is None:
+                    log.error("database write %r failed", entry.what, exc_info=error)
+                self._fail(entry, error)
+                return False
+            finally:
+                await session.close()
+        return False
 
     @staticmethod
     def _fail(entry: _Entry, error: BaseException | None) -> None:
@@ -374,3 +389,81 @@ class Writer:
             entry.result.cancel()
         else:
             entry.result.set_exception(error)
+
+
+def _retryable(error: BaseException) -> bool:
+    """A PostgreSQL deadlock or serialisation failure: the transaction (here, the job's
+    savepoint) was chosen as the victim and may simply be run again."""
+    original = getattr(error, "orig", None)
+    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    return code in _RETRYABLE_SQLSTATES
+
+
+class WriterPool:
+    """The writers of a process: one, or on PostgreSQL several (``writers``), each with
+    its own connection per transaction, so writes of different calls commit side by side.
+
+    One writer (SQLite always; PostgreSQL by default) is the :class:`Writer` above, with
+    its group commit. Several writers each run **one job per transaction**: a batch holds
+    the row locks of all its jobs until it commits, so two batches on two connections —
+    one holding workspace A's wallet and waiting for B's, the other the reverse — wait for
+    each other for ever (the deadlock an earlier try of a pool met). One job per
+    transaction keeps each transaction to the fixed lock order (the wallet first, see
+    ``calls.admission``), under which writers only queue; PostgreSQL commits concurrent
+    transactions in groups itself. A job picks its writer by ``key`` (a call's id), so
+    one call's writes still run in the order they were handed over; writes without a key
+    take turns among the writers. ``transaction()`` blocks (SQLite only) use the first.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        writers: int = 1,
+        on_batch: Callable[[], None] | None = None,
+    ) -> None:
+        if writers < 1:
+            raise ValueError("a process needs at least one writer")
+        batch = MAX_BATCH if writers == 1 else 1
+        self.lanes = [Writer(engine, max_batch=batch, on_batch=on_batch) for _ in range(writers)]
+        self._turns = itertools.cycle(self.lanes)
+
+    def _lane(self, key: str | None) -> Writer:
+        if len(self.lanes) == 1:
+            return self.lanes[0]
+        if key is None:
+            return next(self._turns)
+        return self.lanes[zlib.crc32(key.encode()) % len(self.lanes)]
+
+    @property
+    def pending(self) -> int:
+        return sum(lane.pending for lane in self.lanes)
+
+    @property
+    def oldest_wait(self) -> float:
+        return max(lane.oldest_wait for lane in self.lanes)
+
+    @property
+    def batches(self) -> int:
+        return sum(lane.batches for lane in self.lanes)
+
+    @property
+    def writes(self) -> int:
+        return sum(lane.writes for lane in self.lanes)
+
+    async def write(self, job: Job[T], *, what: str = "write", key: str | None = None) -> T:
+        return await self._lane(key).write(job, what=what)
+
+    def write_later(self, job: Job[Any], *, what: str = "write", key: str | None = None) -> None:
+        self._lane(key).write_later(job, what=what)
+
+    async def wait_written(self) -> None:
+        await asyncio.gather(*(lane.wait_written() for lane in self.lanes))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self.lanes[0].transaction() as session:
+            yield session
+
+    async def close(self) -> None:
+        await asyncio.gather(*(lane.close() for lane in self.lanes))
