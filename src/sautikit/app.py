@@ -194,6 +194,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             tts=TextToSpeech(settings.data_dir / "tts"),
             digest_algorithms=settings.sip_digest_algorithm_list,
             one_way_audio_after=settings.one_way_audio_seconds,
+            session_timers=settings.session_timers,
             # Every node signs and checks digest nonces with the same key, so a phone
             # challenged by one node is let in by any other (a balancer in front).
             nonce_secret=derive_key(settings.signing_key(), "sip digest nonces"),

@@ -11,7 +11,7 @@ import ipaddress
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -20,6 +20,9 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+if TYPE_CHECKING:
+    from sautikit.sip.session_timer import SessionTimerConfig
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -115,6 +118,18 @@ class Settings(BaseSettings):
         default="",
         description="PEM CA certificates that trunks reached over TLS must be signed by; "
         "empty means the system's trust store.",
+    )
+    sip_session_expires_seconds: int = Field(
+        default=1800,
+        ge=0,
+        description="The session interval (RFC 4028) Sautikit asks for and refreshes; a call "
+        "not refreshed within it is ended with BYE (a vanished phone or SBC). 0 turns "
+        "session timers off.",
+    )
+    sip_min_se_seconds: int = Field(
+        default=90,
+        ge=1,
+        description="The shortest session interval accepted (Min-SE); RFC 4028 says 90.",
     )
     trunk_ping_seconds: float = Field(
         default=30.0,
@@ -367,6 +382,18 @@ class Settings(BaseSettings):
     @property
     def sip_tls_enabled(self) -> bool:
         return bool(self.sip_tls_cert and self.sip_tls_key)
+
+    @property
+    def session_timers(self) -> SessionTimerConfig | None:
+        """RFC 4028 session timers as set (None: off); an interval below the floor is
+        raised to it."""
+        # Imported here: the CLI reads settings and must not load the SIP stack for it.
+        from sautikit.sip.session_timer import SessionTimerConfig
+
+        if not self.sip_session_expires_seconds:
+            return None
+        expires = max(self.sip_session_expires_seconds, self.sip_min_se_seconds)
+        return SessionTimerConfig(expires=expires, min_se=self.sip_min_se_seconds)
 
     @property
     def sip_digest_algorithm_list(self) -> tuple[str, ...]:

@@ -211,6 +211,7 @@ async def open_stack(
         timers=TimerConfig(t1=0.1),
         # As `sautikit serve` does: the interop tests run the operator's default.
         digest_algorithms=settings.sip_digest_algorithm_list,
+        session_timers=settings.session_timers,
     )
     store = open_store(settings)
     stores = WorkspaceStores(settings, store)

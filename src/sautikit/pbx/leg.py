@@ -191,6 +191,8 @@ class OutboundLeg(CallLeg):
         """Called once, at the first 180 or 183: the far end is ringing."""
         self.on_early_media: Callable[[], None] | None = None
         """Called once, when a 183's SDP was applied: the far end's audio flows."""
+        self.hearing_early_media = False
+        """A 183's SDP was applied: the channel carries the far end's early media."""
         call.on_state_change = self._on_state_change
 
     async def wait_answer(self) -> None:
@@ -218,6 +220,7 @@ class OutboundLeg(CallLeg):
             except ValueError as error:
                 log.info("call %s: unusable early media SDP: %s", self.call_id, error)
                 return
+            self.hearing_early_media = True
             if self.on_early_media is not None:
                 early, self.on_early_media = self.on_early_media, None
                 early()

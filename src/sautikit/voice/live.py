@@ -468,18 +468,22 @@ class LiveCall:
             recording = self.channel.start_recording(path, recording_channels)
         ringback = asyncio.ensure_future(self.channel.play(_ringback(), loop=1000))
         early: list[Bridge] = []
-        if len(children) == 1 and isinstance(children[0].leg, OutboundLeg):
+        ringing = children[0].leg if len(children) == 1 else None
+        if isinstance(ringing, OutboundLeg):
             # A carrier's early media (183 with SDP: its ringback, "the number you have
             # dialled…") is heard by the caller instead of ours.
-            only = children[0]
+            early_channel = ringing.channel
 
             def hear_early_media() -> None:
                 ringback.cancel()
                 self.channel.stop_playback()
                 with contextlib.suppress(ChannelClosed):
-                    early.append(Bridge(self.channel, only.channel))
+                    early.append(Bridge(self.channel, early_channel))
 
-            children[0].leg.on_early_media = hear_early_media
+            if ringing.hearing_early_media:
+                hear_early_media()  # the 183 came while the leg was being placed
+            else:
+                ringing.on_early_media = hear_early_media
         try:
             winner, failures = await self._first_answer(children)
         finally:
