@@ -162,17 +162,19 @@ async def test_two_agents_at_once_never_take_the_same_caller(stack: Stack, tmp_p
     for count, caller in enumerate(callers, start=1):
         await caller.start()
         await _wait_members(stack, count)
+    agents = [
+        _party(stack, tmp_path, "agent", number, talk_ms=1000)
+        for number in (AGENT, "+254799000002")
+    ]
     try:
-        agents = [
-            _party(stack, tmp_path, "agent", number, talk_ms=1000)
-            for number in (AGENT, "+254799000002")
-        ]
-        results = await asyncio.gather(*(agent.run() for agent in agents))
+        for agent in agents:  # started one after the other: each picks its own free ports
+            await agent.start()
+        results = await asyncio.gather(*(agent.wait() for agent in agents))
         assert all(result.returncode == 0 for result in results), [r.explain() for r in results]
         done = await stack.app.wait_for_hits("/agent-done", 2)
     finally:
-        for caller in callers:
-            await caller.stop()
+        for party in [*agents, *callers]:
+            await party.stop()
     taken = sorted(hit.fields["DequeuedCallId"] for hit in done)
     waiting = sorted(
         [await _call_of(stack, "+254711000001"), await _call_of(stack, "+254711000002")]
