@@ -225,6 +225,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
         pbx.screen = _screen_for(overload)
         await pbx.start()
         stack.push_async_callback(pbx.close)
+        pbx.agent.refusing_new_calls = lambda: not manager.accepting  # balancers' probes
         lease = NodeLease(
             database,
             node=settings.node_id,

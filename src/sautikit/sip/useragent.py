@@ -186,6 +186,9 @@ class UserAgent:
         )
         #: Requests dropped unanswered because they came from a known scanner.
         self.scanner_requests_dropped = 0
+        #: ``() -> True`` while new calls are refused (a drain): OPTIONS outside a dialog
+        #: then answer 503, so a balancer probing with OPTIONS stops sending here.
+        self.refusing_new_calls: Callable[[], bool] | None = None
         self._layer.ignore = self._is_scanner
         #: The registrar service, on when there is a user database to check REGISTER by.
         self.registrar_service = (
@@ -472,7 +475,10 @@ class UserAgent:
         if method == "INVITE":
             self._on_invite(cast(InviteServerTransaction, transaction))
         elif method == "OPTIONS":
-            respond(transaction, self._options_response(request))
+            if self.refusing_new_calls is not None and self.refusing_new_calls():
+                respond(transaction, request.create_response(503, "Draining", to_tag=new_tag()))
+            else:
+                respond(transaction, self._options_response(request))
         elif method == "REGISTER" and self.registrar_service is not None:
             self.registrar_service.on_register(transaction)
         else:  # BYE, INFO, UPDATE, PRACK outside any dialog
