@@ -8,14 +8,12 @@ import logging
 import os
 import signal
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import AsyncExitStack, contextmanager
 from datetime import timedelta
 from typing import Any
 
 import uvicorn
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from sautikit.api import create_api
 from sautikit.billing.mpesa import TopUpService
@@ -27,8 +25,8 @@ from sautikit.cluster.lease import NodeLease
 from sautikit.cluster.sampler import Sampler
 from sautikit.config import ConfigError, Settings
 from sautikit.crypto import derive_key
-from sautikit.db import Database, upgrade_database
-from sautikit.db.migrate import alembic_config
+from sautikit.db import Database
+from sautikit.db.lifecycle import open_database, require_current_schema
 from sautikit.db.types import utcnow
 from sautikit.events.delivery import DeliveryWorker
 from sautikit.logs import set_node_id
@@ -53,45 +51,6 @@ from sautikit.voice.commands import open_bus
 __all__ = ["open_database", "raise_to_realtime_priority", "require_current_schema", "serve"]
 
 log = logging.getLogger(__name__)
-
-
-@asynccontextmanager
-async def open_database(
-    settings: Settings, *, migrate: bool | None = None
-) -> AsyncIterator[Database]:
-    """Open the database and make sure its schema is current.
-
-    The embedded SQLite default migrates itself; a shared PostgreSQL is migrated by the
-    operator (``sautikit db upgrade``) so that several processes never race to do it, and
-    start-up stops with a clear message while it is behind.
-    """
-    database = Database(
-        settings.effective_database_url,
-        pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_overflow,
-        writers=settings.database_writers,
-    )
-    try:
-        if migrate if migrate is not None else database.is_sqlite:
-            await upgrade_database(database)
-        else:
-            await require_current_schema(database)
-        yield database
-    finally:
-        await database.close()
-
-
-async def require_current_schema(database: Database) -> None:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    async with database.engine.connect() as connection:
-        current = await connection.run_sync(
-            lambda sync: MigrationContext.configure(sync).get_current_revision()
-        )
-    if current != head:
-        raise ConfigError(
-            f"the database schema is at {current or 'nothing'}, this Sautikit needs {head}: "
-            "run `sautikit db upgrade`"
-        )
 
 
 def sip_tls_contexts(settings: Settings) -> tuple[ssl.SSLContext | None, ssl.SSLContext]:

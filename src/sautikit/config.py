@@ -7,11 +7,15 @@ then the defaults below, which are the embedded single-machine setup of SPEC §1
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
+import re
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -24,7 +28,7 @@ from pydantic_settings import (
 if TYPE_CHECKING:
     from sautikit.sip.session_timer import SessionTimerConfig
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = ["ConfigError", "Settings", "host_problem", "load_settings", "unknown_variables"]
 
 
 class ConfigError(Exception):
@@ -298,6 +302,26 @@ class Settings(BaseSettings):
                 raise ValueError(f"{entry!r} is not an IP address or CIDR") from None
         return value
 
+    @field_validator("http_host", "sip_host", "media_host", "sip_tls_host")
+    @classmethod
+    def _check_listen_host(cls, value: str) -> str:
+        problem = host_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str) -> str:
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme != "s3" or not parts.hostname:
+                raise ValueError(
+                    "expected s3://BUCKET[/PREFIX][?endpoint=https://…], or empty for a "
+                    "directory under data_dir"
+                )
+        return value
+
     @field_validator("sip_advertised_host", "media_advertised_address")
     @classmethod
     def _check_advertisable(cls, value: str) -> str:
@@ -437,6 +461,56 @@ def _mask_url_password(url: str) -> str:
     creds, at, host = rest.rpartition("@")
     user, colon, _ = creds.partition(":")
     return f"{scheme}://{user}{':********' if colon else ''}{at}{host}"
+
+
+_HOST_NAME = re.compile(
+    r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def host_problem(value: str) -> str | None:
+    """What is wrong with a listen address (an IP, a host name, or empty), or None."""
+    if not value:
+        return None
+    bare = value.strip("[]")
+    looks_numeric = all(c.isdigit() or c == "." for c in bare)
+    if ":" in bare or looks_numeric:
+        try:
+            ipaddress.ip_address(bare)
+        except ValueError:
+            return f"{value!r} is not an IP address"
+        return None
+    if not _HOST_NAME.fullmatch(value):
+        return f"{value!r} is not an IP address or a host name"
+    return None
+
+
+# Variables read outside Settings: the config file's path, and tools' own.
+_OTHER_VARIABLES = frozenset(
+    {
+        "SAUTIKIT_CONFIG_FILE",
+        "SAUTIKIT_TEST_DATABASE_URL",
+        "SAUTIKIT_BENCH_POSTGRES",
+        "SAUTIKIT_CONSOLE_SCREENSHOTS",
+        "SAUTIKIT_API_KEY",
+        "SAUTIKIT_BASE_URL",
+        "SAUTIKIT_SIGNING_SECRET",
+    }
+)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each ``SAUTIKIT_*`` variable that is no setting (a typo is otherwise
+    silently ignored), naming the closest known one."""
+    known = {f"SAUTIKIT_{name.upper()}" for name in Settings.model_fields}
+    warnings = []
+    for variable in sorted(environ if environ is not None else os.environ):
+        if not variable.startswith("SAUTIKIT_") or variable in known | _OTHER_VARIABLES:
+            continue
+        closest = difflib.get_close_matches(variable, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {closest[0]}?" if closest else ""
+        warnings.append(f"{variable} is not a Sautikit setting and is ignored{hint}")
+    return warnings
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -134,28 +134,38 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
 _METHODS = ("get", "put", "post", "patch", "delete")
 
 
-def _method_table(app: FastAPI) -> list[tuple[re.Pattern[str], frozenset[str]]]:
-    """Each documented path as a pattern, with its methods (built once per app)."""
-    table: list[tuple[re.Pattern[str], frozenset[str]]] | None = getattr(
-        app.state, "method_table", None
-    )
+MethodTable = list[tuple[int, re.Pattern[str], frozenset[str]]]
+
+
+def _method_table(app: FastAPI) -> MethodTable:
+    """Each documented path as a pattern, with its methods and how many parameters it
+    has (built once per app)."""
+    table: MethodTable | None = getattr(app.state, "method_table", None)
     if table is None:
         table = []
         for path, item in app.openapi().get("paths", {}).items():
             methods = {method.upper() for method in item if method in _METHODS}
-            table.append((compile_path(path)[0], frozenset(methods)))
+            table.append((path.count("{"), compile_path(path)[0], frozenset(methods)))
         app.state.method_table = table
     return table
 
 
 def allowed_methods(request: Request, starlette_allow: str = "") -> list[str]:
-    """Every method served at the request's path. Starlette's own 405 names only the
-    first route that matched the path; a path with GET and DELETE on two routes must say
-    both, so the documented paths are searched too."""
-    methods = {m.strip() for m in starlette_allow.split(",") if m.strip()}
-    for pattern, served in _method_table(request.app):
-        if pattern.match(request.scope["path"]):
-            methods |= served
+    """The methods of the resource at the request's path, as the document lists them.
+    Starlette's own 405 names only the first route that matched the path (a path with
+    GET and DELETE on two routes must say both). Where templates overlap
+    (``/v1/numbers/available`` and ``/v1/numbers/{number_id}``) the one with the fewest
+    parameters is the resource."""
+    matching = [
+        (parameters, served)
+        for parameters, pattern, served in _method_table(request.app)
+        if pattern.match(request.scope["path"])
+    ]
+    if matching:
+        fewest = min(parameters for parameters, _ in matching)
+        methods = set().union(*(served for parameters, served in matching if parameters == fewest))
+    else:  # not documented (the docs pages): what Starlette said
+        methods = {m.strip() for m in starlette_allow.split(",") if m.strip()}
     if methods:
         methods |= {"OPTIONS"}
     return sorted(methods)

@@ -1,26 +1,26 @@
 """Cursor pagination (SPEC §1): newest first, ``{"data": [...], "next_cursor": …}``.
 
 Ids are UUIDv7, so ordering by id is ordering by creation time; the cursor is the last id
-of a page, opaque to clients. Filters are the caller's ``where`` clauses on the query.
+of a page (so its format is one the OpenAPI document can state: a UUID). Filters are the
+caller's ``where`` clauses on the query.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
+from pydantic import BeforeValidator
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from sautikit.api.errors import ApiError
-
-__all__ = ["PageParams", "page_params", "paginate"]
+__all__ = ["CURSOR_PATTERN", "PageParams", "Timestamp", "page_params", "paginate"]
 
 T = TypeVar("T")
 
@@ -31,25 +31,34 @@ class PageParams:
     after_id: str | None
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339_only(value: object) -> object:
+    """Pydantic would read ``1700000000`` as a Unix time; a filter takes RFC 3339 only,
+    with its offset, as the document says (``format: date-time``)."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("an RFC 3339 time with its offset, e.g. 2026-12-04T09:30:00Z")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339_only)]
+"""A time filter in a query string: RFC 3339 with an offset."""
+
+CURSOR_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
 def page_params(
     limit: int = Query(50, ge=1, le=200, description="Items per page, 1–200."),
-    cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
+    cursor: str | None = Query(
+        None, pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page."
+    ),
 ) -> PageParams:
-    return PageParams(limit=limit, after_id=_decode(cursor) if cursor else None)
+    return PageParams(limit=limit, after_id=str(uuid.UUID(cursor)) if cursor else None)
 
 
 def _encode(item_id: str) -> str:
-    return base64.urlsafe_b64encode(item_id.encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        return str(uuid.UUID(raw))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ApiError(
-            400, "validation.invalid_field", "cursor: not a cursor this API gave", field="cursor"
-        ) from None
+    return item_id
 
 
 async def paginate(

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from sautikit.billing import ledger
-from sautikit.billing.rates_import import RateDeckError, parse_rate_deck
-from sautikit.billing.rating import StoredRates, store_rates
 from sautikit.cli.common import console, err_console, in_transaction
-from sautikit.db.models import WalletEntry, Workspace
-from sautikit.ids import new_id
+
+# The billing modules load inside the commands that use them (`sautikit --help` stays fast).
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from sautikit.billing.rating import StoredRates
+    from sautikit.db.models import WalletEntry
 
 __all__ = ["app"]
 
@@ -45,6 +46,8 @@ def rates_import(
 ) -> None:
     """Add or update rates from a CSV file. Every wrong line is named by its number, and
     then nothing is imported."""
+    from sautikit.billing.rates_import import RateDeckError, parse_rate_deck
+    from sautikit.billing.rating import store_rates
 
     try:
         lines = parse_rate_deck(file.read_bytes())
@@ -82,6 +85,8 @@ def wallet_credit(
     ] = None,
 ) -> None:
     """Credit a workspace's wallet with a payment received."""
+    from sautikit.billing import ledger
+    from sautikit.ids import new_id
 
     key = "operator:" + (idempotency_key or new_id())
 
@@ -110,6 +115,8 @@ def wallet_balance(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Show a workspace's balance, and what live calls hold of it."""
+    from sautikit.billing import ledger
+    from sautikit.db.models import Workspace
 
     async def work(session: AsyncSession) -> tuple[int, int]:
         if await session.get(Workspace, workspace) is None:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit import runtime
-from sautikit.app import open_database
-from sautikit.config import ConfigError, Settings, load_settings
-from sautikit.logs import configure_logging
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from sautikit.config import Settings
 
 __all__ = [
     "JsonOption",
@@ -33,10 +35,16 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 def load_settings_or_exit() -> Settings:
+    # Settings (pydantic-settings) and logging load on first use: `--help` needs neither.
+    from sautikit.config import ConfigError, load_settings, unknown_variables
+    from sautikit.logs import configure_logging
+
+    for warning in unknown_variables():
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     try:
         settings = load_settings()
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     configure_logging(settings.log_level, settings.log_format, node_id=settings.node_id)
     return settings
@@ -47,6 +55,10 @@ def in_transaction(
 ) -> T:
     """Run ``work`` in one transaction on the configured database."""
     settings = load_settings_or_exit()
+    # Imported here, not at the top: commands that touch no database (--help, --version,
+    # config show) start without SQLAlchemy and Alembic.
+    from sautikit.config import ConfigError
+    from sautikit.db.lifecycle import open_database
 
     async def run() -> T:
         async with (
@@ -58,10 +70,10 @@ def in_transaction(
     try:
         return runtime.run(run())
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     except (LookupError, ValueError) as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -73,7 +85,14 @@ def print_rows(rows: list[dict[str, str]], as_json: bool) -> None:
         for row in rows:
             print(json.dumps(row))
         return
-    table = Table(*(rows[0] if rows else ()))
+    # Ids are never cut to fit the terminal: each column is as wide as its widest value,
+    # and the table may run past the terminal's edge rather than shorten one.
+    names = list(rows[0]) if rows else []
+    widths = {name: max([len(name), *(len(row[name]) for row in rows)]) for name in names}
+    table = Table()
+    for name in names:
+        table.add_column(name, min_width=widths[name], no_wrap=True)
     for row in rows:
         table.add_row(*row.values())
-    console.print(table)
+    needed = sum(widths.values()) + 3 * len(names) + 1
+    Console(width=max(console.width, needed)).print(table, crop=False)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from rich.markup import escape
 
 import sautikit
-from sautikit import accounts, runtime
-from sautikit.app import serve
+from sautikit import runtime
 from sautikit.cli import billing, kamailio, members, mpesa, numbers, phone, trunks
 from sautikit.cli.common import (
     JsonOption,
@@ -21,9 +19,12 @@ from sautikit.cli.common import (
     load_settings_or_exit,
     print_rows,
 )
-from sautikit.config import ConfigError
-from sautikit.db.models import ApiKey, Workspace
-from sautikit.logs import configure_logging
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from sautikit import accounts
+    from sautikit.db.models import ApiKey, Workspace
 
 __all__ = ["app", "main"]
 
@@ -77,11 +78,14 @@ for command_group in billing.app.registered_groups:
 @app.command("serve")
 def serve_command() -> None:
     """Run the API and the PBX in one process until SIGINT/SIGTERM."""
+    from sautikit.app import serve  # the whole server: only this command needs it
+    from sautikit.config import ConfigError
+
     settings = load_settings_or_exit()
     try:
         runtime.run(serve(settings))
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
 
 
@@ -106,6 +110,8 @@ def db_upgrade() -> None:
 def workspaces_create(name: str) -> None:
     """Create a workspace and print its id."""
 
+    from sautikit import accounts
+
     async def work(session: AsyncSession) -> str:
         return (await accounts.create_workspace(session, name)).id
 
@@ -115,6 +121,10 @@ def workspaces_create(name: str) -> None:
 @workspaces_app.command("list")
 def workspaces_list(as_json: JsonOption = False) -> None:
     """List workspaces, oldest first."""
+
+    from sqlalchemy import select
+
+    from sautikit.db.models import Workspace
 
     async def work(session: AsyncSession) -> list[Workspace]:
         return list((await session.scalars(select(Workspace).order_by(Workspace.id))).all())
@@ -127,6 +137,8 @@ def workspaces_list(as_json: JsonOption = False) -> None:
 
 
 def _parse_scopes(value: str) -> list[str]:
+    from sautikit import accounts
+
     if value.strip() in {"all", "*"}:
         return sorted(accounts.SCOPES)
     return [scope.strip() for scope in value.replace(" ", ",").split(",") if scope.strip()]
@@ -139,6 +151,8 @@ def keys_create(
     name: Annotated[str, typer.Option("--name", help="A label for listings.")] = "",
 ) -> None:
     """Create an API key. The key is printed once; only its hash is stored."""
+
+    from sautikit import accounts
 
     async def work(session: AsyncSession) -> accounts.CreatedKey:
         return await accounts.create_api_key(session, workspace, _parse_scopes(scopes), name)
@@ -157,6 +171,8 @@ def keys_list(
 ) -> None:
     """List API keys (never the keys themselves)."""
 
+    from sautikit import accounts
+
     async def work(session: AsyncSession) -> list[ApiKey]:
         return await accounts.list_api_keys(session, workspace)
 
@@ -164,7 +180,7 @@ def keys_list(
         {
             "id": key.id,
             "workspace": key.workspace_id,
-            "prefix": key.prefix + "…",
+            "prefix": key.prefix + "…",  # the key itself is never stored
             "name": key.name,
             "scopes": ",".join(key.scopes),
             "revoked_at": key.revoked_at.isoformat() if key.revoked_at else "",
@@ -178,6 +194,8 @@ def keys_list(
 def keys_revoke(key_id: str) -> None:
     """Revoke a key at once; requests with it answer 401 api_key.revoked."""
 
+    from sautikit import accounts
+
     async def work(session: AsyncSession) -> None:
         await accounts.revoke_api_key(session, key_id)
 
@@ -189,6 +207,7 @@ def keys_revoke(key_id: str) -> None:
 def demo() -> None:
     """Start Sautikit on embedded defaults and show it answering real requests."""
     from sautikit.cli.demo import run_demo
+    from sautikit.logs import configure_logging
 
     settings = load_settings_or_exit()
     configure_logging("warning", settings.log_format)  # the demo narrates; logs would drown it

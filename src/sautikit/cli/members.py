@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.cli.common import console, in_transaction, load_settings_or_exit
-from sautikit.console.auth import INVITE_LIFETIME, ROLES, create_invite, create_member
+from sautikit.console.roles import INVITE_LIFETIME, ROLES
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 __all__ = ["app"]
 
@@ -33,6 +35,8 @@ def add_member(
 ) -> None:
     """Add a member who signs in to the console with EMAIL and a password."""
 
+    from sautikit.console.auth import create_member
+
     async def add(session: AsyncSession) -> tuple[str, str]:
         member = await create_member(session, workspace_id, email, password, role)
         return member.id, member.email
@@ -51,6 +55,8 @@ def invite(
 ) -> None:
     """Print a link with which EMAIL chooses a password and joins (once, within 7 days)."""
     base = load_settings_or_exit().effective_public_url
+
+    from sautikit.console.auth import create_invite
 
     async def make(session: AsyncSession) -> str:
         return await create_invite(session, workspace_id, email, role)

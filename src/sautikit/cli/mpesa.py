@@ -6,16 +6,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit import runtime
-from sautikit.billing.ledger import format_kes
-from sautikit.billing.mpesa.daraja import DarajaClient, DarajaError
-from sautikit.billing.mpesa.topups import assign_payment, callback_urls
 from sautikit.cli.common import (
     JsonOption,
     console,
@@ -24,7 +19,12 @@ from sautikit.cli.common import (
     load_settings_or_exit,
     print_rows,
 )
-from sautikit.db.models import MpesaPayment, TopUp
+
+# Daraja's client and the ledger load inside the commands (`sautikit --help` stays fast).
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from sautikit.db.models import MpesaPayment, TopUp
 
 __all__ = ["app"]
 
@@ -34,6 +34,9 @@ app = typer.Typer(help="M-Pesa top-ups through Safaricom's Daraja.", no_args_is_
 @app.command("register-urls")
 def register_urls() -> None:
     """Register this deployment's C2B validation and confirmation URLs with Daraja."""
+    from sautikit.billing.mpesa.daraja import DarajaClient, DarajaError
+    from sautikit.billing.mpesa.topups import callback_urls
+
     settings = load_settings_or_exit()
     if not settings.daraja_enabled:
         err_console.print("[red]error:[/] set the SAUTIKIT_DARAJA_* settings first")
@@ -62,6 +65,10 @@ def register_urls() -> None:
 @app.command("unmatched")
 def unmatched(as_json: JsonOption = False) -> None:
     """Payments M-Pesa reported that matched no workspace, oldest first."""
+    from sqlalchemy import select
+
+    from sautikit.billing.ledger import format_kes
+    from sautikit.db.models import MpesaPayment
 
     async def load(session: AsyncSession) -> list[MpesaPayment]:
         query = select(MpesaPayment).where(MpesaPayment.status == "unmatched")
@@ -87,6 +94,8 @@ def assign(
     workspace_id: Annotated[str, typer.Argument(help="The workspace to credit.")],
 ) -> None:
     """Credit an unmatched payment to a workspace, once."""
+    from sautikit.billing.ledger import format_kes
+    from sautikit.billing.mpesa.topups import assign_payment
 
     async def credit(session: AsyncSession) -> TopUp:
         return await assign_payment(session, payment_id, workspace_id)

@@ -7,23 +7,18 @@ module mounts this one: importing it at the top would be circular.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from sautikit.billing.numbers import (
-    ImportSummary,
-    InventoryError,
-    RenewalReport,
-    import_inventory,
-    parse_inventory,
-    renew_numbers,
-)
 from sautikit.cli.common import console, err_console, in_transaction, print_rows
-from sautikit.db.models import Number
-from sautikit.db.types import utcnow
+
+# The inventory modules load inside the commands that use them (`sautikit --help` stays fast).
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from sautikit.billing.numbers import ImportSummary, RenewalReport
+    from sautikit.db.models import Number
 
 __all__ = ["app"]
 
@@ -40,6 +35,7 @@ def import_command(
 ) -> None:
     """Add numbers and update the prices of numbers nobody holds. A wrong line is named
     by its number and then nothing is imported."""
+    from sautikit.billing.numbers import InventoryError, import_inventory, parse_inventory
 
     try:
         lines = parse_inventory(file.read_bytes())
@@ -70,6 +66,9 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines for scripts.")] = False,
 ) -> None:
     """List the inventory, in number order."""
+    from sqlalchemy import select
+
+    from sautikit.db.models import Number
 
     async def work(session: AsyncSession) -> list[Number]:
         query = select(Number).order_by(Number.e164)
@@ -96,6 +95,9 @@ def renew_command() -> None:
     """Charge the rental of every number whose paid month has ended; suspend those the
     wallet cannot pay for. Safe to run as often as wanted (from cron, say): a month is
     never charged twice."""
+
+    from sautikit.billing.numbers import renew_numbers
+    from sautikit.db.types import utcnow
 
     async def work(session: AsyncSession) -> RenewalReport:
         return await renew_numbers(session, utcnow())

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sautikit import runtime
-from sautikit.media import TextToSpeech
-from sautikit.pbx import CallReport, CallScript, Phone
+
+if TYPE_CHECKING:  # the PBX and the media engine load only when a call is made
+    from sautikit.pbx import CallReport, CallScript, Phone
 
 __all__ = ["app"]
 
@@ -46,6 +47,8 @@ def _script(
     record: Path | None,
     hangup_after: float | None,
 ) -> CallScript:
+    from sautikit.pbx import CallScript
+
     return CallScript(
         voice=voice,
         say=say,
@@ -69,6 +72,9 @@ def _print(report: CallReport) -> None:
 
 def _phone(listen: str) -> Phone:
     host, port = _address(listen)
+    from sautikit.media import TextToSpeech
+    from sautikit.pbx import Phone
+
     tts = TextToSpeech(Path(tempfile.gettempdir()) / "sautikit-phone-tts")
     return Phone(host=host, sip_port=port, tts=tts)
 

@@ -8,17 +8,17 @@ changes within seconds.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from sautikit.billing.authorisation import normalise_prefix
 from sautikit.cli.common import JsonOption, in_transaction, load_settings_or_exit, print_rows
-from sautikit.crypto import encrypt_secret
-from sautikit.db.models import Trunk
-from sautikit.sip.digest import DigestError, challenge_algorithms
+
+# SQLAlchemy and the models load inside the commands (`sautikit --help` stays fast).
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from sautikit.db.models import Trunk
 
 __all__ = ["app"]
 
@@ -71,6 +71,13 @@ def add(
     """Add (or replace) a trunk. ``--prefix`` names the calls it carries out (longest
     prefix wins across trunks); ``--inbound`` the addresses it brings calls in from. A
     trunk needs at least one of them: with neither it would carry nothing."""
+    from sqlalchemy import select
+
+    from sautikit.billing.authorisation import normalise_prefix
+    from sautikit.crypto import encrypt_secret
+    from sautikit.db.models import Trunk
+    from sautikit.sip.digest import DigestError, challenge_algorithms
+
     if transport not in ("udp", "tcp", "tls"):
         raise typer.BadParameter("transport must be udp, tcp or tls")
     if srtp not in ("optional", "required"):
@@ -125,6 +132,9 @@ def add(
 @app.command("list")
 def list_trunks(as_json: JsonOption = False) -> None:
     """List trunks (never their passwords)."""
+    from sqlalchemy import select
+
+    from sautikit.db.models import Trunk
 
     async def work(session: AsyncSession) -> list[Trunk]:
         return list((await session.scalars(select(Trunk).order_by(Trunk.name))).all())
@@ -146,6 +156,9 @@ def list_trunks(as_json: JsonOption = False) -> None:
 @app.command("remove")
 def remove(name: str) -> None:
     """Remove a trunk."""
+    from sqlalchemy import select
+
+    from sautikit.db.models import Trunk
 
     async def work(session: AsyncSession) -> None:
         trunk = await session.scalar(select(Trunk).where(Trunk.name == name))

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -27,6 +28,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sautikit.console.roles import INVITE_LIFETIME, ROLES
 from sautikit.db.models import ConsoleInvite, ConsoleSession, ConsoleUser, Workspace
 from sautikit.db.types import utcnow
 
@@ -49,15 +51,20 @@ __all__ = [
 
 COOKIE_NAME = "sautikit_console"
 SESSION_LIFETIME = timedelta(hours=12)
-INVITE_LIFETIME = timedelta(days=7)
-ROLES = ("owner", "developer", "viewer")
 MAX_FAILURES = 5
 FAILURE_WINDOW = 15 * 60.0
 _MIN_PASSWORD = 10
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _hasher = PasswordHasher()
 # Verifying against this when the e-mail is unknown keeps both answers equally slow.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the e-mail is unknown (same time as a real miss);
+    made on first use, not at import: argon2 takes ~0.4 s, and every CLI command imports
+    this module for ``sautikit console``'s help."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True)
@@ -168,7 +175,7 @@ async def verify_member(session: AsyncSession, email: str, password: str) -> Con
         select(ConsoleUser).where(ConsoleUser.email == normalise_email(email))
     )
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None or user.disabled_at is not None:

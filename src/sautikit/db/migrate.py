@@ -1,11 +1,22 @@
-"""Run the Alembic migrations that ship inside the package."""
+"""Run the Alembic migrations that ship inside the package.
+
+A schema that is already current is left alone without a word: every command on the
+embedded SQLite calls :func:`upgrade_database`, and Alembic's "Context impl SQLiteImpl" /
+"Will assume non-transactional DDL" lines on each of them were noise. Only a real upgrade
+speaks (its "Running upgrade …" lines).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from sautikit.db.engine import Database
@@ -13,6 +24,7 @@ from sautikit.db.engine import Database
 __all__ = ["alembic_config", "upgrade_database"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+_ALEMBIC_LOG = logging.getLogger("alembic.runtime.migration")
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -23,7 +35,30 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    level = _ALEMBIC_LOG.level
+    _ALEMBIC_LOG.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        _ALEMBIC_LOG.setLevel(level)
+
+
+def _is_current(connection: Connection, config: Config) -> bool:
+    with _quiet():
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    return current == set(ScriptDirectory.from_config(config).get_heads())
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config(connection)
+    if revision == "head" and _is_current(connection, config):
+        return
+    command.upgrade(config, revision)
+
+
 async def upgrade_database(database: Database, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` inside one transaction (where the engine allows)."""
     async with database.engine.begin() as connection:
-        await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
+        await connection.run_sync(lambda sync: _upgrade(sync, revision))

@@ -8,7 +8,6 @@ anyone picks up. Live-call changes travel the same way to whichever process hold
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sautikit.api.auth import Principal, require_scopes
 from sautikit.api.deps import DbSession
 from sautikit.api.errors import ApiError, ErrorEnvelope
-from sautikit.api.pagination import PageParams, page_params, paginate
+from sautikit.api.pagination import PageParams, Timestamp, page_params, paginate
 from sautikit.api.routing import SautikitRoute, refused_when_overloaded
 from sautikit.api.schemas import RequestModel
 from sautikit.api.urls import refuse_undeliverable_fields
@@ -345,8 +344,8 @@ async def list_calls(
     direction: Literal["inbound", "outbound"] | None = Query(None),
     from_: str | None = Query(None, alias="from"),
     to: str | None = Query(None),
-    created_after: datetime | None = Query(None),
-    created_before: datetime | None = Query(None),
+    created_after: Timestamp | None = Query(None),
+    created_before: Timestamp | None = Query(None),
 ) -> dict[str, Any]:
     query = select(Call).where(Call.workspace_id == principal.workspace_id)
     for column, value in (

@@ -148,7 +148,11 @@ async def _owned(session: AsyncSession, principal: Principal, event_id: str) -> 
 @router.get("", response_model=EventPage, summary="The event log, newest first")
 async def list_events(
     session: DbSession,
-    kind: str | None = Query(None, description="Only events of this kind."),
+    kind: str | None = Query(
+        None,
+        description="Only events of this kind.",
+        json_schema_extra={"enum": sorted(EVENT_KINDS)},
+    ),
     call_id: str | None = Query(None, description="Only events about this call."),
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(manage),

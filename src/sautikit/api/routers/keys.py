@@ -32,6 +32,9 @@ router = APIRouter(prefix="/v1/keys", route_class=SautikitRoute, tags=["keys"])
 manage = require_scopes("keys.manage")
 
 
+_SCOPE_ITEMS: dict[str, Any] = {"type": "string", "enum": sorted(accounts.SCOPES)}
+
+
 class ApiKeyIn(RequestModel):
     name: str = Field("", max_length=200, description="What the key is for.")
     scopes: list[str] = Field(
@@ -39,6 +42,7 @@ class ApiKeyIn(RequestModel):
         max_length=len(accounts.SCOPES),
         description="Dotted scopes: " + ", ".join(f"`{s}`" for s in sorted(accounts.SCOPES)),
         examples=[["calls.read", "calls.write"]],
+        json_schema_extra={"items": _SCOPE_ITEMS},
     )
 
     @field_validator("scopes")

@@ -145,7 +145,9 @@ async def owned_number(
 async def list_available(
     session: DbSession,
     prefix: str | None = Query(
-        None, description="E.164 prefix, e.g. +25420 (a leading '+' may be left out)."
+        None,
+        description="E.164 prefix, e.g. +25420 (a leading '+' may be left out).",
+        pattern=r"^\s*\+?[1-9][0-9]{0,14}$",
     ),
     capability: Literal["voice", "sms"] | None = Query(None),
     page: PageParams = Depends(page_params),

@@ -237,7 +237,11 @@ async def list_recordings(
     request: Request,
     session: DbSession,
     call_id: str | None = Query(None, description="Only this call's recordings."),
-    status: str | None = Query(None, description="Only recordings in this status."),
+    status: str | None = Query(
+        None,
+        description="Only recordings in this status.",
+        json_schema_extra={"enum": list(STATUSES)},
+    ),
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(read),
 ) -> dict[str, Any]:

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.api.auth import Principal, require_scopes
@@ -114,8 +114,27 @@ class SettingsOut(BaseModel):
     currency: str = "KES"
 
 
+def _no_null_where_refused(schema: dict[str, Any]) -> None:
+    """The fields default to None to mean "not sent", but only storage ones take null:
+    the schema of every other field says so (no ``null`` in its ``anyOf``)."""
+    for name, field in schema.get("properties", {}).items():
+        if name in _NULLABLE or "anyOf" not in field:
+            continue
+        kept = [option for option in field["anyOf"] if option.get("type") != "null"]
+        field.pop("default", None)
+        if len(kept) == 1:
+            field.pop("anyOf")
+            field.update(kept[0])
+        else:
+            field["anyOf"] = kept
+
+
 class SettingsPatch(RequestModel):
     """Only the fields sent change."""
+
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_no_null_where_refused
+    )
 
     destination_allowlist: list[AllowedPrefix] | None = Field(None, max_length=_MAX_ENTRIES)
     sip_host_allowlist: list[AllowedHost] | None = Field(None, max_length=_MAX_ENTRIES)

@@ -25,7 +25,7 @@ from starlette.background import BackgroundTask
 
 from sautikit.api.auth import Principal, require_scopes
 from sautikit.api.deps import DbSession, api_context
-from sautikit.api.errors import ApiError
+from sautikit.api.errors import ApiError, ErrorEnvelope
 from sautikit.api.pagination import PageParams, page_params, paginate
 from sautikit.api.routing import SautikitRoute
 from sautikit.api.schemas import RequestModel
@@ -115,7 +115,21 @@ def topup_service(request: Request) -> TopUpService:
     return service
 
 
-@router.post("", status_code=201, response_model=TopUpOut, summary="Top up by M-Pesa STK push")
+_NOT_CONFIGURED: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorEnvelope,
+        "description": "`topups.not_configured`: this deployment has no M-Pesa set up",
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=TopUpOut,
+    summary="Top up by M-Pesa STK push",
+    responses=_NOT_CONFIGURED,
+)
 async def create_topup(
     body: TopUpIn,
     session: DbSession,
@@ -152,7 +166,12 @@ async def list_topups(
     return await paginate(session, query, TopUp.id, page, topup_out)
 
 
-@router.get("/paybill", response_model=PaybillOut, summary="How to pay by M-Pesa Paybill")
+@router.get(
+    "/paybill",
+    response_model=PaybillOut,
+    summary="How to pay by M-Pesa Paybill",
+    responses=_NOT_CONFIGURED,
+)
 async def paybill(
     session: DbSession, request: Request, principal: Principal = Depends(read)
 ) -> PaybillOut:

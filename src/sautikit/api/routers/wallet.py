@@ -93,7 +93,11 @@ async def get_balance(session: DbSession, principal: Principal = Depends(read)) 
 )
 async def list_transactions(
     session: DbSession,
-    entry_type: str | None = Query(None, description="Only entries of this type."),
+    entry_type: str | None = Query(
+        None,
+        description="Only entries of this type.",
+        json_schema_extra={"enum": sorted(ledger.ENTRY_TYPES)},
+    ),
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(read),
 ) -> dict[str, Any]:

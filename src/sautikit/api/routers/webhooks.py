@@ -28,7 +28,11 @@ manage = require_scopes("webhooks.manage")
 
 class WebhookIn(RequestModel):
     url: AnyHttpUrl = Field(description="Where events are POSTed.")
-    events: list[str] = Field(min_length=1, description='Event kinds, or ["*"] for all.')
+    events: list[str] = Field(
+        min_length=1,
+        description='Event kinds, or ["*"] for all.',
+        json_schema_extra={"items": {"type": "string", "enum": ["*", *sorted(EVENT_KINDS)]}},
+    )
 
     @field_validator("events")
     @classmethod
