@@ -233,3 +233,21 @@ async def test_a_sips_call_between_two_user_agents_stays_on_tls_end_to_end(
         await bob.close()
     # A phone registering as sips:alice is the same alice as sip:alice.
     assert address_of_record(SipUri.parse("sips:alice@example.com")) == "sip:alice"
+
+
+async def test_a_taken_sip_port_releases_the_tls_port_too(certificates: Certificates) -> None:
+    taken = SipTransportLayer()
+    await taken.start("127.0.0.1", 0)
+    layer = SipTransportLayer()
+    try:
+        with pytest.raises(OSError):
+            await layer.start(
+                "127.0.0.1",
+                taken.port,
+                tls=server_context(certificates.cert, certificates.key),
+                tls_port=0,
+            )
+        assert layer.tls_port == 0 and layer._tls_server is None
+    finally:
+        await layer.close()
+        await taken.close()

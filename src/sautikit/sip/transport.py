@@ -300,9 +300,15 @@ class SipTransportLayer:
                 self.host, self.port = host, self.tls_port
                 self.advertised_host = advertised_address(host, advertised_host)
                 return
-        await self._start_plain(
-            host, port, udp=udp, tcp=tcp, advertised_host=advertised_host, tcp_host=tcp_host
-        )
+        try:
+            await self._start_plain(
+                host, port, udp=udp, tcp=tcp, advertised_host=advertised_host, tcp_host=tcp_host
+            )
+        except BaseException:
+            if self._tls_server is not None:  # a taken UDP/TCP port: release the TLS one
+                self._tls_server.close()
+                self._tls_server, self.tls_port = None, 0
+            raise
 
     async def _start_plain(
         self,
