@@ -70,6 +70,12 @@ class Inbound:
         if leg.sip.authenticated_user is not None:
             device = self.devices.directory.login(leg.sip.authenticated_user)
             if device is None:
+                # Authenticated a moment ago, gone now: revoked, or its number released.
+                log.info(
+                    "SIP user %r has no device login any more: call to %s refused (403)",
+                    leg.sip.authenticated_user[:64],
+                    called[:40],
+                )
                 leg.reject(403, "Forbidden")
                 return
             if await self._plain_refused(leg, device.workspace_id):
