@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import delete
+from tests.linphone import Linphone, requires_linphone
 from tests.sipp import SCENARIOS as SIP_SCENARIOS
-from tests.sipp import Sipp, requires_sipp
+from tests.sipp import Sipp, free_port, requires_sipp
 from tests.voice.stack import NUMBER, Stack, open_stack
 from tests.voice.voice_rig import AppServer, document
 
@@ -132,3 +133,45 @@ async def test_a_bad_transfer_target_is_refused_400(stack: Stack) -> None:
     )
     assert response.status_code == 400, response.text
     assert "transfer" in response.text
+
+
+@requires_linphone
+async def test_linphone_blind_transfers_the_caller_it_answered(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """linphone-cli 5.1 as the agent: auto-answers the app's dial, then ``transfer``
+    (its blind transfer: REFER) to the target, and hangs up once our NOTIFY says 200."""
+    stack.app.route("/voice", document({"dial": {"number": AGENT}}))
+    port = free_port()
+    phone = Linphone(tmp_path / "agent", f"[sip]\nsip_port={port}\nsip_tcp_port=-1\n")
+    await phone.start()
+    target = Sipp(scenario=SIP_SCENARIOS / "uas_answer.xml", timeout=30)
+    try:
+        await phone.command("autoanswer enable")
+        await phone.expect("[Aa]uto.?answer")
+        async with target:
+            await _trunks(stack, port, target.port)
+            caller = Sipp(
+                scenario=SCENARIOS / "caller_talks_then_hangs_up.xml",
+                remote=stack.sip,
+                service=NUMBER,
+                timeout=30,
+            )
+            await caller.start()
+            try:
+                await phone.expect(r"[Cc]all \d+.*(connected|answered|Connected)", within=15)
+                await asyncio.sleep(0.5)  # an agent says a word before transferring
+                await phone.command(f"transfer 1 sip:{TARGET}@127.0.0.1:{stack.pbx.port}")
+                await phone.expect(r"(ended|terminated|transferred|Transfer)", within=15)
+                caller_result = await caller.wait()
+            finally:
+                await caller.stop()
+            target_result = await target.wait()
+    finally:
+        output = await phone.stop()
+    assert caller_result.returncode == 0, caller_result.explain()
+    assert target_result.returncode == 0, target_result.explain() + output[-2000:]
+    calls = await stack.wait_for_calls_to_end(count=3)
+    children = {call.to_number: call for call in calls if call.parent_call_id}
+    assert set(children) == {AGENT, TARGET}
+    assert children[TARGET].status == "completed"

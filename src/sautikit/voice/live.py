@@ -459,6 +459,32 @@ class LiveCall:
         recording_channels: int,
         hangup_on_star: bool,
     ) -> DialResult:
+        """Ring ``children``, bridge the first to answer until one side hangs up (through
+        any transfers its side asks for), and answer the outcome."""
+        # A callee's phone may transfer the caller (REFER) the moment it answers, before
+        # the bridge exists: its request waits in this queue for the bridge's loop.
+        transfers: asyncio.Queue[_Transfer] = asyncio.Queue()
+        for child in children:
+            self._offer_transfers(child, transfers)
+        try:
+            return await self._ring_and_bridge(
+                children, transfers, record, recording_channels, hangup_on_star
+            )
+        finally:
+            for child in children:
+                child._transfers = None
+                child.leg.sip.on_refer = None
+            while not transfers.empty():
+                transfers.get_nowait().finish(487)
+
+    async def _ring_and_bridge(
+        self,
+        children: list[LiveCall],
+        transfers: asyncio.Queue[_Transfer],
+        record: Literal["do-not-record", "record-from-answer", "record-from-ringing"],
+        recording_channels: int,
+        hangup_on_star: bool,
+    ) -> DialResult:
         """Ring ``children`` (ringback meanwhile), bridge the first to answer until one
         side hangs up, and answer the outcome."""
         recording: RecordingHandle | None = None
@@ -512,11 +538,9 @@ class LiveCall:
         recording = recording or bridge.recording
         self.recording = recording
         self._recording_stopped.clear()
-        transfers: asyncio.Queue[_Transfer] = asyncio.Queue()
         let_go: list[asyncio.Future[None]] = []
         try:
             while True:
-                self._offer_transfers(winner, transfers)
                 asked = asyncio.ensure_future(transfers.get())
                 watchers: list[asyncio.Future[Any]] = [asyncio.ensure_future(bridge.wait()), asked]
                 if hangup_on_star:
@@ -532,9 +556,9 @@ class LiveCall:
                 # ringback while the target rings, then talks to it instead.
                 bridge.close()
                 request = asked.result()
-                taken_over = await self._transfer(request, children)
+                taken_over = await self._transfer(request, children, transfers)
                 if taken_over is not None:
-                    winner._transfers = None
+                    winner._transfers = None  # it is leaving: its own REFERs are over
                     if request.by_refer:
                         let_go.append(asyncio.ensure_future(_let_go(winner)))
                     elif not winner.ended:
@@ -547,10 +571,6 @@ class LiveCall:
                 except ChannelClosed:
                     break
         finally:
-            winner._transfers = None
-            winner.leg.sip.on_refer = None
-            while not transfers.empty():
-                transfers.get_nowait().finish(487)
             for waiting in let_go:
                 waiting.cancel()  # the dial's end hangs up every leg it placed
             self.recording = None
@@ -588,7 +608,12 @@ class LiveCall:
         transfers.put_nowait(request)
         return await asyncio.shield(request.status)
 
-    async def _transfer(self, request: _Transfer, children: list[LiveCall]) -> LiveCall | None:
+    async def _transfer(
+        self,
+        request: _Transfer,
+        children: list[LiveCall],
+        transfers: asyncio.Queue[_Transfer],
+    ) -> LiveCall | None:
         """Ring a transfer's target for this caller; the new callee once it answers."""
         ringback = asyncio.ensure_future(self.channel.play(_ringback(), loop=1000))
         try:
@@ -601,6 +626,7 @@ class LiveCall:
                 request.finish(403)
                 return None
             children.append(child)
+            self._offer_transfers(child, transfers)  # it may hand the caller on in turn
             answered, failures = await self._first_answer([child])
         finally:
             ringback.cancel()
