@@ -9,6 +9,7 @@ import httpx
 from sqlalchemy import select
 from tests.support import KeyFactory
 
+from sautikit.calls.queues import Queues
 from sautikit.db import Database
 from sautikit.db.models import Call, Event, Queue, QueueMember
 from sautikit.db.types import utcnow
@@ -114,3 +115,20 @@ async def test_reading_needs_calls_read_and_removing_calls_write(
     denied = await client.delete(f"/v1/queues/support/members/{waiting}", headers=reader)
     assert denied.status_code == 403
     assert denied.json()["error"]["code"] == "api_key.scope_denied"
+
+
+async def test_a_dead_node_s_members_leave_with_error_on_recovery(
+    client: httpx.AsyncClient, make_key: KeyFactory, database: Database
+) -> None:
+    workspace_id, headers = await make_key()
+    stranded, _ = await _queue_with_callers(database, workspace_id, ["answered", "answered"])
+    async with database.transaction() as session:
+        member = await session.scalar(select(QueueMember).where(QueueMember.call_id == stranded))
+        assert member is not None
+        member.node = "dead-node"
+    assert await Queues(database, node="survivor").recover_node("dead-node") == 1
+    members = (await client.get("/v1/queues/support/members", headers=headers)).json()["data"]
+    assert stranded not in [m["call_id"] for m in members] and len(members) == 1
+    async with database.sessions() as session:
+        event = await session.scalar(select(Event).where(Event.call_id == stranded))
+    assert event is not None and (event.kind, event.data["result"]) == ("queue.left", "error")

@@ -252,6 +252,7 @@ class CallManager:
         )
         for pending in recovery.pending:  # far ends still to answer: shutdown waits
             self.registry.spawn(pending, "teardown of a stored dialog")
+        await self.queues.recover_node(owner)
         return recovery.closed
 
     async def shutdown(self, grace: float, *, hurry: asyncio.Event | None = None) -> None:

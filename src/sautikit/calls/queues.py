@@ -12,7 +12,9 @@ many processes share it:
   neither waits on the other's claim, whichever processes hold them: a caller held by
   another process is bridged through relay channels (:class:`Queues`).
 * A member whose call is no longer live (a crash) is never taken: the claim looks at
-  the call's row, and marks such a member ``left`` with ``hangup``.
+  the call's row, and marks such a member ``left`` with ``hangup``; the recovery of a
+  node (its restart, or another's claim of its lease) marks its members ``left`` with
+  ``error`` (:meth:`Queues.recover_node`).
 
 Each member's process keeps a :class:`Member` (the interpreter's
 :class:`~sautikit.voice.control.QueueTicket`): the agent's claim hands it an offer, the
@@ -627,6 +629,24 @@ class Queues:
             member.status = "bridging"
             member.agent_call_id = agent_call_id
             return member.call_id, member.node
+
+    async def recover_node(self, owner: str) -> int:
+        """The members ``owner`` held when it died (this node after a crash, or a dead
+        node's) leave with ``error``, each with its ``queue.left``; answers how many."""
+
+        async def job(session: AsyncSession) -> int:
+            stranded = await session.scalars(
+                select(QueueMember.seq).where(
+                    QueueMember.node == owner, QueueMember.status.in_(("waiting", "bridging"))
+                )
+            )
+            left = 0
+            for seq in stranded.all():
+                if seq not in {member.seq for member in self._members.values()}:
+                    left += await _leave_row(session, seq, "error") is not None
+            return left
+
+        return await self.database.write(job, what=f"queue members of {owner} recovered")
 
     def remove(self, call_id: str) -> bool:
         """The API removed ``call_id`` from its queue (its row says so already)."""
