@@ -8,8 +8,12 @@ from tests.sip.test_useragent import FAST, REALM, lookup_ha1, register
 
 from sautikit.db import Database
 from sautikit.db.models import SipRegistration
-from sautikit.pbx.registrations import RegistrationStore
+from sautikit.pbx.registrations import RegistrationStore, reach
 from sautikit.sip import UserAgent
+from sautikit.sip.registrar import ContactRequest, Registrar, Source
+from sautikit.sip.registrar_service import RegistrarService
+from sautikit.sip.server_auth import ServerAuth
+from sautikit.sip.transport import Peer
 
 
 async def agent_with(store: RegistrationStore) -> UserAgent:
@@ -64,3 +68,33 @@ async def test_a_registration_outlives_its_process_and_is_seen_by_another(
             await second.close()
     finally:
         await close(phone)
+
+
+def test_a_device_is_reached_through_its_path_else_its_nat_source() -> None:
+    registrar = Registrar()
+    behind_proxy = registrar.register(
+        "sip:alice",
+        [ContactRequest("sip:alice@192.168.1.2:5060")],
+        call_id="a",
+        cseq=1,
+        now=0.0,
+        source=Source("10.0.0.1", 5060),
+        path=["<sip:edge@10.0.0.1:5062;transport=tcp;lr>", "<sip:lb@10.0.0.9;lr>"],
+    ).bindings[0]
+    natted = registrar.register(
+        "sip:bob",
+        [ContactRequest("sip:bob@192.168.1.3:5060")],
+        call_id="b",
+        cseq=1,
+        now=0.0,
+        source=Source("203.0.113.9", 40000),
+    ).bindings[0]
+    proxied = reach(behind_proxy)
+    assert proxied.contact == "sip:alice@192.168.1.2:5060"  # the Request-URI stays
+    assert proxied.destination == Peer("tcp", "10.0.0.1", 5062)  # the first proxy
+    assert proxied.route == behind_proxy.path
+    direct = reach(natted)
+    assert direct.destination == Peer("udp", "203.0.113.9", 40000) and direct.route == ()
+    # Only the phone without a proxy in front gets Sautikit's NAT keep-alive.
+    service = RegistrarService(registrar, ServerAuth(None), clock=lambda: 1.0)
+    assert service.natted() == [natted]
