@@ -7,8 +7,10 @@ setting). Nothing asserts how long anything took: only what was sent and how cal
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
+from tests.linphone import Linphone, requires_linphone
 from tests.sip.conftest import MakeAgent, StartSipp
 from tests.sipp import SCENARIOS, requires_sipp
 
@@ -168,3 +170,32 @@ async def test_our_call_offers_timers_and_refreshes_with_update_when_asked_to(
     result = await sipp.wait()
     assert result.returncode == 0, result.explain()
     assert timer.refreshes_sent >= 1
+
+
+@requires_linphone
+async def test_linphone_answers_our_session_refreshes_and_the_call_stays_up(
+    make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    """linphone-cli 5.1 calls us with its defaults: we refresh every second (a 2 s
+    interval) with UPDATE, which it allows; the call stays up through the refreshes
+    until linphone hangs up."""
+    calls: asyncio.Queue[IncomingCall] = asyncio.Queue()
+    agent = await make_agent(on_incoming_call=_answering(calls), session_timers=SHORT)
+    phone = Linphone(tmp_path / "linphone")
+    await phone.start()
+    try:
+        await phone.command(f"call sip:100@127.0.0.1:{agent.transport.port}")
+        call = await asyncio.wait_for(calls.get(), WAIT)
+        timer = None
+        for _ in range(200):
+            timer = call.session_timer
+            if timer is not None and timer.refreshes_sent >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert timer is not None and timer.refreshes_sent >= 2, phone.seen[-2000:]
+        assert not call.ended and timer.we_refresh
+        await phone.command("terminate")
+        end = await asyncio.wait_for(asyncio.shield(call.terminated), WAIT)
+    finally:
+        await phone.stop()
+    assert end.reason is EndReason.REMOTE_HANGUP
