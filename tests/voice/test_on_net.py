@@ -259,3 +259,17 @@ async def test_a_number_whose_app_dials_itself_stops_at_the_hop_limit(stack: Sta
     statuses = [hit.fields["DialCallStatus"] for hit in stack.app.hits_to("/dialled")]
     assert statuses.count("completed") == MAX_ON_NET_HOPS - 1
     assert len(statuses) == MAX_ON_NET_HOPS  # the last dial was refused
+
+
+async def test_a_held_number_with_no_app_and_no_phone_is_not_sent_to_a_carrier(
+    stack: Stack,
+) -> None:
+    await other_workspace(stack, voice_url=None)  # rings its devices: it has none
+    body = {"to": OTHER, "from": NUMBER, "action_url": stack.app.url("/answered")}
+    placed = await stack.api.post("/v1/calls", json=body, headers=stack.headers)
+    assert placed.status_code == 201, placed.text
+    (call,) = await stack.wait_for_calls_to_end()
+    # The number answered 480 on the platform (nobody to ring): unanswered, free, and
+    # never offered to the trunk (which would have failed it as unreachable).
+    assert call.on_net and (call.status, call.hangup_cause) == ("no_answer", "no_answer")
+    assert call.price_minor == 0 and call.error is None
