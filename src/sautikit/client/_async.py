@@ -231,10 +231,18 @@ class AsyncCalls(_AsyncResource):
         method: CallMethod | None = None,
         status: Literal["completed"] | None = None,
         recording: Literal["paused", "resumed", "stopped"] | None = None,
+        transfer: str | None = None,
         idempotency_key: str | None = None,
     ) -> Call:
-        """Change a live call: exactly one of ``action_url``, ``status``, ``recording``."""
-        fields = body(action_url=action_url, method=method, status=status, recording=recording)
+        """Change a live call: exactly one of ``action_url``, ``status``, ``recording``,
+        ``transfer``."""
+        fields = body(
+            action_url=action_url,
+            method=method,
+            status=status,
+            recording=recording,
+            transfer=transfer,
+        )
         request = ApiRequest.post(
             path("/v1/calls/{}", call_id), fields, idempotency_key=idempotency_key
         )
@@ -248,6 +256,11 @@ class AsyncCalls(_AsyncResource):
 
     async def hangup(self, call_id: str) -> Call:
         return await self.update(call_id, status="completed")
+
+    async def transfer(self, call_id: str, to: str) -> Call:
+        """Blind transfer to ``to`` (E.164 or ``sip:``): a callee bridged by ``dial`` hands
+        its caller on to it; a call running its app dials it instead."""
+        return await self.update(call_id, transfer=to)
 
     async def set_recording(
         self, call_id: str, state: Literal["paused", "resumed", "stopped"]
