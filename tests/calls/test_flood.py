@@ -9,7 +9,7 @@ is left ``queued`` or ``ringing``, and the process idles (little CPU over a few 
 no media clock or retransmission left running for nobody).
 
 On PostgreSQL it runs with one writer and with four (``SAUTIKIT_DATABASE_WRITERS``,
-whose writes commit side by side).
+whose writes commit side by side); neither may log a deadlock.
 
 Two leaks this caught, both now closed in the call core: a ``dial`` leg the callee
 answered just as the caller hung up (the bridge could not be built and nothing ended the
@@ -120,6 +120,8 @@ async def test_after_a_flood_stops_the_process_comes_back_to_rest(
                 f"{rest}; {flood.successful_calls} calls bridged\n{serve.log[-3000:]}"
             )
             assert left == []
+            conflicts = [line for line in serve.log.splitlines() if "Deadlock" in line]
+            assert conflicts == [], conflicts[:3]  # no write lost to a lock conflict
 
             before = serve.cpu_seconds()
             await asyncio.sleep(IDLE_SECONDS)
