@@ -199,3 +199,23 @@ async def test_linphone_answers_our_session_refreshes_and_the_call_stays_up(
     finally:
         await phone.stop()
     assert end.reason is EndReason.REMOTE_HANGUP
+
+
+async def test_a_far_end_that_refuses_refreshes_is_alive_and_keeps_its_call(
+    make_agent: MakeAgent, start_sipp: StartSipp
+) -> None:
+    """Some carriers answer a refresh re-INVITE 501: an answer all the same, so the call
+    is not cut when the interval runs out; it lasts until the caller hangs up."""
+    calls: asyncio.Queue[IncomingCall] = asyncio.Queue()
+    agent = await make_agent(on_incoming_call=_answering(calls), session_timers=SHORT)
+    sipp = await start_sipp(
+        scenario=SCENARIOS / "uac_session_refresh_refused.xml",
+        remote=("127.0.0.1", agent.transport.port),
+        timeout=WAIT,
+    )
+    result = await sipp.wait()
+    assert result.returncode == 0, result.explain()
+    call = calls.get_nowait()
+    end = await asyncio.wait_for(asyncio.shield(call.terminated), WAIT)
+    assert end.reason is EndReason.REMOTE_HANGUP
+    assert call.session_timer is not None and call.session_timer.refreshes_sent >= 3

@@ -731,8 +731,14 @@ class Call:
                 await self.reinvite(self.local_sdp)
             else:
                 return None
-        except (CallFailed, CallError) as error:
-            logger.info("call %s: session refresh failed: %s", self.call_id, error)
+        except CallFailed as error:
+            logger.info("call %s: session refresh answered %s", self.call_id, error)
+            if error.status in (408, 481, 491) or self.ended:
+                return None  # gone (the call has ended), or crossed ours: try again
+            # Any other answer (405, 501, 488…) still shows the far end is alive: a
+            # carrier that refuses refreshes must not have its calls cut at expiry.
+        except CallError as error:
+            logger.info("call %s: session refresh not sent: %s", self.call_id, error)
             return None
         timer = self.session_timer
         if timer is None or timer.seconds is None:
