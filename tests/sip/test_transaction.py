@@ -12,6 +12,8 @@ import pytest
 
 from sautikit.sip.message import Request, Response, parse_message
 from sautikit.sip.transaction import (
+    NO_RESPONSE_REASON,
+    UNREACHABLE_REASON,
     InviteServerTransaction,
     ServerTransaction,
     TimerConfig,
@@ -177,6 +179,31 @@ async def test_timer_b_gives_the_tu_a_408(make_layer: MakeLayer, phone: UdpPhone
     assert final.status == 408
     assert [response.status for response in seen] == [408]
     assert transaction.state is TransactionState.TERMINATED
+
+
+async def test_timer_b_s_408_is_told_from_a_peer_s_by_its_reason(
+    make_layer: MakeLayer, phone: UdpPhone
+) -> None:
+    alice = await make_layer(RecordingUser(), TimerConfig(t1=0.005))
+    transaction = alice.send_request(new_request("INVITE", phone.peer.port), phone.peer)
+    final = await asyncio.wait_for(transaction.final_response, 5)
+    assert (final.status, final.reason) == (408, NO_RESPONSE_REASON)
+
+
+@pytest.mark.parametrize("method", ["INVITE", "OPTIONS"])
+async def test_icmp_port_unreachable_fails_the_request_at_once(
+    make_layer: MakeLayer, method: str
+) -> None:
+    # Default timers: timer B/F would take 32 s; the test's 5 s wait passes only if the
+    # ICMP error (loopback never rate-limits it) fails the request first.
+    alice = await make_layer(RecordingUser(), TimerConfig())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = int(probe.getsockname()[1])
+    transaction = alice.send_request(new_request(method, closed), Peer("udp", "127.0.0.1", closed))
+    final = await asyncio.wait_for(transaction.final_response, 5)
+    assert (final.status, final.reason) == (503, UNREACHABLE_REASON)
+    assert alice.active_transactions == 0
 
 
 async def test_486_is_acked_by_the_transaction_and_repeats_are_absorbed(

@@ -86,6 +86,8 @@ async def test_a_trunk_nothing_listens_on_fails_unreachable_not_no_answer(
     call = await _failed_call(stack)
     assert (call["status"], call["hangup_cause"]) == ("failed", "network_error")
     assert call["error"]["code"] == "call.trunk_unreachable"
+    # ICMP port unreachable (never rate-limited on loopback) failed it, not timer B.
+    assert "could not be delivered" in call["error"]["message"]
     assert "127.0.0.1" in call["error"]["message"]
 
 

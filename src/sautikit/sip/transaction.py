@@ -35,6 +35,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import enum
+import ipaddress
 import logging
 import secrets
 from collections.abc import Callable, Hashable
@@ -522,6 +523,13 @@ class NonInviteServerTransaction(ServerTransaction):
             self._send_response(self.last_response)
 
 
+def _same_host(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(a.strip("[]")) == ipaddress.ip_address(b.strip("[]"))
+    except ValueError:
+        return a.lower() == b.lower()
+
+
 class TransactionLayer:
     """Creates and matches transactions on top of a :class:`SipTransportLayer`.
 
@@ -546,6 +554,21 @@ class TransactionLayer:
         #: transaction exists (a scanner gets silence and costs no state).
         self.ignore: Callable[[Request, Peer], bool] | None = None
         transport.handler = self._on_message
+        transport.on_unreachable = self._peer_unreachable
+
+    def _peer_unreachable(self, peer: Peer) -> None:
+        """ICMP unreachable for ``peer``: requests to it that no response has reached yet
+        fail now with the transport's 503 (§17.1.4), as a refused send does."""
+        for transaction in list(self._client.values()):
+            if (
+                transaction.peer.transport == "udp"
+                and transaction.peer.port == peer.port
+                and _same_host(transaction.peer.host, peer.host)
+                and transaction.state in (TransactionState.CALLING, TransactionState.TRYING)
+            ):
+                transaction._on_transport_error(
+                    SipTransportError(f"{peer.host}:{peer.port} is unreachable (ICMP)")
+                )
 
     @property
     def active_transactions(self) -> int:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import re
 import socket
 import ssl
@@ -150,15 +151,60 @@ def _stamp_received(message: Request | Response, source: Peer) -> None:
     message.headers.prepend("Via", str(via))
 
 
+# Linux: queue ICMP errors (port or host unreachable) on the socket, with the address the
+# failed datagram went to, instead of dropping them (ip(7), IP_RECVERR).
+_RECVERR = {
+    socket.AF_INET: (socket.IPPROTO_IP, getattr(socket, "IP_RECVERR", 11)),
+    socket.AF_INET6: (socket.IPPROTO_IPV6, getattr(socket, "IPV6_RECVERR", 25)),
+}
+
+
 class _DatagramProtocol(asyncio.DatagramProtocol):
+    """UDP, with ICMP unreachable reported: an INVITE to a port where nothing listens
+    fails at once (the layer's ``on_unreachable``) instead of after timer B's 32 s."""
+
     def __init__(self, layer: SipTransportLayer) -> None:
         self._layer = layer
+        self._errors: socket.socket | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        option = _RECVERR.get(sock.family) if sock is not None else None
+        if option is None:
+            return
+        try:
+            # A duplicate of the descriptor, because uvloop's transport hands out a
+            # stand-in socket object that cannot recvmsg.
+            errors = socket.socket(sock.family, socket.SOCK_DGRAM, fileno=os.dup(sock.fileno()))
+            errors.setsockopt(*option, 1)
+            errors.setblocking(False)
+        except OSError as error:
+            logger.debug("no ICMP error reports on this socket: %s", error)
+            return
+        self._errors = errors
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._errors is not None:
+            self._errors.close()
+            self._errors = None
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         self._layer._receive(data, Peer("udp", addr[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:
         logger.debug("UDP socket error: %s", exc)
+        if self._errors is None:
+            return
+        while True:  # drain the queue: a queued error keeps the socket signalling
+            try:
+                _, _, _, address = self._errors.recvmsg(1, 1024, socket.MSG_ERRQUEUE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:
+                logger.debug("reading the socket's error queue failed: %s", error)
+                return
+            if isinstance(address, tuple) and len(address) >= 2:
+                self._layer._unreachable(Peer("udp", str(address[0]), int(address[1])))
 
 
 class _StreamConnection(asyncio.Protocol):
@@ -244,6 +290,8 @@ class SipTransportLayer:
 
     def __init__(self, handler: MessageHandler | None = None) -> None:
         self.handler = handler
+        self.on_unreachable: Callable[[Peer], None] | None = None
+        """Called when ICMP says a UDP destination is unreachable (nothing listens)."""
         self.host = ""
         self.port = 0
         self.advertised_host = ""
@@ -518,6 +566,14 @@ class SipTransportLayer:
             return
         if self._connections.get(connection.peer) is connection:
             del self._connections[connection.peer]
+
+    def _unreachable(self, peer: Peer) -> None:
+        logger.info("ICMP: %s:%d is unreachable", peer.host, peer.port)
+        if self.on_unreachable is not None:
+            try:
+                self.on_unreachable(peer)
+            except Exception:
+                logger.exception("handling an unreachable peer failed")
 
     def _receive(self, data: bytes, source: Peer) -> None:
         if not data.strip(b"\r\n"):
