@@ -35,7 +35,6 @@ from sautikit.db.models import WalletReservation
 __all__ = [
     "Quota",
     "first_grant",
-    "held_quota",
     "next_grant",
     "open_quota",
     "renew_quota",
@@ -141,9 +140,3 @@ async def renew_quota(
         hold.amount_minor = max(hold.amount_minor, price_for(total, rate))
         await session.flush()
     return Quota(rate, _granted(hold.amount_minor, rate))
-
-
-async def held_quota(session: AsyncSession, call_id: str, rate: int) -> Quota:
-    """The quota a call's hold pays for now (0 seconds when it holds nothing)."""
-    hold = await _own_hold(session, call_id)
-    return Quota(rate, _granted(hold.amount_minor if hold else 0, rate))
