@@ -8,12 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := sip-tester baresip espeak-ng sox chromium iproute2 nftables linphone-cli nodejs kamailio socat
-# Build tools of `make sipp-tls` (Debian's SIPp 3.6.1 has no TLS).
-DEBIAN_PACKAGES += cmake g++ libssl-dev libncurses-dev pkg-config
-SIPP_TLS_VERSION := v3.7.7
-SIPP_TLS := .cache/sipp-tls/sipp
 
-.PHONY: demo test lint system-packages clean sipp-tls
+.PHONY: demo test lint system-packages clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,17 +34,6 @@ lint: $(BIN)/.installed
 
 test: $(BIN)/.installed system-packages lint
 	$(BIN)/pytest
-
-# SIPp with OpenSSL, for the SIP-over-TLS tests (`sipp -t l1`; tests/sipp.py finds it here).
-sipp-tls: $(SIPP_TLS)
-$(SIPP_TLS):
-	rm -rf .cache/sipp-src && mkdir -p .cache/sipp-tls
-	git clone --quiet --depth 1 --branch $(SIPP_TLS_VERSION) --recurse-submodules \
-		https://github.com/SIPp/sipp.git .cache/sipp-src
-	cmake -S .cache/sipp-src -B .cache/sipp-src/build -DCMAKE_BUILD_TYPE=Release \
-		-DUSE_SSL=1 -DUSE_PCAP=0 -DUSE_SCTP=0 -DUSE_GSL=0 >/dev/null
-	$(MAKE) -C .cache/sipp-src/build sipp >/dev/null
-	cp .cache/sipp-src/build/sipp $@
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis .cache

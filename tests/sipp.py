@@ -70,12 +70,10 @@ _BUILT_IN |= {"branchc", "branchs", "uac_pcap"}
 
 
 def sipp_with_tls() -> str | None:
-    """A SIPp built with OpenSSL (``-t l1``): ``SAUTIKIT_TEST_SIPP_TLS``, else what
-    ``make sipp-tls`` builds under ``.cache/``, else the system's if it has TLS (Debian's
-    3.6.1 has not). None when there is none."""
+    """A SIPp built with OpenSSL (``-t l1``): ``SAUTIKIT_TEST_SIPP_TLS``, else the system's
+    if it has TLS (Debian's 3.6.1 has not). None when there is none."""
     candidates = [
         os.environ.get("SAUTIKIT_TEST_SIPP_TLS"),
-        str(Path(__file__).resolve().parent.parent / ".cache" / "sipp-tls" / "sipp"),
         SIPP,
     ]
     for candidate in candidates:

@@ -1,11 +1,12 @@
 """``sautikit serve`` with the TLS and SRTP settings an operator sets, against SIPp.
 
 Debian's SIPp 3.6.1 is built without OpenSSL (``-t l1`` answers "To use a TLS transport you
-must compile SIPp with OpenSSL"). With a SIPp built with it (``make sipp-tls``), SIPp itself
-registers and calls over TLS (``-t l1``, verifying Sautikit's certificate against the test
-CA). Without one, SIPp speaks TCP to a ``socat`` that carries it over TLS: what Sautikit sees
-is a TLS client all the same, and a REGISTER from it is bound to that TLS connection. A
-workspace that requires SRTP refuses SIPp's plain RTP call with 488.
+must compile SIPp with OpenSSL"), and no package registry ships one with it. Where
+``SAUTIKIT_TEST_SIPP_TLS`` names a SIPp built with it, SIPp itself registers and calls over
+TLS (``-t l1``, verifying Sautikit's certificate against the test CA). Everywhere, SIPp also
+speaks TCP to a ``socat`` that carries it over TLS: what Sautikit sees is a TLS client all
+the same, and a REGISTER from it is bound to that TLS connection. A workspace that requires
+SRTP refuses SIPp's plain RTP call with 488.
 """
 
 from __future__ import annotations
@@ -241,7 +242,7 @@ async def test_a_call_to_a_tls_trunk_that_requires_srtp_is_verified_and_encrypte
 SIPP_TLS = sipp_with_tls()
 
 
-@pytest.mark.skipif(SIPP_TLS is None, reason="no SIPp built with TLS: run `make sipp-tls`")
+@pytest.mark.skipif(SIPP_TLS is None, reason="no TLS-built SIPp: set SAUTIKIT_TEST_SIPP_TLS")
 async def test_sipp_over_tls_registers_and_places_a_call_answered_by_the_app(
     tmp_path: Path,
 ) -> None:
