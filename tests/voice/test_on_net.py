@@ -27,6 +27,7 @@ from tests.voice.voice_rig import AppServer, document
 
 from sautikit import accounts
 from sautikit.billing.ledger import top_up
+from sautikit.billing.numbers import SUSPENDED
 from sautikit.billing.rating import price_for
 from sautikit.calls.routing import MAX_ON_NET_HOPS
 from sautikit.db import Database
@@ -273,3 +274,21 @@ async def test_a_held_number_with_no_app_and_no_phone_is_not_sent_to_a_carrier(
     # never offered to the trunk (which would have failed it as unreachable).
     assert call.on_net and (call.status, call.hangup_cause) == ("no_answer", "no_answer")
     assert call.price_minor == 0 and call.error is None
+
+
+async def test_a_failed_on_net_leg_names_the_platform_number_not_a_trunk(stack: Stack) -> None:
+    other = await other_workspace(stack, voice_url=stack.app.url("/voice"))
+    async with stack.database.transaction() as session:
+        number = await session.get(Number, other.number_id)
+        assert number is not None
+        number.status = SUSPENDED  # held (so on-net) but it neither rings nor calls out
+    body = {"to": OTHER, "from": NUMBER, "action_url": stack.app.url("/answered")}
+    placed = await stack.api.post("/v1/calls", json=body, headers=stack.headers)
+    assert placed.status_code == 201, placed.text
+    (call,) = await stack.wait_for_calls_to_end()
+    assert call.on_net and (call.status, call.hangup_cause) == ("failed", "network_error")
+    assert call.error is not None and call.error["code"] == "call.on_net_rejected"
+    assert call.error["sip_status"] == 404
+    message = call.error["message"]
+    assert message.startswith(f"the number {OTHER} on this platform answered 404")
+    assert "trunk" not in message and "127.0.0.1" not in message

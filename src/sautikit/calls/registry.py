@@ -52,6 +52,7 @@ class CallRegistry:
             from_=call.from_number,
             to=call.to_number,
             direction="inbound" if call.direction == "inbound" else "outbound",
+            on_net=call.on_net,
         )
         self.live[call.id] = live
         return live

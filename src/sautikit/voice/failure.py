@@ -10,6 +10,11 @@ app developer reads what went wrong without the server's logs:
 * ``call.trunk_rejected`` — the far end answered a final failure that is not busy, no
   answer or a rejection (404, 484, 500, 503…): ``failed``/``network_error`` with its status.
 * ``call.rejected`` — the callee declined (403, 603): ``failed``/``rejected``.
+* ``call.on_net_rejected`` / ``call.on_net_unreachable`` — the same two failures of an
+  on-net leg (:mod:`sautikit.calls.routing`: a number this deployment holds, sent to the
+  platform's own listener): the message names the platform number and its answer (a
+  suspended number's 404, a 402 when its workspace cannot pay), never a trunk or the
+  loopback address it was sent to.
 
 Busy (486, 600) and a callee who did not pick up (480, 487, a far end's own 408) are
 outcomes, not failures: they keep their status and carry no error.
@@ -48,8 +53,10 @@ def _error(code: str, message: str, status: int | None = None) -> CallErrorDetai
     return error
 
 
-def _failed(end: CallEnd, where: str) -> CallHangup:
+def _failed(end: CallEnd, where: str, on_net: str | None) -> CallHangup:
     status, phrase = end.status, end.phrase
+    if on_net is not None and status not in _BUSY | _NOT_PICKED_UP | _DECLINED:
+        return "network_error", _on_net_failure(on_net, status, phrase)
     if status == 408 and phrase == NO_RESPONSE_REASON:
         return "network_error", _error(
             "call.trunk_unreachable",
@@ -79,11 +86,33 @@ def _failed(end: CallEnd, where: str) -> CallHangup:
     )
 
 
+def _on_net_failure(number: str, status: int | None, phrase: str) -> CallErrorDetail:
+    if status is None or (status, phrase) in (
+        (408, NO_RESPONSE_REASON),
+        (503, UNREACHABLE_REASON),
+    ):
+        return _error(
+            "call.on_net_unreachable",
+            f"the number {number} on this platform could not be reached: this "
+            "deployment's own SIP listener did not answer the call",
+        )
+    return _error(
+        "call.on_net_rejected",
+        f"the number {number} on this platform answered {status} {phrase}".rstrip(),
+        status,
+    )
+
+
 def hangup_of(
-    end: CallEnd, direction: Literal["inbound", "outbound"], where: str = "the far end"
+    end: CallEnd,
+    direction: Literal["inbound", "outbound"],
+    where: str = "the far end",
+    *,
+    on_net: str | None = None,
 ) -> CallHangup:
     """The hangup cause and error of a call that ended as ``end``; ``where`` names the
-    far end in messages (e.g. ``udp:203.0.113.5:5060``)."""
+    far end in messages (e.g. ``udp:203.0.113.5:5060``). ``on_net`` is the called number
+    of an on-net leg: its failures are about that number, not a trunk."""
     reason = end.reason
     if reason is EndReason.REMOTE_HANGUP:
         return ("caller_hangup" if direction == "inbound" else "callee_hangup"), None
@@ -92,7 +121,7 @@ def hangup_of(
     if reason is EndReason.RING_TIMEOUT:
         return "no_answer", None
     if reason is EndReason.FAILED:
-        return _failed(end, where)
+        return _failed(end, where, on_net)
     if reason is EndReason.ACK_TIMEOUT:
         return "network_error", _error(
             "call.ack_timeout", f"{where} never acknowledged the answer (no ACK): call ended"

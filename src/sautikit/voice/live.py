@@ -179,6 +179,7 @@ class LiveCall:
         from_: str,
         to: str,
         direction: Literal["inbound", "outbound"],
+        on_net: bool = False,
     ) -> None:
         self.host = host
         self.leg = leg
@@ -187,6 +188,8 @@ class LiveCall:
         self.from_ = from_
         self.to = to
         self.direction = direction
+        self.on_net = on_net
+        """An outbound leg to a number of this deployment (calls.routing)."""
         self.cause: HangupCause | None = None
         """Set when Sautikit ends the call for a reason of its own (max_duration, …)."""
         self.error: CallErrorDetail | None = None
@@ -244,7 +247,8 @@ class LiveCall:
         self._ended_at = time.monotonic()
         self.ended_at = self.ended_at or utcnow()
         if self.cause is None:
-            self.cause, self.error = hangup_of(end, self.direction, self._far_end())
+            on_net = self.to if self.on_net and self.direction == "outbound" else None
+            self.cause, self.error = hangup_of(end, self.direction, self._far_end(), on_net=on_net)
         elif self.cause == "insufficient_funds":
             self.error = insufficient_funds_error()
         self._status = CallStatus.COMPLETED if self.answered_event.is_set() else CallStatus.FAILED
