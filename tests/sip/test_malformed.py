@@ -1,4 +1,4 @@
-"""Malformed SIP over UDP and TCP: each gets a 400 or is dropped, never a traceback.
+"""Malformed SIP over UDP, TCP and TLS: each gets a 400 or is dropped, never a traceback.
 
 A user agent listens on loopback; raw sockets send it what broken phones, scanners and
 attackers send: truncated messages, 100 KB ones, lying Content-Lengths, bytes that are
@@ -11,11 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from tests.tls_certs import Certificates, make_certificates
 
 from sautikit.sip import UserAgent
+from sautikit.sip.tls import client_context, server_context
 
 _HEAD = (
     "OPTIONS sip:probe@127.0.0.1 SIP/2.0\r\n"
@@ -72,8 +76,14 @@ def _malformed(transport: str, port: int) -> dict[str, bytes]:
 
 
 @pytest.fixture
-async def agent() -> AsyncIterator[UserAgent]:
-    agent = await UserAgent.listen("127.0.0.1", 0)
+def certificates(tmp_path: Path) -> Certificates:
+    return make_certificates(tmp_path / "certs")
+
+
+@pytest.fixture
+async def agent(certificates: Certificates) -> AsyncIterator[UserAgent]:
+    tls = server_context(certificates.cert, certificates.key)
+    agent = await UserAgent.listen("127.0.0.1", 0, tls=tls, tls_port=0)
     yield agent
     await agent.close()
 
@@ -100,8 +110,10 @@ async def _udp_exchange(port: int, data: bytes, wait: float) -> list[bytes]:
         sock.close()
 
 
-async def _tcp_exchange(port: int, data: bytes, wait: float) -> list[bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def _tcp_exchange(
+    port: int, data: bytes, wait: float, tls: ssl.SSLContext | None = None
+) -> list[bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls)
     try:
         writer.write(data)
         await writer.drain()
@@ -109,7 +121,7 @@ async def _tcp_exchange(port: int, data: bytes, wait: float) -> list[bytes]:
         try:
             while chunk := await asyncio.wait_for(reader.read(70_000), wait):
                 received += chunk
-        except (TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError, ssl.SSLError):
             pass
         return [part for part in received.split(b"SIP/2.0 ") if part][:10]
     finally:
@@ -135,13 +147,24 @@ def _statuses(answers: list[bytes]) -> list[int]:
     return statuses
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 async def test_malformed_messages_get_400_or_nothing_and_never_a_traceback(
-    agent: UserAgent, transport: str, caplog: pytest.LogCaptureFixture
+    agent: UserAgent,
+    certificates: Certificates,
+    transport: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="sautikit")
     port = agent.transport.port
-    exchange = _udp_exchange if transport == "udp" else _tcp_exchange
+    if transport == "tls":
+        port = agent.transport.tls_port
+        context = client_context(certificates.ca)
+
+        async def exchange(port: int, data: bytes, wait: float) -> list[bytes]:
+            return await _tcp_exchange(port, data, wait, context)
+
+    else:
+        exchange = _udp_exchange if transport == "udp" else _tcp_exchange
     seen: dict[str, list[int]] = {}
     for name, data in _malformed(transport, port).items():
         statuses = _statuses(await exchange(port, data, 0.3))
