@@ -30,7 +30,13 @@ async def stack(database: Database, app: AppServer, tmp_path: Path) -> AsyncIter
         yield opened
 
 
-async def test_the_caller_hears_the_carriers_early_media_not_our_ringback(stack: Stack) -> None:
+@pytest.mark.parametrize(
+    "scenario", ["callee_early_media_speaks.xml", "callee_reliable_early_media_speaks.xml"]
+)
+async def test_the_caller_hears_the_carriers_early_media_not_our_ringback(
+    stack: Stack, scenario: str
+) -> None:
+    """Plain (183) and reliable (183 with 100rel, which we PRACK) early media alike."""
     stack.app.route(
         "/voice",
         document(
@@ -44,7 +50,7 @@ async def test_the_caller_hears_the_carriers_early_media_not_our_ringback(stack:
         ),
     )
     stack.app.route("/dialled", document({"hangup": {}}))
-    async with Sipp(scenario=SCENARIOS / "callee_early_media_speaks.xml", timeout=30) as callee:
+    async with Sipp(scenario=SCENARIOS / scenario, timeout=30) as callee:
         await stack.route_trunk_to(callee.port)
         caller = Sipp(
             scenario=SCENARIOS / "caller_talks_then_hangs_up.xml",
