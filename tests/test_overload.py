@@ -249,3 +249,68 @@ async def test_past_the_setup_threshold_new_calls_get_503_at_once(
         kept = await calls(database)
         assert len(kept) == 2  # only the two let in; refused calls left no row
         assert all(call.direction == "inbound" for call in kept)
+
+
+def _free_rtp_pair() -> tuple[int, int]:
+    """An even UDP port whose odd neighbour is free too: one RTP/RTCP pair."""
+    for _ in range(100):
+        port = free_port() & ~1
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtcp,
+        ):
+            try:
+                rtp.bind(("127.0.0.1", port))
+                rtcp.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port, port + 1
+    raise RuntimeError("no free RTP/RTCP port pair")
+
+
+@pytest.mark.sipp
+@requires_sipp
+async def test_a_call_that_finds_no_free_rtp_port_gets_503_with_retry_after(
+    app: AppServer, tmp_path: Path
+) -> None:
+    """An operator's RTP range of one port pair: the first call holds it (its app is
+    slow), the second finds none free and gets the overload answer — 503 with Retry-After,
+    counted as an ``rtp_ports`` refusal — and leaves no call row. The free-port threshold
+    is off so the allocator itself runs out, as when another process holds the ports."""
+    async with serve_database("sqlite", tmp_path) as (url, database):
+        voice, reached = app.slow("/voice")
+        seeded = await seed(database, voice_url=voice, trunk_port=free_port())
+        (tmp_path / "flood.xml").write_text(FLOOD)
+        serve = ServeProcess(
+            tmp_path / "var",
+            url,
+            rtp_ports=_free_rtp_pair(),
+            env={
+                "SAUTIKIT_OVERLOAD_MIN_FREE_RTP_PORTS": "0",
+                "SAUTIKIT_OVERLOAD_RETRY_AFTER_SECONDS": "9",
+                "SAUTIKIT_OVERLOAD_MAX_LOOP_LAG_MS": "0",
+                "SAUTIKIT_OVERLOAD_MAX_WRITE_WAIT_MS": "0",
+            },
+        )
+        async with serve, serve.api(seeded.headers) as api:
+            two = Sipp(
+                scenario=tmp_path / "flood.xml",
+                remote=serve.sip,
+                service=NUMBER,
+                calls=2,
+                timeout=30,
+                extra=["-r", "2", "-trace_logs", "-log_file", str(tmp_path / "two.log")],
+            )
+            result = await two.run()
+            assert result.returncode == 0, result.explain()
+            outcomes = (tmp_path / "two.log").read_text()
+            assert outcomes.count("let in") == 1, outcomes
+            assert outcomes.count("refused") == 1, outcomes
+            await asyncio.wait_for(reached.wait(), 20)
+            metrics = (await api.get("/metrics")).text
+            ports = r'sautikit_overload_refusals_total\{reason="rtp_ports"\} ([0-9.]+)'
+            refused = re.search(ports, metrics)
+            assert refused is not None and float(refused.group(1)) == 1
+            kept = await calls(database)
+            assert len(kept) == 1  # the call let in; the refused one left no row
+        assert "no free RTP port pair" in serve.log

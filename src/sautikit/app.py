@@ -34,9 +34,9 @@ from sautikit.loopwatch import LoopWatch
 from sautikit.media import TextToSpeech
 from sautikit.metrics import OperationsCollector
 from sautikit.net import outbound_client
-from sautikit.overload import OverloadController, OverloadLimits
+from sautikit.overload import OverloadController, OverloadLimits, Refusal
 from sautikit.pbx import Pbx
-from sautikit.pbx.service import Screen
+from sautikit.pbx.service import Answer, Screen
 from sautikit.recordings.pipeline import RecordingPipeline, signed_app_clients
 from sautikit.recordings.recovery import recover_recordings
 from sautikit.recordings.retention import sweep_retention
@@ -182,6 +182,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             free_rtp_ports=lambda: pbx.free_rtp_ports,
         )
         pbx.screen = _screen_for(overload)
+        pbx.out_of_ports = lambda detail: _sip_answer(overload.refuse("rtp_ports", detail))
         await pbx.start()
         stack.push_async_callback(pbx.close)
         pbx.agent.refusing_new_calls = lambda: not manager.accepting  # balancers' probes
@@ -298,13 +299,16 @@ class _StopSignals:
 def _screen_for(overload: OverloadController) -> Screen:
     """The PBX's door: a new INVITE gets 503 with Retry-After while overloaded."""
 
-    def screen() -> tuple[int, str, list[tuple[str, str]]] | None:
+    def screen() -> Answer | None:
         refusal = overload.check()
-        if refusal is None:
-            return None
-        return 503, "Service Unavailable", [refusal.retry_after_header]
+        return None if refusal is None else _sip_answer(refusal)
 
     return screen
+
+
+def _sip_answer(refusal: Refusal) -> Answer:
+    """How SIP refuses a call the process cannot take (RFC 3261 §21.5.4)."""
+    return 503, "Service Unavailable", [refusal.retry_after_header]
 
 
 def _run_in_background(

@@ -151,6 +151,15 @@ class OverloadController:
         refusal = self._first_refusal()
         if refusal is None:
             return None
+        return self._recorded(refusal)
+
+    def refuse(self, reason: RefusalReason, detail: str) -> Refusal:
+        """The refusal for a limit found past its end outside :meth:`check` — a new call
+        that found no free RTP port pair although the count said one was left (another
+        process held it, or a call took it first) — counted and logged like the others."""
+        return self._recorded(self._refuse(reason, detail))
+
+    def _recorded(self, refusal: Refusal) -> Refusal:
         if self._refusals is not None:
             self._refusals.labels(refusal.reason).inc()
         now = time.monotonic()

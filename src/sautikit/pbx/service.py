@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from sautikit.media import MediaEngine, TextToSpeech
+from sautikit.media import MediaEngine, PortsExhausted, TextToSpeech
 from sautikit.pbx.leg import CallLeg, InboundLeg, OutboundLeg
 from sautikit.sip import CallState, IncomingCall, NameAddress, SdpSession, SipUri, UserAgent
 from sautikit.sip.addresses import advertised_address
@@ -36,7 +36,12 @@ InboundHandler = Callable[[InboundLeg], Awaitable[None]]
 #: Asked for each new INVITE before anything is set up for it (no media, no call logic):
 #: None lets it in; ``(status, reason, headers)`` refuses it at once — an overload's 503
 #: with Retry-After. Its retransmissions get the same answer from the transaction.
-Screen = Callable[[], tuple[int, str, Sequence[tuple[str, str]]] | None]
+Answer = tuple[int, str, Sequence[tuple[str, str]]]
+Screen = Callable[[], Answer | None]
+
+#: Asked for the answer to a new INVITE that found no free RTP port pair (the detail says
+#: why): the same 503 with Retry-After the screen gives when overloaded.
+OutOfPorts = Callable[[str], Answer]
 
 _SETTING_UP = frozenset({CallState.INCOMING, CallState.RINGING, CallState.EARLY_MEDIA})
 
@@ -102,6 +107,7 @@ class Pbx:
         INVITE policy, timers); call logic may add to them before then."""
         self._agent: UserAgent | None = None
         self.screen: Screen | None = None
+        self.out_of_ports: OutOfPorts | None = None
         self._setting_up: set[InboundLeg] = set()
         self._opening = 0  # let in by the screen, media not yet open
         self._legs: dict[CallLeg, float] = {}
@@ -180,6 +186,12 @@ class Pbx:
         self._opening += 1
         try:
             channel = await self.media.open_channel()
+        except PortsExhausted as error:
+            log.warning("call %s refused: %s", call.call_id, error)
+            answer = self.out_of_ports(str(error)) if self.out_of_ports else None
+            status, reason, headers = answer or (503, "Service Unavailable", ())
+            call.reject(status, reason, headers=headers)
+            return
         finally:
             self._opening -= 1
         try:
