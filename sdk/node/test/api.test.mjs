@@ -1,0 +1,74 @@
+// The client against a real `sautikit serve`: tests/sdk/test_node_sdk.py starts one, seeds
+// a workspace (key, funded wallet, NUMBER, a trunk for +254) and runs this file with
+// SAUTIKIT_TEST_API_URL, SAUTIKIT_TEST_API_KEY, SAUTIKIT_TEST_NUMBER and SAUTIKIT_TEST_CALLEE.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { Sautikit, SautikitError } from "../index.mjs";
+
+const { SAUTIKIT_TEST_API_URL: baseUrl, SAUTIKIT_TEST_API_KEY: apiKey } = process.env;
+const { SAUTIKIT_TEST_NUMBER: number, SAUTIKIT_TEST_CALLEE: callee } = process.env;
+const skip = baseUrl && apiKey ? false : "no server: run through tests/sdk/test_node_sdk.py";
+
+describe("against sautikit serve", { skip }, () => {
+  const client = new Sautikit({ apiKey, baseUrl });
+
+  test("the key's workspace and the seeded number", async () => {
+    const workspace = await client.workspace.get();
+    assert.equal(typeof workspace.id, "string");
+    const numbers = await client.numbers.list().all();
+    const mine = numbers.find((item) => item.number === number);
+    assert.ok(mine, `${number} is listed: ${JSON.stringify(numbers)}`);
+    assert.equal((await client.numbers.get(mine.id)).number, number);
+    const routed = await client.numbers.updateRouting(mine.id, { voice_url: "http://127.0.0.1:9/voice" });
+    assert.equal(routed.voice_url, "http://127.0.0.1:9/voice");
+  });
+
+  test("a call is placed once per Idempotency-Key, then read and listed", async () => {
+    const params = { to: callee, from: number, action_url: "http://127.0.0.1:9/answer", timeout: 5 };
+    const idempotencyKey = `node-sdk-${Date.now()}`;
+    const call = await client.calls.create(params, { idempotencyKey });
+    assert.equal(call.status, "queued");
+    assert.equal(call.from, number);
+    const again = await client.calls.create(params, { idempotencyKey });
+    assert.equal(again.id, call.id);
+    assert.equal((await client.calls.get(call.id)).id, call.id);
+    const listed = await client.calls.list({ limit: 1 }).page();
+    assert.ok(Array.isArray(listed.data));
+    assert.ok((await client.calls.list({ to: callee }).all()).some((item) => item.id === call.id));
+  });
+
+  test("webhooks: create shows the secret once, then get, list, delete", async () => {
+    const created = await client.webhooks.create({ url: "http://127.0.0.1:9/events", events: ["call.completed"] });
+    assert.equal(typeof created.secret, "string");
+    const fetched = await client.webhooks.get(created.id);
+    assert.deepEqual(fetched.events, ["call.completed"]);
+    assert.equal(fetched.secret, undefined);
+    assert.ok((await client.webhooks.list().all()).some((item) => item.id === created.id));
+    await client.webhooks.delete(created.id);
+    await assert.rejects(client.webhooks.get(created.id), { name: "SautikitError", status: 404 });
+  });
+
+  test("recordings list is a page", async () => {
+    const page = await client.recordings.list({ limit: 5 }).page();
+    assert.ok(Array.isArray(page.data));
+    assert.ok(page.next_cursor === null || typeof page.next_cursor === "string");
+  });
+
+  test("errors carry the envelope's code, message and status", async () => {
+    await assert.rejects(client.calls.get("00000000-0000-0000-0000-000000000000"), (error) => {
+      assert.ok(error instanceof SautikitError);
+      assert.equal(error.status, 404);
+      assert.match(error.code, /not_found/);
+      assert.ok(error.message.length > 0);
+      return true;
+    });
+    await assert.rejects(client.calls.create({ to: callee, from: number, action_url: "not a url" }), (error) => {
+      assert.equal(error.status, 400);
+      assert.match(error.code, /^validation\./);
+      return true;
+    });
+    const stranger = new Sautikit({ apiKey: "sk_live_wrong", baseUrl });
+    await assert.rejects(stranger.workspace.get(), { status: 401 });
+  });
+});
