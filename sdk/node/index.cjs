@@ -11,7 +11,7 @@
 
 const crypto = require("node:crypto");
 
-const VERSION = "0.1.0";
+const { version: VERSION } = require("./package.json");
 const DEFAULT_BASE_URL = "http://127.0.0.1:8080";
 const SIGNATURE_HEADER = "X-Sautikit-Signature";
 const DEFAULT_TOLERANCE_SECONDS = 300;
