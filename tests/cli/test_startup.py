@@ -108,3 +108,15 @@ def test_a_misspelt_variable_is_warned_about_with_the_closest_name(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     assert "SAUTIKIT_LOG_LEVL is not a Sautikit setting" in done.stderr
     assert "did you mean SAUTIKIT_LOG_LEVEL?" in done.stderr
+
+
+def test_serve_flags_override_the_settings(tmp_path: Path) -> None:
+    shown = sautikit(tmp_path, "serve", "--help").stdout
+    for flag in ("--data-dir", "--database-url", "--http-port", "--sip-host", "--sip-port"):
+        assert flag in shown, shown
+    # A flag is checked like its variable, and wins over it.
+    done = sautikit(tmp_path, "serve", "--sip-host", "999.1.1.1", SAUTIKIT_SIP_HOST="127.0.0.1")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: invalid setting — SAUTIKIT_SIP_HOST: Value error, '999.1.1.1' is not an IP address"
+    ]

@@ -34,7 +34,8 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 
-def load_settings_or_exit() -> Settings:
+def load_settings_or_exit(**overrides: object) -> Settings:
+    """The settings (``overrides`` first, e.g. ``serve``'s flags), or a one-line error."""
     # Settings (pydantic-settings) and logging load on first use: `--help` needs neither.
     from sautikit.config import ConfigError, load_settings, unknown_variables
     from sautikit.logs import configure_logging
@@ -42,7 +43,7 @@ def load_settings_or_exit() -> Settings:
     for warning in unknown_variables():
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     try:
-        settings = load_settings()
+        settings = load_settings(**overrides)
     except ConfigError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.markup import escape
@@ -75,13 +76,38 @@ for command_group in billing.app.registered_groups:
     app.add_typer(command_group.typer_instance, name=command_group.name)
 
 
+def _flag(name: str, help_text: str) -> Any:
+    variable = "SAUTIKIT_" + name.upper().replace("-", "_")
+    return typer.Option(f"--{name}", help=f"{help_text} (overrides {variable}).")
+
+
 @app.command("serve")
-def serve_command() -> None:
-    """Run the API and the PBX in one process until SIGINT/SIGTERM."""
+def serve_command(
+    data_dir: Annotated[Path | None, _flag("data-dir", "Where files and SQLite live")] = None,
+    database_url: Annotated[str | None, _flag("database-url", "The database")] = None,
+    http_host: Annotated[str | None, _flag("http-host", "The API's listen address")] = None,
+    http_port: Annotated[int | None, _flag("http-port", "The API's port")] = None,
+    sip_host: Annotated[str | None, _flag("sip-host", "SIP's listen address")] = None,
+    sip_port: Annotated[int | None, _flag("sip-port", "SIP's port")] = None,
+    public_url: Annotated[str | None, _flag("public-url", "The API's public URL")] = None,
+    log_level: Annotated[str | None, _flag("log-level", "debug, info, warning or error")] = None,
+) -> None:
+    """Run the API and the PBX in one process until SIGINT/SIGTERM. A flag wins over its
+    SAUTIKIT_* variable and the config file."""
     from sautikit.app import serve  # the whole server: only this command needs it
     from sautikit.config import ConfigError
 
-    settings = load_settings_or_exit()
+    flags = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "http_host": http_host,
+        "http_port": http_port,
+        "sip_host": sip_host,
+        "sip_port": sip_port,
+        "public_url": public_url,
+        "log_level": log_level,
+    }
+    settings = load_settings_or_exit(**{k: v for k, v in flags.items() if v is not None})
     try:
         runtime.run(serve(settings))
     except ConfigError as exc:
