@@ -14,7 +14,7 @@ from tests.support import KeyFactory
 from sautikit.api import create_api
 from sautikit.config import Settings
 from sautikit.db import Database
-from sautikit.db.models import Event
+from sautikit.db.models import Event, Trunk
 
 TOKEN = "op_" + "x" * 40
 OPERATOR = {"Authorization": f"Bearer {TOKEN}"}
@@ -135,3 +135,25 @@ async def test_an_unknown_workspace_or_bad_key_is_refused(client: httpx.AsyncCli
     bad_key = await client.post("/v1/operator/workspaces/nope/credit", json=body, headers=long_key)
     assert bad_key.status_code == 400
     assert bad_key.json()["error"]["field"] == "Idempotency-Key"
+
+
+async def test_the_trunks_and_their_health_are_listed_without_passwords(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    async with database.transaction() as session:
+        session.add(
+            Trunk(
+                name="carrier",
+                host="sip.carrier.test",
+                port=0,
+                prefixes=["+254"],
+                password_encrypted="sealed",
+                health="down",
+            )
+        )
+    answer = await client.get("/v1/operator/trunks", headers=OPERATOR)
+    assert answer.status_code == 200, answer.text
+    (trunk,) = answer.json()["data"]
+    assert (trunk["name"], trunk["port"], trunk["health"]) == ("carrier", 0, "down")
+    assert "password" not in answer.text and "sealed" not in answer.text
+    assert (await client.get("/v1/operator/trunks")).status_code == 401

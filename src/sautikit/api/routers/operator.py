@@ -30,7 +30,7 @@ from sautikit.api.routers.wallet import WalletBalance, WalletEntryOut, entry_out
 from sautikit.api.routing import IDEMPOTENCY_HEADER
 from sautikit.api.schemas import RequestModel
 from sautikit.billing import ledger
-from sautikit.db.models import ApiKey, Workspace
+from sautikit.db.models import ApiKey, Trunk, Workspace
 from sautikit.ids import new_id
 
 router = APIRouter(
@@ -66,6 +66,24 @@ class OperatorWorkspacePage(BaseModel):
 class OperatorKeyPage(BaseModel):
     data: list[ApiKeyOut]
     next_cursor: str | None
+
+
+class TrunkOut(BaseModel):
+    name: str
+    host: str
+    port: int = Field(description="0: the host's SRV records name the ports (RFC 3263).")
+    transport: str
+    prefixes: list[str]
+    inbound_addresses: list[str]
+    health: str = Field(
+        description="What the OPTIONS pings last found: `up`, `down` (skipped for calls "
+        "while another trunk carries the number) or `unknown` (not pinged yet, or pings off)."
+    )
+    health_changed_at: datetime | None
+
+
+class TrunkList(BaseModel):
+    data: list[TrunkOut]
 
 
 def _workspace_out(workspace: Workspace) -> OperatorWorkspaceOut:
@@ -208,3 +226,24 @@ async def revoke_key(key_id: str, request: Request) -> Response:
         except LookupError:
             raise ApiError(404, "api_keys.not_found", f"no API key {key_id}") from None
     return Response(status_code=204)
+
+
+@router.get("/trunks", response_model=TrunkList, summary="The carrier trunks and their health")
+async def list_trunks(request: Request) -> TrunkList:
+    async with api_context(request).database.transaction() as session:
+        trunks = (await session.scalars(select(Trunk).order_by(Trunk.name))).all()
+        return TrunkList(
+            data=[
+                TrunkOut(
+                    name=trunk.name,
+                    host=trunk.host,
+                    port=trunk.port,
+                    transport=trunk.transport,
+                    prefixes=list(trunk.prefixes),
+                    inbound_addresses=list(trunk.inbound_addresses),
+                    health=trunk.health,
+                    health_changed_at=trunk.health_changed_at,
+                )
+                for trunk in trunks
+            ]
+        )
