@@ -1,13 +1,18 @@
-"""examples/ivr: the menu, each branch, and the Swahili menu."""
+"""examples/ivr (Python) and examples/ivr-node (Node, @sautikit/sdk): the menu, each
+branch, and the Swahili menu, the same answers from both."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 from types import ModuleType
 
 import httpx
 import pytest
-from tests.examples.conftest import load_example
+from tests.examples.conftest import EXAMPLES, load_example
+from tests.examples.seed_node_rig import NodeApp
+from tests.sdk.node_package import install_packed_sdk
 
 from sautikit.events.signing import SIGNATURE_HEADER, sign
 from sautikit.voice.actions import Dial, GetDigits, Hangup, Record, Redirect, Say, parse_actions
@@ -18,12 +23,31 @@ SECRET = "whsec_ivr"
 ivr: ModuleType = load_example("ivr")
 
 
-@pytest.fixture
-async def app_client() -> AsyncIterator[httpx.AsyncClient]:
+PUBLIC_URL = "https://ivr.example.com"
+MESSAGE_URL = "https://voicemail.example.com/voicemail/recording"
+needs_npm = pytest.mark.skipif(shutil.which("npm") is None, reason="Node and npm are not installed")
+
+
+@pytest.fixture(params=["python", pytest.param("node", marks=needs_npm)])
+async def app_client(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    if request.param == "node":
+        folder = tmp_path / "ivr-node"
+        install_packed_sdk(folder)
+        shutil.copy(EXAMPLES / "ivr-node" / "app.mjs", folder / "app.mjs")
+        (folder / "package.json").write_text('{"private": true, "type": "module"}')
+        env = {
+            "IVR_PUBLIC_URL": PUBLIC_URL,
+            "IVR_MESSAGE_URL": MESSAGE_URL,
+            "SAUTIKIT_SIGNING_SECRET": SECRET,
+        }
+        app = NodeApp(folder, "app.mjs", env)
+        async with app, httpx.AsyncClient(base_url=app.url) as client:
+            yield client
+        return
     settings = ivr.IvrSettings(
-        public_url="https://ivr.example.com",
-        message_url="https://voicemail.example.com/voicemail/recording",
-        signing_secret=SECRET,
+        public_url=PUBLIC_URL, message_url=MESSAGE_URL, signing_secret=SECRET
     )
     transport = httpx.ASGITransport(app=ivr.create_app(settings))
     async with httpx.AsyncClient(transport=transport, base_url="http://app.test") as client:

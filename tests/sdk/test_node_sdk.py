@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.sdk.node_package import SDK, install_packed_sdk
 from tests.sdk.node_types import TYPES, openapi_document, render
 from tests.serve_process import CALLEE, NUMBER, ServeProcess, seed, serve_database
 from tests.sipp import free_port
@@ -24,7 +25,6 @@ from tests.sipp import free_port
 from sautikit.actions import dial, get_digits, hangup, play, record, redirect, response, say
 from sautikit.events.signing import sign
 
-SDK = Path(__file__).resolve().parents[2] / "sdk" / "node"
 FIXTURE = SDK / "test" / "fixtures" / "python.json"
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="Node is not installed")
@@ -78,20 +78,9 @@ def test_the_node_types_are_the_openapi_documents_schemas() -> None:
 
 @pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
 def test_the_packed_sdk_installs_and_loads_with_require_and_import(tmp_path: Path) -> None:
-    packed = subprocess.run(
-        ["npm", "pack", "--silent", "--pack-destination", str(tmp_path)],
-        cwd=SDK,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    tarball = tmp_path / packed.stdout.strip().splitlines()[-1]
     app = tmp_path / "app"
-    app.mkdir()
-    (app / "package.json").write_text('{"name": "app", "version": "1.0.0", "private": true}')
-    install = ["npm", "install", "--offline", "--no-audit", "--no-fund", "--silent", str(tarball)]
-    subprocess.run(install, cwd=app, check=True, capture_output=True)
-    installed = json.loads((app / "node_modules/@sautikit/sdk/package.json").read_text())
+    installed_at = install_packed_sdk(app)
+    installed = json.loads((installed_at / "package.json").read_text())
     assert "dependencies" not in installed
     load = (
         "const cjs = require('@sautikit/sdk');"
