@@ -23,7 +23,7 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -32,10 +32,13 @@ import asyncpg
 import httpx
 from sqlalchemy import delete, select
 from tests.conftest import POSTGRES_URL
-from tests.sipp import free_port
+from tests.sipp import SCENARIOS as SIP_SCENARIOS
+from tests.sipp import Sipp, SippResult, free_port
 
 from sautikit import accounts
 from sautikit.billing.ledger import top_up
+from sautikit.config import Settings
+from sautikit.crypto import encrypt_secret
 from sautikit.db import Database, upgrade_database
 from sautikit.db.models import Call, Event, Number, Trunk
 from sautikit.db.types import utcnow
@@ -46,12 +49,17 @@ __all__ = [
     "Seeded",
     "ServeProcess",
     "calls",
+    "carrier_trunk",
+    "crash_mid_call",
     "events",
     "seed",
     "serve_database",
+    "serve_signing_key",
 ]
 
 NUMBER = "+254700000001"
+SERVE_SECRET_KEY = "test-secret"
+TRUNK_LOGIN = ("trunk", "pa55")
 CALLEE = "+254720000001"
 _LISTENING = re.compile(r"API listening on (http://[0-9.]+:[0-9]+)")
 
@@ -93,6 +101,26 @@ class Seeded:
     headers: dict[str, str]
 
 
+def carrier_trunk(port: int, *, name: str = "local", login_key: bytes | None = None) -> Trunk:
+    """A trunk at 127.0.0.1:``port`` routing ``+254`` out and trusted for calls in. With
+    ``login_key`` it has the login ``TRUNK_LOGIN``, its password encrypted under that key
+    as ``sautikit trunks add --username --password`` stores it (a serve process's key is
+    :func:`serve_signing_key`)."""
+    trunk = Trunk(
+        name=name, host="127.0.0.1", port=port, prefixes=["+254"], inbound_addresses=["127.0.0.1"]
+    )
+    if login_key is not None:
+        username, password = TRUNK_LOGIN
+        trunk.username = username
+        trunk.password_encrypted = encrypt_secret(password, login_key, context=f"trunk:{name}")
+    return trunk
+
+
+def serve_signing_key() -> bytes:
+    """The key a :class:`ServeProcess` encrypts secrets with (its SAUTIKIT_SECRET_KEY)."""
+    return Settings(secret_key=SERVE_SECRET_KEY).signing_key()
+
+
 async def seed(database: Database, *, voice_url: str, trunk_port: int) -> Seeded:
     async with database.transaction() as session:
         workspace = await accounts.create_workspace(session, "Acme")
@@ -110,15 +138,7 @@ async def seed(database: Database, *, voice_url: str, trunk_port: int) -> Seeded
         )
         await top_up(session, workspace.id, 100_000, idempotency_key="seed")
         await session.execute(delete(Trunk))
-        session.add(
-            Trunk(
-                name="local",
-                host="127.0.0.1",
-                port=trunk_port,
-                prefixes=["+254"],
-                inbound_addresses=["127.0.0.1"],
-            )
-        )
+        session.add(carrier_trunk(trunk_port))
     return Seeded(workspace.id, {"Authorization": f"Bearer {key.secret}"})
 
 
@@ -177,7 +197,7 @@ class ServeProcess:
             "SAUTIKIT_RTP_PORTS": f"{low}-{high}",
             "SAUTIKIT_SHUTDOWN_GRACE_SECONDS": str(grace),
             "SAUTIKIT_ALLOW_PRIVATE_HTTP": "true",
-            "SAUTIKIT_SECRET_KEY": "test-secret",
+            "SAUTIKIT_SECRET_KEY": SERVE_SECRET_KEY,
             "SAUTIKIT_NODE_ID": "serve-test",
             "SAUTIKIT_APP_TIMEOUT_SECONDS": "3",
             "SAUTIKIT_LOG_LEVEL": "info",
@@ -275,3 +295,28 @@ class ServeProcess:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.kill()
+
+
+async def crash_mid_call(
+    database_url: str, data_dir: Path, callee: Sipp, until: Callable[[], Awaitable[object]]
+) -> tuple[SippResult, SippResult]:
+    """A SIPp caller dials NUMBER on a new serve process (whose trunk leads to the running
+    ``callee``); once ``until`` returns the process is SIGKILLed and the next one started
+    on its data and SIP port. Answers the caller's and the callee's results once each
+    scenario has ended on what that next process sent it (BYE, or CANCEL)."""
+    serve = ServeProcess(data_dir, database_url)
+    try:
+        await serve.start()
+        async with Sipp(
+            scenario=SIP_SCENARIOS / "uac_answered_waits_for_bye.xml",
+            remote=serve.sip,
+            service=NUMBER,
+            timeout=60,
+        ) as caller:
+            await until()
+            serve.send_signal(signal.SIGKILL)
+            await serve.wait_exit(10)
+            async with ServeProcess(data_dir, database_url, sip_port=serve.sip_port):
+                return await caller.wait(), await callee.wait()
+    finally:
+        await serve.kill()

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import delete
+from tests.serve_process import carrier_trunk
 from tests.sipp import Sipp, requires_sipp
 from tests.voice.stack import CALLEE, NUMBER, Stack, open_stack
 from tests.voice.voice_rig import AppServer, document
 
 from sautikit.calls.status import CallStatus
-from sautikit.crypto import encrypt_secret
 from sautikit.db import Database
 from sautikit.db.models import Trunk
 
@@ -39,20 +39,9 @@ async def stack(database: Database, app: AppServer, tmp_path: Path) -> AsyncIter
 async def trunk_with_login(stack: Stack, port: int) -> None:
     """The carrier at 127.0.0.1:``port``, trusted for calls in, with the login trunk/pa55
     stored as ``sautikit trunks add --username --password`` stores it."""
-    secret = encrypt_secret("pa55", stack.settings.signing_key(), context="trunk:carrier")
     async with stack.database.transaction() as session:
         await session.execute(delete(Trunk))
-        session.add(
-            Trunk(
-                name="carrier",
-                host="127.0.0.1",
-                port=port,
-                prefixes=["+254"],
-                inbound_addresses=["127.0.0.1"],
-                username="trunk",
-                password_encrypted=secret,
-            )
-        )
+        session.add(carrier_trunk(port, name="carrier", login_key=stack.settings.signing_key()))
     await stack.manager.reload_trunks()
 
 

@@ -17,20 +17,24 @@ same data and SIP port; both SIPp scenarios end only on what it sends them.
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-from tests.serve_process import CALLEE, NUMBER, ServeProcess, calls, seed, serve_database
-from tests.sipp import SCENARIOS as SIP_SCENARIOS
+from sqlalchemy import delete
+from tests.serve_process import (
+    CALLEE,
+    calls,
+    carrier_trunk,
+    crash_mid_call,
+    seed,
+    serve_database,
+    serve_signing_key,
+)
 from tests.sipp import Sipp, requires_sipp
 from tests.voice.voice_rig import AppServer, document
 
 from sautikit.calls.status import CallStatus
-from sautikit.config import Settings
-from sautikit.crypto import encrypt_secret
 from sautikit.db import Database
 from sautikit.db.models import Call, Trunk
 
@@ -65,24 +69,15 @@ async def test_a_leg_that_only_said_trying_is_cancelled_after_a_crash(
     app.route("/voice", document({"dial": {"number": CALLEE, "timeout": 60}}))
     async with Sipp(scenario=TRYING_ONLY, timeout=60) as callee:
         await seed(database, voice_url=app.url("/voice"), trunk_port=callee.port)
-        serve = ServeProcess(tmp_path / "var", url)
-        try:
-            await serve.start()
-            async with Sipp(
-                scenario=SIP_SCENARIOS / "uac_answered_waits_for_bye.xml",
-                remote=serve.sip,
-                service=NUMBER,
-                timeout=60,
-            ) as caller:
-                leg = await dialled_leg(database)
-                assert leg.status == CallStatus.QUEUED  # no 180 came: never ringing
-                serve.send_signal(signal.SIGKILL)
-                await serve.wait_exit(10)
-                async with ServeProcess(tmp_path / "var", url, sip_port=serve.sip_port):
-                    caller_result = await caller.wait()  # the caller's BYE
-                    callee_result = await callee.wait()  # CANCEL, and the ACK of its 487
-        finally:
-            await serve.kill()
+
+        async def until_its_leg_is_stored() -> None:
+            leg = await dialled_leg(database)
+            assert leg.status == CallStatus.QUEUED  # no 180 came: never ringing
+
+        # The caller gets its BYE; the callee a CANCEL, and the ACK of its 487.
+        caller_result, callee_result = await crash_mid_call(
+            url, tmp_path / "var", callee, until_its_leg_is_stored
+        )
     assert caller_result.returncode == 0, caller_result.explain()
     assert callee_result.returncode == 0, callee_result.explain()
     parent, child = await calls(database)
@@ -98,37 +93,21 @@ async def test_after_a_crash_the_bye_answers_the_carriers_challenge(
     app.route("/voice", document({"dial": {"number": CALLEE, "timeout": 60}}))
     async with Sipp(scenario=CHALLENGES_BYE, timeout=60) as callee:
         await seed(database, voice_url=app.url("/voice"), trunk_port=callee.port)
-        await give_the_trunk_a_login(database)
-        serve = ServeProcess(tmp_path / "var", url)
-        try:
-            await serve.start()
-            async with Sipp(
-                scenario=SIP_SCENARIOS / "uac_answered_waits_for_bye.xml",
-                remote=serve.sip,
-                service=NUMBER,
-                timeout=60,
-            ) as caller:
-                await until_both_answered(database)
-                serve.send_signal(signal.SIGKILL)
-                await serve.wait_exit(10)
-                async with ServeProcess(tmp_path / "var", url, sip_port=serve.sip_port):
-                    caller_result = await caller.wait()
-                    callee_result = await callee.wait()  # 401, then a BYE it verifies
-        finally:
-            await serve.kill()
+        await give_the_trunk_a_login(database, callee.port)
+        # The callee answers the BYE with 401, then verifies the BYE sent again.
+        caller_result, callee_result = await crash_mid_call(
+            url, tmp_path / "var", callee, lambda: until_both_answered(database)
+        )
     assert caller_result.returncode == 0, caller_result.explain()
     assert callee_result.returncode == 0, callee_result.explain()
 
 
-async def give_the_trunk_a_login(database: Database) -> None:
-    """The seeded trunk gets the login trunk/pa55, as ``sautikit trunks add`` stores it
-    under the serve process's key (SAUTIKIT_SECRET_KEY=test-secret)."""
-    key = Settings(secret_key="test-secret").signing_key()
+async def give_the_trunk_a_login(database: Database, port: int) -> None:
+    """The seeded trunk gets a login, as ``sautikit trunks add`` stores it under the serve
+    process's key."""
     async with database.transaction() as session:
-        trunk = await session.scalar(select(Trunk))
-        assert trunk is not None
-        trunk.username = "trunk"
-        trunk.password_encrypted = encrypt_secret("pa55", key, context=f"trunk:{trunk.name}")
+        await session.execute(delete(Trunk))
+        session.add(carrier_trunk(port, login_key=serve_signing_key()))
 
 
 async def until_both_answered(database: Database, seconds: float = 30) -> None:

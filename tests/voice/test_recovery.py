@@ -13,13 +13,12 @@ while it is young, and failed with ``call.queue_expired`` once it is too old to 
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from tests.serve_process import CALLEE, NUMBER, ServeProcess, calls, seed, serve_database
+from tests.serve_process import CALLEE, NUMBER, calls, crash_mid_call, seed, serve_database
 from tests.sipp import SCENARIOS as SIP_SCENARIOS
 from tests.sipp import Sipp, requires_sipp
 from tests.voice.stack import Stack, open_stack
@@ -56,13 +55,6 @@ async def until_statuses(database: Database, wanted: list[str], seconds: float =
     raise AssertionError(f"calls are {found}, never {wanted}")
 
 
-async def crash_and_restart(serve: ServeProcess, url: str, tmp_path: Path) -> ServeProcess:
-    """SIGKILL ``serve``; start the next process on its data and SIP port."""
-    serve.send_signal(signal.SIGKILL)
-    await serve.wait_exit(10)
-    return ServeProcess(tmp_path / "var", url, sip_port=serve.sip_port)
-
-
 @pytest.mark.parametrize(
     ("callee_scenario", "child_status"),
     [
@@ -81,23 +73,13 @@ async def test_after_a_sigkill_the_next_start_ends_every_leg_at_the_far_end(
     url, database = served_database
     async with Sipp(scenario=callee_scenario, timeout=60) as callee:
         await seed(database, voice_url=dial_app.url("/voice"), trunk_port=callee.port)
-        serve = ServeProcess(tmp_path / "var", url)
-        try:
-            await serve.start()
-            async with Sipp(
-                scenario=SIP_SCENARIOS / "uac_answered_waits_for_bye.xml",
-                remote=serve.sip,
-                service=NUMBER,
-                timeout=60,
-            ) as caller:
-                # The caller's leg is answered by the dial; the carrier's answers or rings.
-                await until_statuses(database, ["answered", child_status])
-                restarted = await crash_and_restart(serve, url, tmp_path)
-                async with restarted:
-                    caller_result = await caller.wait()
-                    callee_result = await callee.wait()
-        finally:
-            await serve.kill()
+        # The caller's leg is answered by the dial; the carrier's answers or rings.
+        caller_result, callee_result = await crash_mid_call(
+            url,
+            tmp_path / "var",
+            callee,
+            lambda: until_statuses(database, ["answered", child_status]),
+        )
     # Each SIPp scenario ends with what a live Sautikit would have sent it: the caller's
     # BYE; the callee's BYE, or the CANCEL and the ACK of its 487.
     assert caller_result.returncode == 0, caller_result.explain()
