@@ -27,13 +27,8 @@ export interface RequestOptions {
   idempotencyKey?: string;
 }
 
-export interface Page<T> {
-  data: T[];
-  next_cursor: string | null;
-}
-
 export declare class Paginator<T> implements AsyncIterable<T> {
-  page(cursor?: string): Promise<Page<T>>;
+  page(cursor?: string): Promise<api.Page<T>>;
   all(): Promise<T[]>;
   [Symbol.asyncIterator](): AsyncIterator<T>;
 }

@@ -1,16 +1,16 @@
 // Generated from Sautikit's OpenAPI document by tests/sdk/node_types.py: do not edit.
 
+/** One page of a list, and the cursor of the next page (null on the last). */
+export type Page<T> = {
+  data: Array<T>;
+  next_cursor: string | null;
+};
+
 export type ActionDocument = {
   actions: Array<VoiceAction>;
 };
 
-export type ApiKeyCreated = {
-  id: string;
-  name: string;
-  prefix: string;
-  scopes: Array<string>;
-  created_at: string;
-  revoked_at: string | null;
+export type ApiKeyCreated = ApiKeyOut & {
   secret: string;
 };
 
@@ -28,10 +28,7 @@ export type ApiKeyOut = {
   revoked_at: string | null;
 };
 
-export type ApiKeyPage = {
-  data: Array<ApiKeyOut>;
-  next_cursor: string | null;
-};
+export type ApiKeyPage = Page<ApiKeyOut>;
 
 export type AttemptOut = {
   attempted_at: string;
@@ -48,10 +45,7 @@ export type AvailableNumber = {
   currency?: string;
 };
 
-export type AvailablePage = {
-  data: Array<AvailableNumber>;
-  next_cursor: string | null;
-};
+export type AvailablePage = Page<AvailableNumber>;
 
 export type CallChange = {
   action_url?: string | null;
@@ -82,26 +76,7 @@ export type CallCreate = {
   machine_detection_silence_timeout?: number;
 };
 
-export type CallDetail = {
-  id: string;
-  direction: "inbound" | "outbound";
-  from: string;
-  to: string;
-  status: CallStatus;
-  number_id: string | null;
-  parent_call_id: string | null;
-  created_at: string | null;
-  started_at: string | null;
-  answered_at: string | null;
-  ended_at: string | null;
-  duration_seconds: number | null;
-  hangup_cause: "normal_clearing" | "caller_hangup" | "callee_hangup" | "no_answer" | "busy" | "rejected" | "insufficient_funds" | "max_duration" | "application_error" | "network_error" | null;
-  price_minor: number | null;
-  currency: "KES";
-  error: CallErrorOut | null;
-  quality?: Record<string, unknown> | null;
-  on_net?: boolean;
-  answered_by?: string | null;
+export type CallDetail = CallOut & {
   legs: Array<CallOut>;
   events: Array<CallEventRef>;
   recordings: Array<CallRecordingRef>;
@@ -141,10 +116,7 @@ export type CallOut = {
   answered_by?: string | null;
 };
 
-export type CallPage = {
-  data: Array<CallOut>;
-  next_cursor: string | null;
-};
+export type CallPage = Page<CallOut>;
 
 export type CallRecordingRef = {
   id: string;
@@ -162,21 +134,9 @@ export type ConferenceOut = {
   participants: Array<ParticipantOut>;
 };
 
-export type ConferencePage = {
-  data: Array<ConferenceOut>;
-  next_cursor: string | null;
-};
+export type ConferencePage = Page<ConferenceOut>;
 
-export type CredentialCreated = {
-  id: string;
-  number_id: string;
-  username: string;
-  realm: string;
-  identity: string;
-  registrar: RegistrarOut;
-  status: string;
-  created_at: string;
-  revoked_at: string | null;
+export type CredentialCreated = CredentialOut & {
   password: string;
   replaces?: string | null;
 };
@@ -198,10 +158,7 @@ export type CredentialOut = {
   revoked_at: string | null;
 };
 
-export type CredentialPage = {
-  data: Array<CredentialOut>;
-  next_cursor: string | null;
-};
+export type CredentialPage = Page<CredentialOut>;
 
 export type CreditIn = {
   amount_minor: number;
@@ -221,10 +178,7 @@ export type DeliveryOut = {
   attempts: Array<AttemptOut>;
 };
 
-export type DeliveryPage = {
-  data: Array<DeliveryOut>;
-  next_cursor: string | null;
-};
+export type DeliveryPage = Page<DeliveryOut>;
 
 export type DestinationRate = {
   prefix: string;
@@ -254,10 +208,7 @@ export type EventOut = {
   dispatched_at: string | null;
 };
 
-export type EventPage = {
-  data: Array<EventOut>;
-  next_cursor: string | null;
-};
+export type EventPage = Page<EventOut>;
 
 export type NumberOut = {
   id: string;
@@ -276,15 +227,9 @@ export type NumberOut = {
   created_at: string;
 };
 
-export type NumberPage = {
-  data: Array<NumberOut>;
-  next_cursor: string | null;
-};
+export type NumberPage = Page<NumberOut>;
 
-export type OperatorKeyPage = {
-  data: Array<ApiKeyOut>;
-  next_cursor: string | null;
-};
+export type OperatorKeyPage = Page<ApiKeyOut>;
 
 export type OperatorWorkspaceOut = {
   id: string;
@@ -292,10 +237,7 @@ export type OperatorWorkspaceOut = {
   created_at: string;
 };
 
-export type OperatorWorkspacePage = {
-  data: Array<OperatorWorkspaceOut>;
-  next_cursor: string | null;
-};
+export type OperatorWorkspacePage = Page<OperatorWorkspaceOut>;
 
 export type ParticipantChange = {
   muted: boolean;
@@ -337,10 +279,7 @@ export type RecordingOut = {
   download_url_expires_at: string | null;
 };
 
-export type RecordingPage = {
-  data: Array<RecordingOut>;
-  next_cursor: string | null;
-};
+export type RecordingPage = Page<RecordingOut>;
 
 export type Redelivered = {
   data: Array<DeliveryOut>;
@@ -421,10 +360,7 @@ export type TopUpOut = {
   settled_at: string | null;
 };
 
-export type TopUpPage = {
-  data: Array<TopUpOut>;
-  next_cursor: string | null;
-};
+export type TopUpPage = Page<TopUpOut>;
 
 export type TranscriptChannel = {
   channel: number;
@@ -451,6 +387,21 @@ export type TranscriptionOut = {
   error: string | null;
   created_at: string;
   completed_at: string | null;
+};
+
+export type TrunkList = {
+  data: Array<TrunkOut>;
+};
+
+export type TrunkOut = {
+  name: string;
+  host: string;
+  port: number;
+  transport: string;
+  prefixes: Array<string>;
+  inbound_addresses: Array<string>;
+  health: string;
+  health_changed_at: string | null;
 };
 
 export type VoiceAction = VoicesayAction | VoiceplayAction | VoicegetDigitsAction | VoicedialAction | VoiceconferenceAction | VoicerecordAction | VoiceredirectAction | VoicerejectAction | VoicehangupAction | VoicepauseAction | VoicestreamAction | VoicegatherAction | VoiceenqueueAction | VoicedequeueAction | VoiceleaveAction;
@@ -715,16 +666,9 @@ export type WalletEntryOut = {
   created_at: string;
 };
 
-export type WalletEntryPage = {
-  data: Array<WalletEntryOut>;
-  next_cursor: string | null;
-};
+export type WalletEntryPage = Page<WalletEntryOut>;
 
-export type WebhookCreated = {
-  id: string;
-  url: string;
-  events: Array<string>;
-  created_at: string;
+export type WebhookCreated = WebhookOut & {
   secret: string;
 };
 
@@ -740,10 +684,7 @@ export type WebhookOut = {
   created_at: string;
 };
 
-export type WebhookPage = {
-  data: Array<WebhookOut>;
-  next_cursor: string | null;
-};
+export type WebhookPage = Page<WebhookOut>;
 
 export type WorkspaceIn = {
   name: string;
