@@ -12,7 +12,9 @@ from sautikit.billing.numbers import import_inventory, parse_inventory
 from sautikit.billing.sip_credentials import lookup_ha1
 from sautikit.db import Database
 from sautikit.db.models import Number, SipCredential
+from sautikit.pbx.registrations import RegistrationStore
 from sautikit.sip.digest import DigestAuthenticator, build_authorization, parse_challenge
+from sautikit.sip.registrar import Binding, Source
 
 
 @pytest.fixture
@@ -151,3 +153,35 @@ async def test_a_credential_may_name_its_own_digest_algorithms(
         bad = await client.post(base, json={"digest_algorithms": wrong}, headers=key)
         assert bad.status_code == 400, bad.text
         assert bad.json()["error"]["field"] == "digest_algorithms"
+
+
+async def test_a_credentials_registrations_show_the_contact_and_where_it_was_received(
+    client: httpx.AsyncClient, database: Database, owned: tuple[str, str, dict[str, str]]
+) -> None:
+    _, number_id, key = owned
+    base = f"/v1/numbers/{number_id}/sip-credentials"
+    created = (await client.post(base, json={"username": "desk"}, headers=key)).json()
+    assert created["registrations"] == []
+    store = RegistrationStore(database, node="n1", clock=lambda: 1000.0)
+    natted = Binding(
+        aor="sip:desk",
+        contact="sip:desk@192.168.1.20:5060",
+        expires_at=1300.0,
+        registered_at=1000.0,
+        call_id="c1",
+        cseq=1,
+        source=Source("198.51.100.7", 40123, "udp"),
+    )
+    await store.save("sip:desk", [natted], 1000.0)
+
+    shown = (await client.get(f"{base}/{created['id']}", headers=key)).json()
+    (registration,) = shown["registrations"]
+    assert registration["contact"] == "sip:desk@192.168.1.20:5060"  # kept as sent
+    assert registration["received"] == {"transport": "udp", "host": "198.51.100.7", "port": 40123}
+    assert registration["behind_nat"] is True and registration["path"] == []
+    (listed,) = (await client.get(base, headers=key)).json()["data"]
+    assert listed["registrations"] == shown["registrations"]
+
+    assert (await client.delete(f"{base}/{created['id']}", headers=key)).status_code == 204
+    (revoked,) = (await client.get(base, headers=key)).json()["data"]
+    assert revoked["registrations"] == []

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 from tests.baresip import Baresip, requires_baresip
 from tests.media.media_rig import dominant_frequency, rms
 from tests.netns import NatRig, nat_rig, requires_netns
@@ -29,6 +30,7 @@ from tests.voice.stack import CALLEE, NUMBER, Stack, open_stack
 from tests.voice.voice_rig import AppServer, document
 
 from sautikit.db import Database
+from sautikit.db.models import Number
 from sautikit.media import TextToSpeech, tone
 from sautikit.media.audio import encode_wav
 from sautikit.pbx import InboundLeg, Pbx
@@ -171,6 +173,20 @@ async def test_sipp_behind_nat_registers_through_the_router(stack: Stack, rig: N
     assert result.returncode == 0, result.explain()
     (binding,) = stack.pbx.agent.lookup("sip:alice@any")
     assert binding.source is not None and binding.source.host == rig.router_ip
+    # Stored as nathelper's fix_nated_register does: the Contact as the phone sent it
+    # (its LAN address), the received address beside it; the API shows both.
+    async with stack.database.sessions() as session:
+        number_id = await session.scalar(select(Number.id).where(Number.e164 == NUMBER))
+    listed = await stack.api.get(f"/v1/numbers/{number_id}/sip-credentials", headers=stack.headers)
+    assert listed.status_code == 200, listed.text
+    ((registration,),) = [c["registrations"] for c in listed.json()["data"]]
+    assert SipUri.parse(registration["contact"]).host == rig.phone_ip
+    assert registration["received"] == {
+        "transport": "udp",
+        "host": rig.router_ip,
+        "port": binding.source.port,
+    }
+    assert registration["behind_nat"] is True and registration["path"] == []
 
 
 # --- recorded by the platform: both directions through the router reach the recording ---

@@ -10,7 +10,7 @@ process reads back at start and on its maintenance timer.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,10 +21,11 @@ from sautikit.db import Database
 from sautikit.db.models import SipRegistration
 from sautikit.db.types import utcnow
 from sautikit.sip.registrar import Binding, Source
+from sautikit.sip.registrar_service import address_of_record
 from sautikit.sip.transport import Peer, transport_named
-from sautikit.sip.uri import NameAddress
+from sautikit.sip.uri import NameAddress, SipUri
 
-__all__ = ["DeviceReach", "RegistrationStore", "reach"]
+__all__ = ["DeviceReach", "RegistrationStore", "live_registrations", "reach", "source_of"]
 
 
 @dataclass(frozen=True)
@@ -104,9 +105,7 @@ class RegistrationStore:
             ).all()
         bindings = []
         for row in rows:
-            source = None
-            if row.source_host is not None and row.source_port is not None:
-                source = Source(row.source_host, row.source_port, row.source_transport or "udp")
+            source = source_of(row)
             bindings.append(
                 Binding(
                     aor=row.aor,
@@ -121,3 +120,28 @@ class RegistrationStore:
                 )
             )
         return bindings
+
+
+def source_of(row: SipRegistration) -> Source | None:
+    """Where the stored binding's REGISTER came from (the received address)."""
+    if row.source_host is None or row.source_port is None:
+        return None
+    return Source(row.source_host, row.source_port, row.source_transport or "udp")
+
+
+async def live_registrations(
+    session: AsyncSession, usernames: Iterable[str]
+) -> dict[str, list[SipRegistration]]:
+    """The unexpired stored bindings of each digest username (its AoR), newest first."""
+    aors = {address_of_record(SipUri("sip", name, "registrar")): name for name in usernames}
+    found: dict[str, list[SipRegistration]] = {name: [] for name in aors.values()}
+    if not aors:
+        return found
+    rows = await session.scalars(
+        select(SipRegistration)
+        .where(SipRegistration.aor.in_(aors), SipRegistration.expires_at > utcnow())
+        .order_by(SipRegistration.registered_at.desc())
+    )
+    for row in rows:
+        found[aors[row.aor]].append(row)
+    return found

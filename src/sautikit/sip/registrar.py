@@ -31,12 +31,15 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from sautikit.sip.uri import SipUri
+
 __all__ = [
     "Binding",
     "ContactRequest",
     "RegisterResult",
     "Registrar",
     "Source",
+    "received_elsewhere",
 ]
 
 _WILDCARD = "*"
@@ -49,6 +52,19 @@ class Source:
     host: str
     port: int
     transport: str = "udp"
+
+
+def received_elsewhere(contact: str, source: Source | None) -> bool:
+    """Whether a REGISTER came from another address than its Contact names (host and
+    port): the phone is behind NAT, reachable only at ``source`` (Kamailio's
+    ``nat_uac_test`` 2, "received differs from Contact")."""
+    if source is None:
+        return False
+    try:
+        uri = SipUri.parse(contact)
+    except ValueError:
+        return False
+    return (uri.host, uri.port or 5060) != (source.host, source.port)
 
 
 class ContactRequest(NamedTuple):

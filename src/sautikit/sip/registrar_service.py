@@ -21,7 +21,13 @@ from typing import Any
 
 from sautikit.sip.dialog import new_tag
 from sautikit.sip.message import Request, Response
-from sautikit.sip.registrar import Binding, ContactRequest, Registrar, Source
+from sautikit.sip.registrar import (
+    Binding,
+    ContactRequest,
+    Registrar,
+    Source,
+    received_elsewhere,
+)
 from sautikit.sip.server_auth import ServerAuth
 from sautikit.sip.session import respond
 from sautikit.sip.transaction import ServerTransaction
@@ -66,11 +72,7 @@ class RegistrarService:
             source = binding.source
             if source is None or source.transport != "udp" or binding.path:
                 continue  # behind a proxy, the proxy keeps the NAT open (RFC 5626 edge)
-            try:
-                contact = SipUri.parse(binding.contact)
-            except ValueError:
-                continue
-            if (contact.host, contact.port or 5060) != (source.host, source.port):
+            if received_elsewhere(binding.contact, source):
                 found.append(binding)
         return found
 

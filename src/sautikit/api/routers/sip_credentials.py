@@ -8,6 +8,10 @@ it is deleted.
 Each answer also says what to type into a phone: the registrar's advertised host, port,
 transports and digest algorithms, and the exact identity (``sip:username@host``) —
 docs/pbx.md "Connect a softphone" walks through baresip and linphone with them.
+
+The list and get answers show the credential's live registrations: each Contact as the
+phone sent it and, apart, the address its REGISTER was received from — where calls to a
+phone behind NAT actually go (docs/pbx.md "Behind NAT").
 """
 
 from __future__ import annotations
@@ -37,9 +41,11 @@ from sautikit.billing.sip_credentials import (
     rotate_credential,
 )
 from sautikit.config import Settings
-from sautikit.db.models import Number, SipCredential
+from sautikit.db.models import Number, SipCredential, SipRegistration
 from sautikit.db.types import utcnow
+from sautikit.pbx.registrations import live_registrations, source_of
 from sautikit.sip.addresses import advertised_address
+from sautikit.sip.registrar import received_elsewhere
 
 __all__ = ["router"]
 
@@ -75,6 +81,25 @@ class RegistrarOut(BaseModel):
     )
 
 
+class ReceivedOut(BaseModel):
+    transport: str = Field(description="`udp`, `tcp` or `tls`.")
+    host: str
+    port: int
+
+
+class RegistrationOut(BaseModel):
+    contact: str = Field(description="The Contact URI exactly as the phone registered it.")
+    received: ReceivedOut | None = Field(
+        description="Where the REGISTER came from: calls to the phone are sent here."
+    )
+    behind_nat: bool = Field(
+        description="The REGISTER came from another address than its Contact names (NAT)."
+    )
+    path: list[str] = Field(description="The Path (RFC 3327) of proxies in front, if any.")
+    registered_at: datetime
+    expires_at: datetime
+
+
 class CredentialOut(BaseModel):
     id: str
     number_id: str
@@ -87,6 +112,9 @@ class CredentialOut(BaseModel):
     status: str = Field(description="`active`, or `revoked` once deleted.")
     created_at: datetime
     revoked_at: datetime | None
+    registrations: list[RegistrationOut] = Field(
+        default_factory=list, description="The phones registered with it now."
+    )
 
 
 class CredentialCreated(CredentialOut):
@@ -112,7 +140,25 @@ def _registrar(request: Request) -> RegistrarOut:
     )
 
 
-def _out(credential: SipCredential, registrar: RegistrarOut) -> CredentialOut:
+def _registration(row: SipRegistration) -> RegistrationOut:
+    source = source_of(row)
+    return RegistrationOut(
+        contact=row.contact,
+        received=ReceivedOut(transport=source.transport, host=source.host, port=source.port)
+        if source
+        else None,
+        behind_nat=received_elsewhere(row.contact, source),
+        path=list(row.path or ()),
+        registered_at=row.registered_at,
+        expires_at=row.expires_at,
+    )
+
+
+def _out(
+    credential: SipCredential,
+    registrar: RegistrarOut,
+    registrations: list[SipRegistration] | None = None,
+) -> CredentialOut:
     return CredentialOut(
         id=credential.id,
         number_id=credential.number_id,
@@ -125,6 +171,7 @@ def _out(credential: SipCredential, registrar: RegistrarOut) -> CredentialOut:
         status="active" if credential.revoked_at is None else "revoked",
         created_at=credential.created_at,
         revoked_at=credential.revoked_at,
+        registrations=[_registration(row) for row in registrations or ()],
     )
 
 
@@ -194,9 +241,28 @@ async def list_credentials(
     number = await owned_number(session, principal, number_id)
     query = select(SipCredential).where(SipCredential.number_id == number.id)
     registrar = _registrar(request)
-    return await paginate(
-        session, query, SipCredential.id, page, lambda credential: _out(credential, registrar)
+    usernames = await session.scalars(
+        select(SipCredential.username).where(
+            SipCredential.number_id == number.id, SipCredential.revoked_at.is_(None)
+        )
     )
+    registered = await live_registrations(session, usernames)
+    return await paginate(
+        session,
+        query,
+        SipCredential.id,
+        page,
+        lambda credential: _out(credential, registrar, _registered(credential, registered)),
+    )
+
+
+def _registered(
+    credential: SipCredential, registered: dict[str, list[SipRegistration]]
+) -> list[SipRegistration]:
+    """A revoked credential's phones can no longer refresh: none are shown."""
+    if credential.revoked_at is not None:
+        return []
+    return registered.get(credential.username, [])
 
 
 @router.get("/{credential_id}", response_model=CredentialOut, summary="One credential")
@@ -208,7 +274,9 @@ async def get_credential(
     principal: Principal = Depends(manage),
 ) -> CredentialOut:
     number = await owned_number(session, principal, number_id)
-    return _out(await _credential(session, number, credential_id), _registrar(request))
+    credential = await _credential(session, number, credential_id)
+    registered = await live_registrations(session, [credential.username])
+    return _out(credential, _registrar(request), _registered(credential, registered))
 
 
 @router.post(
