@@ -154,6 +154,46 @@ FLOOD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 """
 
 
+def _serve_past(
+    tmp_path: Path, url: str, limit: dict[str, str], rtp_ports: tuple[int, int] | None = None
+) -> ServeProcess:
+    """A serve process whose one overload ``limit`` decides, however loaded the machine
+    is (the loop-lag and write-wait checks are off); its 503s say Retry-After: 9."""
+    env = {
+        "SAUTIKIT_OVERLOAD_RETRY_AFTER_SECONDS": "9",
+        "SAUTIKIT_OVERLOAD_MAX_LOOP_LAG_MS": "0",
+        "SAUTIKIT_OVERLOAD_MAX_WRITE_WAIT_MS": "0",
+        **limit,
+    }
+    return ServeProcess(tmp_path / "var", url, rtp_ports=rtp_ports, env=env)
+
+
+async def _flood(serve: ServeProcess, tmp_path: Path, *, calls: int, rate: int) -> tuple[int, int]:
+    """``calls`` INVITEs from SIPp at ``rate`` a second: how many were let in (ringing)
+    and how many refused with 503 and a Retry-After."""
+    scenario, log = tmp_path / "flood.xml", tmp_path / f"flood-{calls}.log"
+    scenario.write_text(FLOOD)
+    flood = Sipp(
+        scenario=scenario,
+        remote=serve.sip,
+        service=NUMBER,
+        calls=calls,
+        timeout=30,
+        extra=["-r", str(rate), "-trace_logs", "-log_file", str(log)],
+    )
+    result = await flood.run()
+    assert result.returncode == 0, result.explain()
+    outcomes = log.read_text()
+    return outcomes.count("let in"), outcomes.count("refused")
+
+
+def _refusals(metrics: str, reason: str) -> float:
+    pattern = rf'sautikit_overload_refusals_total\{{reason="{reason}"\}} ([0-9.]+)'
+    found = re.search(pattern, metrics)
+    assert found is not None, metrics
+    return float(found.group(1))
+
+
 def _invite(sip_port: int, local_port: int, branch: str) -> bytes:
     sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
     sdp += "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
@@ -190,32 +230,9 @@ async def test_past_the_setup_threshold_new_calls_get_503_at_once(
     url, database = served_database
     voice, reached = app.slow("/voice")
     seeded = await seed(database, voice_url=voice, trunk_port=free_port())
-    (tmp_path / "flood.xml").write_text(FLOOD)
-    serve = ServeProcess(
-        tmp_path / "var",
-        url,
-        env={
-            "SAUTIKIT_OVERLOAD_MAX_SETUPS": "2",
-            "SAUTIKIT_OVERLOAD_RETRY_AFTER_SECONDS": "9",
-            # Only the setup queue decides here, however loaded the machine is.
-            "SAUTIKIT_OVERLOAD_MAX_LOOP_LAG_MS": "0",
-            "SAUTIKIT_OVERLOAD_MAX_WRITE_WAIT_MS": "0",
-        },
-    )
+    serve = _serve_past(tmp_path, url, {"SAUTIKIT_OVERLOAD_MAX_SETUPS": "2"})
     async with serve, serve.api(seeded.headers) as api:
-        flood = Sipp(
-            scenario=tmp_path / "flood.xml",
-            remote=serve.sip,
-            service=NUMBER,
-            calls=12,
-            timeout=30,
-            extra=["-r", "20", "-trace_logs", "-log_file", str(tmp_path / "flood.log")],
-        )
-        result = await flood.run()
-        assert result.returncode == 0, result.explain()
-        outcomes = (tmp_path / "flood.log").read_text()
-        assert outcomes.count("let in") == 2, outcomes
-        assert outcomes.count("refused") == 10, outcomes
+        assert await _flood(serve, tmp_path, calls=12, rate=20) == (2, 10)
         await asyncio.wait_for(reached.wait(), 20)
 
         # A carrier that lost our 503 sends the INVITE again: the same 503, not a new call.
@@ -241,10 +258,7 @@ async def test_past_the_setup_threshold_new_calls_get_503_at_once(
         assert placed.status_code == 503, placed.text
         assert placed.headers["Retry-After"] == "9"
         assert placed.json()["error"]["code"] == "service.overloaded"
-        metrics = (await api.get("/metrics")).text
-        setups = r'sautikit_overload_refusals_total\{reason="setups"\} ([0-9.]+)'
-        refused = re.search(setups, metrics)
-        assert refused is not None and float(refused.group(1)) >= 12
+        assert _refusals((await api.get("/metrics")).text, "setups") >= 12
 
         kept = await calls(database)
         assert len(kept) == 2  # only the two let in; refused calls left no row
@@ -280,37 +294,13 @@ async def test_a_call_that_finds_no_free_rtp_port_gets_503_with_retry_after(
     async with serve_database("sqlite", tmp_path) as (url, database):
         voice, reached = app.slow("/voice")
         seeded = await seed(database, voice_url=voice, trunk_port=free_port())
-        (tmp_path / "flood.xml").write_text(FLOOD)
-        serve = ServeProcess(
-            tmp_path / "var",
-            url,
-            rtp_ports=_free_rtp_pair(),
-            env={
-                "SAUTIKIT_OVERLOAD_MIN_FREE_RTP_PORTS": "0",
-                "SAUTIKIT_OVERLOAD_RETRY_AFTER_SECONDS": "9",
-                "SAUTIKIT_OVERLOAD_MAX_LOOP_LAG_MS": "0",
-                "SAUTIKIT_OVERLOAD_MAX_WRITE_WAIT_MS": "0",
-            },
+        serve = _serve_past(
+            tmp_path, url, {"SAUTIKIT_OVERLOAD_MIN_FREE_RTP_PORTS": "0"}, _free_rtp_pair()
         )
         async with serve, serve.api(seeded.headers) as api:
-            two = Sipp(
-                scenario=tmp_path / "flood.xml",
-                remote=serve.sip,
-                service=NUMBER,
-                calls=2,
-                timeout=30,
-                extra=["-r", "2", "-trace_logs", "-log_file", str(tmp_path / "two.log")],
-            )
-            result = await two.run()
-            assert result.returncode == 0, result.explain()
-            outcomes = (tmp_path / "two.log").read_text()
-            assert outcomes.count("let in") == 1, outcomes
-            assert outcomes.count("refused") == 1, outcomes
+            assert await _flood(serve, tmp_path, calls=2, rate=2) == (1, 1)
             await asyncio.wait_for(reached.wait(), 20)
-            metrics = (await api.get("/metrics")).text
-            ports = r'sautikit_overload_refusals_total\{reason="rtp_ports"\} ([0-9.]+)'
-            refused = re.search(ports, metrics)
-            assert refused is not None and float(refused.group(1)) == 1
+            assert _refusals((await api.get("/metrics")).text, "rtp_ports") == 1
             kept = await calls(database)
             assert len(kept) == 1  # the call let in; the refused one left no row
         assert "no free RTP port pair" in serve.log
