@@ -235,6 +235,79 @@ class Events extends Resource {
   deliveries(eventId, query = {}) {
     return new Paginator(this._client, `/v1/events/${segment(eventId)}/deliveries`, query);
   }
+  /** Send the event again; answers the new pending deliveries. */
+  async redeliver(eventId, options = {}) {
+    const answer = await this._client.request("POST", `/v1/events/${segment(eventId)}/redeliver`, options);
+    return answer.data;
+  }
+}
+
+/** `/v1/numbers/{id}/sip-credentials`: device logins bound to a number. */
+class SipCredentials extends Resource {
+  /** A new login (`{ username }` optional); its `password` is in this answer only. */
+  create(numberId, params = {}, options = {}) {
+    return this._client.request("POST", `/v1/numbers/${segment(numberId)}/sip-credentials`, { body: params, ...options });
+  }
+  list(numberId, query = {}) {
+    return new Paginator(this._client, `/v1/numbers/${segment(numberId)}/sip-credentials`, query);
+  }
+  get(numberId, credentialId) {
+    return this._client.request("GET", `/v1/numbers/${segment(numberId)}/sip-credentials/${segment(credentialId)}`);
+  }
+  /** A new password for the login; the answer shows it once. */
+  rotate(numberId, credentialId, options = {}) {
+    const path = `/v1/numbers/${segment(numberId)}/sip-credentials/${segment(credentialId)}/rotate`;
+    return this._client.request("POST", path, options);
+  }
+  async delete(numberId, credentialId) {
+    await this._client.request("DELETE", `/v1/numbers/${segment(numberId)}/sip-credentials/${segment(credentialId)}`);
+  }
+}
+
+/** `/v1/conferences`: the live rooms. */
+class Conferences extends Resource {
+  list() {
+    return new Paginator(this._client, "/v1/conferences", {});
+  }
+  get(name) {
+    return this._client.request("GET", `/v1/conferences/${segment(name)}`);
+  }
+  /** Mute (or with `muted` false unmute) a participant. */
+  mute(name, callId, muted = true, options = {}) {
+    const path = `/v1/conferences/${segment(name)}/participants/${segment(callId)}`;
+    return this._client.request("POST", path, { body: { muted }, ...options });
+  }
+  async remove(name, callId) {
+    await this._client.request("DELETE", `/v1/conferences/${segment(name)}/participants/${segment(callId)}`);
+  }
+}
+
+/** `/v1/queues`: call queues and the callers waiting in them. */
+class Queues extends Resource {
+  list() {
+    return new Paginator(this._client, "/v1/queues", {});
+  }
+  get(name) {
+    return this._client.request("GET", `/v1/queues/${segment(name)}`);
+  }
+  /** The waiting callers, next to be taken first. */
+  members(name) {
+    return new Paginator(this._client, `/v1/queues/${segment(name)}/members`, {});
+  }
+  async remove(name, callId) {
+    await this._client.request("DELETE", `/v1/queues/${segment(name)}/members/${segment(callId)}`);
+  }
+}
+
+/** `/v1/settings`: allow-lists, call caps, recording storage and retention. */
+class SettingsResource extends Resource {
+  get() {
+    return this._client.request("GET", "/v1/settings");
+  }
+  /** Change only the fields given; `storage_url: null` returns to Sautikit's store. */
+  update(params) {
+    return this._client.request("PATCH", "/v1/settings", { body: params });
+  }
 }
 
 /** The Sautikit API client: `new Sautikit({ apiKey, baseUrl })`. */
@@ -260,8 +333,17 @@ class Sautikit {
     this.recordings = new Recordings(this);
     this.webhooks = new Webhooks(this);
     this.events = new Events(this);
+    this.sipCredentials = new SipCredentials(this);
+    this.conferences = new Conferences(this);
+    this.queues = new Queues(this);
+    this.settings = new SettingsResource(this);
     this.workspace = { get: () => this.request("GET", "/v1/workspace") };
-    this.wallet = { balance: () => this.request("GET", "/v1/wallet/balance") };
+    this.wallet = {
+      balance: () => this.request("GET", "/v1/wallet/balance"),
+      transactions: (query = {}) => new Paginator(this, "/v1/wallet/transactions", query),
+    };
+    /** The public headline rates (needs no key, but the client sends it anyway). */
+    this.pricing = { get: () => this.request("GET", "/v1/public/pricing") };
   }
 
   /** Milliseconds before retry `attempt` (0-based): Retry-After if the server gave one. */

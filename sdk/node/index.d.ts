@@ -100,6 +100,37 @@ declare class Events {
   list(query?: { kind?: string; call_id?: string; limit?: number }): Paginator<api.EventOut>;
   get(eventId: string): Promise<api.EventOut>;
   deliveries(eventId: string, query?: { limit?: number }): Paginator<api.DeliveryOut>;
+  redeliver(eventId: string, options?: RequestOptions): Promise<api.DeliveryOut[]>;
+}
+
+declare class SipCredentials {
+  create(numberId: string, params?: api.CredentialIn, options?: RequestOptions): Promise<api.CredentialCreated>;
+  list(numberId: string, query?: { limit?: number }): Paginator<api.CredentialOut>;
+  get(numberId: string, credentialId: string): Promise<api.CredentialOut>;
+  rotate(numberId: string, credentialId: string, options?: RequestOptions): Promise<api.CredentialCreated>;
+  delete(numberId: string, credentialId: string): Promise<void>;
+}
+
+declare class Conferences {
+  list(): Paginator<api.ConferenceOut>;
+  get(name: string): Promise<api.ConferenceOut>;
+  mute(name: string, callId: string, muted?: boolean, options?: RequestOptions): Promise<api.ConferenceOut>;
+  remove(name: string, callId: string): Promise<void>;
+}
+
+/** The queue routes' answers are not typed in the OpenAPI document yet. */
+type QueueAnswer = Record<string, unknown>;
+
+declare class Queues {
+  list(): Paginator<QueueAnswer>;
+  get(name: string): Promise<QueueAnswer>;
+  members(name: string): Paginator<QueueAnswer>;
+  remove(name: string, callId: string): Promise<void>;
+}
+
+declare class SettingsResource {
+  get(): Promise<api.SettingsOut>;
+  update(params: api.SettingsPatch): Promise<api.SettingsOut>;
 }
 
 export declare class Sautikit {
@@ -110,8 +141,16 @@ export declare class Sautikit {
   readonly recordings: Recordings;
   readonly webhooks: Webhooks;
   readonly events: Events;
+  readonly sipCredentials: SipCredentials;
+  readonly conferences: Conferences;
+  readonly queues: Queues;
+  readonly settings: SettingsResource;
   readonly workspace: { get(): Promise<api.WorkspaceOut> };
-  readonly wallet: { balance(): Promise<api.WalletBalance> };
+  readonly wallet: {
+    balance(): Promise<api.WalletBalance>;
+    transactions(query?: { limit?: number }): Paginator<api.WalletEntryOut>;
+  };
+  readonly pricing: { get(): Promise<api.Pricing> };
   /** The raw Response (status below 400), after retries. */
   send(method: string, path: string, options?: { query?: Query; body?: unknown } & RequestOptions): Promise<Response>;
   /** The answer's JSON (null when empty). */

@@ -49,6 +49,28 @@ describe("against sautikit serve", { skip }, () => {
     await assert.rejects(client.webhooks.get(created.id), { name: "SautikitError", status: 404 });
   });
 
+  test("SIP credentials: the password shows on create and rotate only", async () => {
+    const mine = (await client.numbers.list().all()).find((item) => item.number === number);
+    const created = await client.sipCredentials.create(mine.id, {});
+    assert.equal(typeof created.password, "string");
+    assert.equal((await client.sipCredentials.get(mine.id, created.id)).password, undefined);
+    assert.ok((await client.sipCredentials.list(mine.id).all()).some((item) => item.id === created.id));
+    const rotated = await client.sipCredentials.rotate(mine.id, created.id);
+    assert.notEqual(rotated.password, created.password);
+    await client.sipCredentials.delete(mine.id, rotated.id);
+  });
+
+  test("settings, wallet, pricing, conferences and queues answer", async () => {
+    const settings = await client.settings.get();
+    assert.ok(Array.isArray(settings.destination_allowlist));
+    const wallet = await client.wallet.balance();
+    assert.ok(wallet.balance_minor > 0);
+    assert.ok(Array.isArray((await client.wallet.transactions({ limit: 2 }).page()).data));
+    assert.equal(typeof (await client.pricing.get()), "object");
+    assert.deepEqual(await client.conferences.list().all(), []);
+    assert.deepEqual(await client.queues.list().all(), []);
+  });
+
   test("recordings list is a page", async () => {
     const page = await client.recordings.list({ limit: 5 }).page();
     assert.ok(Array.isArray(page.data));
