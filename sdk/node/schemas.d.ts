@@ -156,6 +156,7 @@ export type CredentialOut = {
   status: string;
   created_at: string;
   revoked_at: string | null;
+  registrations?: Array<RegistrationOut>;
 };
 
 export type CredentialPage = Page<CredentialOut>;
@@ -263,6 +264,12 @@ export type Pricing = {
   transcription_per_minute_minor: number;
 };
 
+export type ReceivedOut = {
+  transport: string;
+  host: string;
+  port: number;
+};
+
 export type RecordingOut = {
   id: string;
   call_id: string;
@@ -291,6 +298,15 @@ export type RegistrarOut = {
   transports: Array<string>;
   tls_port?: number | null;
   digest_algorithms: Array<string>;
+};
+
+export type RegistrationOut = {
+  contact: string;
+  received: ReceivedOut | null;
+  behind_nat: boolean;
+  path: Array<string>;
+  registered_at: string;
+  expires_at: string;
 };
 
 export type RoutingIn = {
