@@ -159,7 +159,16 @@ async def test_a_phone_behind_nat_places_a_call_with_audio_both_ways(
     assert abs(frequency_heard(alice.heard()) - 440) < 30
 
 
-async def test_sipp_behind_nat_registers_through_the_router(stack: Stack, rig: NatRig) -> None:
+#: SIPp's -t modes the NAT tests run in, and the transport the server sees each as.
+SIPP_TRANSPORTS = pytest.mark.parametrize(
+    ("sipp_transport", "transport"), [("u1", "udp"), ("t1", "tcp")], ids=["udp", "tcp"]
+)
+
+
+@SIPP_TRANSPORTS
+async def test_sipp_behind_nat_registers_through_the_router(
+    stack: Stack, rig: NatRig, sipp_transport: str, transport: str
+) -> None:
     await stack.add_device("alice", "s3cret")
     sipp = Sipp(
         scenario=SIP_SCENARIOS / "uac_register_auth.xml",
@@ -168,6 +177,7 @@ async def test_sipp_behind_nat_registers_through_the_router(stack: Stack, rig: N
         port=5070,
         local=rig.phone_ip,
         wrap=rig.command,
+        transport=sipp_transport,
     )
     result = await sipp.run()
     assert result.returncode == 0, result.explain()
@@ -182,7 +192,7 @@ async def test_sipp_behind_nat_registers_through_the_router(stack: Stack, rig: N
     ((registration,),) = [c["registrations"] for c in listed.json()["data"]]
     assert SipUri.parse(registration["contact"]).host == rig.phone_ip
     assert registration["received"] == {
-        "transport": "udp",
+        "transport": transport,
         "host": rig.router_ip,
         "port": binding.source.port,
     }
@@ -366,8 +376,9 @@ async def test_sipp_behind_nat_takes_a_call_recorded_both_ways(
     assert abs(echoed_tail(phone_side) - 440) < 30
 
 
+@SIPP_TRANSPORTS
 async def test_sipp_behind_nat_places_a_call_recorded_both_ways(
-    stack: Stack, rig: NatRig, tmp_path: Path
+    stack: Stack, rig: NatRig, tmp_path: Path, sipp_transport: str, transport: str
 ) -> None:
     """SIPp behind the router, DESK's device, calls NUMBER (on-net), whose app dials a
     carrier callee playing 440 Hz; SIPp speaks, then echoes: both directions recorded."""
@@ -398,6 +409,7 @@ async def test_sipp_behind_nat_places_a_call_recorded_both_ways(
             remote=(rig.server_ip, stack.pbx.port),
             service=NUMBER,
             timeout=30,
+            transport=sipp_transport,
         ).run()
     assert device.returncode == 0, device.explain()
     (dialled,) = await stack.app.wait_for_hits("/dialled")
