@@ -17,10 +17,11 @@ import pytest
 from sqlalchemy import select, update
 from tests.sipp import Sipp, requires_sipp
 from tests.voice.stack import CALLEE, NUMBER, Stack, open_stack
-from tests.voice.voice_rig import AppServer
+from tests.voice.voice_rig import AppServer, document
 
 from sautikit.db import Database
 from sautikit.db.models import Event, Trunk
+from sautikit.pbx import CallScript, Phone
 
 pytestmark = [
     requires_sipp,
@@ -111,3 +112,13 @@ async def test_a_trunk_that_refuses_the_number_gives_its_sip_status(stack: Stack
     assert call["error"]["code"] == "call.trunk_rejected"
     assert call["error"]["sip_status"] == 404
     assert "404 Not Found" in call["error"]["message"]
+
+
+async def test_a_dial_the_allow_list_refuses_records_why_on_the_call(stack: Stack) -> None:
+    stack.app.route("/voice", document({"dial": {"number": "+15555550100"}}, {"hangup": {}}))
+    async with Phone(rtp_ports=(44500, 44549)) as phone:
+        await phone.call(NUMBER, CallScript(linger=5), server=stack.sip)
+    (call,) = await stack.wait_for_calls_to_end()
+    assert call.error is not None
+    assert call.error["code"] == "destinations.not_allowed", call.error
+    assert "+15555550100" in call.error["message"]

@@ -231,13 +231,14 @@ class Placement:
 
         try:
             admitted = await self.database.write(admit, what=f"admit a dial of {parent.call_id}")
-        except (
-            NumberNotOwned,
-            DestinationError,
-            CallLimitExceeded,
-            InsufficientFunds,
-        ) as refused:
-            raise DialRefused(str(refused)) from None
+        except NumberNotOwned as refused:
+            raise DialRefused(str(refused), "numbers.not_owned") from None
+        except DestinationError as refused:
+            raise DialRefused(str(refused), "destinations.not_allowed") from None
+        except CallLimitExceeded as refused:
+            raise DialRefused(str(refused), "calls.limit_exceeded") from None
+        except InsufficientFunds as refused:
+            raise DialRefused(str(refused), "wallet.insufficient_funds") from None
         child = admitted.call
         if parent.ended:
             # The caller hung up while the leg was admitted (the writer is busy under
@@ -247,8 +248,9 @@ class Placement:
         try:
             leg = await self.dialler.dial(child, ring_timeout)
         except CANNOT_DIAL as error:
-            await self.records.ended(child.id, "network_error", error=_not_sent(error))
-            raise DialRefused(str(error)) from None
+            not_sent = _not_sent(error)
+            await self.records.ended(child.id, "network_error", error=not_sent)
+            raise DialRefused(str(error), not_sent["code"]) from None
         except BaseException:
             await self.records.ended(child.id, "network_error")  # never left queued
             raise

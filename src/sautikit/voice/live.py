@@ -77,7 +77,13 @@ _FINISHED_BY: dict[DigitsEnd, Literal["key", "max_digits", "timeout"]] = {
 
 
 class DialRefused(Exception):
-    """A dial target or caller id the workspace may not use (SPEC §8)."""
+    """A dial leg that was not placed; ``code`` is the error the parent call records
+    (``destinations.not_allowed``, ``numbers.not_owned``, ``calls.limit_exceeded``,
+    ``wallet.insufficient_funds``, or the failure of the send itself)."""
+
+    def __init__(self, message: str, code: str = "dial.not_allowed") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class CallHost(Protocol):
@@ -447,7 +453,7 @@ class LiveCall:
                 try:
                     children.append(await self.host.place_child(self, target, caller_id, timeout))
                 except DialRefused as refused:
-                    await self.record_error("dial.not_allowed", str(refused))
+                    await self.record_error(refused.code, str(refused))
             if not children:
                 return DialResult("failed")
             return await self._connect(children, record, recording_channels, hangup_on_star)
@@ -626,7 +632,7 @@ class LiveCall:
                     self, request.target, None, TRANSFER_RING_SECONDS
                 )
             except DialRefused as refused:
-                await self.record_error("dial.not_allowed", str(refused))
+                await self.record_error(refused.code, str(refused))
                 request.finish(403)
                 return None
             children.append(child)
