@@ -2,9 +2,11 @@
 // a workspace (key, funded wallet, NUMBER, a trunk for +254) and runs this file with
 // SAUTIKIT_TEST_API_URL, SAUTIKIT_TEST_API_KEY, SAUTIKIT_TEST_NUMBER and SAUTIKIT_TEST_CALLEE.
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { createServer } from "node:http";
 import { describe, test } from "node:test";
 
-import { Sautikit, SautikitError } from "../index.mjs";
+import { Sautikit, SautikitError, verifyWebhook } from "../index.mjs";
 
 const { SAUTIKIT_TEST_API_URL: baseUrl, SAUTIKIT_TEST_API_KEY: apiKey } = process.env;
 const { SAUTIKIT_TEST_NUMBER: number, SAUTIKIT_TEST_CALLEE: callee } = process.env;
@@ -69,6 +71,40 @@ describe("against sautikit serve", { skip }, () => {
     assert.equal(typeof (await client.pricing.get()), "object");
     assert.deepEqual(await client.conferences.list().all(), []);
     assert.deepEqual(await client.queues.list().all(), []);
+  });
+
+  test("the server's event deliveries pass verifyWebhook with the subscription's secret", async () => {
+    const received = [];
+    let arrived;
+    const first = new Promise((resolve) => (arrived = resolve));
+    const receiver = createServer((request, reply) => {
+      const chunks = [];
+      request.on("data", (chunk) => chunks.push(chunk));
+      request.on("end", () => {
+        received.push({ raw: Buffer.concat(chunks), headers: request.headers });
+        reply.writeHead(204).end();
+        arrived();
+      });
+    });
+    receiver.listen(0, "127.0.0.1");
+    await once(receiver, "listening");
+    const url = `http://127.0.0.1:${receiver.address().port}/events`;
+    const subscription = await client.webhooks.create({ url, events: ["*"] });
+    try {
+      await client.calls.create({ to: callee, from: number, action_url: "http://127.0.0.1:9/answer", timeout: 5 });
+      let timer;
+      const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("no delivery in 30 s")), 30_000)));
+      await Promise.race([first, late]).finally(() => clearTimeout(timer));
+      const [{ raw, headers }] = received;
+      assert.equal(verifyWebhook(raw, headers, subscription.secret), true);
+      assert.throws(() => verifyWebhook(raw, headers, "whsec_other"), /does not match/);
+      assert.match(headers["x-sautikit-event"], /^call\./);
+      assert.equal(JSON.parse(raw.toString("utf8")).kind, headers["x-sautikit-event"]);
+    } finally {
+      await client.webhooks.delete(subscription.id);
+      receiver.closeAllConnections();
+      receiver.close();
+    }
   });
 
   test("recordings list is a page", async () => {
