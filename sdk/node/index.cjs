@@ -126,28 +126,35 @@ class Paginator {
   }
 }
 
-class Resource {
-  constructor(client) {
+/**
+ * A collection under `base` (`/v1/calls`): `list(query)` pages through it, `get(id)` reads
+ * one item, and `_path(id, ...)` names an item or one of its sub-resources.
+ */
+class Collection {
+  constructor(client, base) {
     this._client = client;
+    this._base = base;
+  }
+  _path(...parts) {
+    return [this._base, ...parts.map(segment)].join("/");
+  }
+  list(query = {}) {
+    return new Paginator(this._client, this._base, query);
+  }
+  get(id) {
+    return this._client.request("GET", this._path(id));
   }
 }
 
-/** `/v1/calls`: place calls, read call records, steer live calls. */
-class Calls extends Resource {
+/** `/v1/calls`: place calls, read call records (`get` adds legs, events, recordings). */
+class Calls extends Collection {
   /** Place an outbound call: `{ to, from, action_url, ... }`; answers at once, `queued`. */
   create(params, options = {}) {
-    return this._client.request("POST", "/v1/calls", { body: params, ...options });
-  }
-  list(query = {}) {
-    return new Paginator(this._client, "/v1/calls", query);
-  }
-  /** The call with its legs, events and recordings. */
-  get(callId) {
-    return this._client.request("GET", `/v1/calls/${segment(callId)}`);
+    return this._client.request("POST", this._base, { body: params, ...options });
   }
   /** Change a live call: exactly one of `action_url`, `status`, `recording`, `transfer`. */
   update(callId, params, options = {}) {
-    return this._client.request("POST", `/v1/calls/${segment(callId)}`, { body: params, ...options });
+    return this._client.request("POST", this._path(callId), { body: params, ...options });
   }
   redirect(callId, actionUrl, { method } = {}) {
     return this.update(callId, method ? { action_url: actionUrl, method } : { action_url: actionUrl });
@@ -160,147 +167,120 @@ class Calls extends Resource {
   }
   /** A presigned URL of the call's latest recording (no key needed to fetch it). */
   async recordingUrl(callId) {
-    const response = await this._client.send("GET", `/v1/calls/${segment(callId)}/recording`);
+    const response = await this._client.send("GET", `${this._path(callId)}/recording`);
     return response.headers.get("location");
   }
 }
 
 /** `/v1/numbers`: the inventory, and the workspace's numbers. */
-class Numbers extends Resource {
+class Numbers extends Collection {
   available(query = {}) {
-    return new Paginator(this._client, "/v1/numbers/available", query);
+    return new Paginator(this._client, `${this._base}/available`, query);
   }
   /** Claim a number from the inventory; pays its first month from the wallet. */
   claim(numberId, options = {}) {
-    return this._client.request("POST", `/v1/numbers/${segment(numberId)}/claim`, options);
-  }
-  list(query = {}) {
-    return new Paginator(this._client, "/v1/numbers", query);
-  }
-  get(numberId) {
-    return this._client.request("GET", `/v1/numbers/${segment(numberId)}`);
+    return this._client.request("POST", `${this._path(numberId)}/claim`, options);
   }
   /** Change only the fields given; `null` clears a URL. */
   updateRouting(numberId, params) {
-    return this._client.request("PATCH", `/v1/numbers/${segment(numberId)}/routing`, { body: params });
+    return this._client.request("PATCH", `${this._path(numberId)}/routing`, { body: params });
   }
   /** Hand the number back to the inventory; its rental stops. */
   async release(numberId) {
-    await this._client.request("DELETE", `/v1/numbers/${segment(numberId)}`);
+    await this._client.request("DELETE", this._path(numberId));
   }
 }
 
 /** `/v1/recordings`: metadata with fresh download URLs, and transcripts. */
-class Recordings extends Resource {
-  list(query = {}) {
-    return new Paginator(this._client, "/v1/recordings", query);
-  }
-  get(recordingId) {
-    return this._client.request("GET", `/v1/recordings/${segment(recordingId)}`);
-  }
+class Recordings extends Collection {
   /** Remove the stored file; the metadata stays with `status: deleted`. */
   delete(recordingId) {
-    return this._client.request("DELETE", `/v1/recordings/${segment(recordingId)}`);
+    return this._client.request("DELETE", this._path(recordingId));
   }
   transcription(recordingId) {
-    return this._client.request("GET", `/v1/recordings/${segment(recordingId)}/transcription`);
+    return this._client.request("GET", `${this._path(recordingId)}/transcription`);
   }
 }
 
 /** `/v1/webhooks`: workspace-level event subscriptions. */
-class Webhooks extends Resource {
+class Webhooks extends Collection {
   /** Subscribe `url` to `events` (`["*"]` for all); the answer's `secret` is shown once. */
   create(params, options = {}) {
-    return this._client.request("POST", "/v1/webhooks", { body: params, ...options });
-  }
-  list(query = {}) {
-    return new Paginator(this._client, "/v1/webhooks", query);
-  }
-  get(webhookId) {
-    return this._client.request("GET", `/v1/webhooks/${segment(webhookId)}`);
+    return this._client.request("POST", this._base, { body: params, ...options });
   }
   async delete(webhookId) {
-    await this._client.request("DELETE", `/v1/webhooks/${segment(webhookId)}`);
+    await this._client.request("DELETE", this._path(webhookId));
   }
 }
 
 /** `/v1/events`: the event log and each delivery attempt. */
-class Events extends Resource {
-  list(query = {}) {
-    return new Paginator(this._client, "/v1/events", query);
-  }
-  get(eventId) {
-    return this._client.request("GET", `/v1/events/${segment(eventId)}`);
-  }
+class Events extends Collection {
   deliveries(eventId, query = {}) {
-    return new Paginator(this._client, `/v1/events/${segment(eventId)}/deliveries`, query);
+    return new Paginator(this._client, `${this._path(eventId)}/deliveries`, query);
   }
   /** Send the event again; answers the new pending deliveries. */
   async redeliver(eventId, options = {}) {
-    const answer = await this._client.request("POST", `/v1/events/${segment(eventId)}/redeliver`, options);
+    const answer = await this._client.request("POST", `${this._path(eventId)}/redeliver`, options);
     return answer.data;
   }
 }
 
 /** `/v1/numbers/{id}/sip-credentials`: device logins bound to a number. */
-class SipCredentials extends Resource {
+class SipCredentials {
+  constructor(client) {
+    this._client = client;
+  }
+  _of(numberId) {
+    return new Collection(this._client, `/v1/numbers/${segment(numberId)}/sip-credentials`);
+  }
   /** A new login (`{ username }` optional); its `password` is in this answer only. */
   create(numberId, params = {}, options = {}) {
-    return this._client.request("POST", `/v1/numbers/${segment(numberId)}/sip-credentials`, { body: params, ...options });
+    return this._client.request("POST", this._of(numberId)._base, { body: params, ...options });
   }
   list(numberId, query = {}) {
-    return new Paginator(this._client, `/v1/numbers/${segment(numberId)}/sip-credentials`, query);
+    return this._of(numberId).list(query);
   }
   get(numberId, credentialId) {
-    return this._client.request("GET", `/v1/numbers/${segment(numberId)}/sip-credentials/${segment(credentialId)}`);
+    return this._of(numberId).get(credentialId);
   }
   /** A new password for the login; the answer shows it once. */
   rotate(numberId, credentialId, options = {}) {
-    const path = `/v1/numbers/${segment(numberId)}/sip-credentials/${segment(credentialId)}/rotate`;
-    return this._client.request("POST", path, options);
+    return this._client.request("POST", `${this._of(numberId)._path(credentialId)}/rotate`, options);
   }
   async delete(numberId, credentialId) {
-    await this._client.request("DELETE", `/v1/numbers/${segment(numberId)}/sip-credentials/${segment(credentialId)}`);
+    await this._client.request("DELETE", this._of(numberId)._path(credentialId));
   }
 }
 
-/** `/v1/conferences`: the live rooms. */
-class Conferences extends Resource {
-  list() {
-    return new Paginator(this._client, "/v1/conferences", {});
-  }
-  get(name) {
-    return this._client.request("GET", `/v1/conferences/${segment(name)}`);
-  }
+/** `/v1/conferences`: the live rooms, by name. */
+class Conferences extends Collection {
   /** Mute (or with `muted` false unmute) a participant. */
   mute(name, callId, muted = true, options = {}) {
-    const path = `/v1/conferences/${segment(name)}/participants/${segment(callId)}`;
+    const path = this._path(name, "participants", callId);
     return this._client.request("POST", path, { body: { muted }, ...options });
   }
   async remove(name, callId) {
-    await this._client.request("DELETE", `/v1/conferences/${segment(name)}/participants/${segment(callId)}`);
+    await this._client.request("DELETE", this._path(name, "participants", callId));
   }
 }
 
 /** `/v1/queues`: call queues and the callers waiting in them. */
-class Queues extends Resource {
-  list() {
-    return new Paginator(this._client, "/v1/queues", {});
-  }
-  get(name) {
-    return this._client.request("GET", `/v1/queues/${segment(name)}`);
-  }
+class Queues extends Collection {
   /** The waiting callers, next to be taken first. */
   members(name) {
-    return new Paginator(this._client, `/v1/queues/${segment(name)}/members`, {});
+    return new Paginator(this._client, this._path(name, "members"), {});
   }
+  /** Take a caller out of the queue (its enqueue's action gets `removed`). */
   async remove(name, callId) {
-    await this._client.request("DELETE", `/v1/queues/${segment(name)}/members/${segment(callId)}`);
+    await this._client.request("DELETE", this._path(name, "members", callId));
   }
 }
 
 /** `/v1/settings`: allow-lists, call caps, recording storage and retention. */
-class SettingsResource extends Resource {
+class SettingsResource {
+  constructor(client) {
+    this._client = client;
+  }
   get() {
     return this._client.request("GET", "/v1/settings");
   }
@@ -328,14 +308,14 @@ class Sautikit {
     this.retryBackoff = retryBackoff;
     this._fetch = fetchImpl;
     this._headers = { Authorization: `Bearer ${apiKey}`, "User-Agent": `sautikit-node/${VERSION}` };
-    this.calls = new Calls(this);
-    this.numbers = new Numbers(this);
-    this.recordings = new Recordings(this);
-    this.webhooks = new Webhooks(this);
-    this.events = new Events(this);
+    this.calls = new Calls(this, "/v1/calls");
+    this.numbers = new Numbers(this, "/v1/numbers");
+    this.recordings = new Recordings(this, "/v1/recordings");
+    this.webhooks = new Webhooks(this, "/v1/webhooks");
+    this.events = new Events(this, "/v1/events");
     this.sipCredentials = new SipCredentials(this);
-    this.conferences = new Conferences(this);
-    this.queues = new Queues(this);
+    this.conferences = new Conferences(this, "/v1/conferences");
+    this.queues = new Queues(this, "/v1/queues");
     this.settings = new SettingsResource(this);
     this.workspace = { get: () => this.request("GET", "/v1/workspace") };
     this.wallet = {
