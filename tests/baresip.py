@@ -42,8 +42,10 @@ class Baresip:
         register: tuple[str, int, str] | None = None,
         address: str = "127.0.0.1",
         wrap: Callable[[Sequence[str]], list[str]] | None = None,
+        transport: str = "udp",
     ) -> None:
-        """``register`` (host, port, password) registers ``name`` there with digest auth.
+        """``register`` (host, port, password) registers ``name`` there with digest auth,
+        over ``transport`` (``udp`` or ``tcp``).
         ``address`` is where it listens; ``wrap`` turns its command line into another
         (e.g. run inside a network namespace, where every port is free)."""
         self.folder = folder
@@ -69,7 +71,9 @@ class Baresip:
             account = f"<sip:{name}@{address}:{self.port};transport=udp>;regint=0"
         else:
             host, port, password = register
-            account = f"<sip:{name}@{host}:{port};transport=udp>;auth_pass={password};regint=60"
+            account = (
+                f"<sip:{name}@{host}:{port};transport={transport}>;auth_pass={password};regint=60"
+            )
         (folder / "accounts").write_text(f"{account};answermode=auto;audio_codecs=PCMU\n")
         self._process: asyncio.subprocess.Process | None = None
         self.seconds = 0.0

@@ -64,7 +64,9 @@ async def stack(
         yield opened
 
 
-def phone(rig: NatRig, stack: Stack, tmp_path: Path, *, seconds: float) -> Baresip:
+def phone(
+    rig: NatRig, stack: Stack, tmp_path: Path, *, seconds: float, transport: str = "udp"
+) -> Baresip:
     voice = tmp_path / "alice-voice.wav"
     voice.write_bytes(encode_wav(tone(1000, seconds)))
     return Baresip(
@@ -75,6 +77,7 @@ def phone(rig: NatRig, stack: Stack, tmp_path: Path, *, seconds: float) -> Bares
         register=(rig.server_ip, stack.pbx.port, "s3cret"),
         address=rig.phone_ip,
         wrap=rig.command,
+        transport=transport,
     )
 
 
@@ -94,17 +97,21 @@ def frequency_heard(path: Path) -> float:
     return dominant_frequency(audio[loud[0] : loud[0] + 4000])
 
 
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
 async def test_a_phone_behind_nat_registers_and_takes_a_call_with_audio_both_ways(
-    stack: Stack, rig: NatRig, tmp_path: Path
+    stack: Stack, rig: NatRig, tmp_path: Path, transport: str
 ) -> None:
+    """Over TCP the call reaches the phone through the connection its REGISTER opened
+    (the only way in through the router)."""
     await stack.add_device("alice", "s3cret")
     await stack.set_routing(voice_url=None)  # the number rings its devices
-    alice = phone(rig, stack, tmp_path, seconds=14)
+    alice = phone(rig, stack, tmp_path, seconds=14, transport=transport)
     await alice.start(seconds=14)
     await registered(stack)
     (binding,) = stack.pbx.agent.lookup("sip:alice@any")
     assert SipUri.parse(binding.contact).host == rig.phone_ip  # what the phone said
     assert binding.source is not None and binding.source.host == rig.router_ip  # where it is
+    assert binding.source.transport == transport
 
     async with Pbx(
         sip_port=0, rtp_ports=_CARRIER_RTP, tts=TextToSpeech(tmp_path / "tts"),
