@@ -107,11 +107,13 @@ async def offline(chromium: Browser, base_url: str) -> AsyncIterator[OfflineCont
 
 
 async def _operations(base_url: str) -> set[tuple[str, str]]:
+    """Every operation, and every webhook (which both pages list beside them)."""
     async with httpx.AsyncClient(base_url=base_url) as http:
         document = (await http.get("/openapi.json")).json()
     return {
         (method.upper(), path)
-        for path, item in document["paths"].items()
+        for section in ("paths", "webhooks")
+        for path, item in document.get(section, {}).items()
         for method in item
         if method in METHODS
     }
@@ -163,7 +165,8 @@ async def test_the_reference_lists_every_operation(offline: OfflineContext, base
         document = (await http.get("/openapi.json")).json()
     expected = {
         operation["operationId"]
-        for item in document["paths"].values()
+        for section in ("paths", "webhooks")
+        for item in document.get(section, {}).values()
         for method, operation in item.items()
         if method in METHODS
     }
