@@ -34,6 +34,19 @@ async def _asyncpg_connect() -> asyncpg.Connection:
 
 
 @pytest.fixture(params=ENGINES)
+async def served_database(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[str, Database]]:
+    """A database for a real ``sautikit serve`` (tests/serve_process.py): its URL and a
+    handle on it, on each engine."""
+    # Imported here: tests.serve_process imports this module (POSTGRES_URL).
+    from tests.serve_process import serve_database
+
+    async with serve_database(request.param, tmp_path) as found:
+        yield found
+
+
+@pytest.fixture(params=ENGINES)
 async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """A database with no tables: a new SQLite file, or a new PostgreSQL schema."""
     if request.param == "sqlite":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,7 +24,6 @@ from tests.serve_process import (
     calls,
     events,
     seed,
-    serve_database,
 )
 from tests.sipp import SCENARIOS as SIP_SCENARIOS
 from tests.sipp import Sipp, requires_sipp
@@ -51,14 +50,6 @@ def app(app_server: AppServer) -> Iterator[AppServer]:
     app_server.reset()
     yield app_server
     app_server.reset()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def served_database(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[str, Database]]:
-    async with serve_database(request.param, tmp_path) as found:
-        yield found
 
 
 async def until(condition_met: object, what: str, seconds: float = 60.0) -> None:

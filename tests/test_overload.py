@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -90,14 +90,6 @@ def app(app_server: AppServer) -> Iterator[AppServer]:
     app_server.reset()
     yield app_server
     app_server.reset()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def served_database(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[str, Database]]:
-    async with serve_database(request.param, tmp_path) as found:
-        yield found
 
 
 FLOOD = """<?xml version="1.0" encoding="ISO-8859-1" ?>

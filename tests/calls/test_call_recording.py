@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from tests.media.media_rig import rms
-from tests.serve_process import CALLEE, NUMBER, ServeProcess, calls, events, seed, serve_database
+from tests.serve_process import CALLEE, NUMBER, ServeProcess, calls, events, seed
 from tests.sipp import SCENARIOS as SIP_SCENARIOS
 from tests.sipp import Sipp, requires_sipp
 from tests.voice.stack import Stack, open_stack
@@ -70,14 +69,6 @@ async def _ready_recording(stack: Stack, call_id: str) -> Recording:
             return found[0]
         await asyncio.sleep(0.1)
     raise AssertionError(f"no stored recording for {call_id}: {found}")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def served_database(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[str, Database]]:
-    async with serve_database(request.param, tmp_path) as found:
-        yield found
 
 
 async def _recordings(database: Database) -> list[Recording]:

@@ -17,7 +17,6 @@ same data and SIP port; both SIPp scenarios end only on what it sends them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,6 @@ from tests.serve_process import (
     carrier_trunk,
     crash_mid_call,
     seed,
-    serve_database,
     serve_signing_key,
 )
 from tests.sipp import Sipp, requires_sipp
@@ -42,14 +40,6 @@ pytestmark = [pytest.mark.sipp, requires_sipp]
 
 TRYING_ONLY = Path(__file__).parent / "scenarios" / "uas_trying_only.xml"
 CHALLENGES_BYE = Path(__file__).parent / "scenarios" / "uas_answer_challenges_bye.xml"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def served_database(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[str, Database]]:
-    async with serve_database(request.param, tmp_path) as found:
-        yield found
 
 
 async def dialled_leg(database: Database, seconds: float = 30) -> Call:

@@ -27,7 +27,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from tests.daraja import DarajaMockProcess
 from tests.mpesa_payloads import stk_callback
-from tests.serve_process import CALLEE, NUMBER, ServeProcess, seed, serve_database
+from tests.serve_process import CALLEE, NUMBER, ServeProcess, seed
 from tests.sipp import Sipp, requires_sipp
 from tests.voice.voice_rig import AppServer, document, serve_app
 
@@ -84,14 +84,6 @@ A11Y_PROBLEMS = """() => {
 def app_server() -> Iterator[AppServer]:
     with serve_app() as server:
         yield server
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def served_database(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[str, Database]]:
-    async with serve_database(request.param, tmp_path) as found:
-        yield found
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from tests.serve_process import CALLEE, NUMBER, calls, crash_mid_call, seed, serve_database
+from tests.serve_process import CALLEE, NUMBER, calls, crash_mid_call, seed
 from tests.sipp import SCENARIOS as SIP_SCENARIOS
 from tests.sipp import Sipp, requires_sipp
 from tests.voice.stack import Stack, open_stack
@@ -29,14 +29,6 @@ from sautikit.db.models import Call
 from sautikit.db.types import utcnow
 
 pytestmark = [pytest.mark.sipp, requires_sipp]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def served_database(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[str, Database]]:
-    async with serve_database(request.param, tmp_path) as found:
-        yield found
 
 
 @pytest.fixture
