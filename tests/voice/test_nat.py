@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,19 @@ async def stack(
         database, app, tmp_path, sip_host="0.0.0.0", sip_advertised_host=rig.server_ip
     ) as opened:
         yield opened
+
+
+def carrier_pbx(
+    tmp_path: Path, on_inbound: Callable[[InboundLeg], Awaitable[None]] | None = None
+) -> Pbx:
+    """The carrier on loopback, outside the NAT: it calls the phone or takes its call."""
+    return Pbx(
+        sip_port=0,
+        rtp_ports=_CARRIER_RTP,
+        tts=TextToSpeech(tmp_path / "tts"),
+        on_inbound=on_inbound,
+        timers=TimerConfig(t1=0.1),
+    )
 
 
 def phone(
@@ -113,10 +126,7 @@ async def test_a_phone_behind_nat_registers_and_takes_a_call_with_audio_both_way
     assert binding.source is not None and binding.source.host == rig.router_ip  # where it is
     assert binding.source.transport == transport
 
-    async with Pbx(
-        sip_port=0, rtp_ports=_CARRIER_RTP, tts=TextToSpeech(tmp_path / "tts"),
-        timers=TimerConfig(t1=0.1),
-    ) as carrier:  # fmt: skip
+    async with carrier_pbx(tmp_path) as carrier:
         leg = await carrier.dial(
             f"sip:{NUMBER}@127.0.0.1:{stack.pbx.port}", from_uri="sip:+254711000000@127.0.0.1"
         )
@@ -150,10 +160,7 @@ async def test_a_phone_behind_nat_places_a_call_with_audio_both_ways(
         answered.set_result(None)
         await leg.hangup()
 
-    async with Pbx(
-        sip_port=0, rtp_ports=_CARRIER_RTP, tts=TextToSpeech(tmp_path / "tts"),
-        on_inbound=callee, timers=TimerConfig(t1=0.1),
-    ) as carrier:  # fmt: skip
+    async with carrier_pbx(tmp_path, callee) as carrier:
         await stack.route_trunk_to(carrier.port, trusted=())  # the phone must authenticate
         alice = phone(rig, stack, tmp_path, seconds=14)
         await alice.start(seconds=14, dial=f"sip:{CALLEE}@{rig.server_ip}:{stack.pbx.port}")
@@ -244,10 +251,7 @@ async def test_a_call_to_a_phone_behind_nat_is_recorded_with_both_directions(
     alice = phone(rig, stack, tmp_path, seconds=16)
     await alice.start(seconds=16)
     await registered(stack)
-    async with Pbx(
-        sip_port=0, rtp_ports=_CARRIER_RTP, tts=TextToSpeech(tmp_path / "tts"),
-        timers=TimerConfig(t1=0.1),
-    ) as carrier:  # fmt: skip
+    async with carrier_pbx(tmp_path) as carrier:
         leg = await carrier.dial(
             f"sip:{NUMBER}@127.0.0.1:{stack.pbx.port}", from_uri="sip:+254711000000@127.0.0.1"
         )
@@ -294,10 +298,7 @@ async def test_a_call_from_a_phone_behind_nat_is_recorded_with_both_directions(
         answered.set_result(None)
         await leg.hangup()
 
-    async with Pbx(
-        sip_port=0, rtp_ports=_CARRIER_RTP, tts=TextToSpeech(tmp_path / "tts"),
-        on_inbound=callee, timers=TimerConfig(t1=0.1),
-    ) as carrier:  # fmt: skip
+    async with carrier_pbx(tmp_path, callee) as carrier:
         await stack.route_trunk_to(carrier.port, trusted=())  # the phone must authenticate
         alice = phone(rig, stack, tmp_path, seconds=16)
         await alice.start(seconds=16, dial=f"sip:{NUMBER}@{rig.server_ip}:{stack.pbx.port}")
@@ -364,10 +365,7 @@ async def test_sipp_behind_nat_takes_a_call_recorded_both_ways(
     async with sipp_in_the_phone(
         rig, PBX_SCENARIOS / "callee_answers_and_speaks.xml", timeout=30
     ) as callee:
-        async with Pbx(
-            sip_port=0, rtp_ports=_CARRIER_RTP, tts=TextToSpeech(tmp_path / "tts"),
-            timers=TimerConfig(t1=0.1),
-        ) as carrier:  # fmt: skip
+        async with carrier_pbx(tmp_path) as carrier:
             leg = await carrier.dial(
                 f"sip:{NUMBER}@127.0.0.1:{stack.pbx.port}",
                 from_uri="sip:+254711000000@127.0.0.1",
@@ -405,10 +403,7 @@ async def test_sipp_behind_nat_places_a_call_recorded_both_ways(
         await leg.channel.play(tone(440, 11.0))
         await leg.wait_ended()
 
-    async with Pbx(
-        sip_port=0, rtp_ports=_CARRIER_RTP, tts=TextToSpeech(tmp_path / "tts"),
-        on_inbound=callee, timers=TimerConfig(t1=0.1),
-    ) as carrier:  # fmt: skip
+    async with carrier_pbx(tmp_path, callee) as carrier:
         await stack.route_trunk_to(carrier.port, trusted=())
         device = await sipp_in_the_phone(
             rig,
