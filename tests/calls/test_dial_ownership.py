@@ -18,7 +18,7 @@ import pytest
 from tests.sipp import SCENARIOS as SIP_SCENARIOS
 from tests.sipp import Sipp, requires_sipp
 from tests.voice.stack import CALLEE, NUMBER, Stack, open_stack
-from tests.voice.voice_rig import AppServer, document
+from tests.voice.voice_rig import AppServer
 
 from sautikit.calls.status import CallStatus
 from sautikit.db import Database
@@ -38,19 +38,7 @@ async def stack(database: Database, app: AppServer, tmp_path: Path) -> AsyncIter
 async def test_a_leg_answered_as_the_caller_hangs_up_is_ended(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stack.app.route(
-        "/voice",
-        document(
-            {
-                "dial": {
-                    "number": CALLEE,
-                    "record": "record-from-answer",
-                    "action": stack.app.url("/dialled"),
-                }
-            }
-        ),
-    )
-    stack.app.route("/dialled", document({"hangup": {}}))
+    stack.app.recorded_dial(CALLEE)
     manager = stack.manager
     record_answer = manager.call_answered
 

@@ -235,19 +235,7 @@ async def test_a_call_to_a_phone_behind_nat_is_recorded_with_both_directions(
     behind NAT: the dial's recording holds the caller (440 Hz) and the phone (1000 Hz)."""
     await stack.add_number(DESK)  # no voice_url: it rings its devices
     await stack.add_device("alice", "s3cret", number=DESK)
-    stack.app.route(
-        "/voice",
-        document(
-            {
-                "dial": {
-                    "number": DESK,
-                    "record": "record-from-answer",
-                    "action": stack.app.url("/dialled"),
-                }
-            }
-        ),
-    )
-    stack.app.route("/dialled", document({"hangup": {}}))
+    stack.app.recorded_dial(DESK)
     alice = phone(rig, stack, tmp_path, seconds=16)
     await alice.start(seconds=16)
     await registered(stack)
@@ -276,19 +264,7 @@ async def test_a_call_from_a_phone_behind_nat_is_recorded_with_both_directions(
     and the callee (440 Hz)."""
     await stack.add_number(DESK)
     await stack.add_device("alice", "s3cret", number=DESK)
-    stack.app.route(
-        "/voice",
-        document(
-            {
-                "dial": {
-                    "number": CALLEE,
-                    "record": "record-from-answer",
-                    "action": stack.app.url("/dialled"),
-                }
-            }
-        ),
-    )
-    stack.app.route("/dialled", document({"hangup": {}}))
+    stack.app.recorded_dial(CALLEE)
     answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def callee(leg: InboundLeg) -> None:

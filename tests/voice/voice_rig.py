@@ -112,6 +112,13 @@ class AppServer:
         self.routes[path] = reply if callable(reply) else (lambda _hit: reply)
         return self.url(path)
 
+    def recorded_dial(self, number: str) -> None:
+        """``/voice`` dials ``number`` recording from answer; its action ``/dialled``
+        (which gets the recording) hangs up."""
+        dial = {"number": number, "record": "record-from-answer", "action": self.url("/dialled")}
+        self.route("/voice", document({"dial": dial}))
+        self.route("/dialled", document({"hangup": {}}))
+
     def slow(self, path: str) -> tuple[str, asyncio.Event]:
         """A path that does not answer before the test ends; the event (of the test's
         loop) is set when a request reaches it."""
