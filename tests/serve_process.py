@@ -33,7 +33,7 @@ import httpx
 from sqlalchemy import delete, select
 from tests.conftest import POSTGRES_URL
 from tests.sipp import SCENARIOS as SIP_SCENARIOS
-from tests.sipp import Sipp, SippResult, free_port
+from tests.sipp import Sipp, free_port
 
 from sautikit import accounts
 from sautikit.billing.ledger import top_up
@@ -121,7 +121,11 @@ def serve_signing_key() -> bytes:
     return Settings(secret_key=SERVE_SECRET_KEY).signing_key()
 
 
-async def seed(database: Database, *, voice_url: str, trunk_port: int) -> Seeded:
+async def seed(
+    database: Database, *, voice_url: str, trunk_port: int, trunk_login: bool = False
+) -> Seeded:
+    """See the module's doc; with ``trunk_login`` the trunk has the login ``TRUNK_LOGIN``,
+    stored for a serve process."""
     async with database.transaction() as session:
         workspace = await accounts.create_workspace(session, "Acme")
         key = await accounts.create_api_key(session, workspace.id, sorted(accounts.SCOPES))
@@ -138,7 +142,8 @@ async def seed(database: Database, *, voice_url: str, trunk_port: int) -> Seeded
         )
         await top_up(session, workspace.id, 100_000, idempotency_key="seed")
         await session.execute(delete(Trunk))
-        session.add(carrier_trunk(trunk_port))
+        login_key = serve_signing_key() if trunk_login else None
+        session.add(carrier_trunk(trunk_port, login_key=login_key))
     return Seeded(workspace.id, {"Authorization": f"Bearer {key.secret}"})
 
 
@@ -299,11 +304,11 @@ class ServeProcess:
 
 async def crash_mid_call(
     database_url: str, data_dir: Path, callee: Sipp, until: Callable[[], Awaitable[object]]
-) -> tuple[SippResult, SippResult]:
+) -> None:
     """A SIPp caller dials NUMBER on a new serve process (whose trunk leads to the running
     ``callee``); once ``until`` returns the process is SIGKILLed and the next one started
-    on its data and SIP port. Answers the caller's and the callee's results once each
-    scenario has ended on what that next process sent it (BYE, or CANCEL)."""
+    on its data and SIP port. Returns once both SIPp scenarios have ended, each on what
+    that next process sent it (BYE, or CANCEL), as a live process would have."""
     serve = ServeProcess(data_dir, database_url)
     try:
         await serve.start()
@@ -317,6 +322,8 @@ async def crash_mid_call(
             serve.send_signal(signal.SIGKILL)
             await serve.wait_exit(10)
             async with ServeProcess(data_dir, database_url, sip_port=serve.sip_port):
-                return await caller.wait(), await callee.wait()
+                results = await caller.wait(), await callee.wait()
     finally:
         await serve.kill()
+    for result in results:
+        assert result.returncode == 0, result.explain()
