@@ -25,7 +25,6 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -34,14 +33,14 @@ from sqlalchemy import delete, select
 from tests.conftest import POSTGRES_URL
 from tests.sipp import SCENARIOS as SIP_SCENARIOS
 from tests.sipp import Sipp, free_port
+from tests.support import active_number
 
 from sautikit import accounts
 from sautikit.billing.ledger import top_up
 from sautikit.config import Settings
 from sautikit.crypto import encrypt_secret
 from sautikit.db import Database, upgrade_database
-from sautikit.db.models import Call, Event, Number, Trunk
-from sautikit.db.types import utcnow
+from sautikit.db.models import Call, Event, Trunk
 
 __all__ = [
     "CALLEE",
@@ -129,17 +128,7 @@ async def seed(
     async with database.transaction() as session:
         workspace = await accounts.create_workspace(session, "Acme")
         key = await accounts.create_api_key(session, workspace.id, sorted(accounts.SCOPES))
-        session.add(
-            Number(
-                e164=NUMBER,
-                monthly_price_minor=10_000,
-                status="active",
-                workspace_id=workspace.id,
-                voice_url=voice_url,
-                claimed_at=utcnow(),
-                paid_until=utcnow() + timedelta(days=30),
-            )
-        )
+        session.add(active_number(NUMBER, workspace.id, voice_url=voice_url))
         await top_up(session, workspace.id, 100_000, idempotency_key="seed")
         await session.execute(delete(Trunk))
         login_key = serve_signing_key() if trunk_login else None

@@ -15,7 +15,6 @@ import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 from sqlalchemy import delete, select
+from tests.support import active_number
 from tests.voice.voice_rig import AppServer
 
 from sautikit import accounts
@@ -32,7 +32,6 @@ from sautikit.calls.manager import CallManager
 from sautikit.config import Settings
 from sautikit.db import Database
 from sautikit.db.models import Call, Event, Number, SipCredential, Trunk
-from sautikit.db.types import utcnow
 from sautikit.media import TextToSpeech
 from sautikit.net import outbound_client
 from sautikit.pbx import Pbx
@@ -103,17 +102,7 @@ class Stack:
     async def add_number(self, e164: str, **routing: Any) -> None:
         """Another active number of the workspace (``routing``: its voice_url etc.)."""
         async with self.database.transaction() as session:
-            session.add(
-                Number(
-                    e164=e164,
-                    monthly_price_minor=10_000,
-                    status="active",
-                    workspace_id=self.workspace_id,
-                    claimed_at=utcnow(),
-                    paid_until=utcnow() + timedelta(days=30),
-                    **routing,
-                )
-            )
+            session.add(active_number(e164, self.workspace_id, **routing))
 
     async def add_device(self, username: str, password: str, number: str = NUMBER) -> None:
         """A SIP credential on ``number``, as the credentials API makes it (HA1 only)."""
@@ -185,17 +174,7 @@ async def open_stack(
         async with database.transaction() as session:
             workspace = await accounts.create_workspace(session, "Acme")
             key = await accounts.create_api_key(session, workspace.id, sorted(accounts.SCOPES))
-            session.add(
-                Number(
-                    e164=NUMBER,
-                    monthly_price_minor=10_000,
-                    status="active",
-                    workspace_id=workspace.id,
-                    voice_url=app.url("/voice"),
-                    claimed_at=utcnow(),
-                    paid_until=utcnow() + timedelta(days=30),
-                )
-            )
+            session.add(active_number(NUMBER, workspace.id, voice_url=app.url("/voice")))
             if credit_minor:
                 await top_up(session, workspace.id, credit_minor, idempotency_key="seed")
         workspace_id, headers = workspace.id, {"Authorization": f"Bearer {key.secret}"}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from tests.baresip import Baresip, requires_baresip
 from tests.media.media_rig import rms
 from tests.sipp import SCENARIOS as SIP_SCENARIOS
 from tests.sipp import Sipp, requires_sipp
+from tests.support import active_number
 from tests.voice.stack import NUMBER, Stack, open_stack
 from tests.voice.voice_rig import AppServer, document
 
@@ -32,7 +32,6 @@ from sautikit.billing.rating import price_for
 from sautikit.calls.routing import MAX_ON_NET_HOPS
 from sautikit.db import Database
 from sautikit.db.models import Call, Number, Rate, SipCredential
-from sautikit.db.types import utcnow
 from sautikit.media import tone
 from sautikit.media.audio import encode_wav
 from sautikit.sip import compute_ha1
@@ -72,15 +71,7 @@ async def stack(database: Database, app: AppServer, tmp_path: Path) -> AsyncIter
 async def other_workspace(stack: Stack, *, voice_url: str | None) -> Other:
     async with stack.database.transaction() as session:
         workspace = await accounts.create_workspace(session, "Beta")
-        number = Number(
-            e164=OTHER,
-            monthly_price_minor=10_000,
-            status="active",
-            workspace_id=workspace.id,
-            voice_url=voice_url,
-            claimed_at=utcnow(),
-            paid_until=utcnow() + timedelta(days=30),
-        )
+        number = active_number(OTHER, workspace.id, voice_url=voice_url)
         session.add(number)
         await top_up(session, workspace.id, 10_000, idempotency_key="seed")
         await session.flush()
