@@ -15,7 +15,8 @@ import asyncio
 import contextlib
 import shutil
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -242,16 +243,22 @@ async def test_a_call_to_a_tls_trunk_that_requires_srtp_is_verified_and_encrypte
 SIPP_TLS = sipp_with_tls()
 
 
-@pytest.mark.skipif(SIPP_TLS is None, reason="no TLS-built SIPp: set SAUTIKIT_TEST_SIPP_TLS")
-async def test_sipp_over_tls_registers_and_places_a_call_answered_by_the_app(
+@dataclass(frozen=True)
+class SippOverTls:
+    """How SIPp reaches the TLS listener: its own TLS, or TCP into a socat bridge."""
+
+    transport: str
+    binary: str | None
+    extra: list[str]
+
+
+async def register_and_call_over_tls(
     tmp_path: Path,
+    certificates: Certificates,
+    connect: Callable[[int], contextlib.AbstractAsyncContextManager[tuple[str, int]]],
+    sipp: SippOverTls,
 ) -> None:
-    certificates = make_certificates(tmp_path / "certs")
-    tls_options = [
-        "-tls_ca", str(certificates.ca),  # verify Sautikit's certificate
-        "-tls_cert", str(certificates.cert),  # SIPp loads one even as a client
-        "-tls_key", str(certificates.key),
-    ]  # fmt: skip
+    """alice registers over TLS and calls the number; its app answers; SIPp hangs up."""
     with serve_app() as app:
         app.route("/voice", document({"pause": {"length": 30}}))
         async with serve_database("sqlite", tmp_path) as (url, database):
@@ -262,27 +269,24 @@ async def test_sipp_over_tls_registers_and_places_a_call_answered_by_the_app(
                 "SAUTIKIT_SIP_TLS_KEY": str(certificates.key),
                 "SAUTIKIT_SIP_TLS_PORT": "0",
             }
-            async with ServeProcess(tmp_path / "var", url, env=env) as serve:
-                tls = ("127.0.0.1", tls_port_in(serve.log))
-                registered = await Sipp(
-                    scenario=SCENARIOS / "uac_register_auth.xml",
-                    remote=tls,
-                    transport="l1",
-                    service="alice",
-                    binary=SIPP_TLS,
-                    extra=tls_options,
-                ).run()
-                assert registered.returncode == 0, registered.explain() + serve.log[-3000:]
-                called = await Sipp(
-                    scenario=SCENARIOS / "uac_invite_auth.xml",
-                    remote=tls,
-                    transport="l1",
-                    service=NUMBER,
-                    binary=SIPP_TLS,
-                    extra=tls_options,
-                    timeout=20,
-                ).run()
-                assert called.returncode == 0, called.explain() + serve.log[-3000:]
+            async with (
+                ServeProcess(tmp_path / "var", url, env=env) as serve,
+                connect(tls_port_in(serve.log)) as remote,
+            ):
+                for scenario, service, timeout in (
+                    ("uac_register_auth.xml", "alice", 60.0),
+                    ("uac_invite_auth.xml", NUMBER, 20.0),
+                ):
+                    result = await Sipp(
+                        scenario=SCENARIOS / scenario,
+                        remote=remote,
+                        transport=sipp.transport,
+                        service=service,
+                        binary=sipp.binary,
+                        extra=sipp.extra,
+                        timeout=timeout,
+                    ).run()
+                    assert result.returncode == 0, result.explain() + serve.log[-3000:]
                 for _ in range(100):  # the rows are finished just after SIPp's BYE
                     async with database.sessions() as session:
                         (registration,) = (await session.scalars(select(SipRegistration))).all()
@@ -295,3 +299,43 @@ async def test_sipp_over_tls_registers_and_places_a_call_answered_by_the_app(
     assert any(call.status == "completed" for call in calls), [
         (call.direction, call.status) for call in calls
     ]
+
+
+async def test_sipp_through_a_tls_bridge_registers_and_places_a_call_answered_by_the_app(
+    tmp_path: Path,
+) -> None:
+    """Debian's SIPp (no OpenSSL) speaks TCP into socat, which carries it over verified TLS:
+    the REGISTER, the INVITE, its ACK and the BYE all cross Sautikit's TLS listener."""
+    certificates = make_certificates(tmp_path / "certs")
+
+    @contextlib.asynccontextmanager
+    async def bridged(tls_port: int) -> AsyncIterator[tuple[str, int]]:
+        async with tls_bridge(certificates, tls_port) as port:
+            yield ("127.0.0.1", port)
+
+    await register_and_call_over_tls(
+        tmp_path, certificates, bridged, SippOverTls(transport="t1", binary=None, extra=[])
+    )
+
+
+@pytest.mark.skipif(SIPP_TLS is None, reason="no TLS-built SIPp: set SAUTIKIT_TEST_SIPP_TLS")
+async def test_sipp_over_tls_registers_and_places_a_call_answered_by_the_app(
+    tmp_path: Path,
+) -> None:
+    certificates = make_certificates(tmp_path / "certs")
+    tls_options = [
+        "-tls_ca", str(certificates.ca),  # verify Sautikit's certificate
+        "-tls_cert", str(certificates.cert),  # SIPp loads one even as a client
+        "-tls_key", str(certificates.key),
+    ]  # fmt: skip
+
+    @contextlib.asynccontextmanager
+    async def direct(tls_port: int) -> AsyncIterator[tuple[str, int]]:
+        yield ("127.0.0.1", tls_port)
+
+    await register_and_call_over_tls(
+        tmp_path,
+        certificates,
+        direct,
+        SippOverTls(transport="l1", binary=SIPP_TLS, extra=tls_options),
+    )
