@@ -109,6 +109,16 @@ class Baresip:
             raise
         return output.decode(errors="replace")
 
+    async def wait_registered(self, registered: Callable[[], bool], seconds: float = 20) -> None:
+        """Wait until ``registered()`` holds; else stop baresip and fail with what it said."""
+        for _ in range(int(seconds * 10)):
+            if registered():
+                return
+            await asyncio.sleep(0.1)
+        self.kill()
+        output = await self.wait()
+        raise AssertionError(f"baresip did not register; it said:\n{output[-3000:]}")
+
     def kill(self) -> None:
         if self._process is not None and self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError):

@@ -100,11 +100,7 @@ async def test_a_registered_softphone_rings_for_its_number(stack: Stack, tmp_pat
         register=("127.0.0.1", stack.pbx.port, "s3cret"),
     )
     await phone.start(seconds=12)
-    for _ in range(50):
-        if stack.pbx.agent.lookup("sip:alice@127.0.0.1"):
-            break
-        await asyncio.sleep(0.1)
-    assert stack.pbx.agent.lookup("sip:alice@127.0.0.1"), "baresip did not register"
+    await phone.wait_registered(lambda: bool(stack.pbx.agent.lookup("sip:alice@127.0.0.1")))
     result = await Sipp(
         scenario=SCENARIOS / "caller_talks_then_hangs_up.xml",
         remote=stack.sip,

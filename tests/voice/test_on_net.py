@@ -10,7 +10,6 @@ would fail: only the on-net token lets the platform's own INVITE in.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,11 +152,7 @@ async def test_a_dial_to_a_number_of_this_deployment_rings_its_device(
         register=("127.0.0.1", stack.pbx.port, "b0bpass"),
     )
     await bob.start(seconds=14)
-    for _ in range(100):
-        if stack.pbx.agent.lookup("sip:bob@any"):
-            break
-        await asyncio.sleep(0.1)
-    assert stack.pbx.agent.lookup("sip:bob@any"), "baresip did not register"
+    await bob.wait_registered(lambda: bool(stack.pbx.agent.lookup("sip:bob@any")))
     stack.app.route(
         "/voice",
         document(
