@@ -24,6 +24,7 @@ from sautikit.db.models import (
     ConsoleUser,
     Number,
     SipCredential,
+    Trunk,
     WebhookSubscription,
     Workspace,
 )
@@ -190,6 +191,21 @@ async def test_the_operator_signs_in_with_the_token_and_members_cannot_open_its_
     page = await browser.get("/console/operator")
     assert page.status_code == 200 and "ws-wanjiru@example.co.ke" in page.text
     assert (await browser.get("/console")).status_code == 303  # members' pages are not its
+
+
+async def test_the_operator_sees_each_trunks_health_from_the_options_pings(
+    browser: httpx.AsyncClient, database: Database
+) -> None:
+    async with database.transaction() as session:
+        session.add(Trunk(name="safaricom-a", host="127.0.0.1", port=5070, health="up"))
+        session.add(Trunk(name="safaricom-b", host="127.0.0.1", port=5071, health="down"))
+    await browser.post("/console/operator/sign-in", data={"token": OPERATOR_TOKEN})
+    page = await browser.get("/console/operator")
+    rows = {
+        match[0]: match[1]
+        for match in re.findall(r"<tr><td>(safaricom-[ab])</td>.*?<td>(\w+)</td></tr>", page.text)
+    }
+    assert rows == {"safaricom-a": "up", "safaricom-b": "down"}
 
 
 async def test_sip_logins_are_made_shown_once_rotated_and_revoked(
