@@ -46,6 +46,8 @@ IDLE_CPU_SHARE = 0.25
 """At rest the process may use at most this share of one core: a generous bound (idle it
 uses a few percent — its heartbeat, reaper and loop watch), far below the full core a
 leaked media channel's clock or a retransmitting transaction burns."""
+IDLE_WINDOWS = 6
+"""Up to 18 s for the backlog of a flood's events and writes to drain."""
 
 AT_REST = {
     "sautikit_live_calls": 0,
@@ -127,7 +129,15 @@ async def test_after_a_flood_stops_the_process_comes_back_to_rest(
             conflicts = [line for line in serve.log.splitlines() if "Deadlock" in line]
             assert conflicts == [], conflicts[:3]  # no write lost to a lock conflict
 
-            before = serve.cpu_seconds()
-            await asyncio.sleep(IDLE_SECONDS)
-            used = serve.cpu_seconds() - before
-            assert used < IDLE_SECONDS * IDLE_CPU_SHARE, f"{used:.2f} CPU s in {IDLE_SECONDS} s"
+            # At rest the process goes quiet: the flood's events and ledger writes may still
+            # drain for a few seconds, but it never keeps spinning (a leaked timer or task).
+            windows: list[float] = []
+            for _ in range(IDLE_WINDOWS):
+                before = serve.cpu_seconds()
+                await asyncio.sleep(IDLE_SECONDS)
+                windows.append(serve.cpu_seconds() - before)
+                if windows[-1] < IDLE_SECONDS * IDLE_CPU_SHARE:
+                    break
+            assert windows[-1] < IDLE_SECONDS * IDLE_CPU_SHARE, (
+                f"CPU s per {IDLE_SECONDS} s window after rest: {windows}"
+            )
