@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 import pytest
 from tests.sipp import Sipp
 
-from sautikit.sip import UserAgent
+from sautikit.media.tts import TextToSpeech
+from sautikit.pbx import Pbx
+from sautikit.sip import TimerConfig, UserAgent
 
 MakeAgent = Callable[..., Awaitable[UserAgent]]
 
@@ -45,3 +48,31 @@ async def start_sipp(tmp_path: Path) -> AsyncIterator[StartSipp]:
     yield start
     for sipp in started:
         await sipp.stop()
+
+
+_PBX_RTP_BASE = 41000 + (os.getpid() % 20) * 100
+
+MakePbx = Callable[..., Awaitable[Pbx]]
+
+
+@pytest.fixture
+async def make_pbx(tmp_path: Path) -> AsyncIterator[MakePbx]:
+    """PBXs on their own RTP ranges with fast SIP timers, closed after the test."""
+    started: list[Pbx] = []
+
+    async def make(on_inbound: Any) -> Pbx:
+        low = _PBX_RTP_BASE + len(started) * 20
+        pbx = Pbx(
+            sip_port=0,
+            rtp_ports=(low, low + 19),
+            tts=TextToSpeech(tmp_path / "tts"),
+            on_inbound=on_inbound,
+            timers=TimerConfig(t1=0.05),
+        )
+        await pbx.start()
+        started.append(pbx)
+        return pbx
+
+    yield make
+    for pbx in started:
+        await pbx.close()

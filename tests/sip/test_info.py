@@ -8,21 +8,17 @@ with ``collect_digits`` (what ``getDigits``/``gather`` run on): it gets ``4`` fi
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-from typing import Any
 
 import pytest
+from tests.sip.conftest import MakePbx
 from tests.sipp import SCENARIOS, Sipp, requires_sipp
 
-from sautikit.media import DigitsEnd, DigitsResult, TextToSpeech
-from sautikit.pbx import InboundLeg, Pbx
-from sautikit.sip import Request, SipUri, TimerConfig
+from sautikit.media import DigitsEnd, DigitsResult
+from sautikit.pbx import InboundLeg
+from sautikit.sip import Request, SipUri
 from sautikit.sip.info import InfoDtmfError, info_digit
 
 # An RTP port slice per test process, apart from tests/pbx's (45000-48999).
-_RTP_BASE = 41000 + (os.getpid() % 20) * 100
 
 
 def _info(content_type: str, body: str) -> Request:
@@ -55,31 +51,6 @@ def test_an_info_that_is_not_dtmf_has_no_key() -> None:
 def test_unreadable_dtmf_bodies_are_refused(body: str) -> None:
     with pytest.raises(InfoDtmfError):
         info_digit(_info("application/dtmf-relay" if "=" in body else "application/dtmf", body))
-
-
-MakePbx = Callable[..., Awaitable[Pbx]]
-
-
-@pytest.fixture
-async def make_pbx(tmp_path: Path) -> AsyncIterator[MakePbx]:
-    started: list[Pbx] = []
-
-    async def make(on_inbound: Any) -> Pbx:
-        low = _RTP_BASE + len(started) * 20
-        pbx = Pbx(
-            sip_port=0,
-            rtp_ports=(low, low + 19),
-            tts=TextToSpeech(tmp_path / "tts"),
-            on_inbound=on_inbound,
-            timers=TimerConfig(t1=0.05),
-        )
-        await pbx.start()
-        started.append(pbx)
-        return pbx
-
-    yield make
-    for pbx in started:
-        await pbx.close()
 
 
 @requires_sipp

@@ -8,45 +8,16 @@ confirmed UPDATE's hold is answered ``recvonly`` and stops our sending.
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.sip.conftest import MakePbx
 from tests.sipp import SCENARIOS, Sipp, requires_sipp
 
-from sautikit.media import TextToSpeech
-from sautikit.pbx import InboundLeg, Pbx
-from sautikit.sip import EndReason, TimerConfig
+from sautikit.pbx import InboundLeg
+from sautikit.sip import EndReason
 
 pytestmark = [pytest.mark.sipp, requires_sipp]
-
-_RTP_BASE = 42000 + (os.getpid() % 20) * 100
-
-MakePbx = Callable[..., Awaitable[Pbx]]
-
-
-@pytest.fixture
-async def make_pbx(tmp_path: Path) -> AsyncIterator[MakePbx]:
-    started: list[Pbx] = []
-
-    async def make(on_inbound: Any) -> Pbx:
-        low = _RTP_BASE + len(started) * 20
-        pbx = Pbx(
-            sip_port=0,
-            rtp_ports=(low, low + 19),
-            tts=TextToSpeech(tmp_path / "tts"),
-            on_inbound=on_inbound,
-            timers=TimerConfig(t1=0.05),
-        )
-        await pbx.start()
-        started.append(pbx)
-        return pbx
-
-    yield make
-    for pbx in started:
-        await pbx.close()
 
 
 async def test_update_in_early_and_confirmed_dialogs_is_answered_with_sdp(
