@@ -11,9 +11,9 @@ DEBIAN_PACKAGES := sip-tester baresip espeak-ng sox chromium iproute2 nftables l
 
 .PHONY: demo test lint system-packages clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ./sdk/python -e '.[test]'
 	touch $@
 
 system-packages:

@@ -1,4 +1,4 @@
-"""A small phone menu (IVR) in English and Swahili, built with ``sautikit.actions``.
+"""A small phone menu (IVR) in English and Swahili, built with ``sautikit_sdk.actions``.
 
 Point a number's ``voice_url`` at ``/ivr/welcome``. The caller hears the menu while
 ``getDigits`` waits for one key, and the key is posted as ``Digits`` to ``/ivr/menu``:
@@ -22,8 +22,13 @@ from typing import Any, Literal
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request
 
-from sautikit.actions import Action, dial, get_digits, hangup, record, redirect, response, say
-from sautikit.webhooks import SIGNATURE_HEADER, WebhookVerificationError, callback_fields, verify
+from sautikit_sdk.actions import Action, dial, get_digits, hangup, record, redirect, response, say
+from sautikit_sdk.webhooks import (
+    SIGNATURE_HEADER,
+    WebhookVerificationError,
+    callback_fields,
+    verify,
+)
 
 log = logging.getLogger("ivr")
 

@@ -21,9 +21,14 @@ from typing import Any
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 
-from sautikit.actions import dial, response, say
-from sautikit.client import Call, Sautikit
-from sautikit.webhooks import SIGNATURE_HEADER, WebhookVerificationError, callback_fields, verify
+from sautikit_sdk import Call, Sautikit
+from sautikit_sdk.actions import dial, response, say
+from sautikit_sdk.webhooks import (
+    SIGNATURE_HEADER,
+    WebhookVerificationError,
+    callback_fields,
+    verify,
+)
 
 log = logging.getLogger("record-dial")
 

@@ -7,7 +7,7 @@ Sautikit posts the recording's details to ``/voicemail/recording``; the app down
 local folder). The transcript arrives later at ``/voicemail/transcript``.
 
 Every request must carry a valid ``X-Sautikit-Signature`` (checked with
-:func:`sautikit.webhooks.verify`) when ``SAUTIKIT_SIGNING_SECRET`` is set.
+:func:`sautikit_sdk.webhooks.verify`) when ``SAUTIKIT_SIGNING_SECRET`` is set.
 
 Run it with ``python examples/voicemail/app.py`` (see README.md for the settings).
 """
@@ -26,8 +26,13 @@ import httpx
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 
-from sautikit.actions import hangup, record, response, say
-from sautikit.webhooks import SIGNATURE_HEADER, WebhookVerificationError, callback_fields, verify
+from sautikit_sdk.actions import hangup, record, response, say
+from sautikit_sdk.webhooks import (
+    SIGNATURE_HEADER,
+    WebhookVerificationError,
+    callback_fields,
+    verify,
+)
 
 log = logging.getLogger("voicemail")
 

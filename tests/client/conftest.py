@@ -15,9 +15,9 @@ from tests.support import KeyFactory
 
 from sautikit.billing import ledger
 from sautikit.billing.numbers import import_inventory, parse_inventory
-from sautikit.client import AsyncSautikit
 from sautikit.db import Database
 from sautikit.db.models import Number
+from sautikit_sdk import AsyncSautikit
 
 BASE_URL = "http://sautikit.test"
 

@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 from tests.client.conftest import BASE_URL, Fund, Workspace
 
-from sautikit.client import (
+from sautikit_sdk import (
     AsyncSautikit,
     AuthenticationError,
     ConflictError,

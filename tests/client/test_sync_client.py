@@ -11,7 +11,7 @@ import asyncio
 import pytest
 from tests.client.conftest import Fund, Workspace
 
-from sautikit.client import ConflictError, NotFoundError, Sautikit, ValidationError
+from sautikit_sdk import ConflictError, NotFoundError, Sautikit, ValidationError
 
 
 async def test_the_sync_client_round_trips_numbers_wallet_webhooks_and_settings(

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sautikit.client import (
+from sautikit_sdk import (
     AsyncSautikit,
     ConnectionFailedError,
     RateLimitedError,
@@ -18,7 +18,7 @@ from sautikit.client import (
     SautikitError,
     ValidationError,
 )
-from sautikit.client._errors import error_from_response
+from sautikit_sdk._errors import error_from_response
 
 WORKSPACE = {
     "id": "0190a0a0-0000-7000-8000-000000000001",

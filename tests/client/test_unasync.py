@@ -1,11 +1,11 @@
 """The sync client is generated from the async one and must not drift from it."""
 
-from sautikit.client import _unasync
+from sautikit_sdk import _unasync
 
 
 def test_the_generated_sync_client_is_up_to_date() -> None:
     assert _unasync.SYNC_TARGET.read_text() == _unasync.generate(), (
-        "src/sautikit/client/_sync.py is stale: run python -m sautikit.client._unasync"
+        "src/sautikit_sdk/_sync.py is stale: run python -m sautikit_sdk._unasync"
     )
 
 

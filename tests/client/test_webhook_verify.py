@@ -8,17 +8,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sautikit import client
-from sautikit.events.signing import SIGNATURE_HEADER, sign
-from sautikit.webhooks import WebhookVerificationError, verify
+import sautikit_sdk as client
+from sautikit import webhooks as server_webhooks
+from sautikit.events import signing as server_signing
+from sautikit_sdk.signing import SIGNATURE_HEADER, sign
+from sautikit_sdk.webhooks import WebhookVerificationError, verify
 
 SECRET = "whsec_test"
 NOW = 1_790_000_000
 
 
-def test_the_sdk_exports_the_servers_verifier_itself() -> None:
-    assert client.verify is verify
+def test_the_server_signs_with_the_sdks_own_rule() -> None:
+    assert client.verify is verify is server_webhooks.verify
     assert client.WebhookVerificationError is WebhookVerificationError
+    assert server_signing.sign is sign and server_signing.SIGNATURE_HEADER is SIGNATURE_HEADER
     assert SIGNATURE_HEADER == "X-Sautikit-Signature"
 
 

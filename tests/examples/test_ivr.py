@@ -14,9 +14,9 @@ from tests.examples.conftest import EXAMPLES, load_example
 from tests.examples.seed_node_rig import NodeApp
 from tests.sdk.node_package import install_packed_sdk
 
-from sautikit.events.signing import SIGNATURE_HEADER, sign
 from sautikit.voice.actions import Dial, GetDigits, Hangup, Record, Redirect, Say, parse_actions
 from sautikit.voice.callbacks import CallbackEncoding, encode_fields
+from sautikit_sdk.signing import SIGNATURE_HEADER, sign
 
 SECRET = "whsec_ivr"
 

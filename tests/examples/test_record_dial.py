@@ -12,10 +12,10 @@ from fastapi import FastAPI
 from tests.client.conftest import Fund, Workspace
 from tests.examples.conftest import load_example
 
-from sautikit.client import InsufficientFundsError, Sautikit
-from sautikit.events.signing import SIGNATURE_HEADER, sign
 from sautikit.voice.actions import Dial, Say, parse_actions
 from sautikit.voice.callbacks import CallbackEncoding, encode_fields
+from sautikit_sdk import InsufficientFundsError, Sautikit
+from sautikit_sdk.signing import SIGNATURE_HEADER, sign
 
 SECRET = "whsec_record_dial"
 

@@ -12,9 +12,9 @@ import pytest
 from tests.examples.conftest import FileServer, load_example
 from tests.storage.conftest import S3Server, s3_server  # noqa: F401 - a fixture, by import
 
-from sautikit.events.signing import SIGNATURE_HEADER, sign
 from sautikit.voice.actions import Hangup, Record, Say, parse_actions
 from sautikit.voice.callbacks import CallbackEncoding, encode_fields
+from sautikit_sdk.signing import SIGNATURE_HEADER, sign
 
 SECRET = "whsec_voicemail"
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(28)

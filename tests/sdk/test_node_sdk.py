@@ -22,8 +22,8 @@ from tests.sdk.node_types import TYPES, openapi_document, render
 from tests.serve_process import CALLEE, NUMBER, ServeProcess, seed, serve_database
 from tests.sipp import free_port
 
-from sautikit.actions import dial, get_digits, hangup, play, record, redirect, response, say
-from sautikit.events.signing import sign
+from sautikit_sdk.actions import dial, get_digits, hangup, play, record, redirect, response, say
+from sautikit_sdk.signing import sign
 
 FIXTURE = SDK / "test" / "fixtures" / "python.json"
 

@@ -2,7 +2,7 @@
 
 The resources are written once, as async code; the sync client is the same text with the
 asyncio spelled away, the technique of httpcore's and urllib3's ``unasync``. Run
-``python -m sautikit.client._unasync`` after editing ``_async.py``; ``--check`` exits 1
+``python -m sautikit_sdk._unasync`` after editing ``_async.py``; ``--check`` exits 1
 when ``_sync.py`` is stale (the test suite checks the same).
 """
 
@@ -21,7 +21,7 @@ SYNC_TARGET: Final = Path(__file__).with_name("_sync.py")
 
 _HEADER: Final = '''"""The sync client: transport, pagination and every resource.
 
-GENERATED from ``_async.py`` by ``python -m sautikit.client._unasync``; do not edit.
+GENERATED from ``_async.py`` by ``python -m sautikit_sdk._unasync``; do not edit.
 """
 
 # An async generator cannot ``yield from``; its sync twin keeps the same loop.
@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
     if "--check" in argv:
         stale = not SYNC_TARGET.exists() or SYNC_TARGET.read_text() != generated
         if stale:
-            print(f"{SYNC_TARGET} is stale: run python -m sautikit.client._unasync")
+            print(f"{SYNC_TARGET} is stale: run python -m sautikit_sdk._unasync")
         return int(stale)
     SYNC_TARGET.write_text(generated)
     return 0

@@ -1,7 +1,7 @@
 """The async client: transport, pagination and every resource.
 
 This module is the one definition of the resources. ``_sync.py`` is generated from it by
-``python -m sautikit.client._unasync`` (``async``/``await`` removed, ``AsyncX`` renamed
+``python -m sautikit_sdk._unasync`` (``async``/``await`` removed, ``AsyncX`` renamed
 ``X``); a test fails when the two drift apart, so edit this file and regenerate.
 """
 
@@ -17,9 +17,8 @@ from typing import Any, Generic, Literal, TypeVar
 import httpx
 from pydantic import BaseModel
 
-import sautikit
-from sautikit.client._errors import ConnectionFailedError, SautikitError, error_from_response
-from sautikit.client._models import (
+from sautikit_sdk._errors import ConnectionFailedError, SautikitError, error_from_response
+from sautikit_sdk._models import (
     AvailableNumber,
     Call,
     Conference,
@@ -40,7 +39,7 @@ from sautikit.client._models import (
     WebhookCreated,
     Workspace,
 )
-from sautikit.client._request import (
+from sautikit_sdk._request import (
     DEFAULT_BASE_URL,
     NOT_GIVEN,
     RETRY_STATUSES,
@@ -53,6 +52,7 @@ from sautikit.client._request import (
     path,
     query,
 )
+from sautikit_sdk._version import __version__
 
 __all__ = ["AsyncPaginator", "AsyncSautikit", "AsyncTransport"]
 
@@ -78,7 +78,7 @@ class AsyncTransport:
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
         self._headers = {
             "Authorization": f"Bearer {api_key}",
-            "User-Agent": f"sautikit-python/{sautikit.__version__}",
+            "User-Agent": f"sautikit-python/{__version__}",
         }
 
     async def send(self, request: ApiRequest) -> httpx.Response:

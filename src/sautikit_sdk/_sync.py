@@ -1,6 +1,6 @@
 """The sync client: transport, pagination and every resource.
 
-GENERATED from ``_async.py`` by ``python -m sautikit.client._unasync``; do not edit.
+GENERATED from ``_async.py`` by ``python -m sautikit_sdk._unasync``; do not edit.
 """
 
 # An async generator cannot ``yield from``; its sync twin keeps the same loop.
@@ -18,9 +18,8 @@ from typing import Any, Generic, Literal, TypeVar
 import httpx
 from pydantic import BaseModel
 
-import sautikit
-from sautikit.client._errors import ConnectionFailedError, SautikitError, error_from_response
-from sautikit.client._models import (
+from sautikit_sdk._errors import ConnectionFailedError, SautikitError, error_from_response
+from sautikit_sdk._models import (
     AvailableNumber,
     Call,
     Conference,
@@ -41,7 +40,7 @@ from sautikit.client._models import (
     WebhookCreated,
     Workspace,
 )
-from sautikit.client._request import (
+from sautikit_sdk._request import (
     DEFAULT_BASE_URL,
     NOT_GIVEN,
     RETRY_STATUSES,
@@ -54,6 +53,7 @@ from sautikit.client._request import (
     path,
     query,
 )
+from sautikit_sdk._version import __version__
 
 __all__ = ["Paginator", "Sautikit", "Transport"]
 
@@ -79,7 +79,7 @@ class Transport:
         self._http = http_client or httpx.Client(timeout=timeout)
         self._headers = {
             "Authorization": f"Bearer {api_key}",
-            "User-Agent": f"sautikit-python/{sautikit.__version__}",
+            "User-Agent": f"sautikit-python/{__version__}",
         }
 
     def send(self, request: ApiRequest) -> httpx.Response:
