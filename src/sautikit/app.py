@@ -45,12 +45,24 @@ from sautikit.recordings.worker import TranscriptionWorker
 from sautikit.runtime import settle_heap
 from sautikit.sip import tls
 from sautikit.sip.auth_throttle import ThrottlePolicy
+from sautikit.sip.websocket import WebSocketListeners
 from sautikit.storage import open_store
 from sautikit.voice.commands import open_bus
 
 __all__ = ["open_database", "raise_to_realtime_priority", "require_current_schema", "serve"]
 
 log = logging.getLogger(__name__)
+
+
+def websocket_listeners(settings: Settings) -> WebSocketListeners | None:
+    """SIP over WebSocket as set (docs/pbx.md "Browser calling"), or None when off."""
+    if not settings.sip_ws_port and not settings.sip_wss_port:
+        return None
+    return WebSocketListeners(
+        ws_port=settings.sip_ws_port or None,
+        wss_port=settings.sip_wss_port or None,
+        host=settings.sip_ws_host or None,
+    )
 
 
 def sip_tls_contexts(settings: Settings) -> tuple[ssl.SSLContext | None, ssl.SSLContext]:
@@ -147,6 +159,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             sip_tls_host=settings.sip_tls_host or None,
             sip_tls_port=settings.sip_tls_port,
             sip_tls_client=tls_client,
+            sip_websocket=websocket_listeners(settings),
             media_host=settings.media_host or None,
             media_advertised_address=settings.media_advertised_address or None,
             rtp_ports=settings.rtp_port_range,

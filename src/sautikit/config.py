@@ -123,6 +123,23 @@ class Settings(BaseSettings):
         description="PEM CA certificates that trunks reached over TLS must be signed by; "
         "empty means the system's trust store.",
     )
+    sip_ws_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="The port of SIP over WebSocket (RFC 7118, `ws://`) for browser clients; "
+        "0 turns it off. Put it behind an HTTPS proxy, or use sip_wss_port.",
+    )
+    sip_wss_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="The port of SIP over secure WebSocket (`wss://`, the certificate of "
+        "sip_tls_cert); 0 turns it off. Browsers outside localhost need wss.",
+    )
+    sip_ws_host: str = Field(
+        default="", description="The address SIP over WebSocket listens on; empty: sip_host."
+    )
     sip_session_expires_seconds: int = Field(
         default=1800,
         ge=0,
@@ -302,7 +319,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{entry!r} is not an IP address or CIDR") from None
         return value
 
-    @field_validator("http_host", "sip_host", "media_host", "sip_tls_host")
+    @field_validator("http_host", "sip_host", "media_host", "sip_tls_host", "sip_ws_host")
     @classmethod
     def _check_listen_host(cls, value: str) -> str:
         problem = host_problem(value)
@@ -356,6 +373,14 @@ class Settings(BaseSettings):
             raise ValueError("set both sip_tls_cert and sip_tls_key, or neither")
         if self.sip_tls_enabled and self.sip_tls_port and self.sip_tls_port == self.sip_port:
             raise ValueError("sip_tls_port and sip_port must differ")
+        if self.sip_wss_port and not self.sip_tls_enabled:
+            raise ValueError("sip_wss_port needs sip_tls_cert and sip_tls_key")
+        sip_ports = [self.sip_port, self.sip_tls_port if self.sip_tls_enabled else 0]
+        for name in ("sip_ws_port", "sip_wss_port"):
+            port = getattr(self, name)
+            if port and port in sip_ports:
+                raise ValueError(f"{name} must differ from the other SIP ports")
+            sip_ports.append(port)
         return self
 
     @classmethod

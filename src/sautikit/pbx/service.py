@@ -16,6 +16,7 @@ from sautikit.sip.addresses import advertised_address
 from sautikit.sip.sdp import SrtpMode
 from sautikit.sip.tls import DEFAULT_SIPS_PORT
 from sautikit.sip.transport import Peer
+from sautikit.sip.websocket import WebSocketListeners
 
 __all__ = ["InboundHandler", "Pbx", "Screen"]
 
@@ -64,6 +65,7 @@ class Pbx:
     listens for TLS on ``sip_tls_host`` (default ``sip_host``) at ``sip_tls_port``; TCP
     listens on ``sip_tcp_host`` (default ``sip_host``, which UDP listens on);
     ``sip_tls_client`` verifies the servers (trunks) it connects to over TLS.
+    ``sip_websocket`` adds SIP over WebSocket for browsers (WSS with ``sip_tls``).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class Pbx:
         sip_tls_host: str | None = None,
         sip_tls_port: int = DEFAULT_SIPS_PORT,
         sip_tls_client: ssl.SSLContext | None = None,
+        sip_websocket: WebSocketListeners | None = None,
         **user_agent_options: Any,
     ) -> None:
         #: The address SIP binds to; :attr:`sip_host` is the one others are told.
@@ -92,6 +95,7 @@ class Pbx:
         self.sip_port = sip_port
         self._tcp_host = sip_tcp_host
         self._tls = (sip_tls, sip_tls_host, sip_tls_port, sip_tls_client)
+        self._websocket = sip_websocket
         media_bind = media_host or sip_host
         if not media_advertised_address and _is_ip(self.sip_host) and sip_advertised_host:
             media_advertised_address = self.sip_host
@@ -151,16 +155,25 @@ class Pbx:
             tls_host=self._tls[1],
             tls_port=self._tls[2],
             tls_client=self._tls[3],
+            websocket=self._websocket,
             on_incoming_call=self._incoming,
             user=self._sip_user,
             **self.user_agent_options,
         )
-        tls_port = self._agent.transport.tls_port
+        transport = self._agent.transport
+        tls_port = transport.tls_port
+        ws_host = (self._websocket.host if self._websocket else None) or self.listen_host
+        websockets = "".join(
+            f", {name.upper()} on {ws_host}:{port}"
+            for name, port in (("ws", transport.ws_port), ("wss", transport.wss_port))
+            if port
+        )
         log.info(
-            "PBX listening for SIP on %s:%d (UDP and TCP)%s, advertising %s; media at %s",
+            "PBX listening for SIP on %s:%d (UDP and TCP)%s%s, advertising %s; media at %s",
             self.listen_host,
             self.port,
             f", TLS on {self._tls[1] or self.listen_host}:{tls_port}" if tls_port else "",
+            websockets,
             self.sip_host,
             self.media_address,
         )

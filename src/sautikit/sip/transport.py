@@ -1,11 +1,15 @@
-"""SIP over UDP, TCP and TLS on asyncio (RFC 3261 §18, §26.2, RFC 3581).
+"""SIP over UDP, TCP, TLS and WebSocket on asyncio (RFC 3261 §18, §26.2, RFC 3581, RFC 7118).
 
 :class:`SipTransportLayer` listens on one host and port for both UDP and TCP, and with a
 server TLS context on a second port (5061 by default) for TLS, and hands each parsed
 message, with the :class:`Peer` it came from, to one handler (normally the transaction
 layer). TLS is a stream transport like TCP (same framing, same connection reuse); outbound
-TLS connections verify the peer with the client context (:mod:`sautikit.sip.tls`). It
-follows:
+TLS connections verify the peer with the client context (:mod:`sautikit.sip.tls`). SIP over
+WebSocket (``ws``, and ``wss`` with the TLS server context) listens on ports of its own
+(:class:`~sautikit.sip.websocket.WebSocketListeners`); its connections
+(:mod:`sautikit.sip.websocket`) are reliable like TCP's but are never opened from here
+(RFC 7118 §5): a request to a WebSocket peer goes over the connection the peer opened, or
+fails at once. It follows:
 
 * §18.2.1 / RFC 3581 §4 — on every received request the top Via gets ``received`` when the
   source IP differs from sent-by, and a valueless ``rport`` is filled with the source port
@@ -36,7 +40,7 @@ import re
 import socket
 import ssl
 from collections.abc import Callable, Coroutine
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, Literal, cast
 
 from sautikit.sip.addresses import advertised_address
 from sautikit.sip.errors import SipParseError
@@ -47,8 +51,10 @@ from sautikit.sip.message import (
     best_effort_bad_request_response,
     parse_message,
 )
+from sautikit.sip.peer import Peer, SipTransportError, TransportName
 from sautikit.sip.tls import DEFAULT_SIPS_PORT, client_context
 from sautikit.sip.uri import SipUri, Via
+from sautikit.sip.websocket import WebSocketConnection, WebSocketListeners, WebSocketName
 
 __all__ = [
     "DEFAULT_SIP_PORT",
@@ -60,6 +66,7 @@ __all__ = [
     "TransportName",
     "default_port",
     "is_stream",
+    "is_websocket",
     "transport_named",
     "uri_transport",
 ]
@@ -70,53 +77,59 @@ DEFAULT_SIP_PORT = 5060
 #: Connections accepted beyond this are closed at once, against descriptor exhaustion.
 MAX_TCP_CONNECTIONS = 1024
 
-TransportName = Literal["udp", "tcp", "tls"]
 StreamName = Literal["tcp", "tls"]
+#: RFC 7118 leaves WebSocket ports to the deployment; these are the URI defaults (RFC 6455).
+_WEBSOCKET_DEFAULT_PORTS = {"ws": 80, "wss": 443}
 
 _STREAM_CONTENT_LENGTH = re.compile(
     rb"^(?:content-length|l)[ \t]*:[ \t]*([0-9]+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE
 )
 
 
-class Peer(NamedTuple):
-    """Where a message came from (or goes to): transport name, IP address, port."""
-
-    transport: TransportName
-    host: str
-    port: int
-
-
 MessageHandler = Callable[[Request | Response, Peer], None]
 
 
 def is_stream(transport: str) -> bool:
-    """TCP and TLS are reliable streams: no retransmission timers, connection reuse."""
-    return transport in ("tcp", "tls")
+    """TCP, TLS and WebSocket are reliable: no retransmission timers, connection reuse."""
+    return transport in ("tcp", "tls", "ws", "wss")
+
+
+def is_websocket(transport: str) -> bool:
+    """RFC 7118 transports: reached only over the connection the peer opened."""
+    return transport in ("ws", "wss")
+
+
+_TRANSPORTS: dict[str, TransportName] = {
+    "udp": "udp",
+    "tcp": "tcp",
+    "tls": "tls",
+    "ws": "ws",
+    "wss": "wss",
+}
 
 
 def transport_named(value: str) -> TransportName:
     """A stored transport name (a binding's source, a trunk's setting) as ours; UDP when
     unknown."""
-    lowered = value.lower()
-    return "tls" if lowered == "tls" else "tcp" if lowered == "tcp" else "udp"
+    return _TRANSPORTS.get(value.lower(), "udp")
 
 
 def uri_transport(uri: SipUri) -> TransportName | None:
     """The transport a URI asks for: TLS for ``sips:`` (RFC 5630 §3) or ``transport=tls``,
-    else its ``transport`` parameter when we speak it, else None (the caller's default)."""
+    else its ``transport`` parameter when we speak it (``ws``, RFC 7118 §5.2), else None
+    (the caller's default)."""
     if uri.scheme == "sips":
         return "tls"
     value = uri.transport
-    return transport_named(value) if value in ("udp", "tcp", "tls") else None
+    return _TRANSPORTS.get(value) if value else None
 
 
 def default_port(transport: str) -> int:
-    """§19.1.2: 5061 for TLS (and ``sips:``), 5060 for the rest."""
-    return DEFAULT_SIPS_PORT if transport == "tls" else DEFAULT_SIP_PORT
-
-
-class SipTransportError(OSError):
-    """A message could not be sent (not started, connection refused, unresolvable, too big)."""
+    """§19.1.2: 5061 for TLS (and ``sips:``), 5060 for UDP and TCP; 80 and 443 for WS
+    and WSS (RFC 7118 §5.2)."""
+    if transport == "tls":
+        return DEFAULT_SIPS_PORT
+    return _WEBSOCKET_DEFAULT_PORTS.get(transport, DEFAULT_SIP_PORT)
 
 
 def _is_ip(host: str) -> bool:
@@ -303,7 +316,11 @@ class SipTransportLayer:
         self._family = socket.AF_UNSPEC
         self._udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
-        self._connections: dict[tuple[str, str, int], _StreamConnection] = {}
+        #: The WS and WSS ports (0 while off); Via and Contact over them name these.
+        self.ws_port = 0
+        self.wss_port = 0
+        self._ws_servers: list[asyncio.Server] = []
+        self._connections: dict[tuple[str, str, int], _StreamConnection | WebSocketConnection] = {}
         self._connecting: dict[tuple[str, str, int], asyncio.Future[_StreamConnection]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -320,6 +337,7 @@ class SipTransportLayer:
         tls_host: str | None = None,
         tls_port: int = DEFAULT_SIPS_PORT,
         tls_client: ssl.SSLContext | None = None,
+        websocket: WebSocketListeners | None = None,
     ) -> None:
         """Listen on ``host:port`` (TCP on ``tcp_host``, default ``host``); port 0 picks
         one free port shared by UDP and TCP.
@@ -329,9 +347,12 @@ class SipTransportLayer:
         :mod:`sautikit.sip.addresses`). With a server context ``tls``, TLS listens on
         ``tls_host`` (default ``host``) at ``tls_port`` (0: any free port). ``tls_client``
         verifies the servers we connect to over TLS (default: the system's trust store).
+        ``websocket`` adds SIP over WebSocket listeners (WSS needs ``tls``).
         """
         if not udp and not tcp and tls is None:
             raise ValueError("start at least one of UDP, TCP and TLS")
+        if websocket is not None and websocket.wss_port is not None and tls is None:
+            raise ValueError("WSS needs the TLS server context")
         self._tls_client = tls_client
         if tls is not None:
             loop = asyncio.get_running_loop()
@@ -344,19 +365,42 @@ class SipTransportLayer:
             )
             tls_socket = self._tls_server.sockets[0]
             self.tls_port, self._family = tls_socket.getsockname()[1], tls_socket.family
-            if not udp and not tcp:
+        try:
+            if udp or tcp:
+                await self._start_plain(
+                    host, port, udp=udp, tcp=tcp, advertised_host=advertised_host, tcp_host=tcp_host
+                )
+            else:
                 self.host, self.port = host, self.tls_port
                 self.advertised_host = advertised_address(host, advertised_host)
-                return
-        try:
-            await self._start_plain(
-                host, port, udp=udp, tcp=tcp, advertised_host=advertised_host, tcp_host=tcp_host
-            )
+            if websocket is not None:
+                await self._start_websockets(websocket, host, tls)
         except BaseException:
-            if self._tls_server is not None:  # a taken UDP/TCP port: release the TLS one
-                self._tls_server.close()
-                self._tls_server, self.tls_port = None, 0
+            await self.close()  # a taken port: release the ones already bound
             raise
+
+    async def _start_websockets(
+        self, listeners: WebSocketListeners, host: str, tls: ssl.SSLContext | None
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        bind = listeners.host or host
+        wanted: list[tuple[WebSocketName, int, ssl.SSLContext | None]] = []
+        if listeners.ws_port is not None:
+            wanted.append(("ws", listeners.ws_port, None))
+        if listeners.wss_port is not None:
+            wanted.append(("wss", listeners.wss_port, tls))
+        for name, port, context in wanted:
+
+            def accept(name: WebSocketName = name) -> WebSocketConnection:
+                return WebSocketConnection(self, name)
+
+            server = await loop.create_server(accept, bind, port, ssl=context, reuse_address=True)
+            self._ws_servers.append(server)
+            bound = server.sockets[0].getsockname()[1]
+            if name == "ws":
+                self.ws_port = bound
+            else:
+                self.wss_port = bound
 
     async def _start_plain(
         self,
@@ -401,14 +445,16 @@ class SipTransportLayer:
             return
 
     def port_for(self, transport: TransportName) -> int:
-        """The port we listen on for ``transport`` (the TLS port for TLS)."""
-        return self.tls_port if transport == "tls" and self.tls_port else self.port
+        """The port we listen on for ``transport`` (the TLS port for TLS, the WS and WSS
+        ports for those)."""
+        own = {"tls": self.tls_port, "ws": self.ws_port, "wss": self.wss_port}.get(transport)
+        return own or self.port
 
     @property
     def listening(self) -> bool:
         """Whether the UDP socket or a TCP/TLS server still takes messages (for /readyz)."""
         udp = self._udp is not None and not self._udp.is_closing()
-        servers = (self._server, self._tls_server)
+        servers = (self._server, self._tls_server, *self._ws_servers)
         return udp or any(server is not None and server.is_serving() for server in servers)
 
     def make_via(self, transport: TransportName, branch: str) -> Via:
@@ -429,7 +475,8 @@ class SipTransportLayer:
         """Send ``message`` to ``address`` as is (Via and routing are the caller's job).
 
         Over TCP and TLS an open connection to ``address`` is reused, else one is opened
-        (TLS verifies the server's certificate against ``address``'s host name).
+        (TLS verifies the server's certificate against ``address``'s host name). Over WS
+        and WSS only the peer's own open connection is used (RFC 7118 §5).
 
         :raises SipTransportError: when the message cannot be sent.
         """
@@ -445,6 +492,8 @@ class SipTransportLayer:
             elif transport == "tcp" or transport == "tls":
                 connection = await self._stream_connection(transport, (host, port))
                 connection.write(data)
+            elif transport == "ws" or transport == "wss":
+                self._websocket_connection(Peer(transport, host, port)).write(data)
             else:
                 raise SipTransportError(f"unknown transport {transport!r}")
         except SipTransportError:
@@ -455,6 +504,9 @@ class SipTransportLayer:
     async def send_response(self, response: Response, source: Peer) -> None:
         """Send ``response`` to a request that came from ``source`` (§18.2.2, RFC 3581)."""
         via = response.top_via
+        if is_websocket(source.transport):
+            self._websocket_connection(source).write(response.encode())
+            return
         if source.transport == "tcp" or source.transport == "tls":
             connection = self._connections.get(source)
             if connection is not None and connection.is_open:
@@ -476,11 +528,13 @@ class SipTransportLayer:
             connection.close()
         for task in list(self._tasks):
             task.cancel()
-        for server in (self._server, self._tls_server):
+        for server in (self._server, self._tls_server, *self._ws_servers):
             if server is not None:
                 server.close()
                 await server.wait_closed()
         self._server = self._tls_server = None
+        self._ws_servers.clear()
+        self.tls_port = self.ws_port = self.wss_port = 0
         self._connections.clear()
 
     def spawn(self, coroutine: Coroutine[Any, Any, None], what: str) -> None:
@@ -512,7 +566,7 @@ class SipTransportLayer:
         host = await self._resolve(address[0], address[1], socket.SOCK_STREAM)
         key = (transport, host, address[1])
         existing = self._connections.get(key)
-        if existing is not None and existing.is_open:
+        if isinstance(existing, _StreamConnection) and existing.is_open:
             return existing
         pending = self._connecting.get(key)
         if pending is not None:
@@ -543,6 +597,15 @@ class SipTransportLayer:
         future.set_result(connection)
         return connection
 
+    def _websocket_connection(self, peer: Peer) -> WebSocketConnection:
+        connection = self._connections.get(peer)
+        if isinstance(connection, WebSocketConnection) and connection.is_open:
+            return connection
+        raise SipTransportError(
+            f"no open WebSocket from {peer.host}:{peer.port}: a WebSocket client is reached "
+            "only over the connection it opened (RFC 7118 §5)"
+        )
+
     def _client_context(self) -> ssl.SSLContext:
         """The verifying client context (made on first use: the system's trust store)."""
         if self._tls_client is None:
@@ -552,16 +615,17 @@ class SipTransportLayer:
     def _is_our_sent_by(self, via: Via) -> bool:
         """§18.1.2: a response whose top Via we did not write is not for us."""
         port = via.port or default_port(via.transport.lower())
-        return port in (self.port, self.tls_port) and _same_ip(via.host, self.advertised_host)
+        ours = (self.port, self.tls_port, self.ws_port, self.wss_port)
+        return port in ours and _same_ip(via.host, self.advertised_host)
 
-    def _register_connection(self, connection: _StreamConnection) -> bool:
+    def _register_connection(self, connection: _StreamConnection | WebSocketConnection) -> bool:
         if len(self._connections) >= MAX_TCP_CONNECTIONS:
             return False
         assert connection.peer is not None
         self._connections[connection.peer] = connection
         return True
 
-    def _forget_connection(self, connection: _StreamConnection) -> None:
+    def _forget_connection(self, connection: _StreamConnection | WebSocketConnection) -> None:
         if connection.peer is None:
             return
         if self._connections.get(connection.peer) is connection:
@@ -574,6 +638,10 @@ class SipTransportLayer:
                 self.on_unreachable(peer)
             except Exception:
                 logger.exception("handling an unreachable peer failed")
+
+    def _receive_from(self, data: bytes, connection: WebSocketConnection) -> None:
+        assert connection.peer is not None
+        self._receive(data, connection.peer)
 
     def _receive(self, data: bytes, source: Peer) -> None:
         if not data.strip(b"\r\n"):

@@ -36,7 +36,7 @@ import secrets
 import ssl
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 from sautikit.sip.auth_throttle import ThrottlePolicy
 from sautikit.sip.dialog import Dialog, DialogId, new_tag
@@ -79,9 +79,11 @@ from sautikit.sip.transport import (
     SipTransportLayer,
     TransportName,
     default_port,
+    is_websocket,
     uri_transport,
 )
 from sautikit.sip.uri import NameAddress, SipUri
+from sautikit.sip.websocket import WebSocketListeners
 
 __all__ = [
     "Call",
@@ -229,11 +231,12 @@ class UserAgent:
         tls_host: str | None = None,
         tls_port: int = DEFAULT_SIPS_PORT,
         tls_client: ssl.SSLContext | None = None,
+        websocket: WebSocketListeners | None = None,
         **options: Any,
     ) -> UserAgent:
         """Start a transport on ``host:port`` (0: any free port) and a user agent on it;
-        with a server context ``tls`` also TLS on ``tls_host:tls_port`` (see
-        :meth:`SipTransportLayer.start`)."""
+        with a server context ``tls`` also TLS on ``tls_host:tls_port``, and SIP over
+        WebSocket on ``websocket``'s ports (see :meth:`SipTransportLayer.start`)."""
         transport = SipTransportLayer()
         await transport.start(
             host,
@@ -246,6 +249,7 @@ class UserAgent:
             tls_host=tls_host,
             tls_port=tls_port,
             tls_client=tls_client,
+            websocket=websocket,
         )
         return cls(transport, **options)
 
@@ -278,9 +282,11 @@ class UserAgent:
 
     def contact(self, transport: TransportName = "udp", *, sips: bool = False) -> NameAddress:
         """Our Contact: ``sip:user@advertised-host:port``, with ``transport=tcp`` over TCP
-        and ``transport=tls`` (at the TLS port) over TLS; ``sips`` makes it
+        and ``transport=tls`` (at the TLS port) over TLS, ``transport=ws`` (at the WS or
+        WSS port, RFC 7118 §5.2) over WebSocket; ``sips`` makes it
         ``sips:user@host:tls-port`` (RFC 5630: TLS implied, no transport parameter)."""
-        params: dict[str, str | None] = {} if transport == "udp" else {"transport": transport}
+        parameter = "ws" if is_websocket(transport) else transport
+        params: dict[str, str | None] = {} if transport == "udp" else {"transport": parameter}
         if sips:
             transport, params = "tls", {}
         uri = SipUri(
@@ -634,6 +640,6 @@ def _destination(target: SipUri, destination: Peer | tuple[str, int, str] | None
         host = target.params.get("maddr") or target.host
         transport = uri_transport(target) or "udp"
         port = target.port or default_port(transport)
-    if transport not in ("udp", "tcp", "tls"):
+    if transport not in get_args(TransportName):
         raise ValueError(f"unsupported transport {transport!r}")
     return Peer(cast(TransportName, transport), host, port)
