@@ -34,7 +34,7 @@ from sautikit.media import (
     TextToSpeech,
 )
 from sautikit.media.audio import SAMPLE_RATE, load_wav
-from sautikit.media.g711 import PCMA
+from sautikit.media.codecs import PCMA
 from sautikit.media.tts import EspeakLibrary
 
 

@@ -1,6 +1,7 @@
 """Two RTP sessions talking over loopback, plus a raw UDP socket playing a misbehaving peer."""
 
 import asyncio
+import itertools
 import shutil
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 from tests.media.test_dtmf import SIPP_PCAPS, read_pcap_rtp
 
+from sautikit.media.codecs import G722, OPUS, PCMA, PCMU, PayloadFormat
 from sautikit.media.dtmf import DtmfSender
-from sautikit.media.g711 import PCMA, PCMU, alaw_decode, ulaw_decode, ulaw_encode
+from sautikit.media.g711 import alaw_decode, ulaw_decode, ulaw_encode
 from sautikit.media.jitter import JitterBuffer
 from sautikit.media.ports import RtpPortAllocator
 from sautikit.media.rtcp import SenderReport, SourceDescription, parse_compound
@@ -635,3 +637,55 @@ async def test_a_queued_frame_goes_out_on_flush(peer: socket.socket) -> None:
         assert bob.stats.packets_sent == 2
     finally:
         bob.close()
+
+
+@pytest.mark.parametrize(
+    ("codec", "payload_type", "timestamp_step", "payload_bytes"),
+    [(OPUS, 111, 960, None), (G722, 9, 160, 160)],
+)
+async def test_wideband_audio_crosses_on_its_own_rtp_clock(
+    codec: PayloadFormat, payload_type: int, timestamp_step: int, payload_bytes: int | None
+) -> None:
+    """16 kHz frames go out on the codec's RTP clock (48 kHz for Opus, 8 kHz for G.722)."""
+    sender = await open_session(codec=codec)
+    receiver = await open_session(codec=codec)
+    sniffer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sniffer.bind((HOST, 0))
+    try:
+        sender.set_remote(sniffer.getsockname())
+        t = np.arange(50 * 320) / 16000
+        sent = (8000 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16)
+        packets = []
+        for i in range(50):
+            assert sender.send_frame(sent[i * 320 : (i + 1) * 320])
+            packets.append(RtpPacket.parse(sniffer.recv(2048)))
+        assert {p.payload_type for p in packets} == {payload_type}
+        steps = {(b.timestamp - a.timestamp) & 0xFFFF_FFFF for a, b in itertools.pairwise(packets)}
+        assert steps == {timestamp_step}
+        if payload_bytes is not None:
+            assert {len(p.payload) for p in packets} == {payload_bytes}
+        # The receiving session decodes them into 20 ms frames of 16 kHz audio.
+        heard_frames = []
+        for packet in packets:  # as they would arrive, one per tick
+            receiver.jitter.push(packet.sequence, packet.ssrc, packet.payload)
+            heard_frames.append(receiver.read_frame())
+        heard = np.concatenate(heard_frames[:40])
+        assert heard.shape == (40 * 320,)
+        spectrum = np.abs(np.fft.rfft(heard[3200:] * np.hanning(len(heard) - 3200)))
+        assert np.argmax(spectrum) * 16000 / (len(heard) - 3200) == pytest.approx(1000, abs=5)
+        # A lost packet is concealed with a frame of the same length.
+        assert receiver.read_frame().shape == (320,)
+    finally:
+        sniffer.close()
+        sender.close()
+        receiver.close()
+
+
+async def test_an_undecodable_payload_counts_as_garbage_and_is_concealed() -> None:
+    session = await open_session(codec=OPUS, jitter_buffer=JitterBuffer(min_depth=1))
+    try:
+        session.jitter.push(1, 0xCAFE, b"\xff")
+        assert session.read_frame().shape == (320,)
+        assert session.stats.garbage == 1
+    finally:
+        session.close()

@@ -29,7 +29,7 @@ from sautikit.logs import bind_call
 from sautikit.pbx import InboundLeg, OutboundLeg, Pbx
 from sautikit.pbx.registrations import DeviceReach, RegistrationStore, reach
 from sautikit.sip import CallFailed, Request
-from sautikit.sip.sdp import SrtpMode
+from sautikit.sip.sdp import WIDEBAND_CODECS, SrtpMode
 from sautikit.sip.teardown import DialogSnapshot
 from sautikit.sip.transport import Peer
 from sautikit.voice.live import CallHost, LiveCall
@@ -189,6 +189,7 @@ class Devices:
                     ring_timeout=30,
                     extra_headers=[("Route", hop) for hop in device.route],
                     srtp=srtp,
+                    codecs=WIDEBAND_CODECS,  # a phone may speak Opus or G.722; a trunk G.711
                 )
                 self.registry.hold(live.call_id, leg)  # the caller's call owns its ringing
                 legs.append(leg)

@@ -13,9 +13,12 @@ legs' needs change, without a gap:
   leg's own call logic. RTCP is terminated per leg: each leg gets sender reports about the
   stream it hears and receiver reports with the loss and jitter measured on what it sends.
 * **Mix** (a prompt to a leg, a leg's own recording or silence detection, hold, DTMF to
-  send, different codecs): on each tick, after every channel has received, each leg is
-  given the other's frame of the same tick, and prompts are mixed over the other party for
-  that leg only.
+  send, different codecs or packet times): on each tick, after every channel has received,
+  each leg is given the other's frame of the same tick, and prompts are mixed over the
+  other party for that leg only. This is where codecs are transcoded: each leg decodes
+  what it receives and encodes what it sends in its own codec. Between two wideband legs
+  (G.722, Opus) the 16 kHz frames cross as they are; between a wideband and a G.711 leg
+  the audio is 8 kHz on the way.
 
 Switching to the clock is make-before-break: the relay goes on until the clock's first
 frame goes out on the stream, which continues the relayed numbering. Switching back, the
@@ -89,7 +92,8 @@ class Bridge:
                 else a.engine.open_bridge_recording(
                     recording_path,
                     recording_channels,
-                    (a.session.codec.decode, b.session.codec.decode),
+                    # The recording thread's own decoders: the legs' keep their streams' state.
+                    (a.session.codec.new_decoder().decode, b.session.codec.new_decoder().decode),
                 )
             )
         except BaseException:
@@ -177,6 +181,10 @@ class Bridge:
         a, b = self.a, self.b
         a.feed = b.inbound
         b.feed = a.inbound
+        if a.wideband:
+            a.feed_wide = b.inbound_wide
+        if b.wideband:
+            b.feed_wide = a.inbound_wide
         recording = self.recording
         if recording is not None:
             recording.write(a.inbound, b.inbound)

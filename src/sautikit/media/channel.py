@@ -23,6 +23,12 @@ digit, which still stays queued for the collector.
 
 A prompt plays over whatever the leg hears: alone it hears just the prompt, in a bridge or
 conference the prompt is mixed into the other parties' audio for this leg only.
+
+Wideband legs (G.722, Opus) carry 16 kHz audio. Everything call logic and mixers see stays
+8 kHz (:attr:`MediaChannel.inbound`: prompts, silence detection, conferences, taps), and
+the 16 kHz frame rides beside it (:attr:`MediaChannel.inbound_wide`): a bridge between two
+wideband legs hands it across (:attr:`MediaChannel.feed_wide`), and a leg's own recording
+keeps it. What a wideband leg hears otherwise is converted up from 8 kHz on the way out.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ from sautikit.media.audio import (
     WavSpoolWriter,
     load_audio,
 )
-from sautikit.media.g711 import codec_by_name
+from sautikit.media.codecs import WIDEBAND_RATE, StreamResampler, format_by_name
 from sautikit.media.mixer import mix
 from sautikit.media.player import Player
 from sautikit.media.ports import RtpPortPair
@@ -96,6 +102,9 @@ RECORDING_BATCH_TICKS: Final = 25
 SILENT_FRAME: Final = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 """One frame of silence, shared and read-only."""
 SILENT_FRAME.flags.writeable = False
+SILENT_WIDE_FRAME: Final = np.zeros(2 * FRAME_SAMPLES, dtype=np.int16)
+"""One 16 kHz frame of silence, shared and read-only."""
+SILENT_WIDE_FRAME.flags.writeable = False
 
 
 class ChannelClosed(Exception):
@@ -199,6 +208,9 @@ class RecordingHandle:
     thread in batches of :data:`RECORDING_BATCH_TICKS`, so disk latency never delays a tick.
     A disk error (including an already existing ``path``) ends the recording; it is kept in
     :attr:`error` and raised by :meth:`finished`.
+
+    ``sample_rate`` is the file's: 16 kHz where a wideband leg is recorded. A frame of the
+    other rate (the leg changed codec meanwhile) is converted to it.
     """
 
     def __init__(
@@ -207,11 +219,18 @@ class RecordingHandle:
         channels: int,
         disk: Executor,
         on_stop: Callable[[RecordingHandle], None] | None = None,
+        sample_rate: int = SAMPLE_RATE,
     ) -> None:
         if channels not in (1, 2):
             raise ValueError(f"recordings are mono or two-channel, not {channels} channels")
+        if sample_rate not in (SAMPLE_RATE, WIDEBAND_RATE):
+            raise ValueError(f"recordings are 8 or 16 kHz, not {sample_rate} Hz")
         self.path = Path(path)
         self.channels = channels
+        self.sample_rate = sample_rate
+        self._frame_samples = sample_rate * FRAME_SAMPLES // SAMPLE_RATE
+        # Per side, the conversion of frames at the other rate (made when first needed).
+        self._converters: list[StreamResampler | None] = [None, None]
         self.error: OSError | None = None
         """The error that broke the recording, if one did (set by the recording thread)."""
         self._disk = disk
@@ -231,18 +250,33 @@ class RecordingHandle:
     @property
     def duration(self) -> float:
         """Seconds recorded (paused time excluded), counting frames not yet on disk."""
-        return self._samples / SAMPLE_RATE
+        return self._samples / self.sample_rate
 
     def write(self, frame: Int16Array, other: Int16Array | None = None) -> None:
         """Queue one tick's frame: ``frame`` is mono or left, ``other`` right (None: silence)."""
         if self._state is not RecorderState.RECORDING or self.error is not None:
             return
+        frame = self._fit(0, frame)
         self._left.append(frame)
         if self.channels == 2:
-            self._right.append(SILENT_FRAME if other is None else other)
+            self._right.append(
+                np.zeros(len(frame), np.int16) if other is None else self._fit(1, other)
+            )
         self._samples += len(frame)
         if len(self._left) >= RECORDING_BATCH_TICKS:
             self._submit_queued()
+
+    def _fit(self, side: int, frame: Int16Array) -> Int16Array:
+        """``frame`` at the file's rate: one 20 ms frame of the other rate is converted."""
+        if len(frame) == self._frame_samples:
+            return frame
+        rate = len(frame) * SAMPLE_RATE // FRAME_SAMPLES
+        if rate not in (SAMPLE_RATE, WIDEBAND_RATE):
+            return frame  # a frame of another length at this rate (the clock skipped)
+        converter = self._converters[side]
+        if converter is None or converter.from_rate != rate:
+            converter = self._converters[side] = StreamResampler(rate, self.sample_rate)
+        return converter.process(frame)
 
     def pause(self) -> None:
         """Leave out what is said until :meth:`resume`."""
@@ -284,7 +318,9 @@ class RecordingHandle:
 
     def _open(self) -> None:
         try:
-            self._recorder = Recorder(WavSpoolWriter(self.path, channels=self.channels))
+            self._recorder = Recorder(
+                WavSpoolWriter(self.path, channels=self.channels, sample_rate=self.sample_rate)
+            )
         except OSError as exc:
             self._fail(exc)
 
@@ -355,6 +391,14 @@ class MediaChannel:
         """What the far end said on the current tick (silence while not receiving)."""
         self.feed: Int16Array | None = None
         """What the bridge or conference gives this leg to hear on the current tick."""
+        self.inbound_wide: Int16Array | None = None
+        """The far end's frame of this tick at 16 kHz, when the leg is wideband (else None)."""
+        self.feed_wide: Int16Array | None = None
+        """A 16 kHz version of :attr:`feed`, from a bridge to a wideband leg: sent in its
+        place when nothing else is mixed in for this leg."""
+        # A wideband leg's conversions: what it receives down to 8 kHz, what it hears up.
+        self._downsample: StreamResampler | None = None
+        self._upsample: StreamResampler | None = None
         self.sending = True
         self.receiving = True
         self._closed = False
@@ -387,6 +431,11 @@ class MediaChannel:
         return self._closed
 
     @property
+    def wideband(self) -> bool:
+        """Whether the leg's codec carries 16 kHz audio (G.722, Opus)."""
+        return self._downsample is not None
+
+    @property
     def mixer(self) -> Mixer | None:
         """The bridge or conference this leg is in, if any."""
         return self._mixer
@@ -407,10 +456,16 @@ class MediaChannel:
         the negotiated telephone-event number, None when the peer offered none; ``ptime``
         the packet time the peer asked for; ``srtp`` the SDES keys when the stream is SRTP.
         """
-        codec = codec_by_name(codec_name)
+        codec = format_by_name(codec_name)
         session = self.session
         session.set_srtp(srtp)
         session.codec = codec
+        if not codec.wideband:
+            self._downsample = self._upsample = None
+            self.inbound_wide = None
+        elif self._downsample is None or self._downsample.from_rate != codec.sample_rate:
+            self._downsample = StreamResampler(codec.sample_rate, SAMPLE_RATE)
+            self._upsample = StreamResampler(SAMPLE_RATE, codec.sample_rate)
         session.payload_type = codec.payload_type if payload_type is None else payload_type
         session.dtmf_payload_type = dtmf_payload_type
         session.set_remote((remote_address, remote_port))
@@ -502,11 +557,13 @@ class MediaChannel:
         """Record this leg to a new WAV file at ``path``, independently of playback.
 
         Mono holds what the far end says; two channels hold it on the left and what this
-        leg hears (the other parties and prompts) on the right.
+        leg hears (the other parties and prompts) on the right. A wideband leg is recorded
+        at 16 kHz, a narrowband one at 8 kHz.
         """
         if self._closed:
             raise ChannelClosed("cannot record a closed channel")
-        handle = self.engine.open_recording(path, channels, self._recording_stopped)
+        rate = WIDEBAND_RATE if self.wideband else SAMPLE_RATE
+        handle = self.engine.open_recording(path, channels, self._recording_stopped, rate)
         self._recordings.append(handle)
         self._reconsider()
         return handle
@@ -653,6 +710,12 @@ class MediaChannel:
         if elapsed > 1:
             session.skip(elapsed - 1)
         frame = session.read_frame()
+        downsample = self._downsample
+        if downsample is not None:
+            wide = frame if self.receiving else SILENT_WIDE_FRAME
+            # Converted even when on hold, so the filter's memory follows the stream.
+            frame = downsample.process(wide)
+            self.inbound_wide = wide
         self.inbound = frame if self.receiving else SILENT_FRAME
         digits = session.digits
         while not digits.empty():
@@ -672,35 +735,46 @@ class MediaChannel:
         """Phase 3: queue what this leg hears this tick (sent by :meth:`flush` at the start
         of the next), and record both directions."""
         heard = self.feed
-        self.feed = None
+        heard_wide = self.feed_wide
+        self.feed = self.feed_wide = None
         playback = self._playback
         if playback is not None:
             prompt = playback.player.next_frame()
             if prompt is not None:
                 heard = prompt if heard is None else mix(np.stack((heard, prompt)))
+                heard_wide = None
             if playback.player.done:
                 self._end_playback(PlayEnd.FINISHED)
         for tap in self._taps:
             spoken = tap.next_frame()
             if spoken is not None:
                 heard = spoken if heard is None else mix(np.stack((heard, spoken)))
+                heard_wide = None
         if heard is None:
             heard = SILENT_FRAME
         for tap in self._taps:
             tap.on_frame(self.inbound, heard)
+        upsample = self._upsample
+        if upsample is not None:
+            # The 8 kHz mix is converted even when a 16 kHz one is sent, so that the filter's
+            # memory is current when a prompt starts.
+            converted = upsample.process(heard)
+            heard_wide = converted if heard_wide is None else heard_wide
+        outgoing = heard if heard_wide is None else heard_wide
         if self.sending:
             session = self.session
             sending_dtmf = session.sending_dtmf
-            session.queue_frame(heard)
+            session.queue_frame(outgoing)
             if sending_dtmf and not session.sending_dtmf:
                 self._reconsider()
         else:
             self.session.skip(1)
+        inbound = self.inbound if self.inbound_wide is None else self.inbound_wide
         for recording in self._recordings:
             if recording.channels == 1:
-                recording.write(self.inbound)
+                recording.write(inbound)
             else:
-                recording.write(self.inbound, heard)
+                recording.write(inbound, outgoing)
 
     def _expire_digit_waiters(self, elapsed: int) -> None:
         for waiter in list(self._digit_waiters):

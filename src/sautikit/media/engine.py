@@ -47,10 +47,11 @@ from typing import Final
 
 import numpy as np
 
+from sautikit.media.audio import SAMPLE_RATE
 from sautikit.media.bridge_recording import BridgeRecording
 from sautikit.media.channel import Int16Array, MediaChannel, Mixer, RecordingHandle
 from sautikit.media.clock import ClockStats, MediaClock
-from sautikit.media.g711 import codec_by_name
+from sautikit.media.codecs import format_by_name
 from sautikit.media.ports import RtpPortAllocator, RtpPortPair
 from sautikit.media.quality import LegQuality
 from sautikit.media.session import RtpSession
@@ -297,7 +298,7 @@ class MediaEngine:
         """
         if self._closed:
             raise RuntimeError("the media engine is closed")
-        codec = codec_by_name(codec_name)
+        codec = format_by_name(codec_name)
         pair = self.ports.allocate(self.host)
         try:
             session = await RtpSession.open(
@@ -354,13 +355,14 @@ class MediaEngine:
         path: str | os.PathLike[str],
         channels: int = 1,
         on_stop: Callable[[RecordingHandle], None] | None = None,
+        sample_rate: int = SAMPLE_RATE,
     ) -> RecordingHandle:
         """A recording to a new WAV file at ``path``, written by the recording thread.
 
         Channels, bridges and conferences record through this; ``on_stop`` is called when
-        the recording is stopped.
+        the recording is stopped. ``sample_rate`` is 8000, or 16000 for a wideband leg.
         """
-        return RecordingHandle(path, channels, self._disk, on_stop)
+        return RecordingHandle(path, channels, self._disk, on_stop, sample_rate)
 
     def open_bridge_recording(
         self,

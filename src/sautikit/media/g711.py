@@ -8,26 +8,18 @@ arithmetic as the classic Sun reference ``g711.c``) into tables:
   a single ``take``.
 
 RTP carries them as static payload types 0 (PCMU) and 8 (PCMA) at 8000 Hz (RFC 3551 §4.5.14,
-§6). :class:`G711Codec` bundles a law with its RTP name and payload type; a new codec plugs
-into :class:`sautikit.media.session.RtpSession` by offering the same three members.
+§6); their payload formats are :data:`sautikit.media.codecs.PCMU` and ``PCMA``.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "PCMA",
-    "PCMU",
-    "G711Codec",
     "Samples",
     "alaw_decode",
     "alaw_encode",
-    "codec_by_name",
     "ulaw_decode",
     "ulaw_encode",
 ]
@@ -111,26 +103,3 @@ def alaw_encode(samples: Samples) -> bytes:
 def alaw_decode(payload: bytes) -> Samples:
     """A-law octets to int16 samples."""
     return _ALAW_DECODE.take(np.frombuffer(payload, dtype=np.uint8))
-
-
-@dataclass(frozen=True, slots=True)
-class G711Codec:
-    """One G.711 law as RTP knows it: SDP encoding name, static payload type, 8000 Hz."""
-
-    name: str
-    payload_type: int
-    encode: Callable[[Samples], bytes]
-    decode: Callable[[bytes], Samples]
-    clock_rate: int = 8000
-
-
-PCMU = G711Codec("PCMU", 0, ulaw_encode, ulaw_decode)
-PCMA = G711Codec("PCMA", 8, alaw_encode, alaw_decode)
-
-
-def codec_by_name(name: str) -> G711Codec:
-    """The codec for an SDP encoding name (case-insensitive); ValueError if unsupported."""
-    for codec in (PCMU, PCMA):
-        if codec.name == name.upper():
-            return codec
-    raise ValueError(f"unsupported codec {name!r}: expected PCMU or PCMA")

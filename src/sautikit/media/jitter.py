@@ -197,13 +197,16 @@ class JitterBuffer:
 
 
 def conceal(
-    last_frame: npt.NDArray[np.int16] | None, consecutive_losses: int
+    last_frame: npt.NDArray[np.int16] | None,
+    consecutive_losses: int,
+    frame_samples: int = FRAME_SAMPLES,
 ) -> npt.NDArray[np.int16]:
     """The frame to play for the ``consecutive_losses``-th lost frame in a row (1-based).
 
     Repeats ``last_frame`` at half the amplitude for each loss, then silence after
-    :data:`CONCEAL_FRAMES`; silence too when there is no frame to repeat yet.
+    :data:`CONCEAL_FRAMES`; silence (``frame_samples`` long) too when there is no frame to
+    repeat yet.
     """
     if last_frame is None or consecutive_losses > CONCEAL_FRAMES:
-        return np.zeros(FRAME_SAMPLES if last_frame is None else len(last_frame), np.int16)
+        return np.zeros(frame_samples if last_frame is None else len(last_frame), np.int16)
     return (last_frame.astype(np.int32) >> consecutive_losses).astype(np.int16)

@@ -9,7 +9,9 @@
   :class:`~sautikit.media.rtcp.ReceptionStatistics`.
 * The media clock drives the rest, once per 20 ms tick: :meth:`RtpSession.read_frame`
   takes one decoded frame out (concealed when lost) and :meth:`RtpSession.send_frame`
-  encodes and sends one. The session keeps no audio timers of its own; RTCP is sent from
+  encodes and sends one. Frames are PCM at the codec's rate (8 kHz for G.711, 16 kHz for
+  G.722 and Opus; :mod:`sautikit.media.codecs`), and the session keeps its own encoder and
+  decoder state for the stream. The session keeps no audio timers of its own; RTCP is sent from
   those same calls when its interval (about 5 s, randomised per RFC 3550 §6.2) has passed.
 * Symmetric RTP (RFC 4961, and the comedia practice for NAT): packets from the address the
   SDP signalled latch at once. Packets from any other address latch only once they persist
@@ -45,9 +47,8 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from sautikit.media.audio import FRAME_SAMPLES
+from sautikit.media.codecs import PCMU, Decoder, Encoder, PayloadFormat, format_by_name
 from sautikit.media.dtmf import DtmfPacket, DtmfParseError, DtmfReceiver, DtmfSender
-from sautikit.media.g711 import PCMU, G711Codec, codec_by_name
 from sautikit.media.jitter import JitterBuffer, conceal
 from sautikit.media.rtcp import (
     Bye,
@@ -151,7 +152,7 @@ class _Endpoint(asyncio.DatagramProtocol):
 class RtpSession:
     """An RTP session for one audio stream plus telephone-events. Build it with :meth:`open`.
 
-    ``codec`` is the negotiated audio codec (a :class:`G711Codec` or its SDP name) and
+    ``codec`` is the negotiated audio codec (a :class:`PayloadFormat` or its SDP name) and
     ``payload_type`` its number if not the static one; ``dtmf_payload_type`` is the
     negotiated telephone-event number (None if DTMF was not negotiated). ``remote`` and
     ``remote_rtcp`` come from the peer's SDP; with ``symmetric`` the session also latches
@@ -164,7 +165,7 @@ class RtpSession:
     def __init__(
         self,
         *,
-        codec: G711Codec | str = PCMU,
+        codec: PayloadFormat | str = PCMU,
         payload_type: int | None = None,
         dtmf_payload_type: int | None = 101,
         remote: Address | None = None,
@@ -178,7 +179,17 @@ class RtpSession:
         jitter_buffer: JitterBuffer | None = None,
         dtmf_volume: int = 10,
     ) -> None:
-        self.codec = codec_by_name(codec) if isinstance(codec, str) else codec
+        self._dtmf_volume = dtmf_volume
+        self._codec = PCMU
+        self._encoder: Encoder = PCMU.new_encoder()
+        self._decoder: Decoder = PCMU.new_decoder()
+        self._frame_samples = PCMU.frame_samples
+        self._frame_duration = PCMU.rtp_duration(PCMU.frame_samples)
+        self._last_frame: npt.NDArray[np.int16] | None = None
+        # Decoded samples of a packet longer than a frame, not yet played.
+        self._pending: npt.NDArray[np.int16] = np.zeros(0, np.int16)
+        self._dtmf_sender = DtmfSender(volume=dtmf_volume, clock_rate=PCMU.clock_rate)
+        self.codec = format_by_name(codec) if isinstance(codec, str) else codec
         self.payload_type = self.codec.payload_type if payload_type is None else payload_type
         self.dtmf_payload_type = dtmf_payload_type
         self.symmetric = symmetric
@@ -219,12 +230,8 @@ class RtpSession:
         self._first_packet = True
         self._sent_since_report = False
         self._dtmf_receiver = DtmfReceiver()
-        self._dtmf_sender = DtmfSender(volume=dtmf_volume, clock_rate=self.codec.clock_rate)
         self._dtmf_queue: deque[DtmfPacket] = deque()
         self._dtmf_timestamp = 0
-        self._last_frame: npt.NDArray[np.int16] | None = None
-        # Decoded samples of a packet longer than a frame, not yet played.
-        self._pending: npt.NDArray[np.int16] = np.zeros(0, np.int16)
         self._losses = 0
         self._rtp_transport: asyncio.DatagramTransport | None = None
         # Media goes out on the socket itself, the packet packed over one buffer: the send
@@ -257,6 +264,27 @@ class RtpSession:
         self._last_sent_timestamp: int | None = None
         self._last_sent_time = 0.0
         self._queued_payload_type = 0
+
+    @property
+    def codec(self) -> PayloadFormat:
+        """The stream's payload format; :meth:`read_frame` and :meth:`send_frame` carry PCM
+        at its ``sample_rate``."""
+        return self._codec
+
+    @codec.setter
+    def codec(self, codec: PayloadFormat) -> None:
+        # The same codec again (a re-INVITE) keeps the coders' state; another starts afresh.
+        if codec is self._codec:
+            return
+        self._codec = codec
+        self._encoder = codec.new_encoder()
+        self._decoder = codec.new_decoder()
+        self._frame_samples = codec.frame_samples
+        self._frame_duration = codec.rtp_duration(codec.frame_samples)
+        self._last_frame = None
+        self._pending = np.zeros(0, np.int16)
+        # RFC 4733 §2.1: events keep time on the audio codec's RTP clock.
+        self._dtmf_sender = DtmfSender(volume=self._dtmf_volume, clock_rate=codec.clock_rate)
 
     @classmethod
     async def open(
@@ -482,33 +510,45 @@ class RtpSession:
         return source
 
     def read_frame(self) -> npt.NDArray[np.int16]:
-        """The next 20 ms of received audio: 160 int16 samples, concealed when missing.
+        """The next 20 ms of received audio at the codec's rate (160 samples for G.711, 320
+        for G.722 and Opus), concealed when missing.
 
         Meant for the media clock, once per tick. Packets of other lengths (SIPp's sample
         capture is 30 ms a packet) are cut into 20 ms frames, so their audio is neither
-        lost nor stretched.
+        lost nor stretched. A payload the decoder refuses counts as lost.
         """
         self._maybe_send_rtcp()
+        size = self._frame_samples
         if not len(self._pending):
-            payload = self.jitter.pop()
-            if payload is None:
+            samples = self._next_decoded()
+            if samples is None:
                 self._losses += 1
-                return conceal(self._last_frame, self._losses)
-            samples = self.codec.decode(payload)
-            if len(samples) == FRAME_SAMPLES:
+                return conceal(self._last_frame, self._losses, size)
+            if len(samples) == size:
                 return self._heard(samples)
             self._pending = samples
-        while len(self._pending) < FRAME_SAMPLES:
-            payload = self.jitter.pop()
-            if payload is None:
+        while len(self._pending) < size:
+            samples = self._next_decoded()
+            if samples is None:
                 # Short of a whole frame: play the part there is, then silence.
-                frame = np.zeros(FRAME_SAMPLES, np.int16)
+                frame = np.zeros(size, np.int16)
                 frame[: len(self._pending)] = self._pending
                 self._pending = self._pending[:0]
                 return self._heard(frame)
-            self._pending = np.concatenate((self._pending, self.codec.decode(payload)))
-        frame, self._pending = self._pending[:FRAME_SAMPLES], self._pending[FRAME_SAMPLES:]
+            self._pending = np.concatenate((self._pending, samples))
+        frame, self._pending = self._pending[:size], self._pending[size:]
         return self._heard(frame)
+
+    def _next_decoded(self) -> npt.NDArray[np.int16] | None:
+        """The next buffered packet's samples; None when none is due or it is undecodable."""
+        payload = self.jitter.pop()
+        if payload is None:
+            return None
+        try:
+            return self._decoder.decode(payload)
+        except ValueError:
+            self.stats.garbage += 1
+            return None
 
     def _heard(self, frame: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
         self._last_frame = frame
@@ -546,10 +586,10 @@ class RtpSession:
             assert self.dtmf_payload_type is not None
             self._pack(self.dtmf_payload_type, self._dtmf_timestamp, dtmf.payload, dtmf.marker)
         else:
-            payload = self.codec.encode(samples)
+            payload = self._encoder.encode(samples)
             if self._pack(self.payload_type, self._timestamp, payload, self._first_packet):
                 self._first_packet = False
-        self._timestamp = (self._timestamp + len(samples)) & 0xFFFF_FFFF
+        self._timestamp = (self._timestamp + self._codec.rtp_duration(len(samples))) & 0xFFFF_FFFF
 
     def flush(self) -> bool:
         """Send the packet :meth:`queue_frame` made, if any; True if a packet went out."""
@@ -570,7 +610,7 @@ class RtpSession:
                 wire, self._queued_payload_type, self._sequence, self._timestamp, self.ssrc, True
             )
             self._sequence = (self._sequence + 1) & 0xFFFF
-            self._timestamp = (self._timestamp + len(wire) - RTP_HEADER_SIZE) & 0xFFFF_FFFF
+            self._timestamp = (self._timestamp + self._frame_duration) & 0xFFFF_FFFF
             self._first_packet = False
         if self._queued_payload_type == self.payload_type:
             self._last_sent_timestamp = _HEADER_TIMESTAMP.unpack_from(wire, 4)[0]
@@ -597,7 +637,7 @@ class RtpSession:
         packet queued and not flushed is dropped: its time has passed too.
         """
         self._queued = False
-        self._timestamp = (self._timestamp + ticks * FRAME_SAMPLES) & 0xFFFF_FFFF
+        self._timestamp = (self._timestamp + ticks * self._frame_duration) & 0xFFFF_FFFF
 
     @property
     def sending_dtmf(self) -> bool:

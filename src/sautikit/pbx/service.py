@@ -13,7 +13,7 @@ from sautikit.media import MediaEngine, PortsExhausted, TextToSpeech
 from sautikit.pbx.leg import CallLeg, InboundLeg, OutboundLeg
 from sautikit.sip import CallState, IncomingCall, NameAddress, SdpSession, SipUri, UserAgent
 from sautikit.sip.addresses import advertised_address
-from sautikit.sip.sdp import SrtpMode
+from sautikit.sip.sdp import DEFAULT_CODECS, Codec, SrtpMode
 from sautikit.sip.tls import DEFAULT_SIPS_PORT
 from sautikit.sip.transport import Peer
 from sautikit.sip.websocket import WebSocketListeners
@@ -230,13 +230,15 @@ class Pbx:
         extra_headers: Iterable[tuple[str, str]] = (),
         srtp: SrtpMode = "optional",
         alternates: Sequence[Peer] = (),
+        codecs: Sequence[Codec] = DEFAULT_CODECS,
     ) -> OutboundLeg:
         """Send an INVITE with our offer and return the leg at once; follow it with
         :meth:`OutboundLeg.wait_answer`. With ``srtp="required"`` the offer is SRTP (SDES)
-        and an answer without a key fails the leg."""
+        and an answer without a key fails the leg. ``codecs`` is the offer's list: G.711
+        for carriers, :data:`~sautikit.sip.sdp.WIDEBAND_CODECS` for a registered device."""
         channel = await self.media.open_channel()
         try:
-            sdp = SdpSession(self.media_address, srtp=srtp)
+            sdp = SdpSession(self.media_address, srtp=srtp, codecs=codecs)
             offer = sdp.offer(channel.local_address[1])
             call = await self.agent.place_call(
                 target,

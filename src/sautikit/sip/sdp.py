@@ -9,8 +9,10 @@ out, and back again.
   interpret are kept, so a parse/encode round trip loses nothing. Malformed input raises
   :class:`SdpParseError` (and nothing else) naming the offending line.
 * :func:`build_offer`, :func:`negotiate_answer` and :func:`parse_answer` implement RFC 3264:
-  the answerer picks the first offered codec it supports (§6.1), mirrors the offerer's
-  telephone-event payload type (RFC 4733 §7.1.1), answers the direction attributes per §6.1,
+  the answerer picks the first offered codec it supports, so the offerer's order of
+  preference decides (§6.1), answers with that one codec (so both directions use it),
+  mirrors the offerer's telephone-event payload type at that codec's clock rate
+  (RFC 4733 §7.1.1), answers the direction attributes per §6.1,
   treats the RFC 2543 ``c=0.0.0.0`` form as hold (§8.4) and rejects streams it cannot take
   by answering port 0 while keeping the m-line count (§6). An offer with no usable audio
   raises :class:`NoCommonCodec`, which the caller answers with 488.
@@ -18,8 +20,11 @@ out, and back again.
   the description changes (RFC 3264 §8), which is what re-INVITEs for hold, unhold and codec
   change need.
 
-Sautikit speaks PCMU (static 0), PCMA (static 8) and telephone-event/8000 (dynamic,
-``fmtp 0-16``), with a 20 ms packet time.
+Sautikit speaks PCMU (static 0), PCMA (static 8), G.722 (static 9, ``G722/8000``: 16 kHz
+audio on an 8 kHz RTP clock, RFC 3551 §4.5.2), Opus (``opus/48000/2``, dynamic 111, with
+``useinbandfec=1``, RFC 7587) and telephone-event at 8 and 48 kHz (dynamic, ``fmtp 0-16``),
+with a 20 ms packet time. :data:`DEFAULT_CODECS` (G.711) is what Sautikit offers carriers;
+:data:`WIDEBAND_CODECS` puts Opus and G.722 first for devices and answers anyone with them.
 
 SRTP keys travel in the SDP (SDES, RFC 4568): :class:`CryptoAttribute` parses and writes
 ``a=crypto`` lines. An RTP/SAVP offer, or an RTP/AVP one carrying ``a=crypto``, is answered
@@ -41,10 +46,14 @@ from typing import Literal
 
 __all__ = [
     "DEFAULT_CODECS",
+    "G722",
+    "OPUS",
     "PCMA",
     "PCMU",
     "SRTP_SUITES",
     "TELEPHONE_EVENT",
+    "TELEPHONE_EVENT_48K",
+    "WIDEBAND_CODECS",
     "Attribute",
     "Codec",
     "Connection",
@@ -173,7 +182,11 @@ class SrtpKeys:
 _DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
 # RFC 3551 §6 static audio payload types Sautikit may meet without an rtpmap line.
-_STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int]] = {0: ("PCMU", 8000), 8: ("PCMA", 8000)}
+_STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int]] = {
+    0: ("PCMU", 8000),
+    8: ("PCMA", 8000),
+    9: ("G722", 8000),
+}
 
 # Line types RFC 4566 §5 allows only at session level: refused inside a media section.
 _SESSION_ONLY_LINE_TYPES = frozenset("vosueptrz")
@@ -270,8 +283,24 @@ class Codec:
 
 PCMU = Codec("PCMU", 8000, 0)
 PCMA = Codec("PCMA", 8000, 8)
+#: RFC 3551 §4.5.2: the rtpmap says 8000 although G.722 samples at 16 kHz.
+G722 = Codec("G722", 8000, 9)
+#: RFC 7587 §7: always ``/48000/2``; in-band FEC asked for, as libopus sends it.
+OPUS = Codec("opus", 48000, 111, fmtp="minptime=10;useinbandfec=1", channels=2)
 TELEPHONE_EVENT = Codec("telephone-event", 8000, 101, fmtp="0-16")
+#: Events on Opus's clock (RFC 4733 §2.1: the clock of the audio they go with).
+TELEPHONE_EVENT_48K = Codec("telephone-event", 48000, 110, fmtp="0-16")
+#: What Sautikit offers carriers and trunks: G.711 and nothing they might not expect.
 DEFAULT_CODECS: tuple[Codec, ...] = (PCMU, PCMA, TELEPHONE_EVENT)
+#: What Sautikit offers devices and accepts from anyone, wideband first.
+WIDEBAND_CODECS: tuple[Codec, ...] = (
+    OPUS,
+    G722,
+    PCMU,
+    PCMA,
+    TELEPHONE_EVENT_48K,
+    TELEPHONE_EVENT,
+)
 
 
 def _is_telephone_event(codec: Codec) -> bool:
@@ -987,8 +1016,8 @@ def _same_format(a: RtpMap, b: RtpMap) -> bool:
 
 
 def _canonical_name(rtpmap: RtpMap) -> str:
-    """Sautikit's spelling of a codec name (``pcmu`` → ``PCMU``)."""
-    for codec in DEFAULT_CODECS:
+    """Sautikit's spelling of a codec name (``pcmu`` → ``PCMU``, ``OPUS`` → ``opus``)."""
+    for codec in WIDEBAND_CODECS:
         if codec.matches(rtpmap):
             return codec.name
     return rtpmap.encoding
@@ -1002,6 +1031,10 @@ class SdpSession:
     when it is sent again unchanged. Build re-INVITE bodies through :meth:`offer` (hold is
     ``direction="sendonly"``, unhold ``"sendrecv"``, codec change a different ``codecs``) and
     answers through :meth:`answer`.
+
+    ``codecs`` is what the dialog's offers list, in order of preference: G.711 for
+    carriers (the default), :data:`WIDEBAND_CODECS` for devices. Answers take any codec
+    Sautikit speaks, in the offerer's order.
     """
 
     def __init__(
@@ -1011,9 +1044,11 @@ class SdpSession:
         username: str = "sautikit",
         session_id: int | None = None,
         srtp: SrtpMode = "optional",
+        codecs: Sequence[Codec] = DEFAULT_CODECS,
     ) -> None:
         self.address = address
         self.username = username
+        self.codecs = tuple(codecs)
         #: Whether plain RTP is refused (and our offers are SRTP); see :data:`SrtpMode`.
         self.srtp: SrtpMode = srtp
         # One key per suite for the dialog's life: re-offers keep the SRTP streams going.
@@ -1029,17 +1064,18 @@ class SdpSession:
         self,
         port: int,
         *,
-        codecs: Sequence[Codec] = DEFAULT_CODECS,
+        codecs: Sequence[Codec] | None = None,
         ptime: int = _DEFAULT_PTIME,
         direction: str = "sendrecv",
         srtp: bool | None = None,
     ) -> SessionDescription:
-        """Our offer; SRTP when ``srtp`` (default: when :attr:`srtp` is required)."""
+        """Our offer of ``codecs`` (default: the dialog's); SRTP when ``srtp`` (default:
+        when :attr:`srtp` is required)."""
         with_srtp = self.srtp == "required" if srtp is None else srtp
         description = build_offer(
             self.address,
             port,
-            codecs=codecs,
+            codecs=self.codecs if codecs is None else codecs,
             session_id=self.session_id,
             version=self.version,
             ptime=ptime,
@@ -1054,7 +1090,7 @@ class SdpSession:
         offer: SessionDescription,
         port: int,
         *,
-        supported: Sequence[Codec] = DEFAULT_CODECS,
+        supported: Sequence[Codec] = WIDEBAND_CODECS,
         ptime: int = _DEFAULT_PTIME,
         direction: str = "sendrecv",
     ) -> tuple[SessionDescription, NegotiatedMedia]:
