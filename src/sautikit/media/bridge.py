@@ -120,6 +120,9 @@ class Bridge:
             and not b.needs_clock
             and a.session.codec is b.session.codec
             and a.ptime == b.ptime
+            # The relay's recording taps place packets by G.711 timestamps; wideband
+            # recordings are made from the clock's frames.
+            and (self.recording is None or not a.session.codec.wideband)
         )
 
     def reconsider(self, channel: MediaChannel) -> None:
