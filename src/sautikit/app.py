@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack, contextmanager
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import uvicorn
 
 from sautikit.api import create_api
@@ -99,9 +100,10 @@ class _ApiServer(uvicorn.Server):
 
 
 async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = None) -> None:
-    """Run the API, the PBX and the workers in one process until SIGINT or SIGTERM.
+    """Run this node's roles (cluster.roles: the API, the PBX, the workers; all three by
+    default) in one process until SIGINT or SIGTERM.
 
-    ``on_ready`` receives the API's base URL once it listens (useful with port 0).
+    ``on_ready`` receives the HTTP base URL once it listens (useful with port 0).
     SIGTERM (or SIGINT) drains: new calls are refused (SIP 503, API 503), ``/readyz``
     answers 503, the API keeps serving the live calls for ``shutdown_grace_seconds``;
     then the calls still up are ended and written, and the rest stops. A second signal
@@ -110,6 +112,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings = with_node_id(settings)
     set_node_id(settings.node_id)
+    roles = settings.role_set
     if settings.realtime_priority:
         raise_to_realtime_priority()
     store = open_store(settings)
@@ -147,101 +150,72 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
             url_lifetime=timedelta(seconds=settings.recording_url_lifetime_seconds),
             on_transcription_queued=transcriber.wake,
         )
-        # Spools a crash left behind are stored, and their callbacks sent, before new calls.
-        await recover_recordings(recordings)
-        tls_server, tls_client = sip_tls_contexts(settings)
-        pbx = Pbx(
-            sip_host=settings.sip_host,
-            sip_port=settings.sip_port,
-            sip_advertised_host=settings.sip_advertised_host or None,
-            sip_tcp_host=settings.sip_tcp_host or None,
-            sip_tls=tls_server,
-            sip_tls_host=settings.sip_tls_host or None,
-            sip_tls_port=settings.sip_tls_port,
-            sip_tls_client=tls_client,
-            sip_websocket=websocket_listeners(settings),
-            media_host=settings.media_host or None,
-            media_advertised_address=settings.media_advertised_address or None,
-            rtp_ports=settings.rtp_port_range,
-            tts=TextToSpeech(settings.data_dir / "tts"),
-            digest_algorithms=settings.sip_digest_algorithm_list,
-            one_way_audio_after=settings.one_way_audio_seconds,
-            session_timers=settings.session_timers,
-            # Every node signs and checks digest nonces with the same key, so a phone
-            # challenged by one node is let in by any other (a balancer in front).
-            nonce_secret=derive_key(settings.signing_key(), "sip digest nonces"),
-            auth_throttle=ThrottlePolicy(
-                max_failures_per_source=settings.sip_auth_max_failures,
-                max_failures_per_username=settings.sip_auth_max_failures_per_user,
-                window=settings.sip_auth_failure_window_seconds,
-                block_seconds=settings.sip_auth_block_seconds,
-            ),
-        )
-        manager = CallManager(
-            settings,
-            database,
-            pbx,
-            recordings=recordings,
-            http=http,
-            node=settings.node_id,
-            app_timeout=settings.app_timeout_seconds,
-        )
-        overload = OverloadController(
-            OverloadLimits.from_settings(settings),
-            loop_watch=loop_watch,
-            setups=lambda: pbx.calls_in_setup,
-            write_queue=lambda: database.writer.pending,
-            write_wait=lambda: database.writer.oldest_wait,
-            free_rtp_ports=lambda: pbx.free_rtp_ports,
-        )
-        pbx.screen = _screen_for(overload)
-        pbx.out_of_ports = lambda detail: _sip_answer(overload.refuse("rtp_ports", detail))
-        await pbx.start()
-        stack.push_async_callback(pbx.close)
-        pbx.agent.refusing_new_calls = lambda: not manager.accepting  # balancers' probes
+        manager: CallManager | None = None
+        if "pbx" in roles:
+            manager, overload = await _start_pbx(
+                stack, settings, database, recordings, http, loop_watch
+            )
+        else:
+            overload = _api_overload(settings, database, loop_watch)
         lease = NodeLease(
             database,
             node=settings.node_id,
             lease_seconds=settings.node_lease_seconds,
-            recover_calls=manager.recover_node,
+            # Only a node that speaks SIP closes a dead node's calls (it sends the BYEs).
+            recover_calls=manager.recover_node if manager is not None else None,
             recordings=recordings,
-            sip_address=f"{pbx.sip_host}:{pbx.port}",
-            on_fenced=lambda: _hang_up_all(manager),
+            sip_address=f"{manager.pbx.sip_host}:{manager.pbx.port}" if manager else None,
+            on_fenced=(lambda: _hang_up_all(manager)) if manager is not None else None,
         )
         await lease.register()
         stack.push_async_callback(lease.release)  # once the calls below have ended (LIFO)
-        await manager.start()
-        # On the way out after an error: nothing drained, so end the calls at once.
-        stack.push_async_callback(manager.shutdown, 0)
+        if manager is not None:
+            await manager.start()
+            # On the way out after an error: nothing drained, so end the calls at once.
+            stack.push_async_callback(manager.shutdown, 0)
         await lease.recover_dead()  # nodes that died while none was running
         _run_in_background(stack, lease.run())
-        bus.subscribe(manager.handle)
-        manager.queues.bus = bus  # queue callers held by other processes are bridged over it
-        await bus.start()
-        worker = DeliveryWorker(database, settings)
-        _run_in_background(stack, worker.run(), worker.stop, worker.aclose)
-        _run_in_background(stack, transcriber.run())
-        _run_in_background(stack, _housekeeping(database, stores, settings))
+        if manager is not None:
+            bus.subscribe(manager.handle)
+            manager.queues.bus = bus  # queue callers held by other processes are bridged over it
+            await bus.start()
 
-        topups = TopUpService(settings, database) if settings.daraja_enabled else None
-        if topups is not None:
-            _run_in_background(stack, topups.run(), topups.stop, topups.aclose)
+        topups = None
+        if "worker" in roles:
+            worker = DeliveryWorker(database, settings)
+            _run_in_background(stack, worker.run(), worker.stop, worker.aclose)
+            _run_in_background(stack, transcriber.run())
+            _run_in_background(stack, _housekeeping(database, stores, settings))
+            topups = TopUpService(settings, database) if settings.daraja_enabled else None
+            if topups is not None:
+                _run_in_background(stack, topups.run(), topups.stop, topups.aclose)
 
-        api = create_api(settings, database, store, bus=bus, calls=manager, topups=topups)
+        api = create_api(
+            settings,
+            database,
+            store,
+            bus=bus,
+            calls=manager,
+            topups=topups,
+            operations_only="api" not in roles,
+        )
         loop_watch.register(api.state.registry)
         overload.register(api.state.registry)
         api.state.overload = overload
-        api.state.registry.register(
-            CallMetrics(pbx, lambda: len(manager.live), lambda: manager.reaped)
-        )
+        if manager is not None:
+            api.state.registry.register(
+                CallMetrics(manager.pbx, lambda: len(manager.live), lambda: manager.reaped)
+            )
         sampler = Sampler(database)
         _run_in_background(stack, sampler.run())
         api.state.registry.register(
             OperationsCollector(
                 sampler=sampler,
-                live_calls=lambda: [
-                    (call.direction, call.status) for call in manager.live.values()
-                ],
+                live_calls=lambda: (
+                    []
+                    if manager is None
+                    else [(call.direction, call.status) for call in manager.live.values()]
+                ),
                 spool=recordings.spool_dir,
                 node_id=settings.node_id,
             )
@@ -266,7 +240,8 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
         if server.started:
             host, port = server.servers[0].sockets[0].getsockname()[:2]
             base_url = f"http://{host}:{port}"
-            log.info("Sautikit API listening on %s, SIP on %s:%d", base_url, pbx.sip_host, pbx.port)
+            where = f"SIP on {manager.pbx.sip_host}:{manager.pbx.port}" if manager else "no SIP"
+            log.info("Sautikit API listening on %s, %s; roles %s", base_url, where, settings.roles)
             settle_heap()
             if on_ready is not None:
                 on_ready(base_url)
@@ -274,12 +249,92 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         if not serving.done():
-            # Drain with the API still up: /readyz answers 503 so a balancer moves on,
-            # while apps can still list, redirect and hang up the calls that remain.
-            log.info("shutting down: draining live calls for %g s", settings.shutdown_grace_seconds)
-            await manager.shutdown(settings.shutdown_grace_seconds, hurry=stop.hurry)
+            if manager is not None:
+                # Drain with the API still up: /readyz answers 503 so a balancer moves on,
+                # while apps can still list, redirect and hang up the calls that remain.
+                log.info(
+                    "shutting down: draining live calls for %g s", settings.shutdown_grace_seconds
+                )
+                await manager.shutdown(settings.shutdown_grace_seconds, hurry=stop.hurry)
             server.should_exit = True
         await serving
+
+
+async def _start_pbx(
+    stack: AsyncExitStack,
+    settings: Settings,
+    database: Database,
+    recordings: RecordingPipeline,
+    http: httpx.AsyncClient,
+    loop_watch: LoopWatch,
+) -> tuple[CallManager, OverloadController]:
+    """The ``pbx`` role: SIP and RTP bound, and the call manager (not started yet)."""
+    # Spools a crash left behind are stored, and their callbacks sent, before new calls.
+    await recover_recordings(recordings)
+    tls_server, tls_client = sip_tls_contexts(settings)
+    pbx = Pbx(
+        sip_host=settings.sip_host,
+        sip_port=settings.sip_port,
+        sip_advertised_host=settings.sip_advertised_host or None,
+        sip_tcp_host=settings.sip_tcp_host or None,
+        sip_tls=tls_server,
+        sip_tls_host=settings.sip_tls_host or None,
+        sip_tls_port=settings.sip_tls_port,
+        sip_tls_client=tls_client,
+        sip_websocket=websocket_listeners(settings),
+        media_host=settings.media_host or None,
+        media_advertised_address=settings.media_advertised_address or None,
+        rtp_ports=settings.rtp_port_range,
+        tts=TextToSpeech(settings.data_dir / "tts"),
+        digest_algorithms=settings.sip_digest_algorithm_list,
+        one_way_audio_after=settings.one_way_audio_seconds,
+        session_timers=settings.session_timers,
+        # Every node signs and checks digest nonces with the same key, so a phone
+        # challenged by one node is let in by any other (a balancer in front).
+        nonce_secret=derive_key(settings.signing_key(), "sip digest nonces"),
+        auth_throttle=ThrottlePolicy(
+            max_failures_per_source=settings.sip_auth_max_failures,
+            max_failures_per_username=settings.sip_auth_max_failures_per_user,
+            window=settings.sip_auth_failure_window_seconds,
+            block_seconds=settings.sip_auth_block_seconds,
+        ),
+    )
+    manager = CallManager(
+        settings,
+        database,
+        pbx,
+        recordings=recordings,
+        http=http,
+        node=settings.node_id,
+        app_timeout=settings.app_timeout_seconds,
+    )
+    overload = OverloadController(
+        OverloadLimits.from_settings(settings),
+        loop_watch=loop_watch,
+        setups=lambda: pbx.calls_in_setup,
+        write_queue=lambda: database.writer.pending,
+        write_wait=lambda: database.writer.oldest_wait,
+        free_rtp_ports=lambda: pbx.free_rtp_ports,
+    )
+    pbx.screen = _screen_for(overload)
+    pbx.out_of_ports = lambda detail: _sip_answer(overload.refuse("rtp_ports", detail))
+    await pbx.start()
+    stack.push_async_callback(pbx.close)
+    pbx.agent.refusing_new_calls = lambda: not manager.accepting  # balancers' probes
+    return manager, overload
+
+
+def _api_overload(
+    settings: Settings, database: Database, loop_watch: LoopWatch
+) -> OverloadController:
+    """An api or worker node's overload checks: its event loop and its database writes
+    (no calls in setup, no RTP ports: it holds none)."""
+    return OverloadController(
+        OverloadLimits.from_settings(settings),
+        loop_watch=loop_watch,
+        write_queue=lambda: database.writer.pending,
+        write_wait=lambda: database.writer.oldest_wait,
+    )
 
 
 async def _hang_up_all(manager: CallManager) -> None:

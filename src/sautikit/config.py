@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 if TYPE_CHECKING:
+    from sautikit.cluster.roles import Role
     from sautikit.sip.session_timer import SessionTimerConfig
 
 __all__ = ["ConfigError", "Settings", "host_problem", "load_settings", "unknown_variables"]
@@ -174,6 +175,12 @@ class Settings(BaseSettings):
         "sharing a database. Empty: the id kept in data_dir/node-id (the host name and a "
         "random suffix, made at first start), so a replaced container with a new host name "
         "but the same volume keeps its id, and one without the volume gets a new one.",
+    )
+    roles: str = Field(
+        default="api,pbx,worker",
+        description="What this process does, comma-separated: api (the HTTP API and "
+        "console), pbx (SIP, RTP and the calls), worker (event delivery, transcription, "
+        "housekeeping). Split roles need PostgreSQL; see docs/operations.md.",
     )
     node_lease_seconds: float = Field(
         default=15.0,
@@ -356,6 +363,13 @@ class Settings(BaseSettings):
         except DigestError as error:
             raise ValueError(str(error)) from None
 
+    @field_validator("roles")
+    @classmethod
+    def _check_roles(cls, value: str) -> str:
+        from sautikit.cluster.roles import parse_roles, roles_text
+
+        return roles_text(parse_roles(value))
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -381,6 +395,11 @@ class Settings(BaseSettings):
             if port and port in sip_ports:
                 raise ValueError(f"{name} must differ from the other SIP ports")
             sip_ports.append(port)
+        if self.roles != "api,pbx,worker" and not self.database_url.startswith("postgresql"):
+            raise ValueError(
+                "split roles need a database the nodes share: set SAUTIKIT_DATABASE_URL to "
+                "PostgreSQL (SQLite is one process: api,pbx,worker)"
+            )
         return self
 
     @classmethod
@@ -443,6 +462,12 @@ class Settings(BaseSettings):
             return None
         expires = max(self.sip_session_expires_seconds, self.sip_min_se_seconds)
         return SessionTimerConfig(expires=expires, min_se=self.sip_min_se_seconds)
+
+    @property
+    def role_set(self) -> frozenset[Role]:
+        from sautikit.cluster.roles import parse_roles
+
+        return parse_roles(self.roles)
 
     @property
     def sip_digest_algorithm_list(self) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from sautikit.api.docs import install_docs
 from sautikit.api.errors import install_error_handlers
 from sautikit.api.middleware import HttpMetrics, RequestContextMiddleware
 from sautikit.api.openapi import install_openapi
+from sautikit.api.routers import health
 from sautikit.billing.mpesa import TopUpService
 from sautikit.calls.admission import Admission
 from sautikit.calls.manager import CallManager
@@ -36,10 +37,12 @@ def create_api(
     bus: CommandBus | None = None,
     calls: CallManager | None = None,
     topups: TopUpService | None = None,
+    operations_only: bool = False,
 ) -> FastAPI:
     """The API; ``bus`` carries work to the PBX (by default one that suits the database),
     ``calls`` is this process's call manager where it runs a PBX too, ``topups`` the
-    M-Pesa service where Daraja is configured (its owner closes it)."""
+    M-Pesa service where Daraja is configured (its owner closes it). ``operations_only``
+    serves only ``/healthz``, ``/readyz`` and ``/metrics`` (a node without the api role)."""
     app = FastAPI(
         docs_url=None,  # api.docs serves offline ones
         redoc_url=None,
@@ -72,7 +75,7 @@ def create_api(
     install_error_handlers(app)
     install_openapi(app)
     install_docs(app)
-    for router in routers.all_routers():
+    for router in [health.router] if operations_only else routers.all_routers():
         app.include_router(router)
     app.add_middleware(
         RequestContextMiddleware,

@@ -91,9 +91,13 @@ def serve_command(
     sip_port: Annotated[int | None, _flag("sip-port", "SIP's port")] = None,
     public_url: Annotated[str | None, _flag("public-url", "The API's public URL")] = None,
     log_level: Annotated[str | None, _flag("log-level", "debug, info, warning or error")] = None,
+    roles: Annotated[
+        str | None, _flag("roles", "What this node does: api, pbx, worker (comma-separated)")
+    ] = None,
 ) -> None:
-    """Run the API and the PBX in one process until SIGINT/SIGTERM. A flag wins over its
-    SAUTIKIT_* variable and the config file."""
+    """Run the API, the PBX and the workers in one process until SIGINT/SIGTERM; with
+    --roles only some of them (docs/operations.md). A flag wins over its SAUTIKIT_*
+    variable and the config file."""
     from sautikit.app import serve  # the whole server: only this command needs it
     from sautikit.config import ConfigError
 
@@ -106,6 +110,7 @@ def serve_command(
         "sip_port": sip_port,
         "public_url": public_url,
         "log_level": log_level,
+        "roles": roles,
     }
     settings = load_settings_or_exit(**{k: v for k, v in flags.items() if v is not None})
     try:

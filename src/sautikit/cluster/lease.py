@@ -64,7 +64,7 @@ class NodeLease:
         *,
         node: str,
         lease_seconds: float,
-        recover_calls: RecoverCalls,
+        recover_calls: RecoverCalls | None,
         recordings: RecordingPipeline | None = None,
         sip_address: str | None = None,
         on_fenced: Callable[[], Awaitable[None]] | None = None,
@@ -134,7 +134,10 @@ class NodeLease:
 
     async def recover_dead(self) -> list[str]:
         """Recover every node whose lease ran out and that no one recovered; answers the
-        ids this node recovered."""
+        ids this node recovered. A node without calls of its own (no ``recover_calls``:
+        an api or worker node) recovers nobody: it could not send the far ends BYE."""
+        if self.recover_calls is None:
+            return []
         now = self._clock()
         async with self.database.sessions() as session:
             expired = (
@@ -163,6 +166,7 @@ class NodeLease:
 
     async def recover(self, dead: str) -> int:
         """Close ``dead``'s live calls and finish its recordings; answers calls closed."""
+        assert self.recover_calls is not None  # recover_dead claims nothing without it
         owner = recovery_owner(dead, self.node)
         async with self.database.transaction() as session:
             await session.execute(
