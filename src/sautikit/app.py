@@ -23,6 +23,7 @@ from sautikit.calls.manager import CallManager
 from sautikit.calls.metrics import CallMetrics
 from sautikit.cluster.identity import with_node_id
 from sautikit.cluster.lease import NodeLease
+from sautikit.cluster.rooms import SharedRooms
 from sautikit.cluster.sampler import Sampler
 from sautikit.config import ConfigError, Settings
 from sautikit.crypto import derive_key
@@ -178,6 +179,18 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
         if manager is not None:
             bus.subscribe(manager.handle)
             manager.queues.bus = bus  # queue callers held by other processes are bridged over it
+            if not database.is_sqlite:  # one room wherever its callers land (cluster.rooms)
+                shared_rooms = SharedRooms(
+                    manager.rooms,
+                    database,
+                    bus,
+                    node=settings.node_id,
+                    media=manager.pbx.media,
+                    media_address=manager.pbx.media_address,
+                )
+                manager.rooms.across_nodes = shared_rooms
+                bus.subscribe(shared_rooms.on_message)
+                stack.push_async_callback(shared_rooms.close)
             await bus.start()
 
         topups = None

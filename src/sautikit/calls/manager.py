@@ -355,8 +355,9 @@ class CallManager:
         on_status: Callable[[ConferenceStatus], None],
         on_recording: Callable[[RecordResult], Awaitable[None]],
     ) -> ConferenceResult:
-        room = self.rooms.room(call.workspace_id, name)
-        return await room.attend(call, options, on_status=on_status, on_recording=on_recording)
+        return await self.rooms.attend(
+            call, name, options, on_status=on_status, on_recording=on_recording
+        )
 
     async def join_queue(
         self, call: LiveCall, name: str, *, max_size: int | None

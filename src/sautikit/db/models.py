@@ -284,6 +284,20 @@ class RateBucket(Base):
     allowed: Mapped[bool]
 
 
+class ConferenceRoom(Base):
+    """The node holding a live conference room's media (voice.rooms); callers reaching
+    another node are relayed to it. The row goes when the room ends."""
+
+    __tablename__ = "conference_rooms"
+
+    workspace_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    node: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Call(Base):
     """One call leg (SPEC §4); a dial's callee leg points at its caller's leg."""
 

@@ -1,7 +1,9 @@
 """Conference rooms (the ``conference`` verb, SPEC §3): who is in, when the room starts and
 ends, what the participants' apps are told, and the whole-room recording.
 
-A room lives in the process that holds its media; rooms are named per workspace. The
+A room lives in the process that holds its media; rooms are named per workspace. With
+several nodes, :attr:`Rooms.across_nodes` (cluster.rooms) finds the node holding a room
+and relays a caller of another node to it, as a :class:`Attendee` of its own. The
 media mixing itself is :class:`~sautikit.media.Conference`; this module keeps the rules:
 participants wait (hearing the ``waitUrl`` audio) until one with ``startOnEnter`` arrives,
 one with ``endOnExit`` ends the room for all, ``maxParticipants`` turns late comers away.
@@ -16,10 +18,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sautikit.db.types import utcnow
-from sautikit.media import Conference, MediaEngine, RecordingHandle
+from sautikit.media import Conference, MediaChannel, MediaEngine, RecordingHandle
 from sautikit.voice.control import (
     ConferenceOptions,
     ConferenceResult,
@@ -29,16 +31,45 @@ from sautikit.voice.control import (
 )
 from sautikit.voice.live import LiveCall
 
-__all__ = ["Participant", "Room", "Rooms"]
+__all__ = ["Attendee", "Participant", "Room", "Rooms", "RoomsAcrossNodes"]
 
 log = logging.getLogger(__name__)
 
 Ending = Literal["left", "room_ended", "removed", "full", "hangup"]
 
 
+class Attendee(Protocol):
+    """What a room needs of a participant: a call here, or the relay of one elsewhere."""
+
+    @property
+    def call_id(self) -> str: ...
+
+    @property
+    def workspace_id(self) -> str: ...
+
+    @property
+    def channel(self) -> MediaChannel: ...
+
+    async def wait_ended(self) -> None: ...
+
+
+class RoomsAcrossNodes(Protocol):
+    """Joins a call to a room wherever it lives (cluster.rooms.SharedRooms)."""
+
+    async def attend(
+        self,
+        call: LiveCall,
+        name: str,
+        options: ConferenceOptions,
+        *,
+        on_status: Callable[[ConferenceStatus], None],
+        on_recording: Callable[[RecordResult], Awaitable[None]],
+    ) -> ConferenceResult: ...
+
+
 @dataclass(eq=False)
 class Participant:
-    call: LiveCall
+    call: Attendee
     muted: bool
     start_on_enter: bool
     end_on_exit: bool
@@ -77,13 +108,14 @@ class Room:
 
     async def attend(
         self,
-        call: LiveCall,
+        call: Attendee,
         options: ConferenceOptions,
         *,
         on_status: Callable[[ConferenceStatus], None],
         on_recording: Callable[[RecordResult], Awaitable[None]],
     ) -> ConferenceResult:
-        """Join ``call`` and stay until it leaves the room; answers why it left."""
+        """Join ``call`` and stay until it leaves the room; answers why it left. The
+        whole-room recording is opened for a call of this node (attributed to it)."""
         if len(self.participants) >= options.max_participants:
             return ConferenceResult("full")
         member = Participant(
@@ -106,10 +138,15 @@ class Room:
         else:
             member.waiting = asyncio.ensure_future(self._hold(member))
         self._emit(ConferenceStatus("join", call.call_id))
-        if self.started and self._wants_recording and not self._recording_begun:
+        if (
+            isinstance(call, LiveCall)
+            and self.started
+            and self._wants_recording
+            and not self._recording_begun
+        ):
             self._recording_begun = True  # before the await, so a joiner cannot start another
             await self._start_recording(call)
-        ended: asyncio.Future[Any] = asyncio.ensure_future(call.leg.wait_ended())
+        ended: asyncio.Future[Any] = asyncio.ensure_future(call.wait_ended())
         try:
             await asyncio.wait([member.done, ended], return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -215,6 +252,26 @@ class Rooms:
         self._engine = engine
         self._begin_recording = begin_recording
         self._rooms: dict[tuple[str, str], Room] = {}
+        self.across_nodes: RoomsAcrossNodes | None = None
+        """Set where several nodes share a database: rooms are found on any of them."""
+        self.on_closed: Callable[[Room], None] | None = None
+
+    async def attend(
+        self,
+        call: LiveCall,
+        name: str,
+        options: ConferenceOptions,
+        *,
+        on_status: Callable[[ConferenceStatus], None],
+        on_recording: Callable[[RecordResult], Awaitable[None]],
+    ) -> ConferenceResult:
+        """Join ``call`` to the room ``name`` of its workspace, here or on its node."""
+        if self.across_nodes is not None:
+            return await self.across_nodes.attend(
+                call, name, options, on_status=on_status, on_recording=on_recording
+            )
+        room = self.room(call.workspace_id, name)
+        return await room.attend(call, options, on_status=on_status, on_recording=on_recording)
 
     def room(self, workspace_id: str, name: str) -> Room:
         key = (workspace_id, name)
@@ -231,4 +288,7 @@ class Rooms:
         return [room for (owner, _), room in self._rooms.items() if owner == workspace_id]
 
     def _forget(self, room: Room) -> None:
-        self._rooms.pop((room.workspace_id, room.name), None)
+        if self._rooms.get((room.workspace_id, room.name)) is room:
+            del self._rooms[room.workspace_id, room.name]
+        if self.on_closed is not None:
+            self.on_closed(room)
