@@ -31,6 +31,7 @@ from sautikit.pbx.registrations import DeviceReach, RegistrationStore, reach
 from sautikit.sip import CallFailed, Request
 from sautikit.sip.sdp import WIDEBAND_CODECS, SrtpMode
 from sautikit.sip.teardown import DialogSnapshot
+from sautikit.sip.token_auth import ClientTokens
 from sautikit.sip.transport import Peer
 from sautikit.voice.live import CallHost, LiveCall
 
@@ -54,8 +55,11 @@ class Devices:
         funding: Funding,
         *,
         node: str,
+        client_tokens: ClientTokens | None = None,
     ) -> None:
         self.funding = funding
+        #: Browser clients' tokens (docs/pbx.md "Browser calling"), accepted over WebSocket.
+        self.client_tokens = client_tokens
         self.host = host
         self.database = database
         self.pbx = pbx
@@ -75,7 +79,8 @@ class Devices:
 
     def install(self) -> None:
         """Carriers are trusted by address; anyone else (a device) must answer a digest
-        challenge with its SIP credential, in the realm of its workspace (SPEC §6)."""
+        challenge with its SIP credential, in the realm of its workspace (SPEC §6), or,
+        over WebSocket, carry a browser client's token."""
         self.pbx.user_agent_options.update(
             authenticate_invite=self._needs_digest,
             lookup_ha1=self.directory.lookup_ha1,
@@ -83,6 +88,8 @@ class Devices:
             digest_algorithms_for=self._algorithms_for,
             persist_bindings=self.registrations.save,
         )
+        if self.client_tokens is not None:
+            self.pbx.user_agent_options["verify_bearer"] = self.client_tokens.authenticate
 
     async def reload_registrations(self) -> None:
         """Take the database's registrations (other processes', or from before a restart)."""

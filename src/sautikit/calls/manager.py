@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.calls.admission import Admission
 from sautikit.calls.application import AppRunner
+from sautikit.calls.clients import client_tokens
 from sautikit.calls.devices import Devices
 from sautikit.calls.funding import Funding
 from sautikit.calls.inbound import Inbound
@@ -146,6 +147,7 @@ class CallManager:
             self.placement,
             self.funding,
             node=self.node,
+            client_tokens=client_tokens(settings),
         )
         self.inbound = Inbound(
             self,

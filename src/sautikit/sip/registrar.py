@@ -148,8 +148,10 @@ class Registrar:
         expires: int | None = None,
         source: Source | None = None,
         path: Sequence[str] = (),
+        max_lifetime: float | None = None,
     ) -> RegisterResult:
-        """Apply one REGISTER for ``aor``; ``expires`` is its ``Expires`` header, if any.
+        """Apply one REGISTER for ``aor``; ``expires`` is its ``Expires`` header, if any;
+        no binding lives past ``max_lifetime`` seconds (a token's end), when given.
 
         No contacts is a query. Either every change applies or none does.
         """
@@ -158,6 +160,7 @@ class Registrar:
         if any(request.uri == _WILDCARD for request in requests):
             return self._remove_all(aor, requests, current, call_id, cseq, expires, now)
         staged = dict(current)
+        ceiling = math.inf if max_lifetime is None else max_lifetime
         for request in requests:
             lifetime = request.expires if request.expires is not None else expires
             lifetime = self.default_expires if lifetime is None else lifetime
@@ -177,7 +180,7 @@ class Registrar:
             staged[request.uri] = Binding(
                 aor=aor,
                 contact=request.uri,
-                expires_at=now + min(lifetime, self.max_expires),
+                expires_at=now + min(lifetime, self.max_expires, ceiling),
                 registered_at=now,
                 call_id=call_id,
                 cseq=cseq,

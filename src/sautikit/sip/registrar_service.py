@@ -87,9 +87,10 @@ class RegistrarService:
 
     def on_register(self, transaction: ServerTransaction) -> None:
         request = transaction.request
-        username = self.auth.authenticate(transaction, proxy=False)
-        if username is None:
+        authenticated = self.auth.authenticate_request(transaction, proxy=False)
+        if authenticated is None:
             return
+        username = authenticated.username
         to_uri = request.to.uri
         if to_uri.user != username:
             respond(transaction, request.create_response(403, "Forbidden (not your AoR)"))
@@ -113,6 +114,8 @@ class RegistrarService:
             expires=expires,
             source=Source(peer.host, peer.port, peer.transport),
             path=path,
+            # A binding made with a token ends with it: the browser refreshes with a new one.
+            max_lifetime=authenticated.valid_for,
         )
         response = request.create_response(result.status_code, result.reason, to_tag=new_tag())
         if result.min_expires is not None:

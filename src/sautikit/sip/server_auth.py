@@ -11,6 +11,12 @@ retries without asking its user. The client half is :mod:`sautikit.sip.client_au
 Every checked and wrong answer is logged once (source, username, method; never a secret)
 and counted by an :class:`~sautikit.sip.auth_throttle.AuthThrottle`, which refuses a
 guessing address with 403 (no challenge, no digest work) for a cool-down.
+
+Over WebSocket (RFC 7118) a request may carry ``Authorization: Bearer <token>`` instead
+(a browser client's token, :mod:`sautikit.sip.token_auth`): ``verify_bearer`` checks it,
+and a refused token (expired, forged) is answered 401 with ``WWW-Authenticate: Bearer
+…, error="invalid_token"`` (RFC 6750 §3, as RFC 8898 uses it), never a digest challenge.
+A forged one counts as a guess. Tokens over UDP, TCP or TLS are ignored (digest applies).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from sautikit.sip.auth_throttle import AuthThrottle, ThrottlePolicy
 from sautikit.sip.dialog import new_tag
@@ -33,10 +40,19 @@ from sautikit.sip.errors import SipParseError
 from sautikit.sip.message import Request
 from sautikit.sip.session import respond
 from sautikit.sip.transaction import ServerTransaction
-from sautikit.sip.transport import Peer
+from sautikit.sip.transport import Peer, is_websocket
 from sautikit.sip.uri import SipUri
 
-__all__ = ["AlgorithmResolver", "InvitePolicy", "RealmResolver", "ServerAuth", "default_realm"]
+__all__ = [
+    "AlgorithmResolver",
+    "Authenticated",
+    "BearerRefused",
+    "BearerVerifier",
+    "InvitePolicy",
+    "RealmResolver",
+    "ServerAuth",
+    "default_realm",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +65,27 @@ InvitePolicy = Callable[[Request, Peer], bool]
 RealmResolver = Callable[[Request], str]
 #: The algorithms to challenge a request with (its user's own), or None for the default.
 AlgorithmResolver = Callable[[Request], Sequence[str] | None]
+
+
+class BearerRefused(ValueError):
+    """A bearer token that is not accepted; ``forged`` when it counts as a guess."""
+
+    def __init__(self, reason: str, *, forged: bool = False) -> None:
+        super().__init__(reason)
+        self.forged = forged
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """Who a request was authenticated as, and for how long (a token's remaining
+    seconds; None for digest, whose login has no end)."""
+
+    username: str
+    valid_for: float | None = None
+
+
+#: ``token -> Authenticated``; raises :class:`BearerRefused`.
+BearerVerifier = Callable[[str], Authenticated]
 
 
 def default_realm(request: Request) -> str:
@@ -73,8 +110,10 @@ class ServerAuth:
         nonce_secret: bytes | None = None,
         throttle: ThrottlePolicy | None = None,
         clock: Callable[[], float] | None = None,
+        verify_bearer: BearerVerifier | None = None,
     ) -> None:
         self.lookup_ha1 = lookup_ha1
+        self.verify_bearer = verify_bearer
         self.throttle = AuthThrottle(throttle) if clock is None else AuthThrottle(throttle, clock)
         self.realm_for = realm_for or default_realm
         self.algorithms = tuple(algorithms)
@@ -90,10 +129,22 @@ class ServerAuth:
         return authenticator
 
     def authenticate(self, transaction: ServerTransaction, *, proxy: bool) -> str | None:
-        """The verified digest username, or None once the request was answered 401/407
-        (no, wrong or stale credentials, an unknown user, or a nonce from before a
-        restart), or 403 when there is no user database."""
+        """The verified username, or None once the request was answered (see
+        :meth:`authenticate_request`)."""
+        authenticated = self.authenticate_request(transaction, proxy=proxy)
+        return authenticated.username if authenticated is not None else None
+
+    def authenticate_request(
+        self, transaction: ServerTransaction, *, proxy: bool
+    ) -> Authenticated | None:
+        """Who sent the request: a browser's bearer token over WebSocket, else the
+        verified digest username; None once the request was answered 401/407 (no, wrong
+        or stale credentials, an unknown user, a nonce from before a restart, a refused
+        token), or 403 when there is no user database."""
         request = transaction.request
+        token = self._bearer(transaction)
+        if token is not None:
+            return self._check_bearer(transaction, token)
         lookup = self.lookup_ha1
         if lookup is None:
             respond(transaction, request.create_response(403, "Forbidden (no user database)"))
@@ -125,8 +176,8 @@ class ServerAuth:
             if credentials.algorithm.removesuffix("-sess") not in _bases(offered):
                 break  # not one this user is offered (a downgrade): challenged again
             result = authenticator.verify(credentials, request.method, lookup, body=request.body)
-            if result.ok:
-                return result.username
+            if result.ok and result.username is not None:
+                return Authenticated(result.username)
             if result.status is VerifyStatus.STALE:
                 stale = True
                 break
@@ -142,6 +193,44 @@ class ServerAuth:
             response.headers.add(header, challenge)
         respond(transaction, response)
         return None
+
+    def _bearer(self, transaction: ServerTransaction) -> str | None:
+        """The bearer token of a request that came over WebSocket, if it has one."""
+        if self.verify_bearer is None or not is_websocket(transaction.peer.transport):
+            return None
+        for value in transaction.request.headers.get_all("Authorization"):
+            scheme, _, token = value.strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+        return None
+
+    def _check_bearer(self, transaction: ServerTransaction, token: str) -> Authenticated | None:
+        assert self.verify_bearer is not None
+        request = transaction.request
+        throttle = self.throttle
+        if throttle.source_blocked(transaction.peer.host):
+            throttle.refused()
+            respond(transaction, request.create_response(403))
+            return None
+        try:
+            return self.verify_bearer(token)
+        except BearerRefused as refused:
+            if refused.forged:
+                self._failed(transaction, "(bearer token)", str(refused))
+            else:
+                peer = transaction.peer
+                logger.info(
+                    "SIP bearer token refused from %s:%d: %s", peer.host, peer.port, refused
+                )
+            response = request.create_response(401, to_tag=new_tag())
+            realm = self.realm_for(request)
+            response.headers.add(
+                "WWW-Authenticate",
+                f'Bearer realm="{realm}", error="invalid_token", '
+                f'error_description="{str(refused)[:80]}"',
+            )
+            respond(transaction, response)
+            return None
 
     def offered(self, request: Request) -> tuple[str, ...]:
         """The algorithms ``request`` is challenged with: its user's own, else the

@@ -47,7 +47,13 @@ from sautikit.sip.option_tags import OUR_OPTION_TAGS, unsupported
 from sautikit.sip.registrar import Binding, Registrar
 from sautikit.sip.registrar_service import BindingSink, RegistrarService
 from sautikit.sip.sdp import SdpNegotiationError, SdpParseError, SessionDescription
-from sautikit.sip.server_auth import AlgorithmResolver, InvitePolicy, RealmResolver, ServerAuth
+from sautikit.sip.server_auth import (
+    AlgorithmResolver,
+    BearerVerifier,
+    InvitePolicy,
+    RealmResolver,
+    ServerAuth,
+)
 from sautikit.sip.session import (
     SDP_CONTENT_TYPE,
     Call,
@@ -146,6 +152,9 @@ class UserAgent:
 
     ``session_timers`` (RFC 4028, on by default: 1800 s asked, 90 s the least accepted;
     None turns them off) end calls whose far end stopped refreshing them.
+
+    ``verify_bearer`` accepts a browser client's token over WebSocket in place of digest
+    (:mod:`sautikit.sip.token_auth`).
     """
 
     def __init__(
@@ -169,6 +178,7 @@ class UserAgent:
         persist_bindings: BindingSink | None = None,
         nat_keepalive: float | None = 30.0,
         session_timers: SessionTimerConfig | None = SessionTimerConfig(),
+        verify_bearer: BearerVerifier | None = None,
     ) -> None:
         self.transport = transport
         self._loop = asyncio.get_running_loop()
@@ -185,6 +195,7 @@ class UserAgent:
             nonce_secret=nonce_secret,
             throttle=auth_throttle,
             clock=clock,
+            verify_bearer=verify_bearer,
         )
         #: Requests dropped unanswered because they came from a known scanner.
         self.scanner_requests_dropped = 0
