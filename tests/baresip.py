@@ -28,7 +28,7 @@ requires_baresip = pytest.mark.skipif(
     reason="baresip (Debian package baresip) is not installed",
 )
 
-_MODULES = ("stdio", "g711", "aufile", "sndfile", "account", "menu", "uuid")
+_MODULES = ("stdio", "g711", "g722", "opus", "aufile", "sndfile", "account", "menu", "uuid")
 
 
 class Baresip:
@@ -43,9 +43,12 @@ class Baresip:
         address: str = "127.0.0.1",
         wrap: Callable[[Sequence[str]], list[str]] | None = None,
         transport: str = "udp",
+        audio_codecs: str = "PCMU",
     ) -> None:
         """``register`` (host, port, password) registers ``name`` there with digest auth,
-        over ``transport`` (``udp`` or ``tcp``).
+        over ``transport`` (``udp`` or ``tcp``). ``audio_codecs`` is what it offers and
+        accepts (baresip's names: ``PCMU``, ``G722/16000/1``, ``opus/48000/2``; Opus wants a
+        two-channel 48 kHz voice file, G.722 a 16 kHz one).
         ``address`` is where it listens; ``wrap`` turns its command line into another
         (e.g. run inside a network namespace, where every port is free)."""
         self.folder = folder
@@ -74,7 +77,7 @@ class Baresip:
             account = (
                 f"<sip:{name}@{host}:{port};transport={transport}>;auth_pass={password};regint=60"
             )
-        (folder / "accounts").write_text(f"{account};answermode=auto;audio_codecs=PCMU\n")
+        (folder / "accounts").write_text(f"{account};answermode=auto;audio_codecs={audio_codecs}\n")
         self._process: asyncio.subprocess.Process | None = None
         self.seconds = 0.0
 

@@ -222,7 +222,7 @@ async def test_transcription_is_served_once_asked_for(
         def load(self) -> None:
             pass
 
-        def transcribe(self, samples: object) -> Transcript:
+        def transcribe(self, samples: object, *, sample_rate: int = 8000) -> Transcript:
             return Transcript("hello there", "en", 1.0, self.name, (Word("hello", 0.1, 0.4, 0.9),))
 
     queued = (await client.get(f"/v1/recordings/{asked}/transcription", headers=headers)).json()

@@ -417,3 +417,16 @@ def test_recover_rejects_non_wav(tmp_path: Path) -> None:
     path.write_bytes(b"hello")
     with pytest.raises(AudioFormatError):
         recover_wav(path)
+
+
+def test_recordings_of_wideband_calls_load_at_16_khz() -> None:
+    from sautikit.media.audio import load_recording_channels
+
+    t = np.arange(16000) / 16000
+    left = (8000 * np.sin(2 * np.pi * 6000 * t)).astype(np.int16)
+    stereo = np.stack([left, left // 2], axis=1)
+    rate, (first, second) = load_recording_channels(encode_wav(stereo, 16000, 2), "audio/wav")
+    assert rate == 16000 and len(first) == len(second) == 16000
+    assert np.abs(first).max() > 7000  # 6 kHz kept: an 8 kHz copy could not hold it
+    narrow_rate, (narrow,) = load_recording_channels(encode_wav(left[::2], 8000), "audio/wav")
+    assert (narrow_rate, len(narrow)) == (8000, 8000)

@@ -84,12 +84,38 @@ def test_audio_in_another_format_is_refused(tmp_path: Path) -> None:
     with wave.open(buffer, "wb") as writer:
         writer.setnchannels(1)
         writer.setsampwidth(2)
-        writer.setframerate(16000)
+        writer.setframerate(44100)
         writer.writeframes(tone(0.5).tobytes())
     spool.write_bytes(buffer.getvalue())
 
-    with pytest.raises(FinaliseError, match="16000 Hz"):
+    with pytest.raises(FinaliseError, match="44100 Hz"):
         finalise_recording(spool, format="wav", trim=False)
+
+
+@pytest.mark.parametrize("format", ["wav", "mp3"])
+def test_a_wideband_call_s_16_khz_spool_stays_16_khz(tmp_path: Path, format: str) -> None:
+    """A call with an Opus or G.722 leg is spooled at 16 kHz: trimmed and encoded as such."""
+    spool = tmp_path / "rec.wav"
+    t = np.arange(16000 * 2) / 16000
+    speech = (8000 * np.sin(2 * np.pi * 6000 * t)).astype(np.int16)  # beyond 8 kHz's reach
+    audio = np.concatenate([np.zeros(8000, np.int16), speech, np.zeros(8000, np.int16)])
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(16000)
+        writer.writeframes(audio.tobytes())
+    spool.write_bytes(buffer.getvalue())
+
+    result = finalise_recording(spool, format=format, trim=True)  # type: ignore[arg-type]
+    assert result.sample_rate == 16000
+    assert result.duration == pytest.approx(2.0, abs=0.05)  # the half seconds of silence went
+    if format == "mp3":
+        decoded = miniaudio.mp3_read_s16(result.path.read_bytes())
+        assert (decoded.sample_rate, decoded.nchannels) == (16000, 1)
+    else:
+        with wave.open(str(result.path)) as reader:
+            assert reader.getframerate() == 16000
 
 
 def test_only_silence_trims_to_nothing(tmp_path: Path) -> None:

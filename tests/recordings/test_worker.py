@@ -40,11 +40,11 @@ class ScriptedEngine:
     def load(self) -> None:
         pass
 
-    def transcribe(self, samples: np.ndarray) -> Transcript:
+    def transcribe(self, samples: np.ndarray, *, sample_rate: int = 8000) -> Transcript:
         self.heard.append(len(samples))
         if self.text is None:
             raise TranscriptionError("the model fell over")
-        return Transcript(self.text, "en", len(samples) / 8000, self.name)
+        return Transcript(self.text, "en", len(samples) / sample_rate, self.name)
 
 
 async def _fund(rig: Rig, amount: int = 10_000) -> None:

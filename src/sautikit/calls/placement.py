@@ -40,6 +40,7 @@ from sautikit.logs import bind_call
 from sautikit.media import PortsExhausted
 from sautikit.pbx import OutboundLeg, Pbx
 from sautikit.recordings.pipeline import RecordingPipeline
+from sautikit.sip.sdp import DEFAULT_CODECS, WIDEBAND_CODECS
 from sautikit.voice.control import CallEnded, DialTarget
 from sautikit.voice.failure import CallErrorDetail, not_sent_error
 from sautikit.voice.live import CallHost, DialRefused, LiveCall
@@ -89,6 +90,9 @@ class Dialler:
             ring_timeout=ring_timeout,
             extra_headers=route.headers,
             srtp=route.srtp,
+            # A trunk (and our own on-net hop) gets G.711; a SIP URI dialled directly is
+            # usually a phone, offered Opus and G.722 first.
+            codecs=DEFAULT_CODECS if route.trunk or call.on_net else WIDEBAND_CODECS,
         )
 
 

@@ -36,11 +36,13 @@ __all__ = [
     "FRAME_DURATION",
     "FRAME_SAMPLES",
     "SAMPLE_RATE",
+    "WIDEBAND_SAMPLE_RATE",
     "AudioFormatError",
     "WavSpoolWriter",
     "encode_wav",
     "load_audio",
     "load_audio_channels",
+    "load_recording_channels",
     "load_wav",
     "recover_wav",
     "resample",
@@ -48,6 +50,8 @@ __all__ = [
 
 SAMPLE_RATE: Final = 8000
 """Sautikit's internal sample rate in Hz (G.711 narrowband)."""
+WIDEBAND_SAMPLE_RATE: Final = 16000
+"""The rate of wideband legs (G.722, Opus) and of the recordings of calls that had one."""
 FRAME_SAMPLES: Final = 160
 """Samples in one 20 ms media frame at :data:`SAMPLE_RATE`."""
 FRAME_DURATION: Final = FRAME_SAMPLES / SAMPLE_RATE
@@ -276,12 +280,13 @@ def _looks_like_mp3(data: bytes) -> bool:
 
 
 def _decode_mp3(data: bytes) -> Int16Array:
-    mono: Int16Array = _decode_mp3_channels(data).mean(axis=1).astype(np.int16)
+    mono: Int16Array = _decode_mp3_channels(data)[0].mean(axis=1).astype(np.int16)
     return mono
 
 
-def _decode_mp3_channels(data: bytes) -> Int16Array:
-    """MP3 bytes as 8 kHz int16 samples of shape (frames, channels)."""
+def _decode_mp3_channels(data: bytes, rate: int | None = SAMPLE_RATE) -> tuple[Int16Array, int]:
+    """MP3 bytes as int16 samples of shape (frames, channels) at ``rate`` (None: the
+    recording's own, brought to 16 kHz if higher), and that rate."""
     try:
         import miniaudio
     except ImportError as exc:  # pragma: no cover - depends on the installation
@@ -295,12 +300,18 @@ def _decode_mp3_channels(data: bytes) -> Int16Array:
         raise AudioFormatError("MP3 holds no audio frames")
     frames = samples[: samples.size - samples.size % decoded.nchannels]
     frames = frames.reshape(-1, decoded.nchannels)
+    to_rate = _recording_rate(decoded.sample_rate) if rate is None else rate
     channels = [
-        _to_int16(_resample_float(frames[:, channel], decoded.sample_rate, SAMPLE_RATE))
+        _to_int16(_resample_float(frames[:, channel], decoded.sample_rate, to_rate))
         for channel in range(decoded.nchannels)
     ]
     frames_by_channel: Int16Array = np.stack(channels, axis=1)
-    return frames_by_channel
+    return frames_by_channel, to_rate
+
+
+def _recording_rate(native: int) -> int:
+    """The rate a recording is worked on at: 16 kHz if it has that much, else 8 kHz."""
+    return WIDEBAND_SAMPLE_RATE if native >= WIDEBAND_SAMPLE_RATE else SAMPLE_RATE
 
 
 def load_audio(data: bytes, content_type: str | None = None) -> Int16Array:
@@ -322,16 +333,32 @@ def load_audio(data: bytes, content_type: str | None = None) -> Int16Array:
 def load_audio_channels(data: bytes, content_type: str | None = None) -> list[Int16Array]:
     """Like :func:`load_audio`, but one 8 kHz ``int16`` array per channel, first (left)
     channel first: a dual-channel call recording keeps its two parties apart."""
+    return _load_channels(data, content_type, SAMPLE_RATE)[1]
+
+
+def load_recording_channels(
+    data: bytes, content_type: str | None = None
+) -> tuple[int, list[Int16Array]]:
+    """:func:`load_audio_channels` at the recording's own rate where it is wideband: 16 kHz
+    for a file of 16 kHz or more (a call with a wideband leg), else 8 kHz; and that rate."""
+    return _load_channels(data, content_type, None)
+
+
+def _load_channels(
+    data: bytes, content_type: str | None, to_rate: int | None
+) -> tuple[int, list[Int16Array]]:
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if data[:4] == b"RIFF" or (media_type in _WAV_TYPES and not _looks_like_mp3(data)):
         samples, rate = _decode_wav_channels(data)
-        return [
-            _to_int16(_resample_float(samples[:, channel], rate, SAMPLE_RATE))
+        out_rate = _recording_rate(rate) if to_rate is None else to_rate
+        return out_rate, [
+            _to_int16(_resample_float(samples[:, channel], rate, out_rate))
             for channel in range(samples.shape[1])
         ]
     if _looks_like_mp3(data) or media_type in _MP3_TYPES:
-        frames = _decode_mp3_channels(data)
-        return [np.ascontiguousarray(frames[:, channel]) for channel in range(frames.shape[1])]
+        frames, out_rate = _decode_mp3_channels(data, to_rate)
+        channels = [np.ascontiguousarray(frames[:, channel]) for channel in range(frames.shape[1])]
+        return out_rate, channels
     raise AudioFormatError(
         f"unsupported audio: content type {content_type or 'missing'!r} and unrecognised bytes"
     )

@@ -45,8 +45,10 @@ import asyncio
 import logging
 import os
 
+from sautikit.media.audio import SAMPLE_RATE
 from sautikit.media.bridge_recording import BridgeRecording
 from sautikit.media.channel import MediaChannel
+from sautikit.media.codecs import WIDEBAND_RATE
 from sautikit.media.session import RelayTap
 
 __all__ = ["Bridge"]
@@ -94,6 +96,7 @@ class Bridge:
                     recording_channels,
                     # The recording thread's own decoders: the legs' keep their streams' state.
                     (a.session.codec.new_decoder().decode, b.session.codec.new_decoder().decode),
+                    WIDEBAND_RATE if a.wideband or b.wideband else SAMPLE_RATE,
                 )
             )
         except BaseException:
@@ -120,8 +123,8 @@ class Bridge:
             and not b.needs_clock
             and a.session.codec is b.session.codec
             and a.ptime == b.ptime
-            # The relay's recording taps place packets by G.711 timestamps; wideband
-            # recordings are made from the clock's frames.
+            # The relay's recording taps place packets by their 8 kHz timestamps; a
+            # wideband leg's recording is made from the clock's frames.
             and (self.recording is None or not a.session.codec.wideband)
         )
 
@@ -190,7 +193,11 @@ class Bridge:
             b.feed_wide = a.inbound_wide
         recording = self.recording
         if recording is not None:
-            recording.write(a.inbound, b.inbound)
+            # A wideband leg's own 16 kHz frame; the recording converts an 8 kHz one.
+            recording.write(
+                a.inbound if a.inbound_wide is None else a.inbound_wide,
+                b.inbound if b.inbound_wide is None else b.inbound_wide,
+            )
 
     def on_digit(self, channel: MediaChannel, digit: str) -> None:
         # Relaying, the digit's own packets crossed already.

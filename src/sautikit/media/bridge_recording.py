@@ -9,7 +9,9 @@ settled behind it. While the bridge mixes on the clock (a prompt to one leg), th
 of each tick go into the same buffer at the tick's position, so the two paths join in one
 file.
 
-Positions: sample 0 is the first tick after the bridge began; a tick is 160 samples. Each
+Positions: sample 0 is the first tick after the bridge began; a tick is 160 samples at
+8 kHz, 320 in a 16 kHz recording (a bridge with a wideband leg: the clock's frames of
+the other leg are converted up; such a bridge is recorded from the clock, not relayed). Each
 leg's stream is anchored when its first packet arrives (the tick of its arrival plus the
 time since that tick began), then follows its RTP timestamps, so the two channels stay
 aligned to within the arrival jitter of those first packets, and audio is not stretched
@@ -71,6 +73,7 @@ class BridgeRecording(RecordingHandle):
 
     The bridge feeds it with :meth:`tap` (relay path, per packet) or :meth:`write` (clock
     path, per tick). ``decode`` turns each side's payloads into samples (the legs' codec).
+    ``sample_rate`` is the file's (16000 when a leg is wideband).
     """
 
     def __init__(
@@ -81,8 +84,12 @@ class BridgeRecording(RecordingHandle):
         disk: Executor,
         decode: tuple[Callable[[bytes], Int16Array], Callable[[bytes], Int16Array]],
         on_stop: Callable[[RecordingHandle], None] | None = None,
+        sample_rate: int = SAMPLE_RATE,
     ) -> None:
-        super().__init__(path, channels, disk, on_stop)
+        super().__init__(path, channels, disk, on_stop, sample_rate)
+        # Samples per tick, and the reorder window, at the file's rate.
+        self._tick_samples = FRAME_SAMPLES * sample_rate // SAMPLE_RATE
+        self._reorder_samples = REORDER_SAMPLES * sample_rate // SAMPLE_RATE
         self._engine = engine
         self._decode = decode
         self._start_tick = engine.tick
@@ -91,7 +98,7 @@ class BridgeRecording(RecordingHandle):
         self._items: list[_Item] = []
         self._anchors = (_StreamAnchor(), _StreamAnchor())
         # The recording thread's reorder buffer: samples from ``_settled`` on.
-        self._buffer = np.zeros((2, 4 * REORDER_SAMPLES), np.int16)
+        self._buffer = np.zeros((2, 4 * self._reorder_samples), np.int16)
         self._settled = 0
         self._newest = 0
 
@@ -100,18 +107,19 @@ class BridgeRecording(RecordingHandle):
     def _clock_position(self, now: float) -> int:
         """The recording's position of time ``now`` (between two ticks)."""
         engine = self._engine
-        within = round((now - engine.tick_started) * SAMPLE_RATE)
-        within = min(max(within, 0), FRAME_SAMPLES - 1)
-        return (engine.tick - self._start_tick) * FRAME_SAMPLES + within - self._paused_samples
+        tick = self._tick_samples
+        within = round((now - engine.tick_started) * self.sample_rate)
+        within = min(max(within, 0), tick - 1)
+        return (engine.tick - self._start_tick) * tick + within - self._paused_samples
 
     @property
     def duration(self) -> float:
         """Seconds on the clock since the bridge began, paused time excluded."""
         if self._state is RecorderState.STOPPED:
-            return self._samples / SAMPLE_RATE
+            return self._samples / self.sample_rate
         ticks = self._engine.tick if self._paused_at is None else self._paused_at
-        samples = (ticks - self._start_tick) * FRAME_SAMPLES - self._paused_samples
-        return max(0, samples) / SAMPLE_RATE
+        samples = (ticks - self._start_tick) * self._tick_samples - self._paused_samples
+        return max(0, samples) / self.sample_rate
 
     def tap(self, side: int, ssrc: int, timestamp: int, payload: bytes, now: float) -> None:
         """One audio packet leg ``side`` (0: a, 1: b) sent, as the relay forwarded it."""
@@ -138,10 +146,11 @@ class BridgeRecording(RecordingHandle):
         """The clock path: this tick's frame of ``a`` (and of ``b``, two channels or mono)."""
         if self._state is not RecorderState.RECORDING or self.error is not None:
             return
-        position = (self._engine.tick - self._start_tick - 1) * FRAME_SAMPLES - self._paused_samples
-        self._items.append((0, position, frame))
+        tick = self._tick_samples
+        position = (self._engine.tick - self._start_tick - 1) * tick - self._paused_samples
+        self._items.append((0, position, self._fit(0, frame)))
         if other is not None:
-            self._items.append((1, position, other))
+            self._items.append((1, position, self._fit(1, other)))
         if len(self._items) >= _BATCH_ITEMS:
             self._submit_queued()
 
@@ -152,7 +161,7 @@ class BridgeRecording(RecordingHandle):
 
     def resume(self) -> None:
         if self._state is RecorderState.PAUSED and self._paused_at is not None:
-            self._paused_samples += (self._engine.tick - self._paused_at) * FRAME_SAMPLES
+            self._paused_samples += (self._engine.tick - self._paused_at) * self._tick_samples
             self._paused_at = None
             self._state = RecorderState.RECORDING
             for anchor in self._anchors:  # what comes next starts at the resumed position
@@ -160,14 +169,14 @@ class BridgeRecording(RecordingHandle):
 
     def stop(self) -> float:
         if self._state is not RecorderState.STOPPED:
-            self._samples = round(self.duration * SAMPLE_RATE)
+            self._samples = round(self.duration * self.sample_rate)
             self._state = RecorderState.STOPPED
             self._submit_queued()
             self._last_job = self._disk.submit(self._finish, self._samples)
             self._last_job = self._disk.submit(self._close)
             if self._on_stop is not None:
                 self._on_stop(self)
-        return self._samples / SAMPLE_RATE
+        return self._samples / self.sample_rate
 
     def _submit_queued(self) -> None:
         if self._items:
@@ -193,7 +202,7 @@ class BridgeRecording(RecordingHandle):
                 self._buffer = grown
             self._buffer[side, start:end] = samples
             self._newest = max(self._newest, self._settled + end)
-        self._write_out(self._newest - REORDER_SAMPLES)
+        self._write_out(self._newest - self._reorder_samples)
 
     def _finish(self, total: int) -> None:
         if self._recorder is None or self.error is not None:

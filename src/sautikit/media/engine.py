@@ -369,9 +369,11 @@ class MediaEngine:
         path: str | os.PathLike[str],
         channels: int,
         decode: tuple[Callable[[bytes], Int16Array], Callable[[bytes], Int16Array]],
+        sample_rate: int = SAMPLE_RATE,
     ) -> BridgeRecording:
-        """A bridge's recording at ``path``, fed by relayed packets or clocked frames."""
-        return BridgeRecording(self, path, channels, self._disk, decode)
+        """A bridge's recording at ``path``, fed by relayed packets or clocked frames;
+        ``sample_rate`` 16000 keeps a wideband leg's audio."""
+        return BridgeRecording(self, path, channels, self._disk, decode, sample_rate=sample_rate)
 
     def add_mixer(self, mixer: Mixer) -> None:
         """Called by a bridge or conference: mix it on every tick from the next one."""

@@ -17,7 +17,7 @@ import enum
 import numpy as np
 import numpy.typing as npt
 
-from sautikit.media.audio import FRAME_SAMPLES
+from sautikit.media.audio import FRAME_SAMPLES, SAMPLE_RATE
 
 __all__ = ["SilenceDetector", "VoiceActivity", "frame_dbfs", "trim_silence"]
 
@@ -98,17 +98,22 @@ class SilenceDetector:
 
 
 def trim_silence(
-    samples: npt.NDArray[np.int16], threshold_dbfs: float = -40.0
+    samples: npt.NDArray[np.int16],
+    threshold_dbfs: float = -40.0,
+    *,
+    sample_rate: int = SAMPLE_RATE,
 ) -> npt.NDArray[np.int16]:
     """``samples`` without leading and trailing 20 ms frames quieter than the threshold.
 
-    Works on whole frames (the last may be partial). All silence gives an empty array.
+    Works on whole 20 ms frames at ``sample_rate`` (the last may be partial). All silence
+    gives an empty array.
     """
     samples = np.asarray(samples, dtype=np.int16)
-    count = -(-len(samples) // FRAME_SAMPLES)
-    padded = np.zeros(count * FRAME_SAMPLES, dtype=np.int16)
+    size = FRAME_SAMPLES * sample_rate // SAMPLE_RATE
+    count = -(-len(samples) // size)
+    padded = np.zeros(count * size, dtype=np.int16)
     padded[: len(samples)] = samples
-    loud = np.flatnonzero(_levels_dbfs(padded.reshape(count, FRAME_SAMPLES)) >= threshold_dbfs)
+    loud = np.flatnonzero(_levels_dbfs(padded.reshape(count, size)) >= threshold_dbfs)
     if len(loud) == 0:
         return samples[:0]
-    return samples[loud[0] * FRAME_SAMPLES : (loud[-1] + 1) * FRAME_SAMPLES]
+    return samples[loud[0] * size : (loud[-1] + 1) * size]

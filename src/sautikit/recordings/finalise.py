@@ -43,8 +43,12 @@ RECORDING_FORMATS: Final = ("wav", "mp3")
 CONTENT_TYPES: Final[dict[str, str]] = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 
 # Speech at 8 kHz: 16 kbit/s per channel keeps the telephone band intelligible at a
-# sixteenth of the PCM size (MPEG-2.5 layer III is what LAME uses at this rate).
-_MP3_KBPS_PER_CHANNEL: Final = 16
+# sixteenth of the PCM size (MPEG-2.5 layer III is what LAME uses at this rate). A 16 kHz
+# recording (a wideband leg) gets 32 kbit/s per channel (MPEG-2 layer III), the same
+# sixteenth, so its upper band is not thrown away again in the encoding.
+_MP3_KBPS_PER_CHANNEL: Final = {8000: 16, 16000: 32}
+#: The rates the PBX writes: 8 kHz, and 16 kHz where a leg had wideband audio.
+SPOOL_RATES: Final = (8000, 16000)
 _MP3_QUALITY: Final = 2  # LAME's "high quality" preset: slower search, same bitrate
 _ENCODE_BLOCK_FRAMES: Final = 10 * SAMPLE_RATE  # ten seconds at a time bounds memory
 _HASH_CHUNK: Final = 1024 * 1024
@@ -63,9 +67,10 @@ class FinalisedRecording:
     format: RecordingFormat
     channels: int
     frames: int
-    """Sample frames (1/8000 s each) in the recording; 0 means nothing was kept."""
+    """Sample frames (1/sample_rate s each) in the recording; 0 means nothing was kept."""
     size_bytes: int
     sha256: str
+    sample_rate: int = SAMPLE_RATE
 
     @property
     def content_type(self) -> str:
@@ -74,7 +79,7 @@ class FinalisedRecording:
     @property
     def duration(self) -> float:
         """Seconds of audio."""
-        return self.frames / SAMPLE_RATE
+        return self.frames / self.sample_rate
 
     @property
     def duration_seconds(self) -> int:
@@ -91,7 +96,7 @@ def finalise_recording(spool: Path, *, format: RecordingFormat, trim: bool) -> F
         raise FinaliseError(f"unknown recording format {format!r}; use wav or mp3")
     try:
         recover_wav(spool)
-        channels, samples = _read_pcm(spool)
+        channels, rate, samples = _read_pcm(spool)
     except (AudioFormatError, wave.Error, EOFError) as exc:
         raise FinaliseError(f"the spool file {spool.name} is not a usable WAV: {exc}") from exc
     except OSError as exc:
@@ -100,45 +105,45 @@ def finalise_recording(spool: Path, *, format: RecordingFormat, trim: bool) -> F
     output = spool
     trimmed = False
     if trim and channels == 1:
-        kept = trim_silence(samples)
+        kept = trim_silence(samples, sample_rate=rate)
         trimmed = len(kept) != len(samples)
         samples = kept
     if len(samples) == 0:
         pass  # nothing to keep: the caller stores nothing, so nothing is encoded
     elif format == "mp3":
         output = spool.with_suffix(".mp3")
-        _write_mp3(output, samples, channels)
+        _write_mp3(output, samples, channels, rate)
     elif trimmed:
         output = spool.with_suffix(".trimmed.wav")
-        output.write_bytes(encode_wav(samples))
+        output.write_bytes(encode_wav(samples, rate))
     frames = len(samples)
     size, digest = _measure(output)
-    return FinalisedRecording(output, format, channels, frames, size, digest)
+    return FinalisedRecording(output, format, channels, frames, size, digest, rate)
 
 
-def _read_pcm(spool: Path) -> tuple[int, np.ndarray]:
-    """The channel count and samples (shape (n,) or (n, 2)) of a PBX spool file."""
+def _read_pcm(spool: Path) -> tuple[int, int, np.ndarray]:
+    """The channel count, rate and samples (shape (n,) or (n, 2)) of a PBX spool file."""
     with wave.open(str(spool), "rb") as reader:
         channels = reader.getnchannels()
         width = reader.getsampwidth()
         rate = reader.getframerate()
-        if width != 2 or rate != SAMPLE_RATE or channels not in (1, 2):
+        if width != 2 or rate not in SPOOL_RATES or channels not in (1, 2):
             raise FinaliseError(
                 f"the spool file {spool.name} holds {channels}-channel {8 * width}-bit audio "
-                f"at {rate} Hz; the PBX writes 16-bit, {SAMPLE_RATE} Hz, one or two channels"
+                f"at {rate} Hz; the PBX writes 16-bit, 8000 or 16000 Hz, one or two channels"
             )
         raw = reader.readframes(reader.getnframes())
     samples = np.frombuffer(raw, dtype="<i2").astype(np.int16)
-    return channels, samples.reshape(-1, channels) if channels == 2 else samples
+    return channels, rate, samples.reshape(-1, channels) if channels == 2 else samples
 
 
-def _write_mp3(path: Path, samples: np.ndarray, channels: int) -> None:
+def _write_mp3(path: Path, samples: np.ndarray, channels: int, rate: int) -> None:
     import lameenc
 
     encoder = lameenc.Encoder()
-    encoder.set_in_sample_rate(SAMPLE_RATE)
+    encoder.set_in_sample_rate(rate)
     encoder.set_channels(channels)
-    encoder.set_bit_rate(_MP3_KBPS_PER_CHANNEL * channels)
+    encoder.set_bit_rate(_MP3_KBPS_PER_CHANNEL[rate] * channels)
     encoder.set_quality(_MP3_QUALITY)
     with path.open("wb") as output:
         for start in range(0, len(samples), _ENCODE_BLOCK_FRAMES):

@@ -78,6 +78,7 @@ MIN_WINDOW_SECONDS: Final = 10.0
 """The shortest encoder window, in seconds of audio (Whisper's own is 30)."""
 
 _WHISPER_SAMPLE_RATE: Final = 16000
+_RECORDING_RATES: Final = (SAMPLE_RATE, _WHISPER_SAMPLE_RATE)
 _MAX_WINDOW_SECONDS: Final = 30.0
 # Speech goes into windows of at most this much, leaving room for the 1 s pad after it.
 _MAX_SPEECH_SECONDS: Final = 28.0
@@ -148,8 +149,11 @@ class TranscriptionEngine(Protocol):
         """
         ...
 
-    def transcribe(self, samples: Int16Array, hints: Sequence[str] = ()) -> Transcript:
-        """Transcribe 8 kHz mono ``int16`` samples; raises :class:`TranscriptionError`.
+    def transcribe(
+        self, samples: Int16Array, hints: Sequence[str] = (), *, sample_rate: int = SAMPLE_RATE
+    ) -> Transcript:
+        """Transcribe mono ``int16`` samples at ``sample_rate`` (8000, or 16000 for a call
+        that had a wideband leg); raises :class:`TranscriptionError`.
 
         ``hints`` are words or phrases the speaker is likely to say (names, products);
         an engine may use them to bias what it hears.
@@ -157,12 +161,12 @@ class TranscriptionEngine(Protocol):
         ...
 
 
-def _recording(samples: Int16Array) -> Int16Array:
+def _recording(samples: Int16Array, sample_rate: int) -> Int16Array:
     array = np.asarray(samples)
-    if array.ndim != 1 or array.dtype != np.int16:
+    if array.ndim != 1 or array.dtype != np.int16 or sample_rate not in _RECORDING_RATES:
         raise TranscriptionError(
-            f"transcription takes 1-D int16 samples at {SAMPLE_RATE} Hz, "
-            f"got {array.dtype} samples of shape {array.shape}"
+            f"transcription takes 1-D int16 samples at 8000 or 16000 Hz, "
+            f"got {array.dtype} samples of shape {array.shape} at {sample_rate} Hz"
         )
     return array
 
@@ -179,13 +183,15 @@ class _Window:
         gaps = (len(self.regions) - 1) * _JOINING_PAUSE_SAMPLES
         return sum(region.end - region.start for region in self.regions) + gaps
 
-    def audio(self, recording: Int16Array) -> Int16Array:
-        pause = np.zeros(_JOINING_PAUSE_SAMPLES, dtype=np.int16)
+    def audio(self, recording: Int16Array, scale: int = 1) -> Int16Array:
+        """The window's audio from ``recording``, which has ``scale`` samples for each one
+        of the 8 kHz positions the regions were found at (2 for a 16 kHz recording)."""
+        pause = np.zeros(_JOINING_PAUSE_SAMPLES * scale, dtype=np.int16)
         parts: list[Int16Array] = []
         for region in self.regions:
             if parts:
                 parts.append(pause)
-            parts.append(recording[region.start : region.end])
+            parts.append(recording[region.start * scale : region.end * scale])
         return np.concatenate(parts)
 
     def recording_time(self, seconds: float) -> float:
@@ -325,17 +331,23 @@ class WhisperEngine:
             )
         return self._loaded_model
 
-    def transcribe(self, samples: Int16Array, hints: Sequence[str] = ()) -> Transcript:
-        recording = _recording(samples)
-        duration = len(recording) / SAMPLE_RATE
-        windows = _windows(speech_regions(recording)) if len(trim_silence(recording)) else []
+    def transcribe(
+        self, samples: Int16Array, hints: Sequence[str] = (), *, sample_rate: int = SAMPLE_RATE
+    ) -> Transcript:
+        recording = _recording(samples, sample_rate)
+        duration = len(recording) / sample_rate
+        # Speech is found at 8 kHz (the detector's rate); Whisper hears the recording's own.
+        narrow = recording
+        if sample_rate != SAMPLE_RATE:
+            narrow = np.asarray(resample(recording, sample_rate, SAMPLE_RATE), dtype=np.int16)
+        windows = _windows(speech_regions(narrow)) if len(trim_silence(narrow)) else []
         with self._lock:
             loaded = self._loaded()
             language = loaded.tokenizer.language_code
             words: list[Word] = []
             try:
                 for window in windows:
-                    words.extend(self._decode(loaded, recording, window, hints))
+                    words.extend(self._decode(loaded, recording, sample_rate, window, hints))
             except TranscriptionError:
                 raise
             except Exception as exc:  # CTranslate2 raises RuntimeError and others
@@ -353,13 +365,16 @@ class WhisperEngine:
         self,
         loaded: _LoadedWhisper,
         recording: Int16Array,
+        sample_rate: int,
         window: _Window,
         hints: Sequence[str],
     ) -> list[Word]:
         """The words of one window of speech, timed on the recording's clock."""
         import ctranslate2
 
-        speech = resample(window.audio(recording), SAMPLE_RATE, _WHISPER_SAMPLE_RATE)
+        speech = window.audio(recording, sample_rate // SAMPLE_RATE)
+        if sample_rate != _WHISPER_SAMPLE_RATE:
+            speech = np.asarray(resample(speech, sample_rate, _WHISPER_SAMPLE_RATE), np.int16)
         audio = np.asarray(speech, dtype=np.float32) / np.float32(_FULL_SCALE)
         seconds = len(audio) / _WHISPER_SAMPLE_RATE
         padded_seconds = min(

@@ -51,7 +51,7 @@ from sautikit.db.models import Recording, Transcription, Workspace
 from sautikit.db.types import rows_changed, utcnow
 from sautikit.events.delivery import add_callback_delivery
 from sautikit.events.outbox import record_call_event
-from sautikit.media.audio import AudioFormatError, load_audio_channels
+from sautikit.media.audio import AudioFormatError, load_recording_channels
 from sautikit.metrics import COUNTERS
 from sautikit.recordings.finalise import CONTENT_TYPES
 from sautikit.recordings.pipeline import callback_encoding
@@ -297,15 +297,17 @@ class TranscriptionWorker:
                 raise _JobFailed("the wallet cannot pay for the transcription")
         try:
             data = await self.stores.for_workspace(workspace).get_bytes(recording.storage_key)
-            channels = await asyncio.to_thread(
-                load_audio_channels, data, CONTENT_TYPES[recording.format]
+            # A recording of a wideband call stays 16 kHz: Whisper hears its upper band.
+            rate, channels = await asyncio.to_thread(
+                load_recording_channels, data, CONTENT_TYPES[recording.format]
             )
             if len(channels) > len(DUAL_SPEAKERS):
                 raise _JobFailed(f"the recording has {len(channels)} channels, not one or two")
             engine = await self._loaded_engine()
             started = time.perf_counter()
             transcripts = [
-                await asyncio.to_thread(engine.transcribe, samples) for samples in channels
+                await asyncio.to_thread(engine.transcribe, samples, sample_rate=rate)
+                for samples in channels
             ]
             if recording.duration_seconds:
                 work = time.perf_counter() - started
