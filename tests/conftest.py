@@ -1,7 +1,14 @@
-"""Fixtures shared by the whole suite: databases on both engines, and an API client."""
+"""Fixtures shared by the whole suite: databases on both engines, and an API client.
+
+Under pytest-xdist (``-n 2``, the default in pyproject.toml) each worker is its own
+process with its own PostgreSQL database (``test_gw0_…``, made from ``test``'s server at
+start and dropped at the end): schemas already keep tests apart, but ``LISTEN``/``NOTIFY``
+channels span a whole database, so one worker's command bus would hear the other's.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -20,17 +27,64 @@ from sautikit.config import Settings
 from sautikit.db import Database, upgrade_database
 from sautikit.storage import open_store
 
-POSTGRES_URL = os.environ.get(
+#: The database the suite was given (``SAUTIKIT_TEST_DATABASE_URL``, else db ``test``).
+SERVER_DATABASE_URL = os.environ.get(
     "SAUTIKIT_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
+
+
+def _worker_database_url(url: str) -> str:
+    """``url`` itself in a serial run; under xdist, a database of this worker's own on
+    the same server, named by worker and test run (two checkouts may run at once)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getppid()))[:8]
+    server, _, name = url.rpartition("/")
+    return f"{server}/{name}_{worker}_{run}"
+
+
+#: The database every PostgreSQL test uses (its schemas, roles' search paths).
+POSTGRES_URL = _worker_database_url(SERVER_DATABASE_URL)
 
 # Every database test runs on both engines. PostgreSQL is never skipped: where it is
 # missing the suite fails, so CI cannot pass without having tested it.
 ENGINES = ["sqlite", "postgresql"]
 
 
+def _asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
 async def _asyncpg_connect() -> asyncpg.Connection:
-    return await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://"))
+    return await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
+
+
+async def _on_server(statement: str) -> None:
+    admin = await asyncpg.connect(_asyncpg_dsn(SERVER_DATABASE_URL))
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+def _worker_database_name() -> str | None:
+    if POSTGRES_URL == SERVER_DATABASE_URL:
+        return None
+    return POSTGRES_URL.rpartition("/")[2]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    name = _worker_database_name()
+    if name is not None:
+        asyncio.run(_on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(_on_server(f'CREATE DATABASE "{name}"'))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    name = _worker_database_name()
+    if name is not None:
+        asyncio.run(_on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=ENGINES)

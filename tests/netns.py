@@ -7,18 +7,22 @@ sees the phone's traffic from ``router_ip`` on ports the router picked; the phon
 Contact and SDP name ``phone_ip``, which the server's namespace cannot reach: a blackhole
 route makes sure nothing sent there leaves this machine.
 
-Needs root, ``ip`` (iproute2) and ``nft`` (nftables). Each test process gets its own
-subnets and names (from its pid), so runs side by side do not meet.
+Needs root, ``ip`` (iproute2) and ``nft`` (nftables). Each rig gets names of its own
+(from the pid) and subnets of its own: subnet number ``n`` is held by an exclusive lock
+on a file in /run/lock for the rig's life and is skipped while any interface or route of
+this machine uses it, so parallel test workers (and several checkouts) never share one.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -46,13 +50,51 @@ class NatRig:
         return ["ip", "netns", "exec", self.phone_ns, *argv]
 
 
+_LOCKS = Path("/run/lock") if Path("/run/lock").is_dir() else Path("/tmp")
+
+
 def _run(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True, timeout=20)
 
 
+def _subnet_in_use(n: int) -> bool:
+    """Whether an address or route of this namespace already lies in one of rig ``n``'s
+    subnets (another rig, or the machine's own network)."""
+    listed = subprocess.run(
+        ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, timeout=20
+    ).stdout
+    listed += subprocess.run(
+        ["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True, timeout=20
+    ).stdout
+    return f"100.64.{n}." in listed or f"192.168.{n}." in listed
+
+
+@contextmanager
+def _subnet_number() -> Iterator[int]:
+    """A subnet number 1..250 no other rig holds, locked until the caller is done."""
+    start = os.getpid() % 250
+    for step in range(250):
+        n = (start + step) % 250 + 1
+        with (_LOCKS / f"sautikit-netns-{n}.lock").open("a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            if _subnet_in_use(n):
+                continue
+            yield n
+            return
+    raise RuntimeError("every NAT rig subnet (1..250) is taken")
+
+
 @contextmanager
 def nat_rig() -> Iterator[NatRig]:
-    n = os.getpid() % 250 + 1
+    with _subnet_number() as n, _nat_rig(n) as rig:
+        yield rig
+
+
+@contextmanager
+def _nat_rig(n: int) -> Iterator[NatRig]:
     tag = f"se{os.getpid() % 100000}"
     rig = NatRig(
         phone_ns=f"{tag}-phone",

@@ -20,7 +20,10 @@ Two ways to use it::
 XML file (``-sf``). SIPp runs in ``workdir`` (default: a new temporary folder), where
 its ``-trace_stat`` CSV (:attr:`SippResult.stats`) and ``-trace_err`` log
 (:attr:`SippResult.errors`) land. Its port is picked free on 127.0.0.1 unless given, and
-so is its media port (``-mp``), so tests can run side by side. Exit codes, from SIPp's
+so is its media port (``-mp``), so tests can run side by side. A pick can race with
+another process (SIPp binds its SIP socket first and its audio and video ports after
+it), so :meth:`Sipp.start` waits until SIPp itself holds its ports and starts it again on
+new ones when it exits with a bind error. Exit codes, from SIPp's
 manual: 0 every call succeeded, 1 at least one call failed, 97 exit on an internal
 command, 99 normal exit with no call processed, 255/254 fatal errors.
 
@@ -97,6 +100,52 @@ def free_port(kind: socket.SocketKind = socket.SOCK_DGRAM) -> int:
         return int(probe.getsockname()[1])
 
 
+def _free_media_port() -> int:
+    """A UDP port free on 127.0.0.1 with the port two above it free too: SIPp's ``-mp``
+    audio port and the video port it binds beside it."""
+    for _ in range(100):
+        port = free_port()
+        if port + 2 > 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as video:
+            try:
+                video.bind(("127.0.0.1", port + 2))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no UDP port pair is free on 127.0.0.1")
+
+
+#: SIPp's exit code for "Fatal error binding a socket" (its -2).
+_EXIT_BIND_ERROR = 254
+#: Attempts at starting SIPp on freshly picked ports before a bind error fails the test.
+_START_ATTEMPTS = 5
+
+
+def _bound_ports(pid: int) -> set[int]:
+    """Local ports of the sockets process ``pid`` holds, in its own network namespace."""
+    inodes: set[str] = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    except OSError:
+        return set()
+    ports: set[int] = set()
+    for table in ("udp", "tcp", "udp6", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 @dataclass
 class SippResult:
     """What a SIPp run left behind: exit code, output and its statistics."""
@@ -168,15 +217,29 @@ class Sipp:
         self._wrap = wrap
         # t: TCP, l: TLS (over TCP); u: UDP.
         self._kind = socket.SOCK_STREAM if transport.startswith(("t", "l")) else socket.SOCK_DGRAM
+        self._port_given = port is not None
         self.port = port if port is not None else free_port(self._kind)
+        self.media_port = _free_media_port()
         self.timeout = timeout
         self.workdir = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="sipp-"))
-        self.command = self._command(
-            remote, calls, transport, service, keys or {}, trace_stat, trace_err, extra
+        self._arguments = (
+            remote,
+            calls,
+            transport,
+            service,
+            keys or {},
+            trace_stat,
+            trace_err,
+            extra,
         )
-        if wrap is not None:
-            self.command = wrap(self.command)
+        self.command = self._build_command()
         self._process: asyncio.subprocess.Process | None = None
+        # Output of a SIPp that ended while start() watched it (wait() reports it).
+        self._early_output: tuple[bytes, bytes] | None = None
+
+    def _build_command(self) -> list[str]:
+        command = self._command(*self._arguments)
+        return self._wrap(command) if self._wrap is not None else command
 
     def _command(
         self,
@@ -196,8 +259,8 @@ class Sipp:
             command = [self.binary, "-sn", scenario]
         if remote is not None:
             command.append(f"{remote[0]}:{remote[1]}")
-        command += ["-i", self.local, "-p", str(self.port), "-t", transport]
-        command += ["-mp", str(free_port()), "-m", str(calls), "-nostdin"]
+        command += ["-i", self.local, "-p", str(self._port), "-t", transport]
+        command += ["-mp", str(self.media_port), "-m", str(calls), "-nostdin"]
         # -timeout ends a stuck run; -timeout_error makes that run a failure (exit 1).
         command += ["-timeout", f"{self.timeout}s", "-timeout_error"]
         if service is not None:
@@ -211,30 +274,54 @@ class Sipp:
         return command + list(extra)
 
     async def start(self) -> None:
-        """Start SIPp and give it a moment to bind its port."""
-        self._process = await asyncio.create_subprocess_exec(
-            *self.command,
-            cwd=self.workdir,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        if self._wrap is not None:  # elsewhere (another namespace): its port cannot be seen
-            await asyncio.sleep(0.3)
-            return
-        # A callee must be listening before we call it: wait until its port is taken.
-        for _ in range(100):
-            if self._port_taken() or self._process.returncode is not None:
-                break
+        """Start SIPp and return once it holds its ports (or has already ended).
+
+        A port another process took between our pick and SIPp's bind makes SIPp exit
+        with a bind error; it is then started again on new ports (the SIP port only if
+        no one has read :attr:`port` yet, so nothing was told the old one)."""
+        for attempt in range(_START_ATTEMPTS):
+            self._early_output = None
+            self._process = await asyncio.create_subprocess_exec(
+                *self.command,
+                cwd=self.workdir,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            await self._until_bound(self._process)
+            if self._process.returncode != _EXIT_BIND_ERROR or attempt + 1 == _START_ATTEMPTS:
+                return
+            self._early_output = await self._process.communicate()
+            stderr = self._early_output[1].decode(errors="replace")
+            if "main socket" in stderr or "server socket" in stderr:
+                if self._port_given or self._port_read:
+                    return
+                self._port = free_port(self._kind)
+            elif "RTP socket" not in stderr:
+                return
+            self.media_port = _free_media_port()
+            self.command = self._build_command()
+
+    async def _until_bound(self, process: asyncio.subprocess.Process) -> None:
+        """Wait (up to 5 s) until ``process`` holds its SIP and media ports or has ended."""
+        wanted = {self.media_port, self.media_port + 2}
+        if self._kind == socket.SOCK_DGRAM:
+            wanted.add(self._port)
+        for _ in range(250):
+            if process.returncode is not None or wanted <= _bound_ports(process.pid):
+                return
             await asyncio.sleep(0.02)
 
-    def _port_taken(self) -> bool:
-        with socket.socket(socket.AF_INET, self._kind) as probe:
-            try:
-                probe.bind(("127.0.0.1", self.port))
-            except OSError:
-                return True
-        return False
+    @property
+    def port(self) -> int:
+        """SIPp's SIP port (fixed once read: see :meth:`start`)."""
+        self._port_read = True
+        return self._port
+
+    @port.setter
+    def port(self, value: int) -> None:
+        self._port = value
+        self._port_read = False
 
     async def wait(self, grace: float = 5.0) -> SippResult:
         """Wait for SIPp to finish (its own ``timeout`` plus ``grace``), killing it after."""
@@ -243,7 +330,10 @@ class Sipp:
             raise RuntimeError("start SIPp first")
         timed_out = False
         try:
-            stdout, stderr = await asyncio.wait_for(process.communicate(), self.timeout + grace)
+            if self._early_output is not None:
+                stdout, stderr = self._early_output
+            else:
+                stdout, stderr = await asyncio.wait_for(process.communicate(), self.timeout + grace)
         except TimeoutError:
             timed_out = True
             with contextlib.suppress(ProcessLookupError):
