@@ -81,7 +81,9 @@ def pytest_configure(config: pytest.Config) -> None:
         asyncio.run(_on_server(f'CREATE DATABASE "{name}"'))
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Here, not at unconfigure: a worker reports itself finished after this hook, and
+    # xdist kills a finished worker that has not exited within seconds.
     name = _worker_database_name()
     if name is not None:
         asyncio.run(_on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
