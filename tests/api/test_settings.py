@@ -9,11 +9,14 @@ import httpx
 import pytest
 from tests.support import KeyFactory
 
+from sautikit import accounts
+from sautikit.api.app import create_api
 from sautikit.billing.authorisation import authorise_destination
 from sautikit.config import Settings
 from sautikit.crypto import CryptoError, decrypt_secret
-from sautikit.db import Database
+from sautikit.db import Database, upgrade_database
 from sautikit.db.models import Workspace
+from sautikit.storage import open_store
 
 EVERYTHING = ["calls.write", "recordings.write", "wallet.write", "settings.read"]
 
@@ -37,6 +40,27 @@ async def test_reading_settings_needs_settings_read(
         assert answer.json()["error"]["code"] == "api_key.scope_denied"
         assert "settings.read" in answer.json()["error"]["message"]
         assert "+254" not in answer.text
+
+
+async def test_a_whole_access_key_made_before_settings_read_keeps_reading_settings(
+    settings: Settings, empty_database: Database
+) -> None:
+    """Migration 0025: a key holding every scope SPEC §1 names (what ``--scopes all`` gave
+    before settings.read and keys.manage existed) gains both; a narrower key gains nothing."""
+    await upgrade_database(empty_database, "0024")  # the database as it was
+    async with empty_database.transaction() as session:
+        workspace = await accounts.create_workspace(session, "made before 0025")
+        spec_scopes = sorted(accounts.SCOPES - {"settings.read", "keys.manage"})
+        whole = await accounts.create_api_key(session, workspace.id, spec_scopes)
+        narrow = await accounts.create_api_key(session, workspace.id, ["calls.read"])
+    await upgrade_database(empty_database)  # what `sautikit db upgrade` runs
+    app = create_api(settings, empty_database, open_store(settings))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sautikit.test") as client:
+        for created, expected in ((whole, 200), (narrow, 403)):
+            key = {"Authorization": f"Bearer {created.secret}"}
+            assert (await client.get("/v1/settings", headers=key)).status_code == expected
+            assert (await client.get("/v1/keys", headers=key)).status_code == expected
 
 
 async def test_a_settings_read_key_reads_the_defaults(

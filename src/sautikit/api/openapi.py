@@ -16,6 +16,8 @@ FastAPI's generated document is corrected in one place, after generation:
   (:mod:`sautikit.api.routing`), and on the operator's credit, which honours it its own way.
 * **Webhooks**: what Sautikit sends to apps, and the action document they answer
   (:mod:`sautikit.api.webhooks_doc`).
+* **Examples** on every schema, parameter, request body and answer
+  (:mod:`sautikit.api.examples`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from sautikit.api.errors import ErrorEnvelope
+from sautikit.api.examples import add_examples
 from sautikit.api.routing import IDEMPOTENCY_HEADER
 from sautikit.api.webhooks_doc import add_webhooks
 
@@ -126,6 +129,7 @@ def install_openapi(app: FastAPI) -> None:
         schemas.update(envelope.pop("$defs", {}))
         schemas.setdefault("ErrorEnvelope", envelope)
         add_webhooks(document)
+        add_examples(document)
         app.openapi_schema = document
         return document
 

@@ -61,6 +61,23 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "checks": checks})
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+_METRICS_EXAMPLE = (
+    "# HELP sautikit_calls_active Calls this process is carrying now.\n"
+    "# TYPE sautikit_calls_active gauge\n"
+    "sautikit_calls_active 3.0\n"
+)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The Prometheus text exposition format.",
+            "content": {"text/plain": {"schema": {"type": "string"}, "example": _METRICS_EXAMPLE}},
+        }
+    },
+)
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)

@@ -9,9 +9,8 @@ the process holding the call, whose ``enqueue`` then goes on to its ``action``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from sautikit.api.auth import Principal, require_scopes
@@ -31,6 +30,63 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/queues", route_class=SautikitRoute, tags=["queues"])
 
+
+class QueueOut(BaseModel):
+    """A queue and how it stands now."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "id": "0192f3c4-5d6e-7f80-9a1b-2c3d4e5f6a70",
+                "name": "support",
+                "size": 2,
+                "max_size": 100,
+                "average_wait_seconds": 45,
+                "created_at": "2026-12-04T09:30:00.120Z",
+            }
+        }
+    )
+
+    id: str = Field(description="UUIDv7.")
+    name: str = Field(description="The name `enqueue` and `dequeue` use.")
+    size: int = Field(ge=0, description="Callers waiting now.")
+    max_size: int = Field(ge=1, description="`enqueue` refuses callers beyond it.")
+    average_wait_seconds: int = Field(
+        ge=0, description="Mean wait of the callers an agent took in the last hour."
+    )
+    created_at: str | None = Field(description="RFC 3339, UTC.")
+
+
+class QueuePage(BaseModel):
+    data: list[QueueOut]
+    next_cursor: str | None = Field(description="Always null: every queue is listed.")
+
+
+class QueueMemberOut(BaseModel):
+    """A caller waiting in a queue."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "call_id": "0192f3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b",
+                "position": 1,
+                "wait_seconds": 32,
+                "joined_at": "2026-12-04T09:30:04.010Z",
+            }
+        }
+    )
+
+    call_id: str
+    position: int = Field(ge=1, description="1 is the next to be taken.")
+    wait_seconds: int = Field(ge=0)
+    joined_at: str | None = Field(description="RFC 3339, UTC.")
+
+
+class QueueMemberPage(BaseModel):
+    data: list[QueueMemberOut]
+    next_cursor: str | None = Field(description="Always null: a queue holds at most 5000.")
+
+
 read = require_scopes("calls.read")
 write = require_scopes("calls.write")
 
@@ -43,40 +99,43 @@ async def _queue(session: DbSession, principal: Principal, name: str) -> Queue:
 
 
 @router.get("", summary="The workspace's queues, with how many wait in each")
-async def list_queues(session: DbSession, principal: Principal = Depends(read)) -> dict[str, Any]:
+async def list_queues(session: DbSession, principal: Principal = Depends(read)) -> QueuePage:
     queues = await session.scalars(
         select(Queue).where(Queue.workspace_id == principal.workspace_id).order_by(Queue.name)
     )
-    found = [await describe_queue(session, queue) for queue in queues.all()]
-    return {"data": found, "next_cursor": None}
+    found = [QueueOut(**await describe_queue(session, queue)) for queue in queues.all()]
+    return QueuePage(data=found, next_cursor=None)
 
 
 @router.get("/{name}", summary="One queue")
 async def get_queue(
     name: str, session: DbSession, principal: Principal = Depends(read)
-) -> dict[str, Any]:
-    return await describe_queue(session, await _queue(session, principal, name))
+) -> QueueOut:
+    return QueueOut(**await describe_queue(session, await _queue(session, principal, name)))
 
 
 @router.get("/{name}/members", summary="The callers waiting, next to be taken first")
 async def list_members(
     name: str, session: DbSession, principal: Principal = Depends(read)
-) -> dict[str, Any]:
+) -> QueueMemberPage:
     queue = await _queue(session, principal, name)
     waiting = await waiting_members(session, queue.id)
-    members = [describe_member(member, index) for index, member in enumerate(waiting, start=1)]
-    return {"data": members, "next_cursor": None}
+    members = [
+        QueueMemberOut(**describe_member(member, index))
+        for index, member in enumerate(waiting, start=1)
+    ]
+    return QueueMemberPage(data=members, next_cursor=None)
 
 
 @router.get("/{name}/members/{call_id}", summary="One waiting caller")
 async def get_member(
     name: str, call_id: str, session: DbSession, principal: Principal = Depends(read)
-) -> dict[str, Any]:
+) -> QueueMemberOut:
     queue = await _queue(session, principal, name)
     waiting = await waiting_members(session, queue.id)
     for index, member in enumerate(waiting, start=1):
         if member.call_id == call_id:
-            return describe_member(member, index)
+            return QueueMemberOut(**describe_member(member, index))
     raise ApiError(404, "queues.member_not_found", f"call {call_id} is not waiting in {name!r}")
 
 
