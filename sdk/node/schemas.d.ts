@@ -264,6 +264,26 @@ export type Pricing = {
   transcription_per_minute_minor: number;
 };
 
+export type QueueMemberOut = {
+  call_id: string;
+  position: number;
+  wait_seconds: number;
+  joined_at: string | null;
+};
+
+export type QueueMemberPage = Page<QueueMemberOut>;
+
+export type QueueOut = {
+  id: string;
+  name: string;
+  size: number;
+  max_size: number;
+  average_wait_seconds: number;
+  created_at: string | null;
+};
+
+export type QueuePage = Page<QueueOut>;
+
 export type ReceivedOut = {
   transport: string;
   host: string;
