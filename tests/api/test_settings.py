@@ -45,11 +45,11 @@ async def test_reading_settings_needs_settings_read(
 async def test_a_whole_access_key_made_before_settings_read_keeps_reading_settings(
     settings: Settings, empty_database: Database
 ) -> None:
-    """Migration 0025: a key holding every scope SPEC §1 names (what ``--scopes all`` gave
+    """Migration 0026: a key holding every scope SPEC §1 names (what ``--scopes all`` gave
     before settings.read and keys.manage existed) gains both; a narrower key gains nothing."""
-    await upgrade_database(empty_database, "0024")  # the database as it was
+    await upgrade_database(empty_database, "0025")  # the database as it was
     async with empty_database.transaction() as session:
-        workspace = await accounts.create_workspace(session, "made before 0025")
+        workspace = await accounts.create_workspace(session, "made before 0026")
         spec_scopes = sorted(accounts.SCOPES - {"settings.read", "keys.manage"})
         whole = await accounts.create_api_key(session, workspace.id, spec_scopes)
         narrow = await accounts.create_api_key(session, workspace.id, ["calls.read"])

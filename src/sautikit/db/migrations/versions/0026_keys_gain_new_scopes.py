@@ -7,8 +7,8 @@ keys, as an ``all`` key made today does. A key with fewer scopes gains nothing: 
 ``calls.read`` no longer shows the allow-lists, bucket and retention is the fix
 (docs/api.md, "Keys made before 0.1").
 
-Revision ID: 0025
-Revises: 0024
+Revision ID: 0026
+Revises: 0025
 Create Date: 2026-12-04
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0025"
-down_revision = "0024"
+revision = "0026"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
