@@ -373,6 +373,21 @@ export type StorageCredentials = {
   secret_key: string;
 };
 
+export type TokenIn = {
+  identity: string;
+  caller_id?: string | null;
+  ttl?: number;
+};
+
+export type TokenOut = {
+  token: string;
+  expires_at: string;
+  identity: string;
+  sip_uri: string;
+  ws_url: string | null;
+  wss_url: string | null;
+};
+
 export type TopUpIn = {
   provider: "mpesa";
   amount_minor: number;
