@@ -65,7 +65,8 @@ async def _serve(args: argparse.Namespace) -> None:
     os.sched_setaffinity(0, {args.core})
     ports = json.loads(sys.stdin.readline())
     recordings = Path(args.recordings)
-    async with MediaEngine("127.0.0.1", (20000, 29999)) as engine:
+    first, last = (int(port) for port in args.ports.split("-"))
+    async with MediaEngine("127.0.0.1", (first, last)) as engine:
         channels = []
         for port in ports:
             channel = await engine.open_channel()
@@ -260,6 +261,7 @@ def trial(server: str, legs: int, args: argparse.Namespace, binary: Path, room: 
             (workdir / "recordings").mkdir()
             command = [sys.executable, __file__, "--serve", "--core", str(args.server_core)]
             command += ["--recordings", str(workdir / "recordings"), "--room", str(room)]
+            command += ["--ports", args.ports]
             if not args.record:
                 command.append("--no-record")
             media = subprocess.Popen(
@@ -288,8 +290,8 @@ def trial(server: str, legs: int, args: argparse.Namespace, binary: Path, room: 
                     "--table=-1",
                     "--interface=127.0.0.1",
                     f"--listen-ng=127.0.0.1:{ng_port}",
-                    "--port-min=30000",
-                    "--port-max=39999",
+                    f"--port-min={args.ports.split('-')[0]}",
+                    f"--port-max={args.ports.split('-')[1]}",
                     f"--num-threads={args.rtpengine_threads}",
                     "--config-file=none",
                 ],
@@ -461,6 +463,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--load-core", type=int, default=1)
     parser.add_argument("--no-record", dest="record", action="store_false")
+    parser.add_argument(
+        "--ports",
+        default="20000-29999",
+        help="the servers' RTP/RTCP port range, FIRST-LAST (4 ports per call)",
+    )
     parser.add_argument("--no-rtpengine", action="store_true")
     parser.add_argument("--rtpengine-threads", type=int, default=1)
     parser.add_argument("--conference", type=int, nargs="*", default=[], help="room sizes")

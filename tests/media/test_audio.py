@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
@@ -354,6 +355,25 @@ def test_spool_header_is_valid_after_each_flush(tmp_path: Path) -> None:
     channels, rate, samples = read_with_wave_module(path)
     assert (channels, rate, len(samples)) == (1, 8000, 6 * FRAME_SAMPLES)
     assert writer.closed
+
+
+def test_spool_is_handed_to_the_os_each_sync_interval_and_fsynced_more_rarely(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rec.wav"
+    fsynced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsynced.append(fd), real_fsync(fd))[1])
+    frame = np.full(FRAME_SAMPLES, 1000, dtype=np.int16)
+    with WavSpoolWriter(path, sync_interval=0.1, fsync_interval=1.0) as writer:
+        assert len(fsynced) == 1  # the new file itself
+        for count in range(1, 101):  # 2 s of audio
+            writer.write(frame)
+            if count % 5 == 0:  # each 100 ms the header counts everything written
+                assert len(load_wav(path)) == count * FRAME_SAMPLES
+        assert len(fsynced) == 1 + 2  # once per second of audio, not once per flush
+    assert len(fsynced) == 4  # and on close
+    assert len(load_wav(path)) == 100 * FRAME_SAMPLES
 
 
 def test_two_channel_spool_keeps_parties_apart(tmp_path: Path) -> None:

@@ -188,21 +188,63 @@ class BridgeRecording(RecordingHandle):
     def _place(self, items: list[_Item]) -> None:
         if self._recorder is None or self.error is not None:
             return
-        decode = self._decode
+        # Runs of packets are placed together (one decode per side, not one per packet);
+        # a clocked frame ends a run, so whatever came later still lands on top.
+        run: tuple[list[bytes], list[bytes]] = ([], [])
+        positions: tuple[list[int], list[int]] = ([], [])
         for side, position, data in items:
-            samples = decode[side](data) if isinstance(data, bytes) else data
-            start = position - self._settled
-            if start < 0:  # later than the reorder buffer waits: only its tail is new
-                samples = samples[-start:]
-                start = 0
-            end = start + len(samples)
-            if end > self._buffer.shape[1]:
-                grown = np.zeros((2, max(end, 2 * self._buffer.shape[1])), np.int16)
-                grown[:, : self._buffer.shape[1]] = self._buffer
-                self._buffer = grown
-            self._buffer[side, start:end] = samples
-            self._newest = max(self._newest, self._settled + end)
+            if isinstance(data, bytes):
+                run[side].append(data)
+                positions[side].append(position)
+                continue
+            self._place_run(run, positions)
+            self._place_samples(side, position, data)
+        self._place_run(run, positions)
         self._write_out(self._newest - self._reorder_samples)
+
+    def _place_run(
+        self, run: tuple[list[bytes], list[bytes]], positions: tuple[list[int], list[int]]
+    ) -> None:
+        for side in (0, 1):
+            payloads = run[side]
+            if not payloads:
+                continue
+            at = positions[side]
+            decode = self._decode[side]
+            length = len(payloads[0])
+            # G.711 (the only narrowband format) is stateless, one sample per octet: a run
+            # of packets of one size decodes at once and splits back into packets; in
+            # order and back to back, one slice takes it. Wideband decoders predict from
+            # the stream before, so they take one packet at a time.
+            if self.sample_rate == SAMPLE_RATE and all(
+                len(payload) == length for payload in payloads
+            ):
+                samples = decode(b"".join(payloads))
+                first = at[0]
+                if all(p == first + i * length for i, p in enumerate(at)):
+                    self._place_samples(side, first, samples)
+                else:
+                    for index, position in enumerate(at):
+                        piece = samples[index * length : (index + 1) * length]
+                        self._place_samples(side, position, piece)
+            else:
+                for payload, position in zip(payloads, at, strict=True):
+                    self._place_samples(side, position, decode(payload))
+            payloads.clear()
+            at.clear()
+
+    def _place_samples(self, side: int, position: int, samples: Int16Array) -> None:
+        start = position - self._settled
+        if start < 0:  # later than the reorder buffer waits: only its tail is new
+            samples = samples[-start:]
+            start = 0
+        end = start + len(samples)
+        if end > self._buffer.shape[1]:
+            grown = np.zeros((2, max(end, 2 * self._buffer.shape[1])), np.int16)
+            grown[:, : self._buffer.shape[1]] = self._buffer
+            self._buffer = grown
+        self._buffer[side, start:end] = samples
+        self._newest = max(self._newest, self._settled + end)
 
     def _finish(self, total: int) -> None:
         if self._recorder is None or self.error is not None:
@@ -228,8 +270,9 @@ class BridgeRecording(RecordingHandle):
         except OSError as exc:
             self._fail(exc)
             return
-        kept = np.zeros_like(self._buffer)
-        if count < width:
-            kept[:, : width - count] = self._buffer[:, count:]
-        self._buffer = kept
+        if count < width:  # what is left moves to the front, in place
+            self._buffer[:, : width - count] = self._buffer[:, count:]
+            self._buffer[:, width - count :] = 0
+        else:
+            self._buffer = np.zeros_like(self._buffer)
         self._settled = upto

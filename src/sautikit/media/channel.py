@@ -204,7 +204,7 @@ class RecordingHandle:
     """A recording in progress: pause, resume, stop, then :meth:`finished`.
 
     Its owner (a channel, bridge or conference) calls :meth:`write` once per tick, which only
-    queues the frame: the file is created, written and fsynced by the engine's recording
+    queues the frame: the file is created, written and synced by the engine's recording
     thread in batches of :data:`RECORDING_BATCH_TICKS`, so disk latency never delays a tick.
     A disk error (including an already existing ``path``) ends the recording; it is kept in
     :attr:`error` and raised by :meth:`finished`.
