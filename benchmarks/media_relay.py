@@ -216,7 +216,10 @@ class Result:
     delay_p99_ms: float
     deviation_p99_ms: float
     packets_per_second: float
+    packets_delivered_per_second: float
     cpu_percent: float
+    system_percent: float
+    """The part of ``cpu_percent`` spent in the kernel (the sockets' system calls)."""
     load: float
     extra: dict[str, Any]
 
@@ -225,15 +228,23 @@ class Result:
         return self.legs // 2
 
     @property
+    def cpu_per_packet_us(self) -> float:
+        """Microseconds of server CPU per packet it delivered (what a far end received):
+        unlike the CPU per call, not flattered by packets the kernel dropped unread."""
+        delivered = self.packets_delivered_per_second
+        return 1e4 * self.cpu_percent / delivered if delivered else float("nan")
+
+    @property
     def cpu_per_call_ms(self) -> float:
         """Milliseconds of server CPU per second per call (or per participant in a room)."""
         units = self.legs if self.room else self.calls
         return 10 * self.cpu_percent / units if units else float("nan")
 
 
-def _cpu_seconds(pid: int) -> float:
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """The process's (user, system) CPU seconds, all its threads."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
+    return int(fields[11]) / TICKS_PER_SECOND, int(fields[12]) / TICKS_PER_SECOND
 
 
 def build_load(workdir: Path) -> Path:
@@ -247,8 +258,10 @@ def trial(server: str, legs: int, args: argparse.Namespace, binary: Path, room: 
     processes: list[subprocess.Popen[str]] = []
     ng: NgClient | None = None
     try:
+        nice = ["nice", "-n", str(args.nice)] if args.nice else []
+        far_ends = [str(binary), str(legs), str(args.seconds), "2"]
         load = subprocess.Popen(
-            ["taskset", "-c", str(args.load_core), str(binary), str(legs), str(args.seconds), "2"],
+            [*nice, "taskset", "-c", str(args.load_core), *far_ends],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -259,7 +272,7 @@ def trial(server: str, legs: int, args: argparse.Namespace, binary: Path, room: 
         extra: dict[str, Any] = {}
         if server == "sautikit":
             (workdir / "recordings").mkdir()
-            command = [sys.executable, __file__, "--serve", "--core", str(args.server_core)]
+            command = [*nice, sys.executable, __file__, "--serve", "--core", str(args.server_core)]
             command += ["--recordings", str(workdir / "recordings"), "--room", str(room)]
             command += ["--ports", args.ports]
             if not args.record:
@@ -280,6 +293,7 @@ def trial(server: str, legs: int, args: argparse.Namespace, binary: Path, room: 
             ng_port = _free_port()
             engine = subprocess.Popen(
                 [
+                    *nice,
                     "taskset",
                     "-c",
                     str(args.server_core),
@@ -343,7 +357,8 @@ def trial(server: str, legs: int, args: argparse.Namespace, binary: Path, room: 
             media.stdin.write("stop\n")
             media.stdin.flush()
             extra.update(json.loads(media.stdout.readline()))
-        cpu = 100 * (cpu1 - cpu0) / (t1 - t0)
+        cpu = 100 * (sum(cpu1) - sum(cpu0)) / (t1 - t0)
+        system = 100 * (cpu1[1] - cpu0[1]) / (t1 - t0)
         return Result(
             server=server,
             legs=legs,
@@ -354,7 +369,9 @@ def trial(server: str, legs: int, args: argparse.Namespace, binary: Path, room: 
             delay_p99_ms=report["delay_p99_ms"],
             deviation_p99_ms=report["interval_dev_p99_ms"],
             packets_per_second=(report["sent"] + report["received"]) / args.seconds,
+            packets_delivered_per_second=report["received"] / args.seconds,
             cpu_percent=cpu,
+            system_percent=system,
             load=os.getloadavg()[0],
             extra=extra,
         )
@@ -405,14 +422,16 @@ def _row(result: Result) -> str:
         return (
             f"{result.server:>9} {what:>14} {'-':>4} {'-':>5} {'-':>7} {'-':>7} {'-':>7} "
             f"{result.packets_per_second / 2:>7.0f} {result.cpu_percent:>6.1f} "
-            f"{result.cpu_per_call_ms:>7.3f} {result.load:>5.2f}"
+            f"{result.system_percent:>5.1f} {result.cpu_per_call_ms:>7.3f} {'-':>6} "
+            f"{result.load:>5.2f}"
         )
     what = f"{result.calls} calls"
     return (
         f"{result.server:>9} {what:>14} {'yes' if result.held else 'no':>4} {result.lost:>5} "
         f"{result.delay_p50_ms:>7.2f} {result.delay_p99_ms:>7.2f} {result.deviation_p99_ms:>7.2f} "
         f"{result.packets_per_second:>7.0f} {result.cpu_percent:>6.1f} "
-        f"{result.cpu_per_call_ms:>7.3f} {result.load:>5.2f}"
+        f"{result.system_percent:>5.1f} {result.cpu_per_call_ms:>7.3f} "
+        f"{result.cpu_per_packet_us:>6.2f} {result.load:>5.2f}"
     )
 
 
@@ -425,11 +444,12 @@ def drive(args: argparse.Namespace) -> None:
             f"server on core {args.server_core}, far ends on core {args.load_core}; "
             f"{args.seconds:.0f} s measured per trial; Sautikit bridges "
             f"{'recorded' if args.record else 'not recorded'}, rtpengine relaying only; "
-            f"{os.cpu_count()} cores"
+            f"{os.cpu_count()} cores; niceness {args.nice}"
         )
         print(
             f"{'server':>9} {'load':>14} {'held':>4} {'lost':>5} {'d p50':>7} {'d p99':>7} "
-            f"{'dev p99':>7} {'pkt/s':>7} {'CPU %':>6} {'ms/s/u':>7} {'load1':>5}"
+            f"{'dev p99':>7} {'pkt/s':>7} {'CPU %':>6} {'sys %':>5} {'ms/s/u':>7} "
+            f"{'us/pkt':>6} {'load1':>5}"
         )
         results: dict[tuple[str, int], Result] = {}
         for calls in args.calls:
@@ -470,6 +490,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--no-rtpengine", action="store_true")
     parser.add_argument("--rtpengine-threads", type=int, default=1)
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness of both servers and the far ends (negative: ahead of a busy machine's "
+        "other work; the capacity goal is at 0)",
+    )
     parser.add_argument("--conference", type=int, nargs="*", default=[], help="room sizes")
     parser.add_argument("--conference-legs", type=int, default=150)
     parser.add_argument("--profile", action="store_true", help="py-spy the Sautikit server")
