@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := sip-tester baresip espeak-ng sox chromium iproute2 nftables linphone-cli nodejs kamailio socat
 
-.PHONY: demo test lint system-packages clean
+.PHONY: demo cluster-demo test lint system-packages clean
 
 $(BIN)/.installed: pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ system-packages:
 
 demo: $(BIN)/.installed
 	$(BIN)/sautikit demo
+
+# Three nodes, Kamailio, a database of its own on the machine's PostgreSQL and a SeaweedFS
+# S3 store on ports 16000-16999; the seed's flows and a conference through Kamailio.
+cluster-demo: $(BIN)/.installed system-packages
+	$(BIN)/sautikit cluster-demo
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks examples

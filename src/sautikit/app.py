@@ -189,6 +189,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = 
                     media_address=manager.pbx.media_address,
                 )
                 manager.rooms.across_nodes = shared_rooms
+                manager.reaper.relays.append(shared_rooms.relay_channels)
                 bus.subscribe(shared_rooms.on_message)
                 stack.push_async_callback(shared_rooms.close)
             await bus.start()

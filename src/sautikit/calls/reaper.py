@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -80,6 +80,8 @@ class Reaper:
         self.unowned_leg_seconds = unowned_leg_seconds
         self.reaped = Reaped()
         self._unheld: set[MediaChannel] = set()
+        self.relays: list[Callable[[], Iterable[MediaChannel]]] = []
+        """Channels held by no leg but in use: relays to other nodes (cluster.rooms)."""
         self._hanging_up: dict[CallLeg, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
@@ -94,7 +96,8 @@ class Reaper:
     async def sweep(self) -> Reaped:
         """One pass over channels, legs and rows; answers the running totals."""
         legs = self.pbx.legs
-        await self._close_unheld_channels({leg.channel for leg in legs})
+        relayed = {channel for relays in self.relays for channel in relays()}
+        await self._close_unheld_channels({leg.channel for leg in legs} | relayed)
         await self._hang_up_unowned_legs(legs)
         await self._end_unowned_rows()
         return self.reaped

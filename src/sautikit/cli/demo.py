@@ -49,7 +49,8 @@ DEMO_NUMBER = "+254700000100"
 CALLER = "+254711000200"
 MESSAGE = "Hello, this is Wanjiku. Please call me back about my order tomorrow morning."
 DEMO_INBOUND_RATE = 100  # minor units a minute: KES 1.00
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "voicemail" / "app.py"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+EXAMPLE = EXAMPLES / "voicemail" / "app.py"
 
 
 @dataclass
@@ -86,10 +87,11 @@ def _any_free_port(host: str, kind: socket.SocketKind) -> int:
         return int(probe.getsockname()[1])
 
 
-def _load_example() -> ModuleType:
-    if not EXAMPLE.exists():
-        raise FileNotFoundError(f"the demo runs from a source checkout ({EXAMPLE} is missing)")
-    spec = importlib.util.spec_from_file_location("sautikit_demo_voicemail", EXAMPLE)
+def _load_example(path: Path = EXAMPLE) -> ModuleType:
+    """The example app at ``path`` (examples/NAME/app.py), loaded as a module."""
+    if not path.exists():
+        raise FileNotFoundError(f"the demo runs from a source checkout ({path} is missing)")
+    spec = importlib.util.spec_from_file_location(f"sautikit_demo_{path.parent.name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while it loads

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 import sautikit
 from sautikit import runtime
-from sautikit.cli import billing, kamailio, members, mpesa, numbers, phone, trunks
+from sautikit.cli import billing, cluster, kamailio, members, mpesa, numbers, phone, trunks
 from sautikit.cli.common import (
     JsonOption,
     console,
@@ -71,6 +71,7 @@ app.add_typer(trunks.app, name="trunks")
 app.add_typer(mpesa.app, name="mpesa")
 app.add_typer(members.app, name="console")
 app.command("kamailio-config")(kamailio.kamailio_config_command)
+app.command("cluster-demo")(cluster.cluster_demo_command)
 for command_group in billing.app.registered_groups:
     assert command_group.typer_instance is not None  # each group was added as a Typer
     app.add_typer(command_group.typer_instance, name=command_group.name)

@@ -131,7 +131,12 @@ class SharedRooms:
         self._stays: dict[str, _Stay] = {}
         self._hosted: dict[str, RemoteAttendee] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._relays: set[MediaChannel] = set()
         rooms.on_closed = self._room_closed
+
+    def relay_channels(self) -> set[MediaChannel]:
+        """The relays open now (held by no SIP leg: the reaper must leave them be)."""
+        return set(self._relays)
 
     # --- where the room is ----------------------------------------------------------------
 
@@ -214,6 +219,7 @@ class SharedRooms:
         """The stay of ``call`` in the room on ``holder``; None when that node did not
         take it (gone, or the room moved): claim again."""
         relay = await self.media.open_channel()
+        self._relays.add(relay)
         stay = self._stays[call.call_id] = _Stay(on_status=on_status)
         bridge: Bridge | None = None
         hold: asyncio.Future[Any] | None = None
@@ -266,6 +272,7 @@ class SharedRooms:
             ended.cancel()
             if bridge is not None:
                 bridge.close()
+            self._relays.discard(relay)
             await relay.close()
             del self._stays[call.call_id]
             if stay.joined.done() and not stay.left.done():  # hung up, or its app moved on
@@ -325,6 +332,7 @@ class SharedRooms:
             await self._send(joiner, "joined", call_id, refused="full")
             return
         relay = await self.media.open_channel()
+        self._relays.add(relay)
         relay.configure(str(address[0]), int(address[1]))
         attendee = self._hosted[call_id] = RemoteAttendee(call_id, workspace_id, relay)
 
@@ -354,6 +362,7 @@ class SharedRooms:
             if not staying.done():
                 staying.cancel()
             self._hosted.pop(call_id, None)
+            self._relays.discard(relay)
             await relay.close()
         if not attendee.gone.is_set():
             await self._send(joiner, "left", call_id, reason=result.reason)
