@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from sautikit.billing.sip_credentials import DeviceDirectory, DeviceLogin
 from sautikit.calls.admission import (
@@ -30,9 +31,10 @@ from sautikit.pbx import InboundLeg, OutboundLeg, Pbx
 from sautikit.pbx.registrations import DeviceReach, RegistrationStore, reach
 from sautikit.sip import CallFailed, Request
 from sautikit.sip.sdp import WIDEBAND_CODECS, SrtpMode
+from sautikit.sip.server_auth import Authenticated
 from sautikit.sip.teardown import DialogSnapshot
-from sautikit.sip.token_auth import ClientTokens
-from sautikit.sip.transport import Peer
+from sautikit.sip.token_auth import ClientClaims, ClientTokens
+from sautikit.sip.transport import Peer, is_websocket
 from sautikit.voice.live import CallHost, LiveCall
 
 __all__ = ["Devices"]
@@ -60,6 +62,9 @@ class Devices:
         self.funding = funding
         #: Browser clients' tokens (docs/pbx.md "Browser calling"), accepted over WebSocket.
         self.client_tokens = client_tokens
+        #: The claims of each client's latest accepted token, by SIP user: its INVITE was
+        #: verified a moment before the call logic asks what number it calls out as.
+        self._clients: dict[str, ClientClaims] = {}
         self.host = host
         self.database = database
         self.pbx = pbx
@@ -89,7 +94,7 @@ class Devices:
             persist_bindings=self.registrations.save,
         )
         if self.client_tokens is not None:
-            self.pbx.user_agent_options["verify_bearer"] = self.client_tokens.authenticate
+            self.pbx.user_agent_options["verify_bearer"] = self._authenticate_client
 
     async def reload_registrations(self) -> None:
         """Take the database's registrations (other processes', or from before a restart)."""
@@ -100,8 +105,25 @@ class Devices:
 
     def _needs_digest(self, request: Request, source: Peer) -> bool:
         """Carriers (by address) and this deployment's own on-net calls (by token) are
-        let in; anyone else is a device and must answer the challenge."""
+        let in; anyone else is a device and must answer the challenge. Nothing over
+        WebSocket is a carrier: a browser on a trunk's address still signs in."""
+        if is_websocket(source.transport):
+            return True
         return not (self.trunks.trusts(source.host) or self.trunks.on_net_caller(request))
+
+    def _authenticate_client(self, token: str) -> Authenticated:
+        assert self.client_tokens is not None
+        claims = self.client_tokens.verify(token)
+        if len(self._clients) > 10_000:  # forget the expired ones
+            now = time.time()
+            self._clients = {k: v for k, v in self._clients.items() if v.expires_at > now}
+        self._clients[claims.sip_user] = claims
+        return Authenticated(claims.sip_user, claims.expires_at - time.time())
+
+    def client(self, sip_user: str) -> ClientClaims | None:
+        """The latest token claims of a browser client this process let in, if live."""
+        claims = self._clients.get(sip_user)
+        return claims if claims is not None and claims.expires_at > time.time() else None
 
     def _realm_for(self, request: Request) -> str:
         return self.directory.realm_for(_claimed_user(request)) or "sautikit"
@@ -114,12 +136,21 @@ class Devices:
     async def call_out(self, leg: InboundLeg, device: DeviceLogin, destination: str) -> None:
         """A registered device dials out as its number: admitted like an API call, then
         bridged."""
+        await self.call_out_as(
+            leg, device.workspace_id, device.number, device.username, destination
+        )
+
+    async def call_out_as(
+        self, leg: InboundLeg, workspace_id: str, number: str, who: str, destination: str
+    ) -> None:
+        """A device or a browser client (``who``, for the log) of ``workspace_id`` calls
+        ``destination`` as ``number``: the one admission path of API calls, then bridged."""
         async with self.database.transaction() as session:
             ask = CallAsk(
                 Origin.DEVICE,
                 to=destination,
-                caller=device.number,
-                workspace_id=device.workspace_id,
+                caller=number,
+                workspace_id=workspace_id,
                 owner=self.node,
                 sip_call_id=leg.call_id,
                 sip_dialog=dialog_column([DialogSnapshot.of_call(leg.sip)]),
@@ -127,7 +158,7 @@ class Devices:
             try:
                 admitted = await self.admission.admit(session, ask)
             except (NumberNotOwned, DestinationError, CallLimitExceeded) as refused:
-                log.info("device %s may not call %s: %s", device.username, destination, refused)
+                log.info("%s may not call %s: %s", who[:80], destination[:40], refused)
                 await session.rollback()
                 leg.reject(403, "Forbidden")
                 return

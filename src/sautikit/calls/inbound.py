@@ -29,6 +29,7 @@ from sautikit.logs import bind_call
 from sautikit.pbx import InboundLeg
 from sautikit.sip.sdp import SrtpMode
 from sautikit.sip.teardown import DialogSnapshot
+from sautikit.sip.token_auth import parse_client_user
 from sautikit.voice.live import CallHost
 
 __all__ = ["Inbound"]
@@ -62,11 +63,29 @@ class Inbound:
         self.node = node
         self.accepting = accepting
 
+    async def _client_calls_out(self, leg: InboundLeg, user: str, called: str) -> None:
+        """A browser client (its token checked a moment ago) calls out as the number its
+        token names; without one it may not (403)."""
+        claims = self.devices.client(user)
+        if claims is None or claims.caller_id is None:
+            log.info("browser client %r has no caller id: call to %s refused", user[:80], called)
+            leg.reject(403, "Forbidden")
+            return
+        if await self._plain_refused(leg, claims.workspace_id):
+            return
+        await self.devices.call_out_as(
+            leg, claims.workspace_id, claims.caller_id, f"client {claims.identity}", called
+        )
+
     async def on_inbound(self, leg: InboundLeg) -> None:
         if not self.accepting():
             leg.reject(503, "Service Unavailable")
             return
         called = normalise_number(leg.called)
+        client = parse_client_user(leg.sip.authenticated_user or "")
+        if leg.sip.authenticated_user is not None and client is not None:
+            await self._client_calls_out(leg, leg.sip.authenticated_user, called)
+            return
         if leg.sip.authenticated_user is not None:
             device = self.devices.directory.login(leg.sip.authenticated_user)
             if device is None:
