@@ -895,9 +895,11 @@ class IncomingCall(Call):
         self.local_sdp = sdp
         self._set_state(CallState.CONNECTING)
         ack = await self._send_success(self._transaction, response)
-        if ack is None or self.ended:
+        if ack is None:
             end = self.terminated.result() if self.terminated.done() else None
             raise CallError(f"the call ended before its ACK: {end.reason.value if end else ''}")
+        # The ACK came: the call was answered, even if its BYE followed before we woke
+        # (a phone that hangs up at once made a call of 0 s, not a cancelled one).
         self._set_state(CallState.ANSWERED)
         if self.offer is not None:
             return None
