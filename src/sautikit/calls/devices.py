@@ -18,7 +18,7 @@ from sautikit.calls.admission import (
     NumberNotOwned,
     Origin,
 )
-from sautikit.calls.bridging import bridge_until_one_hangs_up
+from sautikit.calls.bridging import TransferInbox, bridge_until_one_hangs_up
 from sautikit.calls.funding import Funding
 from sautikit.calls.placement import CANNOT_DIAL, Dialler, Placement
 from sautikit.calls.records import CallRecords
@@ -183,21 +183,25 @@ class Devices:
             self.placement.report_ringing(live)
 
         out.on_ringing = ringing
+        transfers = TransferInbox()
+        transfers.accept(leg)  # the phone may transfer its callee as soon as it is up
         try:
             await out.wait_answer()
         except CallFailed as failed:
+            transfers.close()
             leg.reject(failed.status if 400 <= failed.status < 700 else 480)
             return
         try:
             await leg.answer()
         except Exception:
+            transfers.close()
             await live.hangup("caller_hangup")
             return
         await live.mark_answered()
         limits = self.registry.spawn(
             self.funding.keep_funded(live, admitted.quota), f"funding of {call.id}"
         )
-        await bridge_until_one_hangs_up(live, leg, caller_side=leg)
+        await bridge_until_one_hangs_up(live, leg, caller_side=leg, transfers=transfers)
         limits.cancel()
 
     # --- ringing a number's devices -------------------------------------------------------
@@ -218,6 +222,7 @@ class Devices:
         devices SRTP only."""
         bind_call(live.call_id, live.workspace_id)
         legs = []
+        transfers = TransferInbox()
         for device in bindings:
             with contextlib.suppress(OSError, ValueError):
                 leg = await self.pbx.dial(
@@ -230,6 +235,7 @@ class Devices:
                     codecs=WIDEBAND_CODECS,  # a phone may speak Opus or G.722; a trunk G.711
                 )
                 self.registry.hold(live.call_id, leg)  # the caller's call owns its ringing
+                transfers.accept(leg)  # its phone may transfer the caller once it answers
                 legs.append(leg)
         answered: OutboundLeg | None = None
         waits: dict[asyncio.Future[object], OutboundLeg] = {
@@ -247,10 +253,15 @@ class Devices:
                 with contextlib.suppress(Exception):
                     await leg.cancel()
         if answered is None:
+            transfers.close()
             await live.hangup("no_answer")
             return
-        await live.answer()
-        await bridge_until_one_hangs_up(live, answered, caller_side=live.leg)
+        try:
+            await live.answer()
+        except BaseException:
+            transfers.close()
+            raise
+        await bridge_until_one_hangs_up(live, answered, caller_side=live.leg, transfers=transfers)
 
 
 def _claimed_user(request: Request) -> str:

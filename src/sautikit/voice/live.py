@@ -62,7 +62,7 @@ from sautikit.voice.control import (
 )
 from sautikit.voice.failure import CallErrorDetail, hangup_of, insufficient_funds_error
 
-__all__ = ["CallHost", "DialRefused", "LiveCall"]
+__all__ = ["TRANSFEROR_GRACE_SECONDS", "CallHost", "DialRefused", "LiveCall", "transfer_target"]
 
 log = logging.getLogger(__name__)
 
@@ -625,28 +625,38 @@ class LiveCall:
         transfers: asyncio.Queue[_Transfer],
     ) -> LiveCall | None:
         """Ring a transfer's target for this caller; the new callee once it answers."""
+
+        def placed(child: LiveCall) -> None:
+            children.append(child)
+            self._offer_transfers(child, transfers)  # it may hand the caller on in turn
+
+        answered, status = await self.ring_transfer_target(request.target, on_placed=placed)
+        request.finish(status)
+        return answered
+
+    async def ring_transfer_target(
+        self, target: DialTarget, *, on_placed: Callable[[LiveCall], None] | None = None
+    ) -> tuple[LiveCall | None, int]:
+        """Ring ``target`` for the party of this call, who hears ringback meanwhile (a blind
+        transfer's new callee). Answers the answered child and 200, or None and the final
+        status of the attempt (403 when the dial is refused, the target's failure, 487 when
+        this call ended first). ``on_placed`` learns of the child as soon as it rings."""
         ringback = asyncio.ensure_future(self.channel.play(_ringback(), loop=1000))
         try:
             try:
-                child = await self.host.place_child(
-                    self, request.target, None, TRANSFER_RING_SECONDS
-                )
+                child = await self.host.place_child(self, target, None, TRANSFER_RING_SECONDS)
             except DialRefused as refused:
                 await self.record_error(refused.code, str(refused))
-                request.finish(403)
-                return None
-            children.append(child)
-            self._offer_transfers(child, transfers)  # it may hand the caller on in turn
+                return None, 403
+            if on_placed is not None:
+                on_placed(child)
             answered, failures = await self._first_answer([child])
         finally:
             ringback.cancel()
             self.channel.stop_playback()
         if answered is None:
-            status = next((f.status for f in failures if isinstance(f, CallFailed)), 487)
-            request.finish(status)
-            return None
-        request.finish(200)
-        return answered
+            return None, next((f.status for f in failures if isinstance(f, CallFailed)), 487)
+        return answered, 200
 
     async def _connected_to_nobody(
         self,
