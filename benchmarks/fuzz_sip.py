@@ -8,7 +8,8 @@ Two engines:
 
 * ``atheris`` (coverage-guided, libFuzzer): one target per process, seeded with real
   messages; ``--runs`` inputs (each target runs in its own child process).
-* ``hypothesis``: random bytes and seeds with random splices, ``--runs`` examples.
+* ``hypothesis``: random bytes and seeds with random splices, at least ``--runs`` inputs
+  (examples of 50 inputs each), a watchdog for hangs.
 
     .venv/bin/python benchmarks/fuzz_sip.py --engine atheris --runs 1000000
     .venv/bin/python benchmarks/fuzz_sip.py --engine hypothesis --target sdp --runs 100000
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 TARGETS = ("sip", "sdp", "rtp", "rtcp")
 
@@ -134,7 +136,16 @@ def run_atheris(name: str, runs: int, timeout: int, workdir: str) -> int:
     return 0
 
 
-def run_hypothesis(name: str, runs: int) -> int:
+#: Inputs per hypothesis example: the engine's own cost per example (drawing, tracking)
+#: is several times a decoder's, so each example is a batch of independent inputs.
+HYPOTHESIS_BATCH = 50
+
+
+def run_hypothesis(name: str, runs: int, timeout: int, workdir: str) -> int:
+    """At least ``runs`` inputs in batches of :data:`HYPOTHESIS_BATCH`; an input that takes
+    longer than ``timeout`` seconds is a hang: a watchdog writes it out and exits 3."""
+    import threading
+
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -146,22 +157,51 @@ def run_hypothesis(name: str, runs: int) -> int:
         at = parts[1] % (len(seed) + 1)
         return seed[:at] + parts[2] + seed[at + len(parts[2]) :]
 
-    inputs = st.one_of(
+    one = st.one_of(
         st.binary(max_size=2048),
         st.tuples(st.integers(0, 99), st.integers(0, 4096), st.binary(max_size=64)).map(splice),
     )
+    inputs = st.lists(one, min_size=HYPOTHESIS_BATCH, max_size=HYPOTHESIS_BATCH)
+    # The input being decoded and the decoding thread's CPU time when it began (None
+    # between inputs, while hypothesis draws): a hang is CPU spent on one input, so a
+    # starved process on a loaded machine is not mistaken for one.
+    clock = time.pthread_getcpuclockid(threading.get_ident())
+    current: list[object] = [b"", None]
+    count = 0
+
+    def watchdog() -> None:
+        while True:
+            time.sleep(1)
+            data, since = current
+            spent = time.clock_gettime(clock) - float(since) if since is not None else 0.0  # type: ignore[arg-type]
+            if spent > timeout:
+                path = os.path.join(workdir, f"hang-{name}-hypothesis")
+                with open(path, "wb") as handle:
+                    handle.write(data)  # type: ignore[arg-type]
+                print(f"{name}: hang over {timeout} CPU s, input in {path}", flush=True)
+                os._exit(3)
+
+    threading.Thread(target=watchdog, daemon=True).start()
 
     @settings(
-        max_examples=runs,
+        max_examples=-(-runs // HYPOTHESIS_BATCH),
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
     )
     @given(inputs)
-    def fuzz(data: bytes) -> None:
-        check(data)
+    def fuzz(batch: list[bytes]) -> None:
+        nonlocal count
+        for data in batch:
+            current[0], current[1] = data, time.clock_gettime(clock)
+            count += 1
+            check(data)
+            current[1] = None
 
-    fuzz()
+    started = time.monotonic()
+    fuzz()  # a crash propagates (hypothesis shrinks it and prints the input): exit 1
+    took = time.monotonic() - started
+    print(f"{name}: {count} hypothesis inputs, 0 crashes, 0 hangs, {took:.0f} s", flush=True)
     return 0
 
 
@@ -177,7 +217,7 @@ def main() -> int:
     if args.target != "all":
         if args.engine == "atheris":
             return run_atheris(args.target, args.runs, args.timeout, args.workdir)
-        return run_hypothesis(args.target, args.runs)
+        return run_hypothesis(args.target, args.runs, args.timeout, args.workdir)
     failed = 0
     for name in TARGETS:  # atheris runs one target per process: a child for each
         started = time.monotonic()
@@ -186,7 +226,8 @@ def main() -> int:
         command += ["--workdir", args.workdir]
         result = subprocess.run(command, check=False)
         took = time.monotonic() - started
-        print(f"{name}: exit {result.returncode} after {took:.0f} s", flush=True)
+        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+        print(f"{name}: exit {result.returncode} after {took:.0f} s, load {load}", flush=True)
         failed += result.returncode != 0
     return 1 if failed else 0
 
