@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["LINPHONEC", "Linphone", "requires_linphone"]
+__all__ = ["LINPHONEC", "Linphone", "requires_linphone", "tls_srtp_config"]
 
 LINPHONEC = shutil.which("linphonec")
 
@@ -25,6 +25,19 @@ requires_linphone = pytest.mark.skipif(
     LINPHONEC is None and not os.environ.get("CI"),
     reason="linphonec (Debian package linphone-cli) is not installed",
 )
+
+
+def tls_srtp_config(ca: Path) -> str:
+    """linphonerc as docs/pbx.md tells a user: TLS, the CA trusted, SRTP mandatory."""
+    return (
+        "[sip]\n"
+        "sip_tls_port=-1\n"
+        f"root_ca={ca}\n"
+        "verify_server_certs=1\n"
+        "verify_server_cn=1\n"
+        "media_encryption=srtp\n"
+        "media_encryption_mandatory=1\n"
+    )
 
 
 class Linphone:

@@ -3,12 +3,17 @@
 :func:`make_certificates` writes a CA and a server certificate it signed, valid for
 ``127.0.0.1`` and ``localhost``: what an operator would set as ``SAUTIKIT_SIP_TLS_CERT``
 and ``SAUTIKIT_SIP_TLS_KEY``, and what a phone or trunk is told to trust (``ca``).
+:func:`tls_bridge` carries a TLS-less client's TCP over verified TLS (``socat``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import re
+import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,8 +22,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from tests.sipp import free_port
 
-__all__ = ["Certificates", "make_certificates", "tls_port_in"]
+__all__ = ["Certificates", "make_certificates", "tls_bridge", "tls_port_in"]
 
 _TLS_LISTENING = re.compile(r"TLS on [0-9.]+:([0-9]+)")
 
@@ -111,3 +117,27 @@ def make_certificates(folder: Path, *, ca_name: str = "Sautikit test CA") -> Cer
     )
     paths.key.chmod(0o600)
     return paths
+
+
+@contextlib.asynccontextmanager
+async def tls_bridge(ca: Path, tls_port: int) -> AsyncIterator[int]:
+    """A local TCP port whose connections socat carries over verified TLS to ``tls_port``."""
+    port = free_port(socket.SOCK_STREAM)
+    process = await asyncio.create_subprocess_exec(
+        "socat",
+        f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
+        f"OPENSSL:localhost:{tls_port},cafile={ca},verify=1",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            await asyncio.sleep(0.05)
+        yield port
+    finally:
+        process.kill()
+        await process.communicate()

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 from sqlalchemy import select, update
-from tests.linphone import Linphone, requires_linphone
+from tests.linphone import Linphone, requires_linphone, tls_srtp_config
 from tests.media.media_rig import rms
 from tests.serve_process import NUMBER, ServeProcess, seed, serve_database
 from tests.sipp import free_port
@@ -50,17 +50,8 @@ def speech_wav(path: Path, seconds: float = 12.0) -> Path:
 
 def tls_srtp_phone(folder: Path, certificates: Certificates) -> Linphone:
     """linphone set as docs/pbx.md tells a user: TLS, the CA trusted, SRTP mandatory."""
-    return Linphone(
-        folder,
-        "[sip]\n"
-        "sip_tls_port=-1\n"
-        f"root_ca={certificates.ca}\n"
-        "verify_server_certs=1\n"
-        "verify_server_cn=1\n"
-        "media_encryption=srtp\n"
-        "media_encryption_mandatory=1\n"
-        f"[rtp]\naudio_rtp_port={free_port()}\n",
-    )
+    config = tls_srtp_config(certificates.ca) + f"[rtp]\naudio_rtp_port={free_port()}\n"
+    return Linphone(folder, config)
 
 
 async def ready_recording(database: Database, within: float = 40.0) -> Recording:

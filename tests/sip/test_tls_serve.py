@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from tests.serve_process import (
     serve_database,
 )
 from tests.sipp import SCENARIOS, Sipp, free_port, requires_sipp, sipp_with_tls
-from tests.tls_certs import Certificates, make_certificates, tls_port_in
+from tests.tls_certs import Certificates, make_certificates, tls_bridge, tls_port_in
 from tests.voice.voice_rig import document, serve_app
 
 from sautikit.db import Database
@@ -46,30 +45,6 @@ pytestmark = [
     requires_sipp,
     pytest.mark.skipif(shutil.which("socat") is None, reason="socat is not installed"),
 ]
-
-
-@contextlib.asynccontextmanager
-async def tls_bridge(certificates: Certificates, tls_port: int) -> AsyncIterator[int]:
-    """A local TCP port whose connections socat carries over verified TLS to ``tls_port``."""
-    port = free_port(socket.SOCK_STREAM)
-    process = await asyncio.create_subprocess_exec(
-        "socat",
-        f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
-        f"OPENSSL:localhost:{tls_port},cafile={certificates.ca},verify=1",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        for _ in range(100):
-            with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                break
-            await asyncio.sleep(0.05)
-        yield port
-    finally:
-        process.kill()
-        await process.communicate()
 
 
 async def add_alice(database: Database) -> None:
@@ -105,7 +80,7 @@ async def test_sipp_registers_over_tls_and_the_binding_is_the_tls_connection(
         }
         async with (
             ServeProcess(tmp_path / "var", url, env=env) as serve,
-            tls_bridge(certificates, tls_port_in(serve.log)) as bridge,
+            tls_bridge(certificates.ca, tls_port_in(serve.log)) as bridge,
         ):
             result = await Sipp(
                 scenario=SCENARIOS / "uac_register_auth.xml",
@@ -310,7 +285,7 @@ async def test_sipp_through_a_tls_bridge_registers_and_places_a_call_answered_by
 
     @contextlib.asynccontextmanager
     async def bridged(tls_port: int) -> AsyncIterator[tuple[str, int]]:
-        async with tls_bridge(certificates, tls_port) as port:
+        async with tls_bridge(certificates.ca, tls_port) as port:
             yield ("127.0.0.1", port)
 
     await register_and_call_over_tls(
