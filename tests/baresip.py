@@ -246,6 +246,18 @@ class Baresip:
         output = await self.wait()
         raise AssertionError(f"baresip did not register; it said:\n{output[-3000:]}")
 
+    async def quit(self, within: float = 5.0) -> str:
+        """Quit as a user would (``/quit``: it unregisters first), killed if it lingers;
+        answers what it printed."""
+        assert self._process is not None
+        if self._control is not None and self._process.returncode is None:
+            with contextlib.suppress(AssertionError, ConnectionError):
+                await self.control("quit")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._process.wait(), within)
+        self.kill()
+        return await self.wait()
+
     def kill(self) -> None:
         if self._control is not None:
             self._control[1].close()

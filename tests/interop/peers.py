@@ -314,10 +314,7 @@ class BaresipPhone:
         return self.server.uri(to)
 
     async def close(self) -> str:
-        if self._phone is None:
-            return ""
-        self._phone.kill()
-        return await self._phone.wait()
+        return await self._phone.quit() if self._phone is not None else ""
 
 
 # --- SIPp -----------------------------------------------------------------------------------
@@ -628,16 +625,16 @@ class _Scenario:
                 f"      Referred-By: <sip:{self.user}@[local_ip]>",
             )
         )
-        # The first NOTIFY may overtake the 202 (RFC 6665 §4.1.2.4): either order.
+        # The first NOTIFY may overtake the 202 (RFC 6665 §4.1.2.4): either order. Its 200
+        # is built from its own headers, since the 202 may be the last message seen.
         self.parts.append('<recv response="202" optional="true" next="accepted"/>')
-        trying = self._check("trying", "SIP/2.0 100")
-        self.parts.append(f'<recv request="NOTIFY"><action>{trying}</action></recv>')
-        self._send(_OK, retrans=False)
+        self.parts.append(f'<recv request="NOTIFY"><action>{self._notify_checks()}</action></recv>')
         self.parts.append('<recv response="202"/>')
+        self._send(_NOTIFY_OK, retrans=False)
         self.parts.append('<nop next="notified"/>')
         self.parts.append('<label id="accepted"/>')
-        self.parts.append(f'<recv request="NOTIFY"><action>{trying}</action></recv>')
-        self._send(_OK, retrans=False)
+        self.parts.append(f'<recv request="NOTIFY"><action>{self._notify_checks()}</action></recv>')
+        self._send(_NOTIFY_OK, retrans=False)
         self.parts.append('<label id="notified"/>')
         connected = self._check("connected", "SIP/2.0 200")
         over = self._header_check("over", "Subscription-State:", "terminated")
@@ -648,11 +645,37 @@ class _Scenario:
         self._send(self._request("BYE"))
         self.parts.append('<recv response="200" crlf="true"/>')
 
+    def _notify_checks(self) -> str:
+        """Check a NOTIFY says 100 Trying and keep the headers its 200 needs."""
+        kept = "".join(
+            f'<ereg regexp=".*" search_in="hdr" header="{header}:" assign_to="{name}"/>'
+            for header, name in _NOTIFY_HEADERS
+        )
+        if "trying" not in self.checks:
+            self.checks += ["trying", *(name for _, name in _NOTIFY_HEADERS)]
+        check = '<ereg regexp="SIP/2.0 100" search_in="body" check_it="true" assign_to="trying"/>'
+        return check + kept
+
     def _await_bye(self) -> None:
         self.parts.append('<recv request="BYE" timeout="30000"/>')
         self._send(_OK, retrans=False)
 
 
+_NOTIFY_HEADERS = (
+    ("Via", "notify_via"),
+    ("From", "notify_from"),
+    ("To", "notify_to"),
+    ("Call-ID", "notify_call"),
+    ("CSeq", "notify_cseq"),
+)
+_NOTIFY_OK = """      SIP/2.0 200 OK
+      Via: [$notify_via]
+      From: [$notify_from]
+      To: [$notify_to]
+      Call-ID: [$notify_call]
+      CSeq: [$notify_cseq]
+      Content-Length: 0
+"""
 _OK = """      SIP/2.0 200 OK
       [last_Via:]
       [last_From:]
