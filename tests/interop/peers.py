@@ -598,8 +598,7 @@ class _Scenario:
       Content-Type: application/sdp
       Content-Length: [len]
 {self._sdp("sendrecv")}""",
-            retrans=False,
-        )
+        )  # re-sent until the ACK, as a UAS does over UDP (RFC 3261 §13.3.1.4)
         self.parts.append('<recv request="ACK" crlf="true"/>')
 
     def _dtmf(self, digit: str, times: int) -> None:
