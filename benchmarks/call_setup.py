@@ -233,6 +233,14 @@ def load_average() -> str:
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (``/proc/PID/stat``, fields 14 and 15)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 def percentiles(values: list[float]) -> dict[str, float | None]:
     """p50/p95/p99 in milliseconds (None without samples)."""
     if not values:
@@ -391,6 +399,9 @@ class Trial:
     pool_timeouts: int = 0
     tracebacks: int = 0
     achieved_cps: float = 0.0
+    cpu_ms_per_call: float | None = None
+    """CPU time of the serve process from the first INVITE until every call ended, over the
+    calls placed: far less sensitive to other load on the machine than the latencies."""
 
     @property
     def held(self) -> bool:
@@ -537,6 +548,7 @@ async def trial(engine: str, rate: float, args: argparse.Namespace) -> Trial:
                 await asyncio.sleep(0.5)
                 before = _lag_buckets(await _metrics(http))
                 profiler = _profile(serve.pid, args, engine, rate)
+                cpu_before = cpu_seconds(serve.pid)
                 started = time.monotonic()
                 caller = _sipp(
                     [
@@ -554,6 +566,8 @@ async def trial(engine: str, rate: float, args: argparse.Namespace) -> Trial:
                 )
                 await asyncio.to_thread(caller.wait)
                 elapsed = time.monotonic() - started
+                await asyncio.sleep(1.0)  # the last calls' end-of-call writes
+                result.cpu_ms_per_call = (cpu_seconds(serve.pid) - cpu_before) * 1000 / calls
                 if profiler is not None:
                     _stop(profiler, signal.SIGINT)
                 result.loop_lag = _lag_quantiles(before, _lag_buckets(await _metrics(http)))
@@ -659,14 +673,15 @@ def _row(result: Trial) -> str:
         f"| {trio(result.invite_to_callee_invite):>17} | {trio(result.app_answer):>14} "
         f"| {_ms(result.setup_overhead_p50_ms):>6} "
         f"| {_ms(result.loop_lag.get('p50'))}/{_ms(result.loop_lag.get('p99'))} "
-        f"| {result.database_locked}/{result.pool_timeouts} | {result.load_average} |"
+        f"| {result.database_locked}/{result.pool_timeouts} | {_ms(result.cpu_ms_per_call)} "
+        f"| {result.load_average} |"
     )
 
 
 HEADER = (
     "| engine     | offered | achieved | failed | INVITE→100 p50/95/99 ms | INVITE→180 "
     "| INVITE→200 | INVITE→callee INVITE | app answer | overhead p50 | loop lag p50/p99 ms "
-    "| locked/pool errors | load average |"
+    "| locked/pool errors | CPU ms/call | load average |"
 )
 
 

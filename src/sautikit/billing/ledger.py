@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +43,7 @@ from sautikit.events.outbox import record_event
 __all__ = [
     "ENTRY_TYPES",
     "InsufficientFunds",
+    "WalletState",
     "answered_seconds",
     "available",
     "balance",
@@ -86,37 +88,82 @@ class InsufficientFunds(Exception):
         self.needed_minor = needed_minor
 
 
-async def lock_wallet(session: AsyncSession, workspace_id: str) -> Wallet:
+@dataclass(frozen=True)
+class WalletState:
+    """The wallet row as :func:`lock_wallet` found it, locked to the end of the
+    transaction."""
+
+    workspace_id: str
+    balance_minor: int
+    currency: str
+    below_threshold: bool
+
+
+def _wallet_upsert(insert: Any) -> Any:
+    new_row = insert(Wallet).values(
+        workspace_id=bindparam("wallet_of"),
+        balance_minor=0,
+        below_threshold=True,
+        updated_at=bindparam("now"),
+    )
+    return new_row.on_conflict_do_update(
+        index_elements=[Wallet.workspace_id], set_={"updated_at": new_row.excluded.updated_at}
+    ).returning(Wallet.balance_minor, Wallet.currency, Wallet.below_threshold)
+
+
+# The ledger's statements run on every call's admission and end: built once (statement
+# construction and its cache key cost more than SQLite's work) and run on the session's
+# connection (the ORM's execution path costs as much again). Nothing they touch is held
+# as an ORM object, so the session's identity map cannot go stale.
+_LOCK_WALLET = {
+    "postgresql": _wallet_upsert(postgresql.insert),
+    "sqlite": _wallet_upsert(sqlite.insert),
+}
+_HELD = select(func.coalesce(func.sum(WalletReservation.amount_minor), 0)).where(
+    WalletReservation.workspace_id == bindparam("workspace_id")
+)
+_HELD_BY_OTHERS = _HELD.where(WalletReservation.call_id != bindparam("call_id"))
+_THRESHOLD = select(Workspace.low_balance_threshold_minor).where(
+    Workspace.id == bindparam("workspace_id")
+)
+_SET_BALANCE = (
+    update(Wallet)
+    .where(Wallet.workspace_id == bindparam("wallet_of"))
+    .values(
+        balance_minor=bindparam("balance"),
+        below_threshold=bindparam("below"),
+        updated_at=bindparam("now"),
+    )
+)
+_RELEASE = delete(WalletReservation).where(WalletReservation.call_id == bindparam("hold_of"))
+
+
+async def lock_wallet(session: AsyncSession, workspace_id: str) -> WalletState:
     """The workspace's wallet row, created if missing, locked to the end of the transaction.
 
     A new wallet is empty and so starts below any threshold: a first small top-up is not
     a downward crossing, and ``wallet.low_balance`` first fires after the balance has been
     at or above the threshold.
     """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    new_row = insert(Wallet).values(
-        workspace_id=workspace_id, balance_minor=0, below_threshold=True, updated_at=utcnow()
-    )
-    upsert = new_row.on_conflict_do_update(
-        index_elements=[Wallet.workspace_id], set_={"updated_at": new_row.excluded.updated_at}
-    ).returning(Wallet)
-    wallet: Wallet | None = await session.scalar(
-        upsert, execution_options={"populate_existing": True}
-    )
-    assert wallet is not None  # an upsert with RETURNING always yields its row
-    return wallet
+    connection = await session.connection()
+    statement = _LOCK_WALLET.get(connection.dialect.name, _LOCK_WALLET["sqlite"])
+    row = (
+        await connection.execute(statement, {"wallet_of": workspace_id, "now": utcnow()})
+    ).one()  # an upsert with RETURNING always yields its row
+    return WalletState(workspace_id, int(row[0]), str(row[1]), bool(row[2]))
 
 
 async def held(session: AsyncSession, workspace_id: str, *, except_call: str | None = None) -> int:
     """What live calls of the workspace hold (all but ``except_call``'s), in minor units."""
-    query = select(func.coalesce(func.sum(WalletReservation.amount_minor), 0)).where(
-        WalletReservation.workspace_id == workspace_id
-    )
-    if except_call is not None:
-        query = query.where(WalletReservation.call_id != except_call)
-    total = await session.scalar(query)
-    return int(total or 0)  # PostgreSQL sums BIGINT into NUMERIC
+    await session.flush()  # the session's own new holds count too
+    connection = await session.connection()
+    if except_call is None:
+        result = await connection.execute(_HELD, {"workspace_id": workspace_id})
+    else:
+        result = await connection.execute(
+            _HELD_BY_OTHERS, {"workspace_id": workspace_id, "call_id": except_call}
+        )
+    return int(result.scalar() or 0)  # PostgreSQL sums BIGINT into NUMERIC
 
 
 async def balance(session: AsyncSession, workspace_id: str) -> int:
@@ -172,12 +219,7 @@ async def post_entry(
         raise ValueError("an entry must move money: amount_minor is 0")
     if not idempotency_key or len(idempotency_key) > _MAX_KEY_LENGTH:
         raise ValueError(f"idempotency_key must be 1–{_MAX_KEY_LENGTH} characters")
-    threshold = await session.scalar(
-        select(Workspace.low_balance_threshold_minor).where(Workspace.id == workspace_id)
-    )
-    if threshold is None:
-        raise LookupError(f"no workspace {workspace_id}")
-
+    threshold = await _threshold(session, workspace_id)
     wallet = await lock_wallet(session, workspace_id)
     existing = await find_entry(session, workspace_id, idempotency_key)
     if existing is not None:
@@ -186,14 +228,61 @@ async def post_entry(
         spendable = wallet.balance_minor - await held(session, workspace_id)
         if spendable + amount_minor < 0:
             raise InsufficientFunds(spendable, -amount_minor)
+    return await _append(
+        session,
+        wallet,
+        threshold,
+        amount_minor=amount_minor,
+        entry_type=entry_type,
+        idempotency_key=idempotency_key,
+        call_id=call_id,
+        number_id=number_id,
+        reference=reference,
+        top_up_details=top_up_details,
+    )
 
-    wallet.balance_minor += amount_minor
-    wallet.updated_at = utcnow()
+
+async def _threshold(session: AsyncSession, workspace_id: str) -> int:
+    """The workspace's low-balance threshold; ``LookupError`` for an unknown workspace."""
+    connection = await session.connection()
+    threshold = (await connection.execute(_THRESHOLD, {"workspace_id": workspace_id})).scalar()
+    if threshold is None:
+        raise LookupError(f"no workspace {workspace_id}")
+    return int(threshold)
+
+
+async def _append(
+    session: AsyncSession,
+    wallet: WalletState,
+    threshold: int,
+    *,
+    amount_minor: int,
+    entry_type: str,
+    idempotency_key: str,
+    call_id: str | None = None,
+    number_id: str | None = None,
+    reference: str | None = None,
+    top_up_details: Mapping[str, Any] | None = None,
+) -> WalletEntry:
+    """Post one entry on the locked ``wallet`` (checked by the caller: key not posted yet,
+    funds enough) and move its balance with it, with the events it causes."""
+    balance_after = wallet.balance_minor + amount_minor
+    below = balance_after < threshold
+    connection = await session.connection()
+    await connection.execute(
+        _SET_BALANCE,
+        {
+            "wallet_of": wallet.workspace_id,
+            "balance": balance_after,
+            "below": below,
+            "now": utcnow(),
+        },
+    )
     entry = WalletEntry(
-        workspace_id=workspace_id,
+        workspace_id=wallet.workspace_id,
         entry_type=entry_type,
         amount_minor=amount_minor,
-        balance_after_minor=wallet.balance_minor,
+        balance_after_minor=balance_after,
         currency=wallet.currency,
         call_id=call_id,
         number_id=number_id,
@@ -205,33 +294,30 @@ async def post_entry(
     if amount_minor > 0:
         await record_event(
             session,
-            workspace_id=workspace_id,
+            workspace_id=wallet.workspace_id,
             kind="wallet.top_up",
             data={
                 "entry_id": entry.id,
                 "amount_minor": amount_minor,
-                "balance_minor": wallet.balance_minor,
-                "new_balance_minor": wallet.balance_minor,
+                "balance_minor": balance_after,
+                "new_balance_minor": balance_after,
                 "currency": wallet.currency,
                 "reference": reference,
                 **(top_up_details or {}),
             },
         )
-    below = wallet.balance_minor < threshold
     if below and not wallet.below_threshold:
         await record_event(
             session,
-            workspace_id=workspace_id,
+            workspace_id=wallet.workspace_id,
             kind="wallet.low_balance",
             data={
                 "entry_id": entry.id,
-                "balance_minor": wallet.balance_minor,
+                "balance_minor": balance_after,
                 "low_balance_threshold_minor": threshold,
                 "currency": wallet.currency,
             },
         )
-    wallet.below_threshold = below
-    await session.flush()
     return entry
 
 
@@ -261,7 +347,9 @@ async def top_up(
 
 async def release_reservation(session: AsyncSession, call_id: str) -> None:
     """Drop a call's hold, if it has one."""
-    await session.execute(delete(WalletReservation).where(WalletReservation.call_id == call_id))
+    await session.flush()  # a hold the session added and has not written yet
+    connection = await session.connection()
+    await connection.execute(_RELEASE, {"hold_of": call_id})
 
 
 def answered_seconds(call: Call) -> int:
@@ -296,8 +384,10 @@ async def settle_call(
     wallet = await lock_wallet(session, call.workspace_id)
     await release_reservation(session, call.id)
     call.price_minor = price
+    if price == 0:
+        return None
     existing = await find_entry(session, call.workspace_id, key)
-    if existing is not None or price == 0:
+    if existing is not None:
         return existing
     charged = min(price, wallet.balance_minor - await held(session, call.workspace_id))
     if charged < price:
@@ -306,9 +396,10 @@ async def settle_call(
         )
     if charged <= 0:
         return None
-    return await post_entry(
+    return await _append(
         session,
-        workspace_id=call.workspace_id,
+        wallet,
+        await _threshold(session, call.workspace_id),
         amount_minor=-charged,
         entry_type="call",
         idempotency_key=key,

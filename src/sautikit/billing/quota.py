@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sautikit.billing.ledger import InsufficientFunds, held, lock_wallet
+from sautikit.billing.ledger import InsufficientFunds, WalletState, held, lock_wallet
 from sautikit.billing.rating import price_for, seconds_affordable
 from sautikit.db.models import WalletReservation
 
@@ -97,27 +97,41 @@ async def _own_hold(session: AsyncSession, call_id: str) -> WalletReservation | 
     return hold
 
 
+_NEW_HOLD = insert(WalletReservation)
+"""Built once: admission runs it for every call (see ``billing.ledger``'s statements)."""
+
+
 async def open_quota(
-    session: AsyncSession, workspace_id: str, call_id: str, rate: int, *, seconds: int
+    session: AsyncSession,
+    workspace_id: str,
+    call_id: str,
+    rate: int,
+    *,
+    seconds: int,
+    wallet: WalletState | None = None,
+    new_call: bool = False,
 ) -> Quota:
     """Hold the call's first slice of ``seconds``; raises :class:`InsufficientFunds`.
 
     Takes the wallet lock (the first lock of an admission, see
-    :mod:`sautikit.calls.admission`). Opening again replaces the call's hold.
+    :mod:`sautikit.calls.admission`) unless the caller holds it already (``wallet``).
+    Opening again replaces the call's hold; a ``new_call`` (inserted in this
+    transaction) has none to look for.
     """
-    wallet = await lock_wallet(session, workspace_id)
+    if wallet is None:
+        wallet = await lock_wallet(session, workspace_id)
     spendable = wallet.balance_minor - await held(session, workspace_id, except_call=call_id)
     quota = first_grant(spendable, rate, seconds)
-    hold = await _own_hold(session, call_id)
+    hold = None if new_call else await _own_hold(session, call_id)
     if hold is None:
-        session.add(
-            WalletReservation(
-                workspace_id=workspace_id, call_id=call_id, amount_minor=quota.hold_minor
-            )
+        connection = await session.connection()
+        await connection.execute(
+            _NEW_HOLD,
+            {"workspace_id": workspace_id, "call_id": call_id, "amount_minor": quota.hold_minor},
         )
     else:
         hold.amount_minor = quota.hold_minor
-    await session.flush()
+        await session.flush()
     return quota
 
 

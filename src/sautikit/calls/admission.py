@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.billing.authorisation import DestinationError, authorise_destination
-from sautikit.billing.ledger import InsufficientFunds, lock_wallet
+from sautikit.billing.ledger import InsufficientFunds, WalletState, lock_wallet
 from sautikit.billing.numbers import active_number
 from sautikit.billing.quota import Quota, open_quota
 from sautikit.billing.rating import call_rate_direction, rate_for
@@ -149,10 +149,10 @@ class Admission:
                         f"{call.to_number} is reached through this platform {hops} times "
                         "already: a dial loop"
                     )
-        await lock_wallet(session, workspace.id)  # the lock order: see the module's notes
+        wallet = await lock_wallet(session, workspace.id)  # the lock order: module notes
         if ask.origin in (Origin.API, Origin.DEVICE):
             await self.rate_guard.admit(session, workspace)
-        quota = await self.fund(session, workspace, call)
+        quota = await self.fund(session, workspace, call, wallet=wallet)
         await record_started(session, call)
         return Admitted(call, workspace, number, quota)
 
@@ -221,8 +221,16 @@ class Admission:
             return wanted
         raise NumberNotOwned(f"caller id {ask.caller} is not a number of this workspace")
 
-    async def fund(self, session: AsyncSession, workspace: Workspace, call: Call) -> Quota:
-        """Step 4: hold the call's first slice (the minimum funding) at its rate."""
+    async def fund(
+        self,
+        session: AsyncSession,
+        workspace: Workspace,
+        call: Call,
+        *,
+        wallet: WalletState | None = None,
+    ) -> Quota:
+        """Step 4: hold the call's first slice (the minimum funding) at its rate. With
+        ``wallet`` (locked by :meth:`admit`) the call is new: it has no hold yet."""
         direction = call_rate_direction(call.direction, call.on_net)
         rate = await rate_for(
             session, workspace.id, direction, call.to_number, settings=self.settings
@@ -235,4 +243,6 @@ class Admission:
             call.id,
             rate.rate_per_minute_minor,
             seconds=self.settings.min_call_funding_seconds,
+            wallet=wallet,
+            new_call=wallet is not None,
         )

@@ -70,7 +70,6 @@ def call_data(call: Call) -> dict[str, Any]:
 
 
 async def _event(session: AsyncSession, call: Call, kind: str) -> None:
-    await session.flush()
     await record_event(
         session,
         workspace_id=call.workspace_id,

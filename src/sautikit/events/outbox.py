@@ -14,13 +14,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.db.models import Call, Event
+from sautikit.db.types import utcnow
 from sautikit.events.kinds import EVENT_KINDS
+from sautikit.ids import new_id
 
 __all__ = ["record_call_event", "record_event"]
+
+_NEXT_SEQUENCE = (
+    update(Call)
+    .where(Call.id == bindparam("sequence_of"))
+    .values(event_sequence=Call.event_sequence + 1)
+    .returning(Call.event_sequence)
+)
+_NEW_EVENT = insert(Event)
 
 
 async def record_event(
@@ -36,23 +46,32 @@ async def record_event(
     call's or number's ``events_url``, delivered to in addition to matching subscriptions."""
     if kind not in EVENT_KINDS:
         raise ValueError(f"unknown event kind {kind!r}")
+    # The change the event reports is written first (the call's row, for its sequence);
+    # then both statements run on the session's connection, built once: every call
+    # writes several events, and the ORM's path costs several times SQLite's work.
+    await session.flush()
+    connection = await session.connection()
     sequence: int | None = None
     if call_id is not None:
-        sequence = await _next_sequence(session, call_id)
+        sequence = (await connection.execute(_NEXT_SEQUENCE, {"sequence_of": call_id})).scalar()
+        if sequence is None:
+            raise LookupError(f"no call {call_id}")
         # One name for the call in every event (SPEC §7): call_data's "id" becomes call_id.
         named = {name: value for name, value in data.items() if name != "id" or value != call_id}
         data = {"call_id": call_id, **named, "sequence": sequence}
-    event = Event(
-        workspace_id=workspace_id,
-        kind=kind,
-        data=data,
-        call_id=call_id,
-        target_url=target_url,
-        sequence=sequence,
-    )
-    session.add(event)
-    await session.flush()
-    return event
+    values = {
+        "id": new_id(),
+        "workspace_id": workspace_id,
+        "kind": kind,
+        "data": data,
+        "call_id": call_id,
+        "target_url": target_url,
+        "sequence": sequence,
+        "occurred_at": utcnow(),
+        "dispatched_at": None,
+    }
+    await connection.execute(_NEW_EVENT, values)
+    return Event(**values)  # as written; not in the session (nothing more to flush)
 
 
 async def record_call_event(
@@ -70,16 +89,3 @@ async def record_call_event(
         call_id=call.id,
         target_url=call.events_url,
     )
-
-
-async def _next_sequence(session: AsyncSession, call_id: str) -> int:
-    sequence = await session.scalar(
-        update(Call)
-        .where(Call.id == call_id)
-        .values(event_sequence=Call.event_sequence + 1)
-        .returning(Call.event_sequence)
-        .execution_options(synchronize_session=False)
-    )
-    if sequence is None:
-        raise LookupError(f"no call {call_id}")
-    return int(sequence)
