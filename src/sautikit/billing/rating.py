@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sautikit.config import Settings
@@ -141,12 +141,11 @@ async def rate_for(
     prefixes = _prefixes_of(destination)
     if not prefixes:
         return default_rate(settings, direction)
-    owners: ColumnElement[bool] = Rate.workspace_id.is_(None)
-    if workspace_id is not None:
-        owners = or_(owners, Rate.workspace_id == workspace_id)
+    connection = await session.connection()
     matches = (
-        await session.scalars(
-            select(Rate).where(Rate.direction == direction, Rate.prefix.in_(prefixes), owners)
+        await connection.execute(
+            _RATES_FOR,
+            {"direction": direction, "prefixes": prefixes, "owner": workspace_id},
         )
     ).all()
     if not matches:
@@ -160,6 +159,17 @@ async def rate_for(
         destination=best.destination,
         source="deck" if best.workspace_id is None else "workspace",
     )
+
+
+_RATES_FOR = select(
+    Rate.id, Rate.workspace_id, Rate.prefix, Rate.destination, Rate.rate_per_minute_minor
+).where(
+    Rate.direction == bindparam("direction"),
+    Rate.prefix.in_(bindparam("prefixes", expanding=True)),
+    # The deck's lines and the workspace's own (none when ``owner`` is NULL).
+    or_(Rate.workspace_id.is_(None), Rate.workspace_id == bindparam("owner")),
+)
+"""Built once and run on the session's connection: every call's admission and end ask."""
 
 
 async def published_rates(

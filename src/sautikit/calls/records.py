@@ -70,6 +70,7 @@ def call_data(call: Call) -> dict[str, Any]:
 
 
 async def _event(session: AsyncSession, call: Call, kind: str) -> None:
+    await session.flush()  # the row's defaults (created_at) belong in the event's data
     await record_event(
         session,
         workspace_id=call.workspace_id,
