@@ -33,12 +33,14 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sautikit.cli.cluster_flows import Seeded, run_flows, seed_demo
 from sautikit.cli.common import console, err_console
+
+if TYPE_CHECKING:  # the flows import the server: only cluster-demo itself loads them
+    from sautikit.cli.cluster_flows import Seeded
 
 __all__ = ["cluster_demo_command"]
 
@@ -127,6 +129,8 @@ async def _run(postgres: str, ports: DemoPorts, root: Path, time_limit: int) -> 
     console.print(f"folder {root}, ports {ports.base}–{ports.base + PORT_BLOCK - 1}")
     try:
         async with asyncio.timeout(time_limit), _cluster(postgres, ports, root) as cluster:
+            from sautikit.cli.cluster_flows import run_flows
+
             ok = await run_flows(cluster)
     except TimeoutError:
         err_console.print(f"[red]✗[/] gave up after {time_limit} s")
@@ -172,6 +176,8 @@ async def _cluster(postgres: str, ports: DemoPorts, root: Path) -> AsyncIterator
         storage_url = await stack.enter_async_context(_seaweedfs(ports, root / "seaweedfs"))
         console.print(f"[green]✓[/] SeaweedFS S3 on 127.0.0.1:{ports.weed(6)}")
         # Before the nodes start: they read the trunks once, at start.
+        from sautikit.cli.cluster_flows import seed_demo
+
         seeded = await seed_demo(database_url, ports)
         console.print("[green]✓[/] a workspace with credit, three numbers and a carrier trunk")
         cluster = Cluster(
